@@ -1,0 +1,1 @@
+//! Configuration: raw files, checked plans and sweep axes.

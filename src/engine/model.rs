@@ -1,0 +1,100 @@
+//! What the engine needs from a physics model, and nothing more.
+//!
+//! A model turns a batch of sweep points into a [`BatchProblem`]: flat per-member
+//! parameter blocks and tables (host-computed, including every transcendental function,
+//! so kernels do arithmetic and `sqrt` only), an initial state, a CPU reference
+//! right-hand side, and the WGSL source of the same right-hand side. The engine never
+//! interprets these numbers.
+
+use crate::Result;
+
+/// Sizes of one batch; every per-member array is laid out member-major with these strides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLayout {
+    /// Number of members (sweep points) in the batch.
+    pub batch: usize,
+    /// Reals per member in the state vector.
+    pub state_len: usize,
+    /// Reals per member in the parameter block.
+    pub params_len: usize,
+    /// Reals in one member's table block.
+    pub table_len: usize,
+    /// Distance between consecutive members' table blocks: `table_len`, or 0 when every
+    /// member shares one block (a sweep that leaves the density of states alone), which
+    /// keeps large batches within a storage binding.
+    pub table_stride: usize,
+    /// Reals per member of scratch space the RHS may use freely.
+    pub scratch_len: usize,
+}
+
+/// WGSL source of a model's right-hand-side kernel.
+///
+/// The kernel follows the binding convention of `shaders/shared/rhs_bindings.wgsl`
+/// (imported with `//! import shared/rhs_bindings`) and has entry point `rhs` with
+/// `@workgroup_size(WG)`; it is dispatched with one workgroup per member.
+#[derive(Clone, Debug)]
+pub struct KernelSource {
+    /// Name used in error messages and pipeline labels, e.g. `photoexcited/collision`.
+    pub name: String,
+    /// Source text before preprocessing (imports, `Real`).
+    pub source: String,
+}
+
+/// One batch of a model, ready to integrate.
+pub trait BatchProblem: Send + Sync {
+    /// Array sizes.
+    fn layout(&self) -> BatchLayout;
+    /// `batch × params_len` reals.
+    fn params(&self) -> &[f64];
+    /// `table_len + (batch - 1) × table_stride` reals.
+    fn tables(&self) -> &[f64];
+    /// `batch × state_len` reals: the state at `t = 0`.
+    fn initial_state(&self) -> Vec<f64>;
+    /// CPU twin of the RHS kernel for one member. Arguments follow the kernel's bindings:
+    /// that member's params, tables, time, state, derivative (output) and scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn rhs_member(
+        &self,
+        member: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    );
+    /// The RHS kernel's WGSL source.
+    fn kernel(&self) -> KernelSource;
+    /// Upper bound of the spectral radius of the RHS Jacobian per member (used by the
+    /// stabilised explicit method to pick its stage count). `None` if unknown.
+    fn spectral_radius(&self) -> Option<Vec<f64>> {
+        None
+    }
+    /// Tolerance blocks over the state for the adaptive error norm: `(start, end, atol, rtol)`
+    /// given the user's tolerances. Default: one block over the whole state.
+    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
+        vec![crate::engine::program::ToleranceBlock { start: 0, end: self.layout().state_len, atol, rtol }]
+    }
+    /// Range of state components whose derivative decides steadiness.
+    fn steady_range(&self) -> (usize, usize) {
+        (0, self.layout().state_len)
+    }
+}
+
+/// Observables of one member at one output time.
+#[derive(Clone, Debug, Default)]
+pub struct Observables {
+    /// Scalar observables, in a fixed order per model (columns of `results.csv`).
+    pub scalars: Vec<(String, f64)>,
+    /// Arrays to save as `.npy` (name, values).
+    pub arrays: Vec<(String, Vec<f64>)>,
+}
+
+/// Validates that every value is finite, naming the field otherwise.
+pub fn check_finite(field: &str, value: f64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(crate::NeqkinError::invalid(field, format!("must be a finite number, got {value}")))
+    }
+}
