@@ -79,6 +79,21 @@ pub trait BatchProblem: Send + Sync {
     fn steady_range(&self) -> (usize, usize) {
         (0, self.layout().state_len)
     }
+    /// Observables of member `member` at time `t` from its state `y` (host side, f64).
+    fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables;
+}
+
+/// A physics model as the sweep scheduler sees it: it checks parameter sets and builds
+/// batches from them. Parameter sets are JSON objects (the config's `[params]` table with
+/// one sweep point's values substituted), so the engine needs no model types.
+pub trait Model: Send + Sync {
+    /// Name used in configs (`model = "..."`).
+    fn name(&self) -> &'static str;
+    /// Checks one resolved parameter set. Errors name the field as `params.<key>`
+    /// (unknown keys, wrong types, out-of-range or non-finite values, grids too coarse).
+    fn validate(&self, params: &serde_json::Value) -> Result<()>;
+    /// Builds one batch from validated parameter sets.
+    fn build(&self, points: &[serde_json::Value]) -> Result<std::sync::Arc<dyn BatchProblem>>;
 }
 
 /// Observables of one member at one output time.
