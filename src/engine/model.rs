@@ -103,6 +103,13 @@ pub trait Model: Send + Sync {
     fn validate(&self, params: &serde_json::Value) -> Result<()>;
     /// Builds one batch from validated parameter sets.
     fn build(&self, points: &[serde_json::Value]) -> Result<std::sync::Arc<dyn BatchProblem>>;
+    /// Direct computations that are not a time integration (thresholds, eigenproblems,
+    /// closed forms), selected with `solver.method = "direct"`: one [`Observables`] per
+    /// point. Models without any return `None`.
+    fn evaluate(&self, points: &[serde_json::Value]) -> Option<Result<Vec<Observables>>> {
+        let _ = points;
+        None
+    }
 }
 
 /// Observables of one member at one output time.
