@@ -11,5 +11,7 @@ pub mod backend;
 pub mod cpu;
 pub mod integrators;
 pub mod model;
+pub mod output;
 pub mod program;
+pub mod schedule;
 pub mod solve;
