@@ -111,9 +111,10 @@ fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure { code: EXIT_USAGE, error: e.into() }
 }
 
-/// Input errors map to the usage code, everything else to the runtime code.
+/// Input errors (and an output folder that cannot be used as asked) map to the usage
+/// code, everything else to the runtime code.
 fn classify(e: NeqkinError) -> Failure {
-    let code = if e.is_input_error() { EXIT_USAGE } else { EXIT_RUNTIME };
+    let code = if e.is_input_error() || matches!(e, NeqkinError::Output { .. }) { EXIT_USAGE } else { EXIT_RUNTIME };
     Failure { code, error: e.into() }
 }
 

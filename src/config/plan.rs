@@ -152,14 +152,18 @@ impl Plan {
     }
 
     /// The part of [`Plan::resolved`] that decides the results (everything but the output
-    /// options and the title): equal for runs whose rows may be mixed.
-    pub fn fingerprint(resolved: &Value) -> Value {
+    /// options and the title) as canonical JSON text: equal for runs whose rows may be
+    /// mixed. Stored in `meta.json` and compared as text, because floats read back from
+    /// JSON need not round-trip bit for bit.
+    pub fn fingerprint(&self) -> String {
+        let r = self.resolved();
         json!({
-            "model": resolved.get("model"),
-            "solver": resolved.get("solver"),
-            "params": resolved.get("params"),
-            "sweep": resolved.get("sweep"),
+            "model": r.get("model"),
+            "solver": r.get("solver"),
+            "params": r.get("params"),
+            "sweep": r.get("sweep"),
         })
+        .to_string()
     }
 }
 

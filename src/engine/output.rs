@@ -299,6 +299,7 @@ fn build_meta(plan: &Plan, shard: Shard, points_in_shard: usize) -> Value {
         "git_dirty": GIT_DIRTY,
         "config": plan.raw,
         "resolved": plan.resolved(),
+        "fingerprint": plan.fingerprint(),
         "shard": { "index": shard.index, "count": shard.count },
         "points_total": plan.n_points(),
         "points_in_shard": points_in_shard,
@@ -333,8 +334,7 @@ impl OutputDir {
         let resuming = mode == OpenMode::Resume && root.join(META).exists();
         let (meta, done) = if resuming {
             let meta = read_meta(root)?;
-            let then = Plan::fingerprint(&meta["resolved"]);
-            if then != Plan::fingerprint(&plan.resolved()) {
+            if meta["fingerprint"].as_str() != Some(plan.fingerprint().as_str()) {
                 return Err(NeqkinError::output(
                     root,
                     "was written by a different config (model, solver, params or sweep differ); \
@@ -630,14 +630,13 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary
     let mut seen_shards = BTreeSet::new();
     for dir in shards {
         let meta = read_meta(dir)?;
-        let fp = Plan::fingerprint(&meta["resolved"]);
         let done = read_progress(dir)?;
         let (header, rows) = read_rows(dir, Some(&done))?;
         let header = header.unwrap_or_default();
         match &first {
             None => first = Some((dir.clone(), meta.clone(), header.clone())),
             Some((d0, m0, h0)) => {
-                if Plan::fingerprint(&m0["resolved"]) != fp {
+                if m0["fingerprint"] != meta["fingerprint"] {
                     return Err(NeqkinError::output(
                         dir,
                         format!("was run with a different config than {} (model, solver, params or sweep differ)", d0.display()),
@@ -727,6 +726,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary
         "merged": utc_now(),
         "config": meta0["config"],
         "resolved": meta0["resolved"],
+        "fingerprint": meta0["fingerprint"],
         "shard": { "index": 0, "count": 1 },
         "points_total": total,
         "points_in_shard": total,
