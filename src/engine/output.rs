@@ -748,7 +748,7 @@ mod tests {
     #[test]
     fn npy_header_is_aligned_and_parses() {
         for shape in [vec![3usize], vec![2, 5], vec![0, 7], vec![1234567, 1]] {
-            let n = shape.iter().product();
+            let n: usize = shape.iter().product();
             let data: Vec<f64> = (0..n.min(20)).map(|i| i as f64 * 0.5).collect();
             if data.len() != n {
                 continue;
