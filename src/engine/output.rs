@@ -240,8 +240,15 @@ pub fn failed_points(root: &Path) -> Result<BTreeSet<usize>> {
         .collect())
 }
 
+/// Shortest round-trip form; exponent notation outside `[1e-4, 1e15)` so that small
+/// and large values stay short (`3.1e-10`, not `0.00000000031`).
 fn fmt_f64(x: f64) -> String {
-    format!("{x}")
+    let a = x.abs();
+    if x == 0.0 || !x.is_finite() || (1e-4..1e15).contains(&a) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
 }
 
 fn csv_field(s: &str) -> String {
