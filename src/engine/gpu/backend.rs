@@ -40,7 +40,17 @@ use Access::{Read as R, ReadWrite as RW, Uniform as U};
 
 /// Bindings of each engine kernel, as declared in ops.wgsl.
 const BEGIN_STEP: &[(u32, Access)] = &[(0, U), (1, RW)];
-const LINCOMB: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, RW), (4, R), (5, R), (6, R), (7, R), (8, R)];
+const LINCOMB: &[(u32, Access)] = &[
+    (0, U),
+    (1, RW),
+    (2, R),
+    (3, RW),
+    (4, R),
+    (5, R),
+    (6, R),
+    (7, R),
+    (8, R),
+];
 const SCALAR_AXPY: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
 const ERROR_NORM: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), (5, R)];
 const CONTROL: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
@@ -97,11 +107,18 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Uploads `problem`'s parameters and tables and compiles the engine and RHS kernels
     /// at `precision` (see [`GpuContext::resolve_precision`]).
-    pub fn new(ctx: Arc<GpuContext>, problem: Arc<dyn BatchProblem>, precision: Precision) -> Result<Self> {
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        problem: Arc<dyn BatchProblem>,
+        precision: Precision,
+    ) -> Result<Self> {
         let precision = ctx.resolve_precision(Some(precision))?;
         let layout = problem.layout();
         if layout.batch == 0 || layout.state_len == 0 {
-            return Err(NeqkinError::invalid("batch", format!("empty batch layout {layout:?}")));
+            return Err(NeqkinError::invalid(
+                "batch",
+                format!("empty batch layout {layout:?}"),
+            ));
         }
         let ops = preprocess(OPS, shader(OPS).expect("ops.wgsl is embedded"), precision)?;
         let k = |entry: &str, bindings: &[(u32, Access)]| ctx.kernel(OPS, &ops, entry, bindings);
@@ -117,14 +134,32 @@ impl GpuBackend {
             steady_check: k("steady_check", STEADY_CHECK)?,
             rhs: ctx.kernel(&source.name, &rhs_src, "rhs", RHS)?,
         };
-        let tables_len = if layout.batch > 0 { layout.table_len + (layout.batch - 1) * layout.table_stride } else { 0 };
-        check_len("params", problem.params().len(), layout.batch * layout.params_len)?;
+        let tables_len = if layout.batch > 0 {
+            layout.table_len + (layout.batch - 1) * layout.table_stride
+        } else {
+            0
+        };
+        check_len(
+            "params",
+            problem.params().len(),
+            layout.batch * layout.params_len,
+        )?;
         check_len("tables", problem.tables().len(), tables_len)?;
         let backend = GpuBackend {
             params: storage(&ctx, precision, "params", layout.batch * layout.params_len)?,
             tables: storage(&ctx, precision, "tables", tables_len)?,
-            scratch: storage(&ctx, precision, "scratch", layout.batch * layout.scratch_len)?,
-            arena: storage(&ctx, precision, "scalar arena", INITIAL_ARENA_ARRAYS * layout.batch)?,
+            scratch: storage(
+                &ctx,
+                precision,
+                "scratch",
+                layout.batch * layout.scratch_len,
+            )?,
+            arena: storage(
+                &ctx,
+                precision,
+                "scalar arena",
+                INITIAL_ARENA_ARRAYS * layout.batch,
+            )?,
             ctx,
             layout,
             precision,
@@ -161,10 +196,16 @@ impl GpuBackend {
         }
         let offset = offset_reals * self.real();
         match self.precision {
-            Precision::F64 => self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(data)),
+            Precision::F64 => {
+                self.ctx
+                    .queue
+                    .write_buffer(buffer, offset, bytemuck::cast_slice(data))
+            }
             Precision::F32 => {
                 let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-                self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(&v));
+                self.ctx
+                    .queue
+                    .write_buffer(buffer, offset, bytemuck::cast_slice(&v));
             }
         }
     }
@@ -182,7 +223,13 @@ impl GpuBackend {
                     mapped_at_creation: false,
                 });
                 let mut encoder = ctx.device.create_command_encoder(&Default::default());
-                encoder.copy_buffer_to_buffer(buffer, offset_reals * self.real(), &staging, 0, size);
+                encoder.copy_buffer_to_buffer(
+                    buffer,
+                    offset_reals * self.real(),
+                    &staging,
+                    0,
+                    size,
+                );
                 ctx.queue.submit([encoder.finish()]);
                 staging
             },
@@ -192,13 +239,23 @@ impl GpuBackend {
             let _ = tx.send(r);
         });
         wait(ctx, "readback")?;
-        let gpu_err = |message: String| NeqkinError::Gpu { context: "mapping readback buffer".into(), message };
-        rx.recv().map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
+        let gpu_err = |message: String| NeqkinError::Gpu {
+            context: "mapping readback buffer".into(),
+            message,
+        };
+        rx.recv()
+            .map_err(|e| gpu_err(e.to_string()))?
+            .map_err(|e| gpu_err(e.to_string()))?;
         let out = {
-            let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| gpu_err(e.to_string()))?;
             match self.precision {
                 Precision::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(&view),
-                Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view).into_iter().map(f64::from).collect(),
+                Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
             }
         };
         staging.unmap();
@@ -206,12 +263,17 @@ impl GpuBackend {
     }
 
     fn vector(&self, v: VecId) -> Result<&wgpu::Buffer> {
-        self.vectors.get(v.0).ok_or_else(|| NeqkinError::invalid("program", format!("unknown vector {v:?}")))
+        self.vectors
+            .get(v.0)
+            .ok_or_else(|| NeqkinError::invalid("program", format!("unknown vector {v:?}")))
     }
 
     fn scalar_offset(&self, s: ScalarId) -> Result<u32> {
         if s.0 >= self.n_scalars {
-            return Err(NeqkinError::invalid("program", format!("unknown scalar array {s:?}")));
+            return Err(NeqkinError::invalid(
+                "program",
+                format!("unknown scalar array {s:?}"),
+            ));
         }
         Ok((s.0 * self.layout.batch) as u32)
     }
@@ -259,9 +321,24 @@ impl GpuBackend {
         for op in &program.ops {
             match op {
                 Op::BeginStep { ctrl } => {
-                    let [t, h, t_end, status, _, _, _, h_used, _, h_max] = self.ctrl_offsets(ctrl)?;
-                    let p = BeginStepParams { batch, t, h, h_max, t_end, status, h_used, _pad: 0 };
-                    planned.push(Planned { kernel: &k.begin_step, uniform: bytemuck::bytes_of(&p).to_vec(), storage: vec![(1, arena)], grid: per_member });
+                    let [t, h, t_end, status, _, _, _, h_used, _, h_max] =
+                        self.ctrl_offsets(ctrl)?;
+                    let p = BeginStepParams {
+                        batch,
+                        t,
+                        h,
+                        h_max,
+                        t_end,
+                        status,
+                        h_used,
+                        _pad: 0,
+                    };
+                    planned.push(Planned {
+                        kernel: &k.begin_step,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage: vec![(1, arena)],
+                        grid: per_member,
+                    });
                 }
                 Op::Rhs { t, y, dy } => {
                     if y == dy {
@@ -285,18 +362,37 @@ impl GpuBackend {
                         (5, Some(self.vector(*dy)?)),
                         (6, Some(&self.scratch)),
                     ];
-                    planned.push(Planned { kernel: &k.rhs, uniform: bytemuck::bytes_of(&p).to_vec(), storage, grid: per_workgroup });
+                    planned.push(Planned {
+                        kernel: &k.rhs,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_workgroup,
+                    });
                 }
-                Op::Lincomb { out, plain, h, scaled } => {
+                Op::Lincomb {
+                    out,
+                    plain,
+                    h,
+                    scaled,
+                } => {
                     if plain.iter().chain(scaled).any(|(_, v)| v == out) {
-                        return Err(NeqkinError::invalid("program", "Lincomb: out may alias none of the inputs"));
+                        return Err(NeqkinError::invalid(
+                            "program",
+                            "Lincomb: out may alias none of the inputs",
+                        ));
                     }
-                    let terms: Vec<(f64, VecId, bool)> =
-                        plain.iter().map(|&(c, v)| (c, v, false)).chain(scaled.iter().map(|&(c, v)| (c, v, true))).collect();
+                    let terms: Vec<(f64, VecId, bool)> = plain
+                        .iter()
+                        .map(|&(c, v)| (c, v, false))
+                        .chain(scaled.iter().map(|&(c, v)| (c, v, true)))
+                        .collect();
                     let h = self.scalar_offset(*h)?;
                     let out_buf = self.vector(*out)?;
-                    let chunks: Vec<&[(f64, VecId, bool)]> =
-                        if terms.is_empty() { vec![&[]] } else { terms.chunks(LINCOMB_MAX_TERMS).collect() };
+                    let chunks: Vec<&[(f64, VecId, bool)]> = if terms.is_empty() {
+                        vec![&[]]
+                    } else {
+                        terms.chunks(LINCOMB_MAX_TERMS).collect()
+                    };
                     for (ci, chunk) in chunks.into_iter().enumerate() {
                         let coefs: Vec<f64> = chunk.iter().map(|t| t.0).collect();
                         let p = LincombParams {
@@ -317,7 +413,12 @@ impl GpuBackend {
                             };
                             storage.push((4 + j as u32, b));
                         }
-                        planned.push(Planned { kernel: &k.lincomb, uniform: bytemuck::bytes_of(&p).to_vec(), storage, grid: per_element });
+                        planned.push(Planned {
+                            kernel: &k.lincomb,
+                            uniform: bytemuck::bytes_of(&p).to_vec(),
+                            storage,
+                            grid: per_element,
+                        });
                     }
                 }
                 Op::ScalarAxpy { out, a, c, h } => {
@@ -329,13 +430,27 @@ impl GpuBackend {
                         coef: push(&[*c]),
                         ..Default::default()
                     };
-                    planned.push(Planned { kernel: &k.scalar_axpy, uniform: bytemuck::bytes_of(&p).to_vec(), storage: vec![(1, arena), (2, None)], grid: per_member });
+                    planned.push(Planned {
+                        kernel: &k.scalar_axpy,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage: vec![(1, arena), (2, None)],
+                        grid: per_member,
+                    });
                 }
-                Op::ErrorNorm { out, err, y, y_new, blocks } => {
+                Op::ErrorNorm {
+                    out,
+                    err,
+                    y,
+                    y_new,
+                    blocks,
+                } => {
                     let mut values = Vec::with_capacity(4 * blocks.len());
                     for b in blocks {
                         if b.start > b.end || b.end > l.state_len {
-                            return Err(NeqkinError::invalid("program", format!("ErrorNorm: block {b:?} outside the state")));
+                            return Err(NeqkinError::invalid(
+                                "program",
+                                format!("ErrorNorm: block {b:?} outside the state"),
+                            ));
                         }
                         values.extend_from_slice(&[b.start as f64, b.end as f64, b.atol, b.rtol]);
                     }
@@ -347,32 +462,94 @@ impl GpuBackend {
                         blocks: push(&values),
                         ..Default::default()
                     };
-                    let storage = vec![(1, arena), (2, None), (3, Some(self.vector(*err)?)), (4, Some(self.vector(*y)?)), (5, Some(self.vector(*y_new)?))];
-                    planned.push(Planned { kernel: &k.error_norm, uniform: bytemuck::bytes_of(&p).to_vec(), storage, grid: per_workgroup });
+                    let storage = vec![
+                        (1, arena),
+                        (2, None),
+                        (3, Some(self.vector(*err)?)),
+                        (4, Some(self.vector(*y)?)),
+                        (5, Some(self.vector(*y_new)?)),
+                    ];
+                    planned.push(Planned {
+                        kernel: &k.error_norm,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_workgroup,
+                    });
                 }
                 Op::Control { ctrl, law } => {
-                    let [t, h, t_end, status, accept, n_accept, n_reject, h_used, err, _] = self.ctrl_offsets(ctrl)?;
+                    let [t, h, t_end, status, accept, n_accept, n_reject, h_used, err, _] =
+                        self.ctrl_offsets(ctrl)?;
                     let (law, order, coef) = match *law {
                         ControlLaw::Fixed => (LAW_FIXED, 0, push(&[0.0; 4])),
-                        ControlLaw::Adaptive { order, safety, min_factor, max_factor, h_min } => {
-                            (LAW_ADAPTIVE, order, push(&[safety, min_factor, max_factor, h_min]))
-                        }
+                        ControlLaw::Adaptive {
+                            order,
+                            safety,
+                            min_factor,
+                            max_factor,
+                            h_min,
+                        } => (
+                            LAW_ADAPTIVE,
+                            order,
+                            push(&[safety, min_factor, max_factor, h_min]),
+                        ),
                     };
-                    let p = ControlParams { batch, t, h, t_end, status, accept, n_accept, n_reject, h_used, err, law, order, coef, ..Default::default() };
-                    planned.push(Planned { kernel: &k.control, uniform: bytemuck::bytes_of(&p).to_vec(), storage: vec![(1, arena), (2, None)], grid: per_member });
+                    let p = ControlParams {
+                        batch,
+                        t,
+                        h,
+                        t_end,
+                        status,
+                        accept,
+                        n_accept,
+                        n_reject,
+                        h_used,
+                        err,
+                        law,
+                        order,
+                        coef,
+                        ..Default::default()
+                    };
+                    planned.push(Planned {
+                        kernel: &k.control,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage: vec![(1, arena), (2, None)],
+                        grid: per_member,
+                    });
                 }
                 Op::Select { dst, src, flag } => {
                     let flag = self.scalar_offset(*flag)?;
                     if dst == src {
                         continue; // copying a vector onto itself does nothing
                     }
-                    let p = SelectParams { n, state_len: l.state_len as u32, flag, _pad: 0 };
-                    let storage = vec![(1, arena), (3, Some(self.vector(*dst)?)), (4, Some(self.vector(*src)?))];
-                    planned.push(Planned { kernel: &k.select, uniform: bytemuck::bytes_of(&p).to_vec(), storage, grid: per_element });
+                    let p = SelectParams {
+                        n,
+                        state_len: l.state_len as u32,
+                        flag,
+                        _pad: 0,
+                    };
+                    let storage = vec![
+                        (1, arena),
+                        (3, Some(self.vector(*dst)?)),
+                        (4, Some(self.vector(*src)?)),
+                    ];
+                    planned.push(Planned {
+                        kernel: &k.select,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_element,
+                    });
                 }
-                Op::SteadyCheck { ctrl, dy, range, tol } => {
+                Op::SteadyCheck {
+                    ctrl,
+                    dy,
+                    range,
+                    tol,
+                } => {
                     if range.0 > range.1 || range.1 > l.state_len {
-                        return Err(NeqkinError::invalid("program", format!("SteadyCheck: range {range:?} outside the state")));
+                        return Err(NeqkinError::invalid(
+                            "program",
+                            format!("SteadyCheck: range {range:?} outside the state"),
+                        ));
                     }
                     let p = SteadyCheckParams {
                         batch,
@@ -385,7 +562,12 @@ impl GpuBackend {
                         _pad: 0,
                     };
                     let storage = vec![(1, arena), (2, None), (3, Some(self.vector(*dy)?))];
-                    planned.push(Planned { kernel: &k.steady_check, uniform: bytemuck::bytes_of(&p).to_vec(), storage, grid: per_workgroup });
+                    planned.push(Planned {
+                        kernel: &k.steady_check,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_workgroup,
+                    });
                 }
             }
         }
@@ -411,24 +593,48 @@ impl GpuBackend {
                         mapped_at_creation: false,
                     });
                     ctx.queue.write_buffer(&uniform, 0, &p.uniform);
-                    let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniform.as_entire_binding(),
+                    }];
                     for &(binding, buffer) in &p.storage {
                         let b = buffer.unwrap_or(&consts_buf);
-                        entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
+                        entries.push(wgpu::BindGroupEntry {
+                            binding,
+                            resource: b.as_entire_binding(),
+                        });
                     }
-                    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &p.kernel.layout, entries: &entries });
-                    dispatches.push(Dispatch { pipeline: p.kernel.pipeline.clone(), bind_group, grid: p.grid });
+                    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: None,
+                        layout: &p.kernel.layout,
+                        entries: &entries,
+                    });
+                    dispatches.push(Dispatch {
+                        pipeline: p.kernel.pipeline.clone(),
+                        bind_group,
+                        grid: p.grid,
+                    });
                     buffers.push(uniform);
                 }
                 buffers.push(consts_buf);
-                Compiled { program: program.clone(), generation: self.generation, dispatches, _buffers: buffers }
+                Compiled {
+                    program: program.clone(),
+                    generation: self.generation,
+                    dispatches,
+                    _buffers: buffers,
+                }
             },
         )
     }
 
     fn grow_arena(&mut self) -> Result<()> {
         let arrays = self.arena_arrays * 2;
-        let new = storage(&self.ctx, self.precision, "scalar arena", arrays * self.layout.batch)?;
+        let new = storage(
+            &self.ctx,
+            self.precision,
+            "scalar arena",
+            arrays * self.layout.batch,
+        )?;
         let used = (self.n_scalars * self.layout.batch) as u64 * self.real();
         let ctx = &*self.ctx;
         ctx.scoped(
@@ -450,18 +656,29 @@ impl GpuBackend {
 
 fn check_len(field: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(NeqkinError::invalid(field, format!("length {got} != {want} from the batch layout")));
+        return Err(NeqkinError::invalid(
+            field,
+            format!("length {got} != {want} from the batch layout"),
+        ));
     }
     Ok(())
 }
 
 /// A zeroed storage buffer of `len` reals (at least one), checked against the binding limit.
-fn storage(ctx: &GpuContext, precision: Precision, label: &str, len: usize) -> Result<wgpu::Buffer> {
+fn storage(
+    ctx: &GpuContext,
+    precision: Precision,
+    label: &str,
+    len: usize,
+) -> Result<wgpu::Buffer> {
     let size = len.max(1) as u64 * GpuContext::real_size(precision);
     if size > ctx.max_binding() {
         return Err(NeqkinError::Gpu {
             context: format!("allocating {label}"),
-            message: format!("{size} bytes exceed the largest storage binding ({} bytes); use a smaller batch", ctx.max_binding()),
+            message: format!(
+                "{size} bytes exceed the largest storage binding ({} bytes); use a smaller batch",
+                ctx.max_binding()
+            ),
         });
     }
     ctx.scoped(
@@ -470,7 +687,9 @@ fn storage(ctx: &GpuContext, precision: Precision, label: &str, len: usize) -> R
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
         },
@@ -479,7 +698,12 @@ fn storage(ctx: &GpuContext, precision: Precision, label: &str, len: usize) -> R
 
 impl Backend for GpuBackend {
     fn new_vector(&mut self) -> Result<VecId> {
-        let buffer = storage(&self.ctx, self.precision, "batch vector", self.layout.batch * self.layout.state_len)?;
+        let buffer = storage(
+            &self.ctx,
+            self.precision,
+            "batch vector",
+            self.layout.batch * self.layout.state_len,
+        )?;
         self.vectors.push(buffer);
         Ok(VecId(self.vectors.len() - 1))
     }
@@ -493,13 +717,21 @@ impl Backend for GpuBackend {
     }
 
     fn write_vector(&mut self, v: VecId, data: &[f64]) -> Result<()> {
-        check_len("state", data.len(), self.layout.batch * self.layout.state_len)?;
+        check_len(
+            "state",
+            data.len(),
+            self.layout.batch * self.layout.state_len,
+        )?;
         self.upload(self.vector(v)?, 0, data);
         Ok(())
     }
 
     fn read_vector(&mut self, v: VecId) -> Result<Vec<f64>> {
-        self.download(self.vector(v)?, 0, self.layout.batch * self.layout.state_len)
+        self.download(
+            self.vector(v)?,
+            0,
+            self.layout.batch * self.layout.state_len,
+        )
     }
 
     fn write_scalars(&mut self, s: ScalarId, data: &[f64]) -> Result<()> {
@@ -522,7 +754,10 @@ impl Backend for GpuBackend {
 
     fn run(&mut self, program: ProgramId, repeats: usize) -> Result<()> {
         let Some(compiled) = self.programs.get(program.0) else {
-            return Err(NeqkinError::invalid("program", format!("unknown program {program:?}")));
+            return Err(NeqkinError::invalid(
+                "program",
+                format!("unknown program {program:?}"),
+            ));
         };
         if compiled.generation != self.generation {
             let rebuilt = self.build(&compiled.program.clone())?;
@@ -542,7 +777,11 @@ impl Backend for GpuBackend {
             let index = ctx.scoped(
                 || format!("running step program ({repeats} repeats)"),
                 || {
-                    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step program") });
+                    let mut encoder =
+                        ctx.device
+                            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                                label: Some("step program"),
+                            });
                     {
                         let mut pass = encoder.begin_compute_pass(&Default::default());
                         for d in sequence.by_ref().take(count) {
@@ -559,8 +798,14 @@ impl Backend for GpuBackend {
             // unbounded work.
             if let Some(prev) = previous.replace(index) {
                 ctx.device
-                    .poll(wgpu::PollType::Wait { submission_index: Some(prev), timeout: None })
-                    .map_err(|e| NeqkinError::Gpu { context: "running step program".into(), message: e.to_string() })?;
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(prev),
+                        timeout: None,
+                    })
+                    .map_err(|e| NeqkinError::Gpu {
+                        context: "running step program".into(),
+                        message: e.to_string(),
+                    })?;
             }
         }
         Ok(())
@@ -568,6 +813,12 @@ impl Backend for GpuBackend {
 
     fn info(&self) -> BackendInfo {
         let a = self.ctx.info();
-        BackendInfo { backend: "gpu".into(), adapter: a.name, api: a.api, precision: self.precision, threads: 0 }
+        BackendInfo {
+            backend: "gpu".into(),
+            adapter: a.name,
+            api: a.api,
+            precision: self.precision,
+            threads: 0,
+        }
     }
 }

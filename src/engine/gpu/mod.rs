@@ -119,7 +119,10 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext").field("adapter", &self.adapter_info.name).field("f64", &self.f64).finish()
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.adapter_info.name)
+            .field("f64", &self.f64)
+            .finish()
     }
 }
 
@@ -152,15 +155,29 @@ impl GpuContext {
         let adapter_info = adapter.get_info();
         let limits = adapter.limits();
         let f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
-        let required_features = if f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() };
+        let required_features = if f64 {
+            wgpu::Features::SHADER_F64
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("neqkin"),
             required_features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| NeqkinError::Gpu { context: format!("opening device on {}", adapter_info.name), message: e.to_string() })?;
-        Ok(GpuContext { adapter_info, limits, f64, device, queue, kernels: Mutex::new(HashMap::new()) })
+        .map_err(|e| NeqkinError::Gpu {
+            context: format!("opening device on {}", adapter_info.name),
+            message: e.to_string(),
+        })?;
+        Ok(GpuContext {
+            adapter_info,
+            limits,
+            f64,
+            device,
+            queue,
+            kernels: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The adapter's name, API and type.
@@ -193,7 +210,10 @@ impl GpuContext {
             None => Ok(Precision::F32),
             Some(Precision::F64) if !self.f64 => Err(NeqkinError::invalid(
                 "precision",
-                format!("adapter {} has no f64 shader support (SHADER_F64); use f32", self.adapter_info.name),
+                format!(
+                    "adapter {} has no f64 shader support (SHADER_F64); use f32",
+                    self.adapter_info.name
+                ),
             )),
             Some(p) => Ok(p),
         }
@@ -209,12 +229,18 @@ impl GpuContext {
 
     /// Largest buffer that can be bound as one storage binding, bytes.
     pub fn max_binding(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; a captured error
     /// becomes [`NeqkinError::Gpu`] with `context`.
-    pub(crate) fn scoped<T>(&self, context: impl FnOnce() -> String, f: impl FnOnce() -> T) -> Result<T> {
+    pub(crate) fn scoped<T>(
+        &self,
+        context: impl FnOnce() -> String,
+        f: impl FnOnce() -> T,
+    ) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
@@ -222,24 +248,40 @@ impl GpuContext {
         let o = pollster::block_on(oom.pop());
         match v.or(o) {
             None => Ok(value),
-            Some(e) => Err(NeqkinError::Gpu { context: context(), message: e.to_string() }),
+            Some(e) => Err(NeqkinError::Gpu {
+                context: context(),
+                message: e.to_string(),
+            }),
         }
     }
 
     /// The pipeline of entry point `entry` of `source` (already preprocessed), with an
     /// explicit layout of `bindings` (binding number, access) in group 0. Cached.
-    pub(crate) fn kernel(&self, name: &str, source: &str, entry: &str, bindings: &[(u32, Access)]) -> Result<Kernel> {
+    pub(crate) fn kernel(
+        &self,
+        name: &str,
+        source: &str,
+        entry: &str,
+        bindings: &[(u32, Access)],
+    ) -> Result<Kernel> {
         let key = (source.to_string(), entry.to_string());
-        if let Some(k) = self.kernels.lock().expect("kernel cache poisoned").get(&key) {
+        if let Some(k) = self
+            .kernels
+            .lock()
+            .expect("kernel cache poisoned")
+            .get(&key)
+        {
             return Ok(k.clone());
         }
         let kernel = self.scoped(
             || format!("compiling kernel `{entry}` of {name}"),
             || {
-                let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
+                let module = self
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(name),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    });
                 let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                     .iter()
                     .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
@@ -248,8 +290,12 @@ impl GpuContext {
                         ty: wgpu::BindingType::Buffer {
                             ty: match access {
                                 Access::Uniform => wgpu::BufferBindingType::Uniform,
-                                Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                                Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                                Access::Read => {
+                                    wgpu::BufferBindingType::Storage { read_only: true }
+                                }
+                                Access::ReadWrite => {
+                                    wgpu::BufferBindingType::Storage { read_only: false }
+                                }
                             },
                             has_dynamic_offset: false,
                             min_binding_size: None,
@@ -257,27 +303,36 @@ impl GpuContext {
                         count: None,
                     })
                     .collect();
-                let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(entry),
-                    entries: &entries,
-                });
-                let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(entry),
-                    bind_group_layouts: &[Some(&layout)],
-                    immediate_size: 0,
-                });
-                let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
+                let layout =
+                    self.device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(entry),
+                            entries: &entries,
+                        });
+                let pipeline_layout =
+                    self.device
+                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: Some(entry),
+                            bind_group_layouts: &[Some(&layout)],
+                            immediate_size: 0,
+                        });
+                let pipeline =
+                    self.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(entry),
+                            layout: Some(&pipeline_layout),
+                            module: &module,
+                            entry_point: Some(entry),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        });
                 Kernel { pipeline, layout }
             },
         )?;
-        self.kernels.lock().expect("kernel cache poisoned").insert(key, kernel.clone());
+        self.kernels
+            .lock()
+            .expect("kernel cache poisoned")
+            .insert(key, kernel.clone());
         Ok(kernel)
     }
 
@@ -301,7 +356,13 @@ impl GpuContext {
 ///
 /// Only per-binding limits are checked (wgpu does not report total device memory);
 /// `n_vectors` is accepted so a total-memory cap can be added without changing callers.
-pub fn max_batch(ctx: &GpuContext, layout: &BatchLayout, precision: Precision, n_vectors: usize, n_scalars: usize) -> usize {
+pub fn max_batch(
+    ctx: &GpuContext,
+    layout: &BatchLayout,
+    precision: Precision,
+    n_vectors: usize,
+    n_scalars: usize,
+) -> usize {
     let _ = n_vectors;
     let reals = ctx.max_binding() / GpuContext::real_size(precision);
     let mut best = u64::from(u32::MAX);
@@ -334,8 +395,21 @@ pub fn copy_bandwidth(ctx: &GpuContext, bytes: u64, precision: Precision) -> Res
     let precision = ctx.resolve_precision(Some(precision))?;
     let real = GpuContext::real_size(precision);
     let n = (bytes.min(ctx.max_binding()) / real).clamp(1, u64::from(u32::MAX));
-    let source = preprocess::preprocess("engine/copy.wgsl", preprocess::shader("engine/copy.wgsl").expect("embedded"), precision)?;
-    let kernel = ctx.kernel("engine/copy.wgsl", &source, "copy", &[(0, Access::Uniform), (1, Access::Read), (2, Access::ReadWrite)])?;
+    let source = preprocess::preprocess(
+        "engine/copy.wgsl",
+        preprocess::shader("engine/copy.wgsl").expect("embedded"),
+        precision,
+    )?;
+    let kernel = ctx.kernel(
+        "engine/copy.wgsl",
+        &source,
+        "copy",
+        &[
+            (0, Access::Uniform),
+            (1, Access::Read),
+            (2, Access::ReadWrite),
+        ],
+    )?;
     let usage = wgpu::BufferUsages::STORAGE;
     let (params, src, dst, bind_group) = ctx.scoped(
         || format!("allocating 2 × {} bytes for the copy benchmark", n * real),
@@ -346,22 +420,44 @@ pub fn copy_bandwidth(ctx: &GpuContext, bytes: u64, precision: Precision) -> Res
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let src = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("copy src"), size: n * real, usage, mapped_at_creation: false });
-            let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("copy dst"), size: n * real, usage, mapped_at_creation: false });
+            let src = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("copy src"),
+                size: n * real,
+                usage,
+                mapped_at_creation: false,
+            });
+            let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("copy dst"),
+                size: n * real,
+                usage,
+                mapped_at_creation: false,
+            });
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("copy"),
                 layout: &kernel.layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: src.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: dst.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: src.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: dst.as_entire_binding(),
+                    },
                 ],
             });
             (params, src, dst, bind_group)
         },
     )?;
     let _keep = (&src, &dst);
-    let p = uniforms::CopyParams { n: n as u32, ..Default::default() };
+    let p = uniforms::CopyParams {
+        n: n as u32,
+        ..Default::default()
+    };
     ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&p));
     let (gx, gy) = ctx.grid(n.div_ceil(u64::from(WG)));
     let run = |iterations: u32| -> Result<f64> {
@@ -395,5 +491,8 @@ pub(crate) fn wait(ctx: &GpuContext, context: &str) -> Result<()> {
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map(|_| ())
-        .map_err(|e| NeqkinError::Gpu { context: format!("waiting for {context}"), message: e.to_string() })
+        .map_err(|e| NeqkinError::Gpu {
+            context: format!("waiting for {context}"),
+            message: e.to_string(),
+        })
 }
