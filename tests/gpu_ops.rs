@@ -674,6 +674,14 @@ fn broken_kernel_is_a_gpu_error() {
 }
 
 #[test]
+fn backend_and_context_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<GpuBackend>();
+    assert_send_sync::<GpuContext>();
+}
+
+#[test]
 fn unknown_adapter_name_is_no_adapter() {
     let Some(_ctx) = gpu() else { return };
     let err = GpuContext::with_adapter(Some("no-such-adapter-xyz")).unwrap_err();
@@ -715,4 +723,56 @@ fn precision_sizing_and_bandwidth() {
     let gbs = copy_bandwidth(&ctx, 16 << 20, Precision::F32).unwrap();
     println!("copy bandwidth (16 MiB, f32): {gbs:.2} GB/s; max_batch f32 {m32}, f64 {m64}");
     assert!(gbs > 0.0 && gbs.is_finite());
+}
+
+/// More members than workgroups per grid dimension (65535 on lavapipe): the kernels with
+/// one workgroup per member (rhs, error_norm) run on a 2-D grid; the others alongside.
+#[test]
+fn batch_beyond_one_grid_dimension() {
+    let Some(ctx) = gpu() else { return };
+    let b = ctx.limits().max_compute_workgroups_per_dimension as usize + 1000;
+    let n = 3;
+    let mut pair = Pair::new(&ctx, Relax::new(b, n, false), Precision::F32);
+    let y = pair.vector(&noise(b * n, 21));
+    let dy = pair.vector(&vec![0.0; b * n]);
+    let out = pair.vector(&vec![0.0; b * n]);
+    let t: Vec<f64> = (0..b).map(|m| (m % 17) as f64 * 0.1).collect();
+    let t = pair.scalars(&t);
+    let h = pair.scalars(&vec![0.01; b]);
+    let norm = pair.scalars(&vec![0.0; b]);
+    let t2 = pair.scalars(&vec![0.0; b]);
+    pair.run(
+        vec![
+            Op::Rhs { t, y, dy },
+            Op::Lincomb {
+                out,
+                plain: vec![(1.0, y)],
+                h,
+                scaled: vec![(1.0, dy)],
+            },
+            Op::ErrorNorm {
+                out: norm,
+                err: dy,
+                y,
+                y_new: out,
+                blocks: vec![ToleranceBlock {
+                    start: 0,
+                    end: n,
+                    atol: 1e-3,
+                    rtol: 1e-3,
+                }],
+            },
+            Op::ScalarAxpy {
+                out: t2,
+                a: t,
+                c: 1.0,
+                h,
+            },
+        ],
+        1,
+    );
+    pair.check_vector("2-D grid rhs", dy, 1e-5);
+    pair.check_vector("2-D grid lincomb", out, 1e-5);
+    pair.check_scalars("2-D grid error_norm", norm, 1e-5);
+    pair.check_scalars("2-D grid scalar_axpy", t2, 1e-5);
 }

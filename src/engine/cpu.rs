@@ -3,7 +3,7 @@
 //!
 //! Each op here is the CPU twin of the kernel of the same name in
 //! `shaders/engine/ops.wgsl`; both follow the semantics documented on
-//! [`crate::engine::program::Op`], and `tests/gpu_cpu.rs` compares them.
+//! [`crate::engine::program::Op`], and `tests/gpu_ops.rs` compares them.
 
 use std::sync::Arc;
 
@@ -272,6 +272,9 @@ pub fn control(c: &mut MemberControl, law: &ControlLaw) {
             }
         }
         ControlLaw::Adaptive { order, safety, min_factor, max_factor, h_min } => {
+            // Departs from the GPU twin: `step_factor` in shaders/engine/ops.wgsl computes
+            // err^exponent in f32 (f64 pow is not portable across drivers, and f32 is
+            // plenty for a step-size factor), so `h` agrees to f32 rounding only.
             let exponent = -1.0 / (order as f64 + 1.0);
             if c.err.is_finite() && c.err <= 1.0 {
                 let factor = if c.err > 0.0 {

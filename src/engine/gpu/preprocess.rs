@@ -73,7 +73,7 @@ fn expand(name: &str, source: &str, out: &mut String, seen: &mut Vec<String>) ->
                 context: format!("preprocessing shader {name}, line {}", line_no + 1),
                 message: format!("unknown import `{target}` (expected shared/<name> of a file in shaders/shared/)"),
             })?;
-        if seen.iter().any(|s| *s == path) {
+        if seen.contains(&path) {
             continue;
         }
         seen.push(path.clone());
