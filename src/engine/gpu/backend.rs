@@ -120,6 +120,9 @@ impl GpuBackend {
                 format!("empty batch layout {layout:?}"),
             ));
         }
+        let arena_arrays = INITIAL_ARENA_ARRAYS
+            .min(max_arena_arrays(&ctx, precision, layout.batch))
+            .max(1);
         let ops = preprocess(OPS, shader(OPS).expect("ops.wgsl is embedded"), precision)?;
         let k = |entry: &str, bindings: &[(u32, Access)]| ctx.kernel(OPS, &ops, entry, bindings);
         let source = problem.kernel();
@@ -154,18 +157,13 @@ impl GpuBackend {
                 "scratch",
                 layout.batch * layout.scratch_len,
             )?,
-            arena: storage(
-                &ctx,
-                precision,
-                "scalar arena",
-                INITIAL_ARENA_ARRAYS * layout.batch,
-            )?,
+            arena: storage(&ctx, precision, "scalar arena", arena_arrays * layout.batch)?,
             ctx,
             layout,
             precision,
             kernels,
             vectors: Vec::new(),
-            arena_arrays: INITIAL_ARENA_ARRAYS,
+            arena_arrays,
             n_scalars: 0,
             generation: 0,
             programs: Vec::new(),
@@ -628,7 +626,15 @@ impl GpuBackend {
     }
 
     fn grow_arena(&mut self) -> Result<()> {
-        let arrays = self.arena_arrays * 2;
+        // Double, but no further than one storage binding holds; `storage` reports the
+        // error when even one more array does not fit.
+        let arrays = (self.arena_arrays * 2)
+            .min(max_arena_arrays(
+                &self.ctx,
+                self.precision,
+                self.layout.batch,
+            ))
+            .max(self.n_scalars + 1);
         let new = storage(
             &self.ctx,
             self.precision,
@@ -652,6 +658,11 @@ impl GpuBackend {
         self.generation += 1;
         Ok(())
     }
+}
+
+/// Scalar arrays of `batch` reals that fit in one storage binding.
+fn max_arena_arrays(ctx: &GpuContext, precision: Precision, batch: usize) -> usize {
+    (ctx.max_binding() / (GpuContext::real_size(precision) * batch.max(1) as u64)) as usize
 }
 
 fn check_len(field: &str, got: usize, want: usize) -> Result<()> {

@@ -350,9 +350,10 @@ impl GpuContext {
     }
 }
 
-/// How many members of a batch with this `layout` fit on the device when every batch vector, the parameter and scratch blocks, the per-member
-/// tables (unless shared, `table_stride == 0`) and the scalar arena of `n_scalars`
-/// arrays must each fit in one storage binding. `layout.batch` is ignored.
+/// How many members of a batch with this `layout` fit on the device: every batch
+/// vector, the parameter and scratch blocks, the per-member tables (unless shared,
+/// `table_stride == 0`) and the scalar arena of `n_scalars` arrays must each fit in one
+/// storage binding, and every dispatch in a 2-D grid. `layout.batch` is ignored.
 ///
 /// Only per-binding limits are checked (wgpu does not report total device memory);
 /// `n_vectors` is accepted so a total-memory cap can be added without changing callers.
@@ -374,16 +375,19 @@ pub fn max_batch(
     cap(layout.state_len);
     cap(layout.params_len);
     cap(layout.scratch_len);
-    cap(n_scalars.max(1) + 1);
+    cap(n_scalars.max(1));
     if layout.table_stride > 0 {
         let rest = reals.saturating_sub(layout.table_len as u64);
         best = best.min(rest / layout.table_stride as u64 + 1);
     } else if layout.table_len as u64 > reals {
         best = 0;
     }
-    // Element indices are u32 in the kernels.
+    // Element indices are u32 in the kernels, and every grid is at most 2-D.
+    let max_groups = u64::from(ctx.limits.max_compute_workgroups_per_dimension).pow(2);
+    best = best.min(max_groups);
     if layout.state_len > 0 {
-        best = best.min(u64::from(u32::MAX) / layout.state_len as u64);
+        let elements = (u64::from(u32::MAX) + 1).min(max_groups * u64::from(WG));
+        best = best.min(elements / layout.state_len as u64);
     }
     best as usize
 }
