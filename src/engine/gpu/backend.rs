@@ -137,19 +137,13 @@ impl GpuBackend {
             steady_check: k("steady_check", STEADY_CHECK)?,
             rhs: ctx.kernel(&source.name, &rhs_src, "rhs", RHS)?,
         };
-        let tables_len = if layout.batch > 0 {
-            layout.table_len + (layout.batch - 1) * layout.table_stride
-        } else {
-            0
-        };
-        check_len(
-            "params",
-            problem.params().len(),
-            layout.batch * layout.params_len,
-        )?;
-        check_len("tables", problem.tables().len(), tables_len)?;
+        // Longer arrays are accepted (the CPU backend only slices what it needs too).
+        let params_len = layout.batch * layout.params_len;
+        let tables_len = layout.table_len + (layout.batch - 1) * layout.table_stride;
+        check_at_least("params", problem.params().len(), params_len)?;
+        check_at_least("tables", problem.tables().len(), tables_len)?;
         let backend = GpuBackend {
-            params: storage(&ctx, precision, "params", layout.batch * layout.params_len)?,
+            params: storage(&ctx, precision, "params", params_len)?,
             tables: storage(&ctx, precision, "tables", tables_len)?,
             scratch: storage(
                 &ctx,
@@ -169,8 +163,8 @@ impl GpuBackend {
             programs: Vec::new(),
             problem,
         };
-        backend.upload(&backend.params, 0, backend.problem.params());
-        backend.upload(&backend.tables, 0, backend.problem.tables());
+        backend.upload(&backend.params, 0, &backend.problem.params()[..params_len]);
+        backend.upload(&backend.tables, 0, &backend.problem.tables()[..tables_len]);
         Ok(backend)
     }
 
@@ -663,6 +657,16 @@ impl GpuBackend {
 /// Scalar arrays of `batch` reals that fit in one storage binding.
 fn max_arena_arrays(ctx: &GpuContext, precision: Precision, batch: usize) -> usize {
     (ctx.max_binding() / (GpuContext::real_size(precision) * batch.max(1) as u64)) as usize
+}
+
+fn check_at_least(field: &str, got: usize, want: usize) -> Result<()> {
+    if got < want {
+        return Err(NeqkinError::invalid(
+            field,
+            format!("length {got} < {want} from the batch layout"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_len(field: &str, got: usize, want: usize) -> Result<()> {
