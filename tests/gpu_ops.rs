@@ -15,9 +15,7 @@ use neqkin::engine::backend::{Backend, Precision};
 use neqkin::engine::cpu::CpuBackend;
 use neqkin::engine::gpu::{copy_bandwidth, max_batch, GpuBackend, GpuContext};
 use neqkin::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables};
-use neqkin::engine::program::{
-    status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId,
-};
+use neqkin::engine::program::{status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId};
 use neqkin::NeqkinError;
 
 /// Shared device for all tests; `None` only when skipped with `NEQKIN_SKIP_GPU=1`.
@@ -27,8 +25,7 @@ fn gpu() -> Option<Arc<GpuContext>> {
         if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
             return None;
         }
-        let ctx = GpuContext::new()
-            .unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip GPU tests)"));
+        let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip GPU tests)"));
         println!("adapter: {:?}", ctx.info());
         Some(Arc::new(ctx))
     })
@@ -44,10 +41,7 @@ fn precisions(ctx: &GpuContext) -> Vec<Precision> {
     if ctx.supports_f64() {
         vec![Precision::F32, Precision::F64]
     } else {
-        println!(
-            "adapter {} has no SHADER_F64: f64 comparisons not run",
-            ctx.info().name
-        );
+        println!("adapter {} has no SHADER_F64: f64 comparisons not run", ctx.info().name);
         vec![Precision::F32]
     }
 }
@@ -107,13 +101,9 @@ fn rhs(
 
 impl Relax {
     fn new(batch: usize, n: usize, shared_table: bool) -> Self {
-        let params = (0..batch)
-            .flat_map(|m| [0.5 + m as f64 * 0.25, 0.2, 0.1 * m as f64])
-            .collect();
+        let params = (0..batch).flat_map(|m| [0.5 + m as f64 * 0.25, 0.2, 0.1 * m as f64]).collect();
         let members = if shared_table { 1 } else { batch };
-        let tables = (0..members * n)
-            .map(|j| ((j * 7) % 13) as f64 / 13.0 - 0.3)
-            .collect();
+        let tables = (0..members * n).map(|j| ((j * 7) % 13) as f64 / 13.0 - 0.3).collect();
         Relax {
             layout: BatchLayout {
                 batch,
@@ -163,10 +153,7 @@ impl BatchProblem for Relax {
         }
     }
     fn kernel(&self) -> KernelSource {
-        KernelSource {
-            name: "test/relaxation".into(),
-            source: self.source.clone(),
-        }
+        KernelSource { name: "test/relaxation".into(), source: self.source.clone() }
     }
     fn observables(&self, _member: usize, _t: f64, _y: &[f64]) -> Observables {
         Observables::default()
@@ -175,14 +162,10 @@ impl BatchProblem for Relax {
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn noise(len: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -236,56 +219,33 @@ impl Pair {
         self.gpu.run(g, repeats).expect("GPU run");
     }
     fn check_vector(&mut self, what: &str, v: VecId, tol: f64) -> f64 {
-        let (c, g) = (
-            self.cpu.read_vector(v).unwrap(),
-            self.gpu.read_vector(v).unwrap(),
-        );
+        let (c, g) = (self.cpu.read_vector(v).unwrap(), self.gpu.read_vector(v).unwrap());
         compare(what, self.precision, &c, &g, tol)
     }
     fn check_scalars(&mut self, what: &str, s: ScalarId, tol: f64) -> f64 {
-        let (c, g) = (
-            self.cpu.read_scalars(s).unwrap(),
-            self.gpu.read_scalars(s).unwrap(),
-        );
+        let (c, g) = (self.cpu.read_scalars(s).unwrap(), self.gpu.read_scalars(s).unwrap());
         compare(what, self.precision, &c, &g, tol)
     }
     fn check_exact(&mut self, what: &str, s: ScalarId) {
-        let (c, g) = (
-            self.cpu.read_scalars(s).unwrap(),
-            self.gpu.read_scalars(s).unwrap(),
-        );
-        assert_eq!(
-            c, g,
-            "{what} ({}) differs: cpu {c:?} gpu {g:?}",
-            self.precision
-        );
+        let (c, g) = (self.cpu.read_scalars(s).unwrap(), self.gpu.read_scalars(s).unwrap());
+        assert_eq!(c, g, "{what} ({}) differs: cpu {c:?} gpu {g:?}", self.precision);
     }
 }
 
 /// Max abs difference over max abs CPU value; NaN must match NaN (and inf, inf).
 fn compare(what: &str, p: Precision, cpu: &[f64], gpu: &[f64], tol: f64) -> f64 {
     assert_eq!(cpu.len(), gpu.len());
-    let scale = cpu
-        .iter()
-        .filter(|x| x.is_finite())
-        .fold(0.0f64, |a, x| a.max(x.abs()))
-        .max(f64::MIN_POSITIVE);
+    let scale = cpu.iter().filter(|x| x.is_finite()).fold(0.0f64, |a, x| a.max(x.abs())).max(f64::MIN_POSITIVE);
     let mut err: f64 = 0.0;
     for (i, (c, g)) in cpu.iter().zip(gpu).enumerate() {
         if !c.is_finite() || !g.is_finite() {
-            assert!(
-                c.is_nan() && g.is_nan() || c == g,
-                "{what} ({p}) [{i}]: cpu {c} gpu {g}"
-            );
+            assert!(c.is_nan() && g.is_nan() || c == g, "{what} ({p}) [{i}]: cpu {c} gpu {g}");
             continue;
         }
         err = err.max((c - g).abs() / scale);
     }
     println!("{what} ({p}): max relative error {err:.3e} (tolerance {tol:.0e})");
-    assert!(
-        err <= tol,
-        "{what} ({p}): max relative error {err:e} > {tol:e}"
-    );
+    assert!(err <= tol, "{what} ({p}): max relative error {err:e} > {tol:e}");
     err
 }
 
@@ -303,11 +263,7 @@ fn rhs_matches_cpu() {
             let dy = pair.vector(&vec![0.0; BATCH * N]);
             let t = pair.scalars(&[0.0, 0.5, 1.0, 2.0, 3.5]);
             pair.run(vec![Op::Rhs { t, y, dy }], 1);
-            pair.check_vector(
-                if shared { "rhs (shared tables)" } else { "rhs" },
-                dy,
-                tol(p),
-            );
+            pair.check_vector(if shared { "rhs (shared tables)" } else { "rhs" }, dy, tol(p));
         }
     }
 }
@@ -317,26 +273,16 @@ fn lincomb_and_scalar_axpy_match_cpu() {
     let Some(ctx) = gpu() else { return };
     for p in precisions(&ctx) {
         let mut pair = Pair::new(&ctx, Relax::new(BATCH, N, false), p);
-        let inputs: Vec<VecId> = (0..7)
-            .map(|j| pair.vector(&noise(BATCH * N, 10 + j)))
-            .collect();
+        let inputs: Vec<VecId> = (0..7).map(|j| pair.vector(&noise(BATCH * N, 10 + j))).collect();
         let h = pair.scalars(&[0.1, 0.01, 1e-3, 0.5, 2.0]);
-        let (small, split, empty) = (
-            pair.vector(&[0.0; BATCH * N]),
-            pair.vector(&[0.0; BATCH * N]),
-            pair.vector(&[7.0; BATCH * N]),
-        );
+        let (small, split, empty) =
+            (pair.vector(&[0.0; BATCH * N]), pair.vector(&[0.0; BATCH * N]), pair.vector(&[7.0; BATCH * N]));
         let a = pair.scalars(&[1.0, 2.0, 3.0, 4.0, 5.0]);
         let ts = pair.scalars(&[0.0; BATCH]);
         let c = [1.0, -0.5, 1.0 / 3.0, 2.0 / 9.0, -7.0 / 11.0, 0.25, 1e-3];
         pair.run(
             vec![
-                Op::Lincomb {
-                    out: small,
-                    plain: vec![(1.0, inputs[0])],
-                    h,
-                    scaled: vec![(0.5, inputs[1])],
-                },
+                Op::Lincomb { out: small, plain: vec![(1.0, inputs[0])], h, scaled: vec![(0.5, inputs[1])] },
                 // 3 plain + 4 scaled terms: more than LINCOMB_MAX_TERMS, so chained dispatches.
                 Op::Lincomb {
                     out: split,
@@ -344,18 +290,8 @@ fn lincomb_and_scalar_axpy_match_cpu() {
                     h,
                     scaled: (3..7).map(|j| (c[j], inputs[j])).collect(),
                 },
-                Op::Lincomb {
-                    out: empty,
-                    plain: vec![],
-                    h,
-                    scaled: vec![],
-                },
-                Op::ScalarAxpy {
-                    out: ts,
-                    a,
-                    c: 0.5,
-                    h,
-                },
+                Op::Lincomb { out: empty, plain: vec![], h, scaled: vec![] },
+                Op::ScalarAxpy { out: ts, a, c: 0.5, h },
             ],
             1,
         );
@@ -371,63 +307,30 @@ fn error_norm_select_and_steady_check_match_cpu() {
     let Some(ctx) = gpu() else { return };
     for p in precisions(&ctx) {
         let mut pair = Pair::new(&ctx, Relax::new(BATCH, N, false), p);
-        let mut e = noise(BATCH * N, 3)
-            .iter()
-            .map(|x| x * 1e-4)
-            .collect::<Vec<_>>();
+        let mut e = noise(BATCH * N, 3).iter().map(|x| x * 1e-4).collect::<Vec<_>>();
         e[4 * N + 150] = f64::NAN; // member 4 fails
         let e = pair.vector(&e);
         let y0 = pair.vector(&noise(BATCH * N, 4));
         let y1 = pair.vector(&noise(BATCH * N, 5));
         // dy with member m scaled by 10^-m, so rms falls on clear sides of tol.
-        let dy: Vec<f64> = noise(BATCH * N, 6)
-            .iter()
-            .enumerate()
-            .map(|(j, x)| x * 10f64.powi(-((j / N) as i32)))
-            .collect();
+        let dy: Vec<f64> =
+            noise(BATCH * N, 6).iter().enumerate().map(|(j, x)| x * 10f64.powi(-((j / N) as i32))).collect();
         let dy = pair.vector(&dy);
         let dst = pair.vector(&noise(BATCH * N, 7));
         let flag = pair.scalars(&[1.0, 0.0, 1.0, 0.0, 1.0]);
         let norm = pair.scalars(&[0.0; BATCH]);
-        let st = pair.scalars(&[
-            status::RUNNING,
-            status::RUNNING,
-            status::RUNNING,
-            status::REACHED,
-            status::RUNNING,
-        ]);
+        let st = pair.scalars(&[status::RUNNING, status::RUNNING, status::RUNNING, status::REACHED, status::RUNNING]);
         let accept = pair.scalars(&[1.0, 1.0, 1.0, 1.0, 0.0]);
         let ctrl = controls(&mut pair, st, accept);
         let blocks = vec![
-            ToleranceBlock {
-                start: 0,
-                end: 100,
-                atol: 1e-6,
-                rtol: 1e-3,
-            },
-            ToleranceBlock {
-                start: 120,
-                end: N,
-                atol: 1e-4,
-                rtol: 1e-2,
-            },
+            ToleranceBlock { start: 0, end: 100, atol: 1e-6, rtol: 1e-3 },
+            ToleranceBlock { start: 120, end: N, atol: 1e-4, rtol: 1e-2 },
         ];
         pair.run(
             vec![
-                Op::ErrorNorm {
-                    out: norm,
-                    err: e,
-                    y: y0,
-                    y_new: y1,
-                    blocks,
-                },
+                Op::ErrorNorm { out: norm, err: e, y: y0, y_new: y1, blocks },
                 Op::Select { dst, src: y0, flag },
-                Op::SteadyCheck {
-                    ctrl,
-                    dy,
-                    range: (10, N - 10),
-                    tol: 5e-3,
-                },
+                Op::SteadyCheck { ctrl, dy, range: (10, N - 10), tol: 5e-3 },
             ],
             1,
         );
@@ -458,13 +361,7 @@ fn controls(pair: &mut Pair, status: ScalarId, accept: ScalarId) -> ControlIds {
 fn begin_step_and_control_match_cpu() {
     let Some(ctx) = gpu() else { return };
     const B: usize = 8;
-    let adaptive = ControlLaw::Adaptive {
-        order: 4,
-        safety: 0.9,
-        min_factor: 0.2,
-        max_factor: 5.0,
-        h_min: 1e-3,
-    };
+    let adaptive = ControlLaw::Adaptive { order: 4, safety: 0.9, min_factor: 0.2, max_factor: 5.0, h_min: 1e-3 };
     for p in precisions(&ctx) {
         for law in [ControlLaw::Fixed, adaptive] {
             let mut pair = Pair::new(&ctx, Relax::new(B, 4, false), p);
@@ -525,86 +422,33 @@ fn rk4_program_replay_matches_cpu() {
         };
         let ts = s([0.0; B]);
         let h = ctrl.h_used;
-        let stage = |out, k| Op::Lincomb {
-            out,
-            plain: vec![(1.0, y)],
-            h,
-            scaled: vec![(0.5, k)],
-        };
+        let stage = |out, k| Op::Lincomb { out, plain: vec![(1.0, y)], h, scaled: vec![(0.5, k)] };
         let ops = vec![
             Op::BeginStep { ctrl },
-            Op::Rhs {
-                t: ctrl.t,
-                y,
-                dy: k1,
-            },
-            Op::ScalarAxpy {
-                out: ts,
-                a: ctrl.t,
-                c: 0.5,
-                h,
-            },
+            Op::Rhs { t: ctrl.t, y, dy: k1 },
+            Op::ScalarAxpy { out: ts, a: ctrl.t, c: 0.5, h },
             stage(tmp, k1),
-            Op::Rhs {
-                t: ts,
-                y: tmp,
-                dy: k2,
-            },
+            Op::Rhs { t: ts, y: tmp, dy: k2 },
             stage(tmp, k2),
-            Op::Rhs {
-                t: ts,
-                y: tmp,
-                dy: k3,
-            },
-            Op::ScalarAxpy {
-                out: ts,
-                a: ctrl.t,
-                c: 1.0,
-                h,
-            },
-            Op::Lincomb {
-                out: tmp,
-                plain: vec![(1.0, y)],
-                h,
-                scaled: vec![(1.0, k3)],
-            },
-            Op::Rhs {
-                t: ts,
-                y: tmp,
-                dy: k4,
-            },
+            Op::Rhs { t: ts, y: tmp, dy: k3 },
+            Op::ScalarAxpy { out: ts, a: ctrl.t, c: 1.0, h },
+            Op::Lincomb { out: tmp, plain: vec![(1.0, y)], h, scaled: vec![(1.0, k3)] },
+            Op::Rhs { t: ts, y: tmp, dy: k4 },
             Op::Lincomb {
                 out: y_new,
                 plain: vec![(1.0, y)],
                 h,
-                scaled: vec![
-                    (1.0 / 6.0, k1),
-                    (1.0 / 3.0, k2),
-                    (1.0 / 3.0, k3),
-                    (1.0 / 6.0, k4),
-                ],
+                scaled: vec![(1.0 / 6.0, k1), (1.0 / 3.0, k2), (1.0 / 3.0, k3), (1.0 / 6.0, k4)],
             },
             Op::ErrorNorm {
                 out: ctrl.err,
                 err: y_new,
                 y: y_new,
                 y_new,
-                blocks: vec![ToleranceBlock {
-                    start: 0,
-                    end: N,
-                    atol: 1.0,
-                    rtol: 0.0,
-                }],
+                blocks: vec![ToleranceBlock { start: 0, end: N, atol: 1.0, rtol: 0.0 }],
             },
-            Op::Control {
-                ctrl,
-                law: ControlLaw::Fixed,
-            },
-            Op::Select {
-                dst: y,
-                src: y_new,
-                flag: ctrl.accept,
-            },
+            Op::Control { ctrl, law: ControlLaw::Fixed },
+            Op::Select { dst: y, src: y_new, flag: ctrl.accept },
         ];
         // 1 / 0.013 → 77 steps for the slowest member; the others idle once REACHED.
         pair.run(ops, 80);
@@ -617,14 +461,8 @@ fn rk4_program_replay_matches_cpu() {
         pair.check_exact("rk4 replay status", ctrl.status);
         pair.check_exact("rk4 replay n_accept", ctrl.n_accept);
         let st = pair.gpu.read_scalars(ctrl.status).unwrap();
-        assert!(
-            st.iter().all(|&x| x == status::REACHED),
-            "all members reach t_end: {st:?}"
-        );
-        assert_eq!(
-            pair.gpu.read_scalars(ctrl.n_accept).unwrap(),
-            vec![77.0, 32.0, 33.0]
-        );
+        assert!(st.iter().all(|&x| x == status::REACHED), "all members reach t_end: {st:?}");
+        assert_eq!(pair.gpu.read_scalars(ctrl.n_accept).unwrap(), vec![77.0, 32.0, 33.0]);
     }
 }
 
@@ -635,37 +473,27 @@ fn scalars_allocated_after_compile_rebuild_programs() {
     let a = pair.scalars(&[1.0, 2.0, 3.0, 4.0, 5.0]);
     let h = pair.scalars(&[1.0; BATCH]);
     let out = pair.scalars(&[0.0; BATCH]);
-    let program = StepProgram {
-        ops: vec![Op::ScalarAxpy { out, a, c: 2.0, h }],
-    };
+    let program = StepProgram { ops: vec![Op::ScalarAxpy { out, a, c: 2.0, h }] };
     let id = pair.gpu.compile(&program).unwrap();
     // Enough new arrays to grow the arena (and replace its buffer) at least once.
     for _ in 0..40 {
         pair.gpu.new_scalars().unwrap();
     }
     pair.gpu.run(id, 1).unwrap();
-    assert_eq!(
-        pair.gpu.read_scalars(out).unwrap(),
-        vec![3.0, 4.0, 5.0, 6.0, 7.0]
-    );
-    assert_eq!(
-        pair.gpu.read_scalars(a).unwrap(),
-        vec![1.0, 2.0, 3.0, 4.0, 5.0]
-    );
+    assert_eq!(pair.gpu.read_scalars(out).unwrap(), vec![3.0, 4.0, 5.0, 6.0, 7.0]);
+    assert_eq!(pair.gpu.read_scalars(a).unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
 }
 
 #[test]
 fn broken_kernel_is_a_gpu_error() {
     let Some(ctx) = gpu() else { return };
     let mut problem = Relax::new(2, 4, false);
-    problem.source = "//! import shared/rhs_bindings\n@compute @workgroup_size(WG) fn rhs() { let x: u32 = 1.5; }\n".into();
+    problem.source =
+        "//! import shared/rhs_bindings\n@compute @workgroup_size(WG) fn rhs() { let x: u32 = 1.5; }\n".into();
     match GpuBackend::new(ctx, Arc::new(problem), Precision::F32) {
         Err(NeqkinError::Gpu { context, message }) => {
             assert!(context.contains("test/relaxation"), "{context}");
-            assert!(
-                message.contains("rhs"),
-                "the message carries the shader diagnostic: {message}"
-            );
+            assert!(message.contains("rhs"), "the message carries the shader diagnostic: {message}");
             println!("broken kernel reported: {context}: {message}");
         }
         Err(e) => panic!("expected a Gpu error, got {e}"),
@@ -692,10 +520,7 @@ fn unknown_adapter_name_is_no_adapter() {
 #[test]
 fn precision_sizing_and_bandwidth() {
     let Some(ctx) = gpu() else { return };
-    assert_eq!(
-        ctx.resolve_precision(Some(Precision::F32)).unwrap(),
-        Precision::F32
-    );
+    assert_eq!(ctx.resolve_precision(Some(Precision::F32)).unwrap(), Precision::F32);
     let auto = ctx.resolve_precision(None).unwrap();
     assert_eq!(auto == Precision::F64, ctx.supports_f64());
     if !ctx.supports_f64() {
@@ -703,21 +528,11 @@ fn precision_sizing_and_bandwidth() {
             matches!(ctx.resolve_precision(Some(Precision::F64)), Err(NeqkinError::InvalidParameter { ref field, .. }) if field == "precision")
         );
     }
-    let layout = BatchLayout {
-        batch: 0,
-        state_len: 1000,
-        params_len: 10,
-        table_len: 5000,
-        table_stride: 0,
-        scratch_len: 0,
-    };
+    let layout =
+        BatchLayout { batch: 0, state_len: 1000, params_len: 10, table_len: 5000, table_stride: 0, scratch_len: 0 };
     let m32 = max_batch(&ctx, &layout, Precision::F32, 8, 20);
     let m64 = max_batch(&ctx, &layout, Precision::F64, 8, 20);
-    let expect = (ctx
-        .limits()
-        .max_storage_buffer_binding_size
-        .min(ctx.limits().max_buffer_size)
-        / 4000) as usize;
+    let expect = (ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size) / 4000) as usize;
     assert_eq!(m32, expect);
     assert_eq!(m64, m32 / 2);
     let gbs = copy_bandwidth(&ctx, 16 << 20, Precision::F32).unwrap();
@@ -744,30 +559,15 @@ fn batch_beyond_one_grid_dimension() {
     pair.run(
         vec![
             Op::Rhs { t, y, dy },
-            Op::Lincomb {
-                out,
-                plain: vec![(1.0, y)],
-                h,
-                scaled: vec![(1.0, dy)],
-            },
+            Op::Lincomb { out, plain: vec![(1.0, y)], h, scaled: vec![(1.0, dy)] },
             Op::ErrorNorm {
                 out: norm,
                 err: dy,
                 y,
                 y_new: out,
-                blocks: vec![ToleranceBlock {
-                    start: 0,
-                    end: n,
-                    atol: 1e-3,
-                    rtol: 1e-3,
-                }],
+                blocks: vec![ToleranceBlock { start: 0, end: n, atol: 1e-3, rtol: 1e-3 }],
             },
-            Op::ScalarAxpy {
-                out: t2,
-                a: t,
-                c: 1.0,
-                h,
-            },
+            Op::ScalarAxpy { out: t2, a: t, c: 1.0, h },
         ],
         1,
     );

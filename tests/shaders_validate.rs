@@ -17,8 +17,7 @@ fn shaders_dir() -> PathBuf {
 
 /// Every `.wgsl` file under `dir`, recursively, as paths relative to `shaders/`.
 fn wgsl_files(dir: &Path, out: &mut Vec<String>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-    {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {
             wgsl_files(&path, out);
@@ -38,20 +37,11 @@ fn capabilities(precision: Precision) -> naga::valid::Capabilities {
 
 /// Parses and validates preprocessed source, panicking with naga's report.
 fn validate(name: &str, source: &str, precision: Precision) -> naga::Module {
-    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
-        panic!(
-            "{name} ({precision}) does not parse:\n{}",
-            e.emit_to_string(source)
-        )
-    });
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name} ({precision}) does not parse:\n{}", e.emit_to_string(source)));
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(precision))
         .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{name} ({precision}) is invalid:\n{}",
-                e.emit_to_string(source)
-            )
-        });
+        .unwrap_or_else(|e| panic!("{name} ({precision}) is invalid:\n{}", e.emit_to_string(source)));
     module
 }
 
@@ -67,8 +57,7 @@ fn every_shader_validates_in_f32_and_f64() {
         }
         let text = std::fs::read_to_string(shaders_dir().join(file)).expect("readable shader");
         for precision in PRECISIONS {
-            let source =
-                preprocess(file, &text, precision).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let source = preprocess(file, &text, precision).unwrap_or_else(|e| panic!("{file}: {e}"));
             let module = validate(file, &source, precision);
             if module.entry_points.is_empty() {
                 continue;
@@ -77,10 +66,7 @@ fn every_shader_validates_in_f32_and_f64() {
         }
         println!("validated {file} (f32, f64)");
     }
-    assert!(
-        validated >= 4,
-        "expected at least ops.wgsl and copy.wgsl in both precisions, validated {validated}"
-    );
+    assert!(validated >= 4, "expected at least ops.wgsl and copy.wgsl in both precisions, validated {validated}");
 }
 
 #[test]
@@ -90,27 +76,15 @@ fn embedded_table_matches_files_on_disk() {
     for file in &files {
         let embedded = SHADERS.iter().find(|(p, _)| p == file).map(|(_, s)| *s);
         let disk = std::fs::read_to_string(shaders_dir().join(file)).expect("readable shader");
-        assert_eq!(
-            embedded,
-            Some(disk.as_str()),
-            "shaders/{file} is missing from preprocess::SHADERS or differs"
-        );
+        assert_eq!(embedded, Some(disk.as_str()), "shaders/{file} is missing from preprocess::SHADERS or differs");
     }
-    assert_eq!(
-        files.len(),
-        SHADERS.len(),
-        "SHADERS lists files that are not on disk"
-    );
+    assert_eq!(files.len(), SHADERS.len(), "SHADERS lists files that are not on disk");
 }
 
 #[test]
 fn uniform_blocks_match_wgsl_sizes() {
     for &(file, name, rust_size) in LAYOUTS {
-        let text = SHADERS
-            .iter()
-            .find(|(p, _)| *p == file)
-            .map(|(_, s)| *s)
-            .expect("embedded shader");
+        let text = SHADERS.iter().find(|(p, _)| *p == file).map(|(_, s)| *s).expect("embedded shader");
         for precision in PRECISIONS {
             let source = preprocess(file, text, precision).expect("preprocess");
             let module = naga::front::wgsl::parse_str(&source).expect("parses");
@@ -120,10 +94,7 @@ fn uniform_blocks_match_wgsl_sizes() {
                 .find(|(_, t)| t.name.as_deref() == Some(name))
                 .unwrap_or_else(|| panic!("struct {name} not found in {file}"));
             let wgsl_size = ty.inner.size(module.to_ctx()) as usize;
-            assert_eq!(
-                wgsl_size, rust_size,
-                "{name}: WGSL {wgsl_size} bytes ({precision}) vs Rust {rust_size} bytes"
-            );
+            assert_eq!(wgsl_size, rust_size, "{name}: WGSL {wgsl_size} bytes ({precision}) vs Rust {rust_size} bytes");
         }
     }
 }

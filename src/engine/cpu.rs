@@ -62,20 +62,17 @@ impl CpuBackend {
                 let tv = &self.scalars[t.0];
                 let mut out = std::mem::take(&mut self.vectors[dy.0]);
                 let yv = &self.vectors[y.0];
-                out.par_chunks_mut(n)
-                    .zip(self.scratch.par_chunks_mut(sl))
-                    .enumerate()
-                    .for_each(|(m, (dym, scr))| {
-                        problem.rhs_member(
-                            m,
-                            &params[m * pl..(m + 1) * pl],
-                            &tables[m * ts..m * ts + tl],
-                            tv[m],
-                            &yv[m * n..(m + 1) * n],
-                            dym,
-                            scr,
-                        )
-                    });
+                out.par_chunks_mut(n).zip(self.scratch.par_chunks_mut(sl)).enumerate().for_each(|(m, (dym, scr))| {
+                    problem.rhs_member(
+                        m,
+                        &params[m * pl..(m + 1) * pl],
+                        &tables[m * ts..m * ts + tl],
+                        tv[m],
+                        &yv[m * n..(m + 1) * n],
+                        dym,
+                        scr,
+                    )
+                });
                 self.vectors[dy.0] = out;
             }
             Op::Lincomb { out, plain, h, scaled } => {
@@ -294,11 +291,8 @@ pub fn control(c: &mut MemberControl, law: &ControlLaw) {
                     c.h = proposed;
                 }
             } else {
-                let factor = if c.err.is_finite() {
-                    (safety * c.err.powf(exponent)).clamp(min_factor, 1.0)
-                } else {
-                    min_factor
-                };
+                let factor =
+                    if c.err.is_finite() { (safety * c.err.powf(exponent)).clamp(min_factor, 1.0) } else { min_factor };
                 c.n_reject += 1.0;
                 c.h = c.h_used * factor;
                 if c.h < h_min {
@@ -364,6 +358,10 @@ impl Backend for CpuBackend {
 fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }

@@ -40,17 +40,7 @@ use Access::{Read as R, ReadWrite as RW, Uniform as U};
 
 /// Bindings of each engine kernel, as declared in ops.wgsl.
 const BEGIN_STEP: &[(u32, Access)] = &[(0, U), (1, RW)];
-const LINCOMB: &[(u32, Access)] = &[
-    (0, U),
-    (1, RW),
-    (2, R),
-    (3, RW),
-    (4, R),
-    (5, R),
-    (6, R),
-    (7, R),
-    (8, R),
-];
+const LINCOMB: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, RW), (4, R), (5, R), (6, R), (7, R), (8, R)];
 const SCALAR_AXPY: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
 const ERROR_NORM: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), (5, R)];
 const CONTROL: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
@@ -107,22 +97,13 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Uploads `problem`'s parameters and tables and compiles the engine and RHS kernels
     /// at `precision` (see [`GpuContext::resolve_precision`]).
-    pub fn new(
-        ctx: Arc<GpuContext>,
-        problem: Arc<dyn BatchProblem>,
-        precision: Precision,
-    ) -> Result<Self> {
+    pub fn new(ctx: Arc<GpuContext>, problem: Arc<dyn BatchProblem>, precision: Precision) -> Result<Self> {
         let precision = ctx.resolve_precision(Some(precision))?;
         let layout = problem.layout();
         if layout.batch == 0 || layout.state_len == 0 {
-            return Err(NeqkinError::invalid(
-                "batch",
-                format!("empty batch layout {layout:?}"),
-            ));
+            return Err(NeqkinError::invalid("batch", format!("empty batch layout {layout:?}")));
         }
-        let arena_arrays = INITIAL_ARENA_ARRAYS
-            .min(max_arena_arrays(&ctx, precision, layout.batch))
-            .max(1);
+        let arena_arrays = INITIAL_ARENA_ARRAYS.min(max_arena_arrays(&ctx, precision, layout.batch)).max(1);
         let ops = preprocess(OPS, shader(OPS).expect("ops.wgsl is embedded"), precision)?;
         let k = |entry: &str, bindings: &[(u32, Access)]| ctx.kernel(OPS, &ops, entry, bindings);
         let source = problem.kernel();
@@ -145,12 +126,7 @@ impl GpuBackend {
         let backend = GpuBackend {
             params: storage(&ctx, precision, "params", params_len)?,
             tables: storage(&ctx, precision, "tables", tables_len)?,
-            scratch: storage(
-                &ctx,
-                precision,
-                "scratch",
-                layout.batch * layout.scratch_len,
-            )?,
+            scratch: storage(&ctx, precision, "scratch", layout.batch * layout.scratch_len)?,
             arena: storage(&ctx, precision, "scalar arena", arena_arrays * layout.batch)?,
             ctx,
             layout,
@@ -188,16 +164,10 @@ impl GpuBackend {
         }
         let offset = offset_reals * self.real();
         match self.precision {
-            Precision::F64 => {
-                self.ctx
-                    .queue
-                    .write_buffer(buffer, offset, bytemuck::cast_slice(data))
-            }
+            Precision::F64 => self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(data)),
             Precision::F32 => {
                 let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-                self.ctx
-                    .queue
-                    .write_buffer(buffer, offset, bytemuck::cast_slice(&v));
+                self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(&v));
             }
         }
     }
@@ -215,13 +185,7 @@ impl GpuBackend {
                     mapped_at_creation: false,
                 });
                 let mut encoder = ctx.device.create_command_encoder(&Default::default());
-                encoder.copy_buffer_to_buffer(
-                    buffer,
-                    offset_reals * self.real(),
-                    &staging,
-                    0,
-                    size,
-                );
+                encoder.copy_buffer_to_buffer(buffer, offset_reals * self.real(), &staging, 0, size);
                 ctx.queue.submit([encoder.finish()]);
                 staging
             },
@@ -231,23 +195,13 @@ impl GpuBackend {
             let _ = tx.send(r);
         });
         wait(ctx, "readback")?;
-        let gpu_err = |message: String| NeqkinError::Gpu {
-            context: "mapping readback buffer".into(),
-            message,
-        };
-        rx.recv()
-            .map_err(|e| gpu_err(e.to_string()))?
-            .map_err(|e| gpu_err(e.to_string()))?;
+        let gpu_err = |message: String| NeqkinError::Gpu { context: "mapping readback buffer".into(), message };
+        rx.recv().map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
         let out = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| gpu_err(e.to_string()))?;
+            let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
             match self.precision {
                 Precision::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(&view),
-                Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view)
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
+                Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view).into_iter().map(f64::from).collect(),
             }
         };
         staging.unmap();
@@ -255,17 +209,12 @@ impl GpuBackend {
     }
 
     fn vector(&self, v: VecId) -> Result<&wgpu::Buffer> {
-        self.vectors
-            .get(v.0)
-            .ok_or_else(|| NeqkinError::invalid("program", format!("unknown vector {v:?}")))
+        self.vectors.get(v.0).ok_or_else(|| NeqkinError::invalid("program", format!("unknown vector {v:?}")))
     }
 
     fn scalar_offset(&self, s: ScalarId) -> Result<u32> {
         if s.0 >= self.n_scalars {
-            return Err(NeqkinError::invalid(
-                "program",
-                format!("unknown scalar array {s:?}"),
-            ));
+            return Err(NeqkinError::invalid("program", format!("unknown scalar array {s:?}")));
         }
         Ok((s.0 * self.layout.batch) as u32)
     }
@@ -313,18 +262,8 @@ impl GpuBackend {
         for op in &program.ops {
             match op {
                 Op::BeginStep { ctrl } => {
-                    let [t, h, t_end, status, _, _, _, h_used, _, h_max] =
-                        self.ctrl_offsets(ctrl)?;
-                    let p = BeginStepParams {
-                        batch,
-                        t,
-                        h,
-                        h_max,
-                        t_end,
-                        status,
-                        h_used,
-                        _pad: 0,
-                    };
+                    let [t, h, t_end, status, _, _, _, h_used, _, h_max] = self.ctrl_offsets(ctrl)?;
+                    let p = BeginStepParams { batch, t, h, h_max, t_end, status, h_used, _pad: 0 };
                     planned.push(Planned {
                         kernel: &k.begin_step,
                         uniform: bytemuck::bytes_of(&p).to_vec(),
@@ -361,17 +300,9 @@ impl GpuBackend {
                         grid: per_workgroup,
                     });
                 }
-                Op::Lincomb {
-                    out,
-                    plain,
-                    h,
-                    scaled,
-                } => {
+                Op::Lincomb { out, plain, h, scaled } => {
                     if plain.iter().chain(scaled).any(|(_, v)| v == out) {
-                        return Err(NeqkinError::invalid(
-                            "program",
-                            "Lincomb: out may alias none of the inputs",
-                        ));
+                        return Err(NeqkinError::invalid("program", "Lincomb: out may alias none of the inputs"));
                     }
                     let terms: Vec<(f64, VecId, bool)> = plain
                         .iter()
@@ -380,11 +311,8 @@ impl GpuBackend {
                         .collect();
                     let h = self.scalar_offset(*h)?;
                     let out_buf = self.vector(*out)?;
-                    let chunks: Vec<&[(f64, VecId, bool)]> = if terms.is_empty() {
-                        vec![&[]]
-                    } else {
-                        terms.chunks(LINCOMB_MAX_TERMS).collect()
-                    };
+                    let chunks: Vec<&[(f64, VecId, bool)]> =
+                        if terms.is_empty() { vec![&[]] } else { terms.chunks(LINCOMB_MAX_TERMS).collect() };
                     for (ci, chunk) in chunks.into_iter().enumerate() {
                         let coefs: Vec<f64> = chunk.iter().map(|t| t.0).collect();
                         let p = LincombParams {
@@ -429,13 +357,7 @@ impl GpuBackend {
                         grid: per_member,
                     });
                 }
-                Op::ErrorNorm {
-                    out,
-                    err,
-                    y,
-                    y_new,
-                    blocks,
-                } => {
+                Op::ErrorNorm { out, err, y, y_new, blocks } => {
                     let mut values = Vec::with_capacity(4 * blocks.len());
                     for b in blocks {
                         if b.start > b.end || b.end > l.state_len {
@@ -469,21 +391,12 @@ impl GpuBackend {
                     });
                 }
                 Op::Control { ctrl, law } => {
-                    let [t, h, t_end, status, accept, n_accept, n_reject, h_used, err, _] =
-                        self.ctrl_offsets(ctrl)?;
+                    let [t, h, t_end, status, accept, n_accept, n_reject, h_used, err, _] = self.ctrl_offsets(ctrl)?;
                     let (law, order, coef) = match *law {
                         ControlLaw::Fixed => (LAW_FIXED, 0, push(&[0.0; 4])),
-                        ControlLaw::Adaptive {
-                            order,
-                            safety,
-                            min_factor,
-                            max_factor,
-                            h_min,
-                        } => (
-                            LAW_ADAPTIVE,
-                            order,
-                            push(&[safety, min_factor, max_factor, h_min]),
-                        ),
+                        ControlLaw::Adaptive { order, safety, min_factor, max_factor, h_min } => {
+                            (LAW_ADAPTIVE, order, push(&[safety, min_factor, max_factor, h_min]))
+                        }
                     };
                     let p = ControlParams {
                         batch,
@@ -513,17 +426,8 @@ impl GpuBackend {
                     if dst == src {
                         continue; // copying a vector onto itself does nothing
                     }
-                    let p = SelectParams {
-                        n,
-                        state_len: l.state_len as u32,
-                        flag,
-                        _pad: 0,
-                    };
-                    let storage = vec![
-                        (1, arena),
-                        (3, Some(self.vector(*dst)?)),
-                        (4, Some(self.vector(*src)?)),
-                    ];
+                    let p = SelectParams { n, state_len: l.state_len as u32, flag, _pad: 0 };
+                    let storage = vec![(1, arena), (3, Some(self.vector(*dst)?)), (4, Some(self.vector(*src)?))];
                     planned.push(Planned {
                         kernel: &k.select,
                         uniform: bytemuck::bytes_of(&p).to_vec(),
@@ -531,12 +435,7 @@ impl GpuBackend {
                         grid: per_element,
                     });
                 }
-                Op::SteadyCheck {
-                    ctrl,
-                    dy,
-                    range,
-                    tol,
-                } => {
+                Op::SteadyCheck { ctrl, dy, range, tol } => {
                     if range.0 > range.1 || range.1 > l.state_len {
                         return Err(NeqkinError::invalid(
                             "program",
@@ -585,36 +484,21 @@ impl GpuBackend {
                         mapped_at_creation: false,
                     });
                     ctx.queue.write_buffer(&uniform, 0, &p.uniform);
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: uniform.as_entire_binding(),
-                    }];
+                    let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
                     for &(binding, buffer) in &p.storage {
                         let b = buffer.unwrap_or(&consts_buf);
-                        entries.push(wgpu::BindGroupEntry {
-                            binding,
-                            resource: b.as_entire_binding(),
-                        });
+                        entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
                     }
                     let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: None,
                         layout: &p.kernel.layout,
                         entries: &entries,
                     });
-                    dispatches.push(Dispatch {
-                        pipeline: p.kernel.pipeline.clone(),
-                        bind_group,
-                        grid: p.grid,
-                    });
+                    dispatches.push(Dispatch { pipeline: p.kernel.pipeline.clone(), bind_group, grid: p.grid });
                     buffers.push(uniform);
                 }
                 buffers.push(consts_buf);
-                Compiled {
-                    program: program.clone(),
-                    generation: self.generation,
-                    dispatches,
-                    _buffers: buffers,
-                }
+                Compiled { program: program.clone(), generation: self.generation, dispatches, _buffers: buffers }
             },
         )
     }
@@ -623,18 +507,9 @@ impl GpuBackend {
         // Double, but no further than one storage binding holds; `storage` reports the
         // error when even one more array does not fit.
         let arrays = (self.arena_arrays * 2)
-            .min(max_arena_arrays(
-                &self.ctx,
-                self.precision,
-                self.layout.batch,
-            ))
+            .min(max_arena_arrays(&self.ctx, self.precision, self.layout.batch))
             .max(self.n_scalars + 1);
-        let new = storage(
-            &self.ctx,
-            self.precision,
-            "scalar arena",
-            arrays * self.layout.batch,
-        )?;
+        let new = storage(&self.ctx, self.precision, "scalar arena", arrays * self.layout.batch)?;
         let used = (self.n_scalars * self.layout.batch) as u64 * self.real();
         let ctx = &*self.ctx;
         ctx.scoped(
@@ -661,31 +536,20 @@ fn max_arena_arrays(ctx: &GpuContext, precision: Precision, batch: usize) -> usi
 
 fn check_at_least(field: &str, got: usize, want: usize) -> Result<()> {
     if got < want {
-        return Err(NeqkinError::invalid(
-            field,
-            format!("length {got} < {want} from the batch layout"),
-        ));
+        return Err(NeqkinError::invalid(field, format!("length {got} < {want} from the batch layout")));
     }
     Ok(())
 }
 
 fn check_len(field: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(NeqkinError::invalid(
-            field,
-            format!("length {got} != {want} from the batch layout"),
-        ));
+        return Err(NeqkinError::invalid(field, format!("length {got} != {want} from the batch layout")));
     }
     Ok(())
 }
 
 /// A zeroed storage buffer of `len` reals (at least one), checked against the binding limit.
-fn storage(
-    ctx: &GpuContext,
-    precision: Precision,
-    label: &str,
-    len: usize,
-) -> Result<wgpu::Buffer> {
+fn storage(ctx: &GpuContext, precision: Precision, label: &str, len: usize) -> Result<wgpu::Buffer> {
     let size = len.max(1) as u64 * GpuContext::real_size(precision);
     if size > ctx.max_binding() {
         return Err(NeqkinError::Gpu {
@@ -702,9 +566,7 @@ fn storage(
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
         },
@@ -713,12 +575,7 @@ fn storage(
 
 impl Backend for GpuBackend {
     fn new_vector(&mut self) -> Result<VecId> {
-        let buffer = storage(
-            &self.ctx,
-            self.precision,
-            "batch vector",
-            self.layout.batch * self.layout.state_len,
-        )?;
+        let buffer = storage(&self.ctx, self.precision, "batch vector", self.layout.batch * self.layout.state_len)?;
         self.vectors.push(buffer);
         Ok(VecId(self.vectors.len() - 1))
     }
@@ -732,21 +589,13 @@ impl Backend for GpuBackend {
     }
 
     fn write_vector(&mut self, v: VecId, data: &[f64]) -> Result<()> {
-        check_len(
-            "state",
-            data.len(),
-            self.layout.batch * self.layout.state_len,
-        )?;
+        check_len("state", data.len(), self.layout.batch * self.layout.state_len)?;
         self.upload(self.vector(v)?, 0, data);
         Ok(())
     }
 
     fn read_vector(&mut self, v: VecId) -> Result<Vec<f64>> {
-        self.download(
-            self.vector(v)?,
-            0,
-            self.layout.batch * self.layout.state_len,
-        )
+        self.download(self.vector(v)?, 0, self.layout.batch * self.layout.state_len)
     }
 
     fn write_scalars(&mut self, s: ScalarId, data: &[f64]) -> Result<()> {
@@ -769,10 +618,7 @@ impl Backend for GpuBackend {
 
     fn run(&mut self, program: ProgramId, repeats: usize) -> Result<()> {
         let Some(compiled) = self.programs.get(program.0) else {
-            return Err(NeqkinError::invalid(
-                "program",
-                format!("unknown program {program:?}"),
-            ));
+            return Err(NeqkinError::invalid("program", format!("unknown program {program:?}")));
         };
         if compiled.generation != self.generation {
             let rebuilt = self.build(&compiled.program.clone())?;
@@ -792,11 +638,9 @@ impl Backend for GpuBackend {
             let index = ctx.scoped(
                 || format!("running step program ({repeats} repeats)"),
                 || {
-                    let mut encoder =
-                        ctx.device
-                            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                                label: Some("step program"),
-                            });
+                    let mut encoder = ctx
+                        .device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step program") });
                     {
                         let mut pass = encoder.begin_compute_pass(&Default::default());
                         for d in sequence.by_ref().take(count) {
@@ -813,14 +657,8 @@ impl Backend for GpuBackend {
             // unbounded work.
             if let Some(prev) = previous.replace(index) {
                 ctx.device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: Some(prev),
-                        timeout: None,
-                    })
-                    .map_err(|e| NeqkinError::Gpu {
-                        context: "running step program".into(),
-                        message: e.to_string(),
-                    })?;
+                    .poll(wgpu::PollType::Wait { submission_index: Some(prev), timeout: None })
+                    .map_err(|e| NeqkinError::Gpu { context: "running step program".into(), message: e.to_string() })?;
             }
         }
         Ok(())
@@ -828,12 +666,6 @@ impl Backend for GpuBackend {
 
     fn info(&self) -> BackendInfo {
         let a = self.ctx.info();
-        BackendInfo {
-            backend: "gpu".into(),
-            adapter: a.name,
-            api: a.api,
-            precision: self.precision,
-            threads: 0,
-        }
+        BackendInfo { backend: "gpu".into(), adapter: a.name, api: a.api, precision: self.precision, threads: 0 }
     }
 }

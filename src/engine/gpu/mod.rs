@@ -119,10 +119,7 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext")
-            .field("adapter", &self.adapter_info.name)
-            .field("f64", &self.f64)
-            .finish()
+        f.debug_struct("GpuContext").field("adapter", &self.adapter_info.name).field("f64", &self.f64).finish()
     }
 }
 
@@ -155,11 +152,7 @@ impl GpuContext {
         let adapter_info = adapter.get_info();
         let limits = adapter.limits();
         let f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
-        let required_features = if f64 {
-            wgpu::Features::SHADER_F64
-        } else {
-            wgpu::Features::empty()
-        };
+        let required_features = if f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("neqkin"),
             required_features,
@@ -170,14 +163,7 @@ impl GpuContext {
             context: format!("opening device on {}", adapter_info.name),
             message: e.to_string(),
         })?;
-        Ok(GpuContext {
-            adapter_info,
-            limits,
-            f64,
-            device,
-            queue,
-            kernels: Mutex::new(HashMap::new()),
-        })
+        Ok(GpuContext { adapter_info, limits, f64, device, queue, kernels: Mutex::new(HashMap::new()) })
     }
 
     /// The adapter's name, API and type.
@@ -210,10 +196,7 @@ impl GpuContext {
             None => Ok(Precision::F32),
             Some(Precision::F64) if !self.f64 => Err(NeqkinError::invalid(
                 "precision",
-                format!(
-                    "adapter {} has no f64 shader support (SHADER_F64); use f32",
-                    self.adapter_info.name
-                ),
+                format!("adapter {} has no f64 shader support (SHADER_F64); use f32", self.adapter_info.name),
             )),
             Some(p) => Ok(p),
         }
@@ -229,18 +212,12 @@ impl GpuContext {
 
     /// Largest buffer that can be bound as one storage binding, bytes.
     pub fn max_binding(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; a captured error
     /// becomes [`NeqkinError::Gpu`] with `context`.
-    pub(crate) fn scoped<T>(
-        &self,
-        context: impl FnOnce() -> String,
-        f: impl FnOnce() -> T,
-    ) -> Result<T> {
+    pub(crate) fn scoped<T>(&self, context: impl FnOnce() -> String, f: impl FnOnce() -> T) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
@@ -248,40 +225,24 @@ impl GpuContext {
         let o = pollster::block_on(oom.pop());
         match v.or(o) {
             None => Ok(value),
-            Some(e) => Err(NeqkinError::Gpu {
-                context: context(),
-                message: e.to_string(),
-            }),
+            Some(e) => Err(NeqkinError::Gpu { context: context(), message: e.to_string() }),
         }
     }
 
     /// The pipeline of entry point `entry` of `source` (already preprocessed), with an
     /// explicit layout of `bindings` (binding number, access) in group 0. Cached.
-    pub(crate) fn kernel(
-        &self,
-        name: &str,
-        source: &str,
-        entry: &str,
-        bindings: &[(u32, Access)],
-    ) -> Result<Kernel> {
+    pub(crate) fn kernel(&self, name: &str, source: &str, entry: &str, bindings: &[(u32, Access)]) -> Result<Kernel> {
         let key = (source.to_string(), entry.to_string());
-        if let Some(k) = self
-            .kernels
-            .lock()
-            .expect("kernel cache poisoned")
-            .get(&key)
-        {
+        if let Some(k) = self.kernels.lock().expect("kernel cache poisoned").get(&key) {
             return Ok(k.clone());
         }
         let kernel = self.scoped(
             || format!("compiling kernel `{entry}` of {name}"),
             || {
-                let module = self
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    });
+                let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                });
                 let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                     .iter()
                     .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
@@ -290,12 +251,8 @@ impl GpuContext {
                         ty: wgpu::BindingType::Buffer {
                             ty: match access {
                                 Access::Uniform => wgpu::BufferBindingType::Uniform,
-                                Access::Read => {
-                                    wgpu::BufferBindingType::Storage { read_only: true }
-                                }
-                                Access::ReadWrite => {
-                                    wgpu::BufferBindingType::Storage { read_only: false }
-                                }
+                                Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                                Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                             },
                             has_dynamic_offset: false,
                             min_binding_size: None,
@@ -303,36 +260,27 @@ impl GpuContext {
                         count: None,
                     })
                     .collect();
-                let layout =
-                    self.device
-                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                            label: Some(entry),
-                            entries: &entries,
-                        });
-                let pipeline_layout =
-                    self.device
-                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                            label: Some(entry),
-                            bind_group_layouts: &[Some(&layout)],
-                            immediate_size: 0,
-                        });
-                let pipeline =
-                    self.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(entry),
-                            layout: Some(&pipeline_layout),
-                            module: &module,
-                            entry_point: Some(entry),
-                            compilation_options: Default::default(),
-                            cache: None,
-                        });
+                let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(entry),
+                    entries: &entries,
+                });
+                let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(entry),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+                let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
                 Kernel { pipeline, layout }
             },
         )?;
-        self.kernels
-            .lock()
-            .expect("kernel cache poisoned")
-            .insert(key, kernel.clone());
+        self.kernels.lock().expect("kernel cache poisoned").insert(key, kernel.clone());
         Ok(kernel)
     }
 
@@ -408,11 +356,7 @@ pub fn copy_bandwidth(ctx: &GpuContext, bytes: u64, precision: Precision) -> Res
         "engine/copy.wgsl",
         &source,
         "copy",
-        &[
-            (0, Access::Uniform),
-            (1, Access::Read),
-            (2, Access::ReadWrite),
-        ],
+        &[(0, Access::Uniform), (1, Access::Read), (2, Access::ReadWrite)],
     )?;
     let usage = wgpu::BufferUsages::STORAGE;
     let (params, src, dst, bind_group) = ctx.scoped(
@@ -440,28 +384,16 @@ pub fn copy_bandwidth(ctx: &GpuContext, bytes: u64, precision: Precision) -> Res
                 label: Some("copy"),
                 layout: &kernel.layout,
                 entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: src.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: dst.as_entire_binding(),
-                    },
+                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: src.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: dst.as_entire_binding() },
                 ],
             });
             (params, src, dst, bind_group)
         },
     )?;
     let _keep = (&src, &dst);
-    let p = uniforms::CopyParams {
-        n: n as u32,
-        ..Default::default()
-    };
+    let p = uniforms::CopyParams { n: n as u32, ..Default::default() };
     ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&p));
     let (gx, gy) = ctx.grid(n.div_ceil(u64::from(WG)));
     let run = |iterations: u32| -> Result<f64> {
@@ -495,8 +427,5 @@ pub(crate) fn wait(ctx: &GpuContext, context: &str) -> Result<()> {
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map(|_| ())
-        .map_err(|e| NeqkinError::Gpu {
-            context: format!("waiting for {context}"),
-            message: e.to_string(),
-        })
+        .map_err(|e| NeqkinError::Gpu { context: format!("waiting for {context}"), message: e.to_string() })
 }

@@ -12,18 +12,9 @@ use crate::{NeqkinError, Result};
 ///
 /// `tests/shaders_validate.rs` checks that this table lists every file on disk.
 pub const SHADERS: &[(&str, &str)] = &[
-    (
-        "shared/rhs_bindings.wgsl",
-        include_str!("../../../shaders/shared/rhs_bindings.wgsl"),
-    ),
-    (
-        "engine/ops.wgsl",
-        include_str!("../../../shaders/engine/ops.wgsl"),
-    ),
-    (
-        "engine/copy.wgsl",
-        include_str!("../../../shaders/engine/copy.wgsl"),
-    ),
+    ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
+    ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
+    ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.

@@ -211,49 +211,13 @@ pub struct RhsDims {
 /// `(file relative to shaders/, WGSL struct name, Rust size in bytes)` of every uniform
 /// block, for the size check in `tests/shaders_validate.rs`.
 pub const LAYOUTS: &[(&str, &str, usize)] = &[
-    (
-        "engine/ops.wgsl",
-        "BeginStepParams",
-        std::mem::size_of::<BeginStepParams>(),
-    ),
-    (
-        "engine/ops.wgsl",
-        "LincombParams",
-        std::mem::size_of::<LincombParams>(),
-    ),
-    (
-        "engine/ops.wgsl",
-        "ScalarAxpyParams",
-        std::mem::size_of::<ScalarAxpyParams>(),
-    ),
-    (
-        "engine/ops.wgsl",
-        "ErrorNormParams",
-        std::mem::size_of::<ErrorNormParams>(),
-    ),
-    (
-        "engine/ops.wgsl",
-        "ControlParams",
-        std::mem::size_of::<ControlParams>(),
-    ),
-    (
-        "engine/ops.wgsl",
-        "SelectParams",
-        std::mem::size_of::<SelectParams>(),
-    ),
-    (
-        "engine/ops.wgsl",
-        "SteadyCheckParams",
-        std::mem::size_of::<SteadyCheckParams>(),
-    ),
-    (
-        "engine/copy.wgsl",
-        "CopyParams",
-        std::mem::size_of::<CopyParams>(),
-    ),
-    (
-        "shared/rhs_bindings.wgsl",
-        "RhsDims",
-        std::mem::size_of::<RhsDims>(),
-    ),
+    ("engine/ops.wgsl", "BeginStepParams", std::mem::size_of::<BeginStepParams>()),
+    ("engine/ops.wgsl", "LincombParams", std::mem::size_of::<LincombParams>()),
+    ("engine/ops.wgsl", "ScalarAxpyParams", std::mem::size_of::<ScalarAxpyParams>()),
+    ("engine/ops.wgsl", "ErrorNormParams", std::mem::size_of::<ErrorNormParams>()),
+    ("engine/ops.wgsl", "ControlParams", std::mem::size_of::<ControlParams>()),
+    ("engine/ops.wgsl", "SelectParams", std::mem::size_of::<SelectParams>()),
+    ("engine/ops.wgsl", "SteadyCheckParams", std::mem::size_of::<SteadyCheckParams>()),
+    ("engine/copy.wgsl", "CopyParams", std::mem::size_of::<CopyParams>()),
+    ("shared/rhs_bindings.wgsl", "RhsDims", std::mem::size_of::<RhsDims>()),
 ];
