@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use neqkin::engine::backend::{Backend, Precision};
 use neqkin::engine::cpu::CpuBackend;
+use neqkin::engine::gpu::{self, GpuBackend, GpuContext};
 use neqkin::engine::model::{BatchLayout, BatchProblem, Model};
 use neqkin::engine::output::{self, OpenMode};
 use neqkin::engine::schedule::{self, Shard, SweepOptions};
@@ -141,15 +142,35 @@ struct BackendSetup {
     factory: Box<dyn FnMut(Arc<dyn BatchProblem>) -> neqkin::Result<Box<dyn Backend>>>,
 }
 
+/// Vectors and scalar arrays the integrators allocate per batch, upper bounds for the
+/// GPU capacity estimate (DOPRI5: state, FSAL derivative, 9 work vectors; 10 controller
+/// arrays plus stage times).
+const GPU_VECTORS: usize = 16;
+const GPU_SCALARS: usize = 24;
+/// Largest automatic GPU batch: bigger batches gain little and make each write (and the
+/// work lost to a kill) larger. `output.batch_size` overrides it.
+const GPU_AUTO_BATCH_CAP: usize = 4096;
+
 fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<BackendSetup, Failure> {
+    let requested: Option<Precision> = match precision {
+        PrecisionChoice::Auto => None,
+        PrecisionChoice::F32 => Some(Precision::F32),
+        PrecisionChoice::F64 => Some(Precision::F64),
+    };
     let cpu = || BackendSetup {
         capacity: Box::new(schedule::cpu_capacity),
         factory: Box::new(|p| Ok(Box::new(CpuBackend::new(p)) as Box<dyn Backend>)),
     };
-    let _requested: Option<Precision> = match precision {
-        PrecisionChoice::Auto => None,
-        PrecisionChoice::F32 => Some(Precision::F32),
-        PrecisionChoice::F64 => Some(Precision::F64),
+    let gpu = || -> neqkin::Result<BackendSetup> {
+        let ctx = Arc::new(GpuContext::new()?);
+        let precision = ctx.resolve_precision(requested)?;
+        let cap_ctx = ctx.clone();
+        Ok(BackendSetup {
+            capacity: Box::new(move |l| {
+                gpu::max_batch(&cap_ctx, l, precision, GPU_VECTORS, GPU_SCALARS).min(GPU_AUTO_BATCH_CAP)
+            }),
+            factory: Box::new(move |p| Ok(Box::new(GpuBackend::new(ctx.clone(), p, precision)?) as Box<dyn Backend>)),
+        })
     };
     match choice {
         BackendChoice::Cpu => {
@@ -158,18 +179,18 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
             }
             Ok(cpu())
         }
-        // TODO(lead): wire the wgpu backend here once engine::gpu is merged, e.g.
-        //   let ctx = Arc::new(GpuContext::new().map_err(classify)?);
-        //   let precision = ctx.resolve_precision(_requested).map_err(classify)?;
-        //   BackendSetup {
-        //       capacity: Box::new({ let ctx = ctx.clone(); move |l| gpu::max_batch(&ctx, l, precision, N_VECTORS, N_SCALARS) }),
-        //       factory: Box::new(move |p| Ok(Box::new(GpuBackend::new(ctx.clone(), p, precision)?) as Box<dyn Backend>)),
-        //   }
-        BackendChoice::Gpu => Err(classify(NeqkinError::NoAdapter(
-            "the GPU backend is not wired into this build yet".into(),
-        ))),
-        // TODO(lead): try the GPU arm first and fall back to the CPU when no adapter exists.
-        BackendChoice::Auto => Ok(cpu()),
+        BackendChoice::Gpu => gpu().map_err(classify),
+        BackendChoice::Auto => match gpu() {
+            Ok(setup) => Ok(setup),
+            Err(NeqkinError::NoAdapter(why)) => {
+                eprintln!("neqkin: no GPU adapter ({why}); using the CPU backend");
+                if precision == PrecisionChoice::F32 {
+                    eprintln!("neqkin: note: the CPU backend computes in f64");
+                }
+                Ok(cpu())
+            }
+            Err(e) => Err(classify(e)),
+        },
     }
 }
 
@@ -237,8 +258,20 @@ fn devices() -> Result<u8, Failure> {
         "cpu: {} ({}, {} threads, {}) — always available",
         cpu.adapter, cpu.api, cpu.threads, cpu.precision
     );
-    // TODO(lead): list GPU adapters here (engine::gpu::list_adapters).
-    println!("gpu: not wired into this build yet");
+    let adapters = gpu::list_adapters();
+    if adapters.is_empty() {
+        println!("gpu: no Vulkan, Metal or DX12 adapter found");
+    }
+    for a in adapters {
+        println!(
+            "gpu: {} ({}, {}, f64: {}, max storage binding {} MiB)",
+            a.name,
+            a.api,
+            a.device_type,
+            if a.f64 { "yes" } else { "no" },
+            a.max_storage_binding >> 20
+        );
+    }
     let names: Vec<&str> = neqkin::models::registry().iter().map(|m| m.name()).collect();
     println!("models: {}", names.join(", "));
     Ok(0)

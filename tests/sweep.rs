@@ -32,9 +32,13 @@ values = [0.0, 1.0]
 batch_size = 4
 "#;
 
+/// Runs the binary; `run` uses the CPU backend unless the arguments pick one.
 fn neqkin(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
     c.args(args).env_remove("NEQKIN_TEST_ABORT_AFTER_BATCHES");
+    if args.first() == Some(&"run") && !args.contains(&"--backend") {
+        c.args(["--backend", "cpu"]);
+    }
     for (k, v) in env {
         c.env(k, v);
     }
@@ -288,4 +292,35 @@ fn usage_errors_exit_2_and_name_the_field() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"));
     let o = neqkin(&["run", good.to_str().unwrap(), "--backend", "cpu", "--precision", "f32"], &[]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// The same sweep on the GPU backend (lavapipe in CI) agrees with the CPU run. Fails when
+/// no adapter is found, unless `NEQKIN_SKIP_GPU=1`.
+#[test]
+fn gpu_sweep_matches_cpu() {
+    if std::env::var("NEQKIN_SKIP_GPU").is_ok_and(|v| v == "1") {
+        eprintln!("NEQKIN_SKIP_GPU=1: GPU sweep not run");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), "sweep.toml", SWEEP);
+    let cpu = full_run(tmp.path(), &cfg);
+    let gpu = tmp.path().join("gpu");
+    let o = neqkin(&["run", cfg.to_str().unwrap(), "--out", gpu.to_str().unwrap(), "--backend", "gpu"], &[]);
+    ok(&o);
+    let meta: serde_json::Value = serde_json::from_str(&read(&gpu.join("meta.json"))).unwrap();
+    assert_eq!(meta["backend"]["backend"], "gpu");
+    let tol = if meta["backend"]["precision"] == "f32" { 1e-5 } else { 1e-9 };
+    let (c, g) = (read(&cpu.join("results.csv")), read(&gpu.join("results.csv")));
+    assert_eq!(c.lines().count(), g.lines().count());
+    let header: Vec<&str> = c.lines().next().unwrap().split(',').collect();
+    let mean = header.iter().position(|h| *h == "mean").unwrap();
+    let status = header.iter().position(|h| *h == "status").unwrap();
+    for (lc, lg) in c.lines().zip(g.lines()).skip(1) {
+        let (fc, fg): (Vec<&str>, Vec<&str>) = (lc.split(',').collect(), lg.split(',').collect());
+        assert_eq!(fc[..4], fg[..4]);
+        assert_eq!(fc[status], fg[status]);
+        let (a, b): (f64, f64) = (fc[mean].parse().unwrap(), fg[mean].parse().unwrap());
+        assert!((a - b).abs() <= tol * a.abs().max(1.0), "cpu {lc}\ngpu {lg}");
+    }
 }
