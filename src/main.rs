@@ -195,15 +195,8 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
 }
 
 fn default_out(config: &Path, shard: Shard) -> PathBuf {
-    let stem = config
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "run".into());
-    let name = if shard.count > 1 {
-        format!("{stem}_shard{}of{}", shard.index, shard.count)
-    } else {
-        stem
-    };
+    let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+    let name = if shard.count > 1 { format!("{stem}_shard{}of{}", shard.index, shard.count) } else { stem };
     PathBuf::from("results").join(name)
 }
 
@@ -224,17 +217,10 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
     };
     output::check_folder(&out, mode).map_err(usage)?;
     let mut setup = backend_setup(args.backend, args.precision)?;
-    let abort_after_batches = std::env::var("NEQKIN_TEST_ABORT_AFTER_BATCHES")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let opts = SweepOptions {
-        shard,
-        mode: Some(mode),
-        progress: args.progress,
-        abort_after_batches,
-    };
-    let summary = schedule::run_sweep(&plan, &*model, &out, &opts, &*setup.capacity, &mut *setup.factory)
-        .map_err(classify)?;
+    let abort_after_batches = std::env::var("NEQKIN_TEST_ABORT_AFTER_BATCHES").ok().and_then(|v| v.parse().ok());
+    let opts = SweepOptions { shard, mode: Some(mode), progress: args.progress, abort_after_batches };
+    let summary =
+        schedule::run_sweep(&plan, &*model, &out, &opts, &*setup.capacity, &mut *setup.factory).map_err(classify)?;
     let failed = output::failed_points(&out).map_err(classify)?;
     eprintln!(
         "neqkin: {} of {} points in shard {shard} done now ({} skipped as already done), {} batches; \
@@ -250,14 +236,10 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
 }
 
 fn devices() -> Result<u8, Failure> {
-    let probe = neqkin::models::relaxation::Relaxation
-        .build(&[serde_json::json!({ "grid_points": 1 })])
-        .map_err(classify)?;
+    let probe =
+        neqkin::models::relaxation::Relaxation.build(&[serde_json::json!({ "grid_points": 1 })]).map_err(classify)?;
     let cpu = CpuBackend::new(probe).info();
-    println!(
-        "cpu: {} ({}, {} threads, {}) — always available",
-        cpu.adapter, cpu.api, cpu.threads, cpu.precision
-    );
+    println!("cpu: {} ({}, {} threads, {}) — always available", cpu.adapter, cpu.api, cpu.threads, cpu.precision);
     let adapters = gpu::list_adapters();
     if adapters.is_empty() {
         println!("gpu: no Vulkan, Metal or DX12 adapter found");

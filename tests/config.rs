@@ -77,7 +77,9 @@ fn solver_ranges() {
 
 #[test]
 fn bad_sweep_specs() {
-    let sweep = |body: &str| format!("{BASE}\n[[sweep]]\nname = \"rate\"\nvalues = [1.0]\n[[sweep]]\nname = \"target\"\n{body}\n");
+    let sweep = |body: &str| {
+        format!("{BASE}\n[[sweep]]\nname = \"rate\"\nvalues = [1.0]\n[[sweep]]\nname = \"target\"\n{body}\n")
+    };
     fails_on(&sweep("linspace = [0.0, 1.0]"), "sweep[1].linspace");
     fails_on(&sweep("linspace = [0.0, 1.0, 2.5]"), "sweep[1].linspace");
     fails_on(&sweep("linspace = [0.0, 1.0, 0]"), "sweep[1].linspace");
@@ -86,7 +88,10 @@ fn bad_sweep_specs() {
     fails_on(&sweep(""), "sweep[1]");
     fails_on(&sweep("values = []"), "sweep[1].values");
     // Same axis twice.
-    fails_on(&format!("{BASE}\n[[sweep]]\nname = \"rate\"\nvalues = [1.0]\n[[sweep]]\nname = \"rate\"\nvalues = [2.0]\n"), "sweep[1].name");
+    fails_on(
+        &format!("{BASE}\n[[sweep]]\nname = \"rate\"\nvalues = [1.0]\n[[sweep]]\nname = \"rate\"\nvalues = [2.0]\n"),
+        "sweep[1].name",
+    );
     // An axis the model does not accept is reported through the model's validate.
     fails_on(&format!("{BASE}\n[[sweep]]\nname = \"temperature\"\nvalues = [1.0]\n"), "params.temperature");
 }

@@ -90,12 +90,9 @@ fn kernel_validates_with_naga_in_f32_and_f64() {
         let src = preprocess(&k.source, real);
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{} ({real}): {}", k.name, e.emit_to_string(&src)));
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::FLOAT64,
-        );
-        v.validate(&module)
-            .unwrap_or_else(|e| panic!("{} ({real}): {}", k.name, e.emit_to_string(&src)));
+        let mut v =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::FLOAT64);
+        v.validate(&module).unwrap_or_else(|e| panic!("{} ({real}): {}", k.name, e.emit_to_string(&src)));
         let ep = module.entry_points.iter().find(|e| e.name == "rhs").expect("entry point rhs");
         assert_eq!(ep.workgroup_size, [256, 1, 1]);
     }

@@ -152,7 +152,8 @@ fn shards_and_merge_equal_the_full_run() {
     let other = write_config(tmp.path(), "other.toml", &SWEEP.replace("initial = 2.0", "initial = 3.0"));
     let s2 = tmp.path().join("s2");
     ok(&neqkin(&["run", other.to_str().unwrap(), "--out", s2.to_str().unwrap(), "--shard", "1/2"], &[]));
-    let o = neqkin(&["merge", tmp.path().join("m2").to_str().unwrap(), s0.to_str().unwrap(), s2.to_str().unwrap()], &[]);
+    let o =
+        neqkin(&["merge", tmp.path().join("m2").to_str().unwrap(), s0.to_str().unwrap(), s2.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("different config"), "{}", String::from_utf8_lossy(&o.stderr));
 }
@@ -180,7 +181,20 @@ fn arrays_are_npy_and_match_the_exact_solution() {
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(
         header,
-        ["point", "rate", "target", "output", "t", "t_reached", "status", "steps_accepted", "steps_rejected", "mean", "error_vs_exact", "message"]
+        [
+            "point",
+            "rate",
+            "target",
+            "output",
+            "t",
+            "t_reached",
+            "status",
+            "steps_accepted",
+            "steps_rejected",
+            "mean",
+            "error_vs_exact",
+            "message"
+        ]
     );
     for line in csv.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();

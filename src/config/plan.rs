@@ -185,8 +185,7 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
     };
     let t_end = positive(
         "solver.t_end",
-        s.t_end
-            .ok_or_else(|| NeqkinError::invalid("solver.t_end", "required key is missing"))?,
+        s.t_end.ok_or_else(|| NeqkinError::invalid("solver.t_end", "required key is missing"))?,
     )?;
     let dt = s.dt.map(|dt| positive("solver.dt", dt)).transpose()?;
     if method == Method::Rk4 && dt.is_none() {
@@ -199,10 +198,7 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
     }
     let output_times = match (&s.output_times, s.n_outputs) {
         (Some(_), Some(_)) => {
-            return Err(NeqkinError::invalid(
-                "solver.n_outputs",
-                "give either output_times or n_outputs, not both",
-            ))
+            return Err(NeqkinError::invalid("solver.n_outputs", "give either output_times or n_outputs, not both"))
         }
         (Some(times), None) => {
             if times.is_empty() {
@@ -225,9 +221,7 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
             if n == 0 {
                 return Err(NeqkinError::invalid("solver.n_outputs", "must be ≥ 1"));
             }
-            (1..=n)
-                .map(|k| if k == n { t_end } else { t_end * k as f64 / n as f64 })
-                .collect()
+            (1..=n).map(|k| if k == n { t_end } else { t_end * k as f64 / n as f64 }).collect()
         }
         (None, None) => vec![t_end],
     };
@@ -246,15 +240,7 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         Some(n) => n,
         None => defaults.max_steps,
     };
-    Ok(SolverPlan::Integrate(SolveOptions {
-        method,
-        dt,
-        rtol,
-        atol,
-        output_times,
-        steady_tol,
-        max_steps,
-    }))
+    Ok(SolverPlan::Integrate(SolveOptions { method, dt, rtol, atol, output_times, steady_tol, max_steps }))
 }
 
 /// Largest number of values one axis may expand to.
@@ -265,15 +251,12 @@ fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
     if s.name.is_empty() {
         return Err(NeqkinError::invalid(format!("{base}.name"), "must not be empty"));
     }
-    let given: Vec<&str> = [
-        ("values", s.values.is_some()),
-        ("linspace", s.linspace.is_some()),
-        ("logspace", s.logspace.is_some()),
-    ]
-    .iter()
-    .filter(|(_, g)| *g)
-    .map(|(n, _)| *n)
-    .collect();
+    let given: Vec<&str> =
+        [("values", s.values.is_some()), ("linspace", s.linspace.is_some()), ("logspace", s.logspace.is_some())]
+            .iter()
+            .filter(|(_, g)| *g)
+            .map(|(n, _)| *n)
+            .collect();
     if given.len() != 1 {
         let field = if given.is_empty() { base.clone() } else { format!("{base}.{}", given[1]) };
         return Err(NeqkinError::invalid(
@@ -291,7 +274,10 @@ fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
             return Err(NeqkinError::invalid(field, "start and stop must be finite"));
         }
         if !(n >= 1.0 && n.fract() == 0.0 && n <= MAX_AXIS_LEN) {
-            return Err(NeqkinError::invalid(field, format!("count must be an integer in [1, {MAX_AXIS_LEN:e}], got {n}")));
+            return Err(NeqkinError::invalid(
+                field,
+                format!("count must be an integer in [1, {MAX_AXIS_LEN:e}], got {n}"),
+            ));
         }
         Ok((a, b, n as usize))
     };
@@ -327,8 +313,5 @@ fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
         v[last] = b;
         v
     };
-    Ok(SweepAxis {
-        name: s.name.clone(),
-        values,
-    })
+    Ok(SweepAxis { name: s.name.clone(), values })
 }

@@ -118,34 +118,25 @@ fn default_true() -> bool {
 
 impl Default for RawOutput {
     fn default() -> Self {
-        RawOutput {
-            arrays: true,
-            batch_size: 0,
-        }
+        RawOutput { arrays: true, batch_size: 0 }
     }
 }
 
 /// Reads a config file: `.json` as JSON, anything else as TOML.
 pub fn load(path: &Path) -> Result<RawConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| NeqkinError::io(path, e))?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     parse(&text, is_json).map_err(|e| match e {
-        NeqkinError::ConfigParse { reason, .. } => NeqkinError::ConfigParse {
-            path: path.display().to_string(),
-            reason,
-        },
+        NeqkinError::ConfigParse { reason, .. } => {
+            NeqkinError::ConfigParse { path: path.display().to_string(), reason }
+        }
         other => other,
     })
 }
 
 /// Parses config text (TOML, or JSON when `is_json`).
 pub fn parse(text: &str, is_json: bool) -> Result<RawConfig> {
-    let parse_err = |reason: String| NeqkinError::ConfigParse {
-        path: "<text>".into(),
-        reason,
-    };
+    let parse_err = |reason: String| NeqkinError::ConfigParse { path: "<text>".into(), reason };
     let tree = if is_json {
         serde_json::from_str::<Value>(text).map_err(|e| parse_err(e.to_string()))?
     } else {
@@ -219,29 +210,19 @@ pub fn toml_to_json(v: &toml::Value, path: &str) -> Result<Value> {
         toml::Value::Integer(i) => Value::from(*i),
         toml::Value::Float(f) => {
             if !f.is_finite() {
-                return Err(NeqkinError::invalid(
-                    path,
-                    format!("must be a finite number, got {f}"),
-                ));
+                return Err(NeqkinError::invalid(path, format!("must be a finite number, got {f}")));
             }
             Value::from(*f)
         }
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(
-            a.iter()
-                .enumerate()
-                .map(|(i, x)| toml_to_json(x, &format!("{path}[{i}]")))
-                .collect::<Result<_>>()?,
+            a.iter().enumerate().map(|(i, x)| toml_to_json(x, &format!("{path}[{i}]"))).collect::<Result<_>>()?,
         ),
         toml::Value::Table(t) => {
             let mut m = Map::new();
             for (k, x) in t {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 m.insert(k.clone(), toml_to_json(x, &p)?);
             }
             Value::Object(m)

@@ -147,10 +147,9 @@ pub fn check_folder(root: &Path, mode: OpenMode) -> Result<()> {
             root,
             "is not empty; use --resume to continue the run there or --force to overwrite it",
         )),
-        OpenMode::Resume if non_empty && !root.join(META).exists() => Err(NeqkinError::output(
-            root,
-            format!("has no {META}; it is not a neqkin output folder, cannot resume"),
-        )),
+        OpenMode::Resume if non_empty && !root.join(META).exists() => {
+            Err(NeqkinError::output(root, format!("has no {META}; it is not a neqkin output folder, cannot resume")))
+        }
         _ => Ok(()),
     }
 }
@@ -178,10 +177,7 @@ pub fn read_progress(root: &Path) -> Result<BTreeSet<usize>> {
         if l.is_empty() {
             continue;
         }
-        done.insert(
-            l.parse()
-                .map_err(|_| NeqkinError::output(&path, format!("bad line `{l}`")))?,
-        );
+        done.insert(l.parse().map_err(|_| NeqkinError::output(&path, format!("bad line `{l}`")))?);
     }
     Ok(done)
 }
@@ -207,9 +203,10 @@ pub fn read_rows(root: &Path, keep: Option<&BTreeSet<usize>>) -> Result<(Option<
         return Ok((None, Vec::new()));
     };
     let header = header.trim_end_matches('\n').to_string();
-    let out_col = header.split(',').position(|c| c == "output").ok_or_else(|| {
-        NeqkinError::output(&path, "header has no `output` column")
-    })?;
+    let out_col = header
+        .split(',')
+        .position(|c| c == "output")
+        .ok_or_else(|| NeqkinError::output(&path, "header has no `output` column"))?;
     let mut rows = Vec::new();
     for line in lines {
         let line = line.trim_end_matches('\n');
@@ -262,10 +259,8 @@ fn csv_field(s: &str) -> String {
 
 /// Current UTC time as RFC 3339 (`2026-11-22T05:30:00Z`).
 pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (H. Hinnant's algorithm).
     let z = days + 719_468;
@@ -277,23 +272,14 @@ pub fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Header columns of `results.csv` for these axes and observables.
 pub fn columns(axes: &[String], observables: &[String]) -> Vec<String> {
     let mut c = vec!["point".to_string()];
     c.extend(axes.iter().cloned());
-    c.extend(
-        ["output", "t", "t_reached", "status", "steps_accepted", "steps_rejected"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    c.extend(["output", "t", "t_reached", "status", "steps_accepted", "steps_rejected"].iter().map(|s| s.to_string()));
     c.extend(observables.iter().cloned());
     c.push("message".into());
     c
@@ -352,11 +338,7 @@ impl OutputDir {
             if (i, n) != (Some(shard.index as u64), Some(shard.count as u64)) {
                 return Err(NeqkinError::output(
                     root,
-                    format!(
-                        "holds shard {}/{}, not {shard}",
-                        i.unwrap_or(0),
-                        n.unwrap_or(1)
-                    ),
+                    format!("holds shard {}/{}, not {shard}", i.unwrap_or(0), n.unwrap_or(1)),
                 ));
             }
             let done = read_progress(root)?;
@@ -398,10 +380,7 @@ impl OutputDir {
             meta,
         };
         let session = json!({ "started": utc_now(), "finished": Value::Null, "resumed": resuming });
-        dir.meta["sessions"]
-            .as_array_mut()
-            .expect("meta.sessions is an array")
-            .push(session);
+        dir.meta["sessions"].as_array_mut().expect("meta.sessions is an array").push(session);
         dir.write_meta()?;
         Ok(dir)
     }
@@ -426,11 +405,7 @@ impl OutputDir {
             Ok(t) => t.lines().next().map(str::to_string),
             Err(_) => None,
         };
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| NeqkinError::io(&path, e))?;
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| NeqkinError::io(&path, e))?;
         match existing {
             Some(h) if h != header => {
                 return Err(NeqkinError::output(
@@ -460,7 +435,13 @@ impl OutputDir {
     }
 
     /// Writes one finished batch: arrays, rows (synced), progress (synced), meta.
-    pub fn write_batch(&mut self, rows: &[Row], arrays: &[PointArrays], record: BatchRecord, points: &[usize]) -> Result<()> {
+    pub fn write_batch(
+        &mut self,
+        rows: &[Row],
+        arrays: &[PointArrays],
+        record: BatchRecord,
+        points: &[usize],
+    ) -> Result<()> {
         for pa in arrays {
             for (name, frames) in &pa.arrays {
                 if name.starts_with("grid_") {
@@ -485,10 +466,8 @@ impl OutputDir {
             }
         }
         let path = self.root.join(RESULTS);
-        let csv = self
-            .csv
-            .as_mut()
-            .ok_or_else(|| NeqkinError::output(&path, "columns not set before the first batch"))?;
+        let csv =
+            self.csv.as_mut().ok_or_else(|| NeqkinError::output(&path, "columns not set before the first batch"))?;
         let mut text = String::new();
         for r in rows {
             let mut f: Vec<String> = Vec::with_capacity(self.columns.len());
@@ -501,20 +480,13 @@ impl OutputDir {
             f.push(r.steps_accepted.to_string());
             f.push(r.steps_rejected.to_string());
             for name in &self.observables {
-                f.push(
-                    r.observables
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(String::new(), |(_, v)| fmt_f64(*v)),
-                );
+                f.push(r.observables.iter().find(|(n, _)| n == name).map_or(String::new(), |(_, v)| fmt_f64(*v)));
             }
             f.push(csv_field(&r.message));
             text.push_str(&f.join(","));
             text.push('\n');
         }
-        csv.write_all(text.as_bytes())
-            .and_then(|_| csv.sync_data())
-            .map_err(|e| NeqkinError::io(&path, e))?;
+        csv.write_all(text.as_bytes()).and_then(|_| csv.sync_data()).map_err(|e| NeqkinError::io(&path, e))?;
         let mut p = String::new();
         for i in points {
             p.push_str(&format!("{i}\n"));
@@ -551,10 +523,7 @@ impl OutputDir {
 pub fn npy_bytes(shape: &[usize], data: &[f64]) -> Vec<u8> {
     let dims = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {dims}, }}");
     // magic (6) + version (2) + header length (2) + header + '\n', a multiple of 64.
@@ -590,11 +559,7 @@ pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), Str
     if !header.ends_with('\n') || !header.contains("'descr': '<f8'") || !header.contains("'fortran_order': False") {
         return Err(format!("unexpected header {header:?}"));
     }
-    let shape_txt = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or("no shape")?;
+    let shape_txt = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or("no shape")?;
     let shape: Vec<usize> = shape_txt
         .split(',')
         .map(str::trim)
@@ -606,10 +571,7 @@ pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), Str
     if body.len() != 8 * n {
         return Err(format!("{} data bytes for shape {shape:?}", body.len()));
     }
-    let data = body
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
+    let data = body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
     Ok((shape, data))
 }
 
@@ -646,13 +608,21 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary
                 if m0["fingerprint"] != meta["fingerprint"] {
                     return Err(NeqkinError::output(
                         dir,
-                        format!("was run with a different config than {} (model, solver, params or sweep differ)", d0.display()),
+                        format!(
+                            "was run with a different config than {} (model, solver, params or sweep differ)",
+                            d0.display()
+                        ),
                     ));
                 }
                 if m0["shard"]["count"] != meta["shard"]["count"] {
                     return Err(NeqkinError::output(
                         dir,
-                        format!("is a shard of {} but {} is a shard of {}", meta["shard"]["count"], d0.display(), m0["shard"]["count"]),
+                        format!(
+                            "is a shard of {} but {} is a shard of {}",
+                            meta["shard"]["count"],
+                            d0.display(),
+                            m0["shard"]["count"]
+                        ),
                     ));
                 }
                 if !header.is_empty() && !h0.is_empty() && *h0 != header {

@@ -55,12 +55,7 @@ impl Point {
         if plan.axes.is_empty() {
             return String::new();
         }
-        let parts: Vec<String> = plan
-            .axes
-            .iter()
-            .zip(&self.values)
-            .map(|(a, v)| format!("{} = {v}", a.name))
-            .collect();
+        let parts: Vec<String> = plan.axes.iter().zip(&self.values).map(|(a, v)| format!("{} = {v}", a.name)).collect();
         format!(": {}", parts.join(", "))
     }
 }
@@ -88,11 +83,7 @@ pub fn point(plan: &Plan, index: usize) -> Point {
     for (axis, v) in plan.axes.iter().zip(&values) {
         params.insert(axis.name.clone(), json_number(*v));
     }
-    Point {
-        index,
-        values,
-        params: Value::Object(params),
-    }
+    Point { index, values, params: Value::Object(params) }
 }
 
 /// Every point of the plan in index order.
@@ -197,11 +188,7 @@ pub fn run_sweep(
     let shard = opts.shard;
     let mut dir = OutputDir::open(out, plan, shard, opts.mode.unwrap_or(OpenMode::New))?;
     let in_shard: Vec<usize> = (0..plan.n_points()).filter(|i| shard.contains(*i)).collect();
-    let todo: Vec<Point> = in_shard
-        .iter()
-        .filter(|i| !dir.done().contains(i))
-        .map(|i| point(plan, *i))
-        .collect();
+    let todo: Vec<Point> = in_shard.iter().filter(|i| !dir.done().contains(i)).map(|i| point(plan, *i)).collect();
     let mut summary = SweepSummary {
         points_total: plan.n_points(),
         points_in_shard: in_shard.len(),
@@ -218,11 +205,8 @@ pub fn run_sweep(
     };
     let axes: Vec<String> = plan.axes.iter().map(|a| a.name.clone()).collect();
     dir.set_columns(&axes, &observable_names)?;
-    let batch_size = plan
-        .output
-        .batch_size
-        .unwrap_or_else(|| per_member.as_ref().map_or(CPU_DEFAULT_BATCH, capacity))
-        .max(1);
+    let batch_size =
+        plan.output.batch_size.unwrap_or_else(|| per_member.as_ref().map_or(CPU_DEFAULT_BATCH, capacity)).max(1);
 
     let bar = Progress::new(todo.len(), opts.progress, summary.points_skipped);
     for chunk in todo.chunks(batch_size) {
@@ -266,19 +250,14 @@ pub fn run_sweep(
 /// Builds a one-member batch: its layout and its observable names at `t = 0`.
 fn probe(plan: &Plan, model: &dyn Model, p: &Point) -> Result<(Option<BatchLayout>, Vec<String>)> {
     if matches!(plan.solver, SolverPlan::Direct) {
-        let obs = model
-            .evaluate(std::slice::from_ref(&p.params))
-            .unwrap_or_else(|| Ok(Vec::new()))?;
+        let obs = model.evaluate(std::slice::from_ref(&p.params)).unwrap_or_else(|| Ok(Vec::new()))?;
         let names = obs.first().map(|o| o.scalars.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
         return Ok((None, names));
     }
     let problem = model.build(std::slice::from_ref(&p.params))?;
     let y0 = problem.initial_state();
     let obs = problem.observables(0, 0.0, &y0);
-    Ok((
-        Some(problem.layout()),
-        obs.scalars.into_iter().map(|(n, _)| n).collect(),
-    ))
+    Ok((Some(problem.layout()), obs.scalars.into_iter().map(|(n, _)| n).collect()))
 }
 
 struct BatchOutcome {
@@ -311,13 +290,18 @@ fn failed_rows(plan: &Plan, chunk: &[Point], message: &str) -> Vec<Row> {
         .collect()
 }
 
-fn run_batch(plan: &Plan, model: &dyn Model, chunk: &[Point], factory: &mut BackendFactory<'_>) -> Result<BatchOutcome> {
+fn run_batch(
+    plan: &Plan,
+    model: &dyn Model,
+    chunk: &[Point],
+    factory: &mut BackendFactory<'_>,
+) -> Result<BatchOutcome> {
     let params: Vec<Value> = chunk.iter().map(|p| p.params.clone()).collect();
     let opts = match &plan.solver {
         SolverPlan::Direct => {
-            let obs = model.evaluate(&params).unwrap_or_else(|| {
-                Err(NeqkinError::invalid("solver.method", "model has no direct evaluation"))
-            })?;
+            let obs = model
+                .evaluate(&params)
+                .unwrap_or_else(|| Err(NeqkinError::invalid("solver.method", "model has no direct evaluation")))?;
             if obs.len() != chunk.len() {
                 return Err(NeqkinError::invalid(
                     "solver.method",
@@ -360,10 +344,8 @@ fn run_batch(plan: &Plan, model: &dyn Model, chunk: &[Point], factory: &mut Back
     let info = backend.info();
     let n = layout.state_len;
     let mut rows: Vec<Vec<Row>> = vec![Vec::new(); chunk.len()];
-    let mut arrays: Vec<PointArrays> = chunk
-        .iter()
-        .map(|p| PointArrays { point: p.index, arrays: Vec::new() })
-        .collect();
+    let mut arrays: Vec<PointArrays> =
+        chunk.iter().map(|p| PointArrays { point: p.index, arrays: Vec::new() }).collect();
     let mut on_output = |f: &OutputFrame<'_>| -> Result<()> {
         for (m, p) in chunk.iter().enumerate() {
             let y = &f.state[m * n..(m + 1) * n];
@@ -395,11 +377,7 @@ fn run_batch(plan: &Plan, model: &dyn Model, chunk: &[Point], factory: &mut Back
         Ok(())
     };
     integrate(&mut *backend, &*problem, opts, &mut on_output)?;
-    Ok(BatchOutcome {
-        rows: rows.into_iter().flatten().collect(),
-        arrays,
-        backend: Some(info),
-    })
+    Ok(BatchOutcome { rows: rows.into_iter().flatten().collect(), arrays, backend: Some(info) })
 }
 
 /// Progress on stderr: an indicatif bar on a terminal, plain lines when forced elsewhere,

@@ -9,9 +9,7 @@ use crate::{NeqkinError, Result};
 
 /// Every model neqkin knows, in the order `neqkin devices`/errors list them.
 pub fn registry() -> Vec<Box<dyn crate::engine::model::Model>> {
-    vec![
-        Box::new(relaxation::Relaxation),
-    ]
+    vec![Box::new(relaxation::Relaxation)]
 }
 
 /// The model named `name`, or [`NeqkinError::UnknownModel`] listing the known names.
@@ -19,7 +17,5 @@ pub fn find(name: &str) -> Result<Box<dyn Model>> {
     let all = registry();
     let known: Vec<&str> = all.iter().map(|m| m.name()).collect();
     let known = known.join(", ");
-    all.into_iter()
-        .find(|m| m.name() == name)
-        .ok_or_else(|| NeqkinError::UnknownModel(name.to_string(), known))
+    all.into_iter().find(|m| m.name() == name).ok_or_else(|| NeqkinError::UnknownModel(name.to_string(), known))
 }

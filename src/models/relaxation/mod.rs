@@ -73,9 +73,7 @@ fn number(key: &str, v: &Value) -> Result<f64> {
 impl RelaxationParams {
     /// Checks a JSON parameter set, naming the field `params.<key>` on error.
     pub fn from_json(v: &Value) -> Result<Self> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| NeqkinError::invalid("params", "must be a table"))?;
+        let obj = v.as_object().ok_or_else(|| NeqkinError::invalid("params", "must be a table"))?;
         if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(NeqkinError::invalid(
                 format!("params.{k}"),
@@ -140,14 +138,8 @@ impl Model for Relaxation {
         RelaxationParams::from_json(params).map(|_| ())
     }
     fn build(&self, points: &[Value]) -> Result<Arc<dyn BatchProblem>> {
-        let members = points
-            .iter()
-            .map(RelaxationParams::from_json)
-            .collect::<Result<Vec<_>>>()?;
-        let n = members
-            .first()
-            .ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?
-            .grid_points;
+        let members = points.iter().map(RelaxationParams::from_json).collect::<Result<Vec<_>>>()?;
+        let n = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?.grid_points;
         if let Some(m) = members.iter().find(|m| m.grid_points != n) {
             return Err(NeqkinError::invalid(
                 "params.grid_points",
@@ -155,10 +147,7 @@ impl Model for Relaxation {
             ));
         }
         let dx = 1.0 / n as f64;
-        let params = members
-            .iter()
-            .flat_map(|m| [m.rate, m.target, m.diffusion / (dx * dx)])
-            .collect();
+        let params = members.iter().flat_map(|m| [m.rate, m.target, m.diffusion / (dx * dx)]).collect();
         Ok(Arc::new(RelaxationBatch { n, members, params, tables: vec![0.0] }))
     }
 }
@@ -205,7 +194,16 @@ impl BatchProblem for RelaxationBatch {
     fn initial_state(&self) -> Vec<f64> {
         self.members.iter().flat_map(|m| m.initial.iter().copied()).collect()
     }
-    fn rhs_member(&self, _m: usize, params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) {
+    fn rhs_member(
+        &self,
+        _m: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    ) {
         rhs(params, tables, t, y, dy, scratch)
     }
     fn kernel(&self) -> KernelSource {
@@ -215,18 +213,18 @@ impl BatchProblem for RelaxationBatch {
         }
     }
     fn spectral_radius(&self) -> Option<Vec<f64>> {
-        Some(
-            self.params
-                .chunks(PARAMS_LEN)
-                .map(|p| p[P_RATE].abs() + 4.0 * p[P_C])
-                .collect(),
-        )
+        Some(self.params.chunks(PARAMS_LEN).map(|p| p[P_RATE].abs() + 4.0 * p[P_C]).collect())
     }
     fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables {
         let m = &self.members[member];
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         let err = match m.exact(t) {
-            Some(ex) => ex.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0, |acc: f64, d| if d.is_nan() || d > acc { d } else { acc }),
+            Some(ex) => {
+                ex.iter()
+                    .zip(y)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, |acc: f64, d| if d.is_nan() || d > acc { d } else { acc })
+            }
             None => f64::NAN,
         };
         let dx = 1.0 / self.n as f64;
