@@ -134,6 +134,11 @@ fn sweep_expansion_counts_and_order() {
 }
 
 #[test]
+fn direct_method_needs_a_model_that_evaluates() {
+    fails_on(&BASE.replace("method = \"dopri5\"", "method = \"direct\""), "solver.method");
+}
+
+#[test]
 fn output_times_defaults() {
     let p = plan(&BASE.replace("t_end = 1.0", "t_end = 2.0\nn_outputs = 4")).unwrap();
     assert_eq!(p.output_times(), &[0.5, 1.0, 1.5, 2.0]);
