@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use neqkin::engine::backend::{Backend, Precision};
 use neqkin::engine::cpu::CpuBackend;
 use neqkin::engine::gpu::{self, GpuBackend, GpuContext};
-use neqkin::engine::model::{BatchLayout, BatchProblem, Model};
+use neqkin::engine::model::{BatchLayout, Model};
 use neqkin::engine::output::{self, OpenMode};
 use neqkin::engine::schedule::{self, Shard, SweepOptions};
 use neqkin::NeqkinError;
@@ -139,7 +139,7 @@ fn main() -> ExitCode {
 /// the backend of each batch.
 struct BackendSetup {
     capacity: Box<dyn Fn(&BatchLayout) -> usize>,
-    factory: Box<dyn FnMut(Arc<dyn BatchProblem>) -> neqkin::Result<Box<dyn Backend>>>,
+    factory: Box<schedule::BackendFactory<'static>>,
 }
 
 /// Vectors and scalar arrays the integrators allocate per batch, upper bounds for the

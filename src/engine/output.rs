@@ -189,9 +189,12 @@ pub fn read_meta(root: &Path) -> Result<Value> {
     serde_json::from_str(&text).map_err(|e| NeqkinError::output(&path, format!("unreadable: {e}")))
 }
 
+/// A data line of `results.csv` with its point and output-time indices.
+pub type CsvLine = (usize, usize, String);
+
 /// Reads `results.csv`: the header and the complete data lines whose point is in `keep`
-/// (all points when `keep` is `None`), as (point, output, line) triples.
-pub fn read_rows(root: &Path, keep: Option<&BTreeSet<usize>>) -> Result<(Option<String>, Vec<(usize, usize, String)>)> {
+/// (all points when `keep` is `None`).
+pub fn read_rows(root: &Path, keep: Option<&BTreeSet<usize>>) -> Result<(Option<String>, Vec<CsvLine>)> {
     let path = root.join(RESULTS);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -552,7 +555,7 @@ pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), Str
         return Err("not an NPY v1.0 file".into());
     }
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    if (10 + hlen) % 64 != 0 || bytes.len() < 10 + hlen {
+    if !(10 + hlen).is_multiple_of(64) || bytes.len() < 10 + hlen {
         return Err(format!("header length {hlen} not 64-byte aligned"));
     }
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).map_err(|e| e.to_string())?;
@@ -593,7 +596,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary
     }
     check_folder(out, if force { OpenMode::Force } else { OpenMode::New })?;
     let mut first: Option<(PathBuf, Value, String)> = None;
-    let mut all_rows: Vec<(usize, usize, String)> = Vec::new();
+    let mut all_rows: Vec<CsvLine> = Vec::new();
     let mut done_all = BTreeSet::new();
     let mut shard_meta = Vec::new();
     let mut seen_shards = BTreeSet::new();

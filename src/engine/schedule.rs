@@ -199,10 +199,8 @@ pub fn run_sweep(
     // A one-member probe gives the per-member layout (for the capacity function) and the
     // observable names (for the CSV header), also when resuming with nothing left to do.
     let probe_point = todo.first().cloned().unwrap_or_else(|| point(plan, in_shard.first().copied().unwrap_or(0)));
-    let (per_member, observable_names) = match probe(plan, model, &probe_point) {
-        Ok(p) => p,
-        Err(_) => (None, Vec::new()),
-    };
+    // A failing probe is not an error here: its batch fails and is recorded like any other.
+    let (per_member, observable_names) = probe(plan, model, &probe_point).unwrap_or_default();
     let axes: Vec<String> = plan.axes.iter().map(|a| a.name.clone()).collect();
     dir.set_columns(&axes, &observable_names)?;
     let batch_size =
