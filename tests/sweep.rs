@@ -116,6 +116,10 @@ fn resume_after_kill_loses_nothing() {
     let meta: serde_json::Value = serde_json::from_str(&read(&out.join("meta.json"))).unwrap();
     assert_eq!(meta["complete"], true);
     assert_eq!(meta["sessions"].as_array().unwrap().len(), 2);
+    assert!(meta["started"].as_str().unwrap() <= meta["finished"].as_str().unwrap());
+    assert_eq!(meta["shard"]["count"], 1);
+    assert_eq!(meta["resolved"]["solver"]["output_times"].as_array().unwrap().len(), 3);
+    assert!(meta["git_commit"].is_string() && meta["neqkin_version"].is_string());
     assert_eq!(meta["batches"].as_array().unwrap().len(), 5);
 
     // Resuming a finished run does nothing and changes nothing.
@@ -147,6 +151,11 @@ fn shards_and_merge_equal_the_full_run() {
     let meta: serde_json::Value = serde_json::from_str(&read(&merged.join("meta.json"))).unwrap();
     assert_eq!(meta["shards"].as_array().unwrap().len(), 2);
     assert_eq!(meta["complete"], true);
+
+    // Resuming a shard folder as another shard is refused.
+    let o = neqkin(&["run", cfg.to_str().unwrap(), "--out", s0.to_str().unwrap(), "--resume", "--shard", "1/2"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds shard 0/2"), "{}", String::from_utf8_lossy(&o.stderr));
 
     // A shard of another config is refused.
     let other = write_config(tmp.path(), "other.toml", &SWEEP.replace("initial = 2.0", "initial = 3.0"));

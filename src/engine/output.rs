@@ -382,7 +382,12 @@ impl OutputDir {
             done,
             meta,
         };
-        let session = json!({ "started": utc_now(), "finished": Value::Null, "resumed": resuming });
+        let now = utc_now();
+        if dir.meta.get("started").is_none_or(Value::is_null) {
+            dir.meta["started"] = Value::String(now.clone());
+        }
+        dir.meta["finished"] = Value::Null;
+        let session = json!({ "started": now, "finished": Value::Null, "resumed": resuming });
         dir.meta["sessions"].as_array_mut().expect("meta.sessions is an array").push(session);
         dir.write_meta()?;
         Ok(dir)
@@ -509,9 +514,11 @@ impl OutputDir {
 
     /// Marks the session finished; `complete` when every point of the shard is done.
     pub fn finish(&mut self, complete: bool) -> Result<()> {
+        let now = utc_now();
         if let Some(s) = self.meta["sessions"].as_array_mut().and_then(|a| a.last_mut()) {
-            s["finished"] = Value::String(utc_now());
+            s["finished"] = Value::String(now.clone());
         }
+        self.meta["finished"] = Value::String(now);
         self.meta["complete"] = Value::Bool(complete);
         self.write_meta()
     }
