@@ -55,6 +55,9 @@ pub enum NeqkinError {
     /// Unknown model name in a config.
     #[error("unknown model `{0}` (known: {1})")]
     UnknownModel(String, String),
+    /// A model or backend panicked while running a batch (caught by the scheduler).
+    #[error("batch panicked: {0}")]
+    Panic(String),
     /// An output folder cannot be used as asked (not empty, written by another config,
     /// shards that do not belong together, damaged files).
     #[error("output folder {path}: {reason}")]

@@ -12,8 +12,8 @@
 //! 4. pack the rest into batches, build each with [`Model::build`], create its backend,
 //!    run [`integrate`] (or [`Model::evaluate`] for `method = "direct"`), write its rows.
 //!
-//! A batch whose build, backend or integration fails marks its points `failed` with the
-//! message and the sweep goes on; a member that diverges is flagged `failed` by its
+//! A batch whose build, backend or integration fails (or panics) marks its points
+//! `failed` with the message and the sweep goes on; a member that diverges is flagged `failed` by its
 //! status and its batch-mates go on.
 
 use std::io::IsTerminal;
@@ -209,7 +209,16 @@ pub fn run_sweep(
     let bar = Progress::new(todo.len(), opts.progress, summary.points_skipped);
     for chunk in todo.chunks(batch_size) {
         let started = Instant::now();
-        let outcome = run_batch(plan, model, chunk, factory);
+        // A panic in a model or backend fails this batch only; the sweep goes on.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(plan, model, chunk, factory)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(NeqkinError::Panic(what))
+            });
         let (rows, arrays, error, backend) = match outcome {
             Ok(b) => (b.rows, b.arrays, None, b.backend),
             Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None),
