@@ -347,3 +347,36 @@ fn gpu_sweep_matches_cpu() {
         assert!((a - b).abs() <= tol * a.abs().max(1.0), "cpu {lc}\ngpu {lg}");
     }
 }
+
+/// The library API the CLI uses: the capacity function sizes batches when the config
+/// leaves `batch_size` at 0, and a factory error fails only its batch.
+#[test]
+fn run_sweep_uses_capacity_and_isolates_factory_errors() {
+    use neqkin::engine::backend::Backend;
+    use neqkin::engine::cpu::CpuBackend;
+    use neqkin::engine::output::OpenMode;
+    use neqkin::engine::schedule::{run_sweep, SweepOptions};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let text = SWEEP.replace("batch_size = 4", "batch_size = 0");
+    let raw = neqkin::config::parse(&text, false).unwrap();
+    let model = neqkin::models::find(&raw.model).unwrap();
+    let plan = neqkin::config::Plan::check(raw, &*model).unwrap();
+    let mut calls = 0;
+    let mut factory = |p| {
+        calls += 1;
+        if calls == 2 {
+            return Err(neqkin::NeqkinError::NoAdapter("test: second batch has no device".into()));
+        }
+        Ok(Box::new(CpuBackend::new(p)) as Box<dyn Backend>)
+    };
+    let out = tmp.path().join("lib");
+    let opts = SweepOptions { mode: Some(OpenMode::New), ..Default::default() };
+    let s = run_sweep(&plan, &*model, &out, &opts, &|_| 3, &mut factory).unwrap();
+    assert_eq!((s.points_run, s.batches, s.points_failed), (20, 7, 3));
+    let csv = read(&out.join("results.csv"));
+    let failed: Vec<&str> = csv.lines().filter(|l| l.contains(",failed,")).collect();
+    assert_eq!(failed.len(), 3 * 3);
+    assert!(failed.iter().all(|l| l.contains("second batch has no device")));
+    assert!(failed.iter().all(|l| ["3,", "4,", "5,"].iter().any(|p| l.starts_with(p))));
+}
