@@ -76,19 +76,14 @@ impl NeqkinError {
     }
     /// Shorthand for [`NeqkinError::Output`].
     pub fn output(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
-        NeqkinError::Output {
-            path: path.as_ref().display().to_string(),
-            reason: reason.into(),
-        }
+        NeqkinError::Output { path: path.as_ref().display().to_string(), reason: reason.into() }
     }
     /// True for errors in the user's input (config, parameters, model name): the CLI
     /// exits with its usage code for these.
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            NeqkinError::InvalidParameter { .. }
-                | NeqkinError::ConfigParse { .. }
-                | NeqkinError::UnknownModel(..)
+            NeqkinError::InvalidParameter { .. } | NeqkinError::ConfigParse { .. } | NeqkinError::UnknownModel(..)
         )
     }
     /// Shorthand for [`NeqkinError::Io`].
