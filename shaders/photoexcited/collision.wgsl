@@ -1,16 +1,15 @@
 // Right-hand side of the photoexcited-metal model (Eqs (2)-(7) of Chiriacò, Millis,
 // Aleiner) on the energy grid. One workgroup per member, grid-strided loops over cells.
-// CPU twin: src/models/photoexcited/collision.rs (same constants, same three passes).
+// CPU twin: src/models/photoexcited/collision.rs (same constants, same two passes).
 //
-// State per member: [f_0 .. f_{N-1}, zeta, pump_rate].
+// State per member: [f_0 .. f_{N-1}, zeta, pump_rate, E*^2].
 // Pass 1: per cell, electron-phonon pair rates (gather form: every pair rate is evaluated
 //         with the same expression in both cells' threads, so number is conserved to
-//         rounding), inelastic and field fluxes. dy[i] = all but the self-consistent field,
-//         scratch[i] = field term per unit coefficient. Partial sums of sigma and of the
-//         phonon production are reduced over the workgroup.
-// Pass 2: sigma[dy] and sigma[scratch] -> E*^2 (Baumgarte-stabilised constraint sigma = 0).
-// Pass 3: dy[i] += coef * scratch[i]; zeta and pump equations (thread 0).
+//         rounding), inelastic and field fluxes (applied field plus internal E*^2).
+//         Partial sums of sigma and of the phonon production are reduced over the workgroup.
+// Pass 2: thread 0 writes the zeta, pump-rate and E*^2 derivatives.
 // No transcendental functions: the host supplies Bose factors, tanh(h/2T), 1/D, ...
+// The scratch binding is not used.
 
 //! import shared/rhs_bindings
 
@@ -29,6 +28,8 @@ const P_INV_TAU_PULSE: u32 = 10u;
 const P_ZETA_SCALE: u32 = 11u;
 const P_N_LINES: u32 = 12u;
 const P_FIELD_UNIT: u32 = 13u;
+const P_FIELD_SEED: u32 = 14u;
+const P_INV_SIGMA0: u32 = 15u;
 const P_LINES: u32 = 16u;
 const LINE_LEN: u32 = 3u;
 
@@ -82,21 +83,22 @@ fn rhs(
     let pb = member * dims.params_len;
     let tb = member * dims.table_stride;
     let yb = member * dims.state_len;
-    let sb = member * dims.scratch_len;
     let n = u32(params[pb + P_N]);
     let inv_h = params[pb + P_INV_H];
     let pref = params[pb + P_IN_PREF];
     let tanh_h = params[pb + P_TANH];
-    let field = params[pb + P_FIELD];
     let n_lines = u32(params[pb + P_N_LINES]);
     let zeta = y[yb + n];
     let pump = y[yb + n + 1u];
+    let e2_raw = y[yb + n + 2u];
+    let e2_star = max(e2_raw, 0.0);
+    let field = params[pb + P_FIELD] + params[pb + P_SELF_CONSISTENT] * e2_star * params[pb + P_FIELD_UNIT];
     let t_dos = tb + T_DOS * n;
     let t_inv = tb + T_INV_DOS * n;
     let t_d2f = tb + T_DOS2_FACE * n;
     let t_sgf = tb + T_SIGMA_FACE * n;
 
-    // Pass 1.
+    // Pass 1: per cell.
     var sigma: Real = 0.0;
     var production: Real = 0.0;
     for (var i: u32 = lid; i < n; i = i + WG) {
@@ -118,6 +120,7 @@ fn rhs(
                 production = production + r * Real(k);
             }
         }
+        // Faces i-1/2 and i+1/2; zero flux through the band edges.
         var flux_up: Real = 0.0;
         var grad_up: Real = 0.0;
         if (i + 1u < n) {
@@ -133,37 +136,28 @@ fn rhs(
             flux_dn = inelastic_flux(pref, tanh_h, tables[t_d2f + i - 1u], fd, fi);
             grad_dn = tables[t_sgf + i - 1u] * (fi - fd) * inv_h;
         }
-        acc = acc + (flux_up - flux_dn) * inv_h;
-        let field_term = (grad_up - grad_dn) * inv_h;
-        dy[yb + i] = (acc + field * field_term) * tables[t_inv + i];
-        scratch[sb + i] = field_term * tables[t_inv + i];
+        acc = acc + (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
+        dy[yb + i] = acc * tables[t_inv + i];
     }
-    let sums1 = workgroup_sum2(lid, sigma, production);
-    storageBarrier();
+    let sums = workgroup_sum2(lid, sigma, production);
 
-    // Pass 2: sigma[R0] and sigma[R_E].
-    var s0: Real = 0.0;
-    var s_e: Real = 0.0;
-    for (var i: u32 = lid; i + 1u < n; i = i + WG) {
-        let sg = tables[t_sgf + i];
-        s0 = s0 + sg * (dy[yb + i] - dy[yb + i + 1u]);
-        s_e = s_e + sg * (scratch[sb + i] - scratch[sb + i + 1u]);
-    }
-    let sums2 = workgroup_sum2(lid, s0, s_e);
-    var coef: Real = 0.0;
-    if (params[pb + P_SELF_CONSISTENT] != 0.0 && sums2.y > 0.0) {
-        coef = max(0.0, -(sums2.x + params[pb + P_KAPPA] * sums1.x) / sums2.y);
-    }
-    storageBarrier();
-
-    // Pass 3.
-    for (var i: u32 = lid; i < n; i = i + WG) {
-        dy[yb + i] = dy[yb + i] + coef * scratch[sb + i];
-    }
+    // Pass 2: zeta, pump and the internal field.
     if (lid == 0u) {
         let zf = params[pb + P_ZETA_FREE];
-        let prod = sums1.y * params[pb + P_ZETA_SCALE];
+        let prod = sums.y * params[pb + P_ZETA_SCALE];
         dy[yb + n] = zf * (prod + pump - zeta * params[pb + P_INV_TAU_PH]);
         dy[yb + n + 1u] = -zf * pump * params[pb + P_INV_TAU_PULSE];
+        let s = sums.x * params[pb + P_INV_SIGMA0];
+        let kappa = params[pb + P_KAPPA];
+        var de2: Real = 0.0;
+        if (params[pb + P_SELF_CONSISTENT] != 0.0) {
+            if (e2_raw < 0.0) {
+                de2 = -2.0 * kappa * e2_raw;
+            } else if (s < 0.0 || e2_star > 0.0) {
+                // Maxwell: dE/dt = -4 pi sigma E, kappa = 4 pi sigma0.
+                de2 = -2.0 * kappa * s * (e2_star + params[pb + P_FIELD_SEED]);
+            }
+        }
+        dy[yb + n + 2u] = de2;
     }
 }

@@ -2,12 +2,11 @@
 //! side of Eqs (2)-(7) on the energy grid for one member.
 //!
 //! Same name, same constant names, same argument order as the kernel's bindings
-//! (params, tables, t, y, dy, scratch) and the same three passes:
-//! 1. per cell: electron-phonon pair fluxes (gather form), inelastic and field fluxes;
-//!    `dy[i]` = everything but the self-consistent field, `scratch[i]` = the field term
-//!    per unit E²; partial sums of σ and of the phonon production;
-//! 2. σ[dy] and σ[scratch] (linear functionals of the RHS pieces) → E*²;
-//! 3. `dy[i] += E*² scratch[i]`; ζ and pump equations.
+//! (params, tables, t, y, dy, scratch) and the same two passes:
+//! 1. per cell: electron-phonon pair rates (gather form), inelastic and field fluxes
+//!    (applied field plus the internal field E*² carried in the state); partial sums of σ
+//!    and of the phonon production (a workgroup reduction in the kernel);
+//! 2. ζ, pump-rate and E*² equations (thread 0 in the kernel).
 //!
 //! Kept in sync with `shaders/photoexcited/collision.wgsl`: the `P_*` / `T_*` offsets below
 //! are the same constants there. Departure from the shader: the CPU loops are sequential
@@ -25,9 +24,9 @@ pub const P_IN_PREF: usize = 3;
 pub const P_TANH: usize = 4;
 /// Applied field coefficient `E² / (3 v_F² τ_F)`.
 pub const P_FIELD: usize = 5;
-/// 1 when the self-consistent field E* is on, else 0.
+/// 1 when the internal field E* (state variable) is on, else 0.
 pub const P_SELF_CONSISTENT: usize = 6;
-/// Baumgarte rate κ of the constraint σ → 0.
+/// Growth rate κ = 4πσ0 of the internal field: d(E²)/dt = -2κ(σ/σ0)(E² + seed).
 pub const P_KAPPA: usize = 7;
 /// 1 when ζ evolves, 0 when it is held fixed.
 pub const P_ZETA_FREE: usize = 8;
@@ -39,8 +38,12 @@ pub const P_INV_TAU_PULSE: usize = 10;
 pub const P_ZETA_SCALE: usize = 11;
 /// Number of phonon lines.
 pub const P_N_LINES: usize = 12;
-/// 1/(3 v_F² τ_F): converts E*² (field units) into the field coefficient.
+/// 1/(3 v_F² τ_F): converts E² (field units) into the field coefficient.
 pub const P_FIELD_UNIT: usize = 13;
+/// Seed E² of the internal field (charge fluctuations), field units.
+pub const P_FIELD_SEED: usize = 14;
+/// 1/σ0.
+pub const P_INV_SIGMA0: usize = 15;
 /// First line record; each line is `[k, c_k, b_k]` (shift in cells, `(Γ/D0) w_k`, Bose factor).
 pub const P_LINES: usize = 16;
 /// Reals per line record.
@@ -66,7 +69,7 @@ pub const T_COUNT: usize = 5;
 pub struct RhsSummary {
     /// Discrete conductivity `Σ σ̃_{i+1/2} (f_i - f_{i+1})` (table units).
     pub sigma: f64,
-    /// Self-consistent E*² (field units), 0 when off or inactive.
+    /// Internal E*² (field units, clamped at 0), 0 when off.
     pub field_squared: f64,
     /// dζ/dt from the electrons (St_ph).
     pub phonon_production: f64,
@@ -86,13 +89,12 @@ pub fn inelastic_flux(pref: f64, tanh_h: f64, d2: f64, f_lo: f64, f_up: f64) -> 
 }
 
 /// The right-hand side for one member. `tables` is that member's block, `y` its state
-/// `[f_0..f_{N-1}, ζ, pump_rate]`, `scratch` at least N reals.
-pub fn rhs(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) -> RhsSummary {
+/// `[f_0..f_{N-1}, ζ, pump_rate, E*²]`; `scratch` is not used.
+pub fn rhs(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _scratch: &mut [f64]) -> RhsSummary {
     let n = params[P_N] as usize;
     let inv_h = params[P_INV_H];
     let pref = params[P_IN_PREF];
     let tanh_h = params[P_TANH];
-    let field = params[P_FIELD];
     let n_lines = params[P_N_LINES] as usize;
     let dos = &tables[T_DOS * n..(T_DOS + 1) * n];
     let inv_dos = &tables[T_INV_DOS * n..(T_INV_DOS + 1) * n];
@@ -101,8 +103,10 @@ pub fn rhs(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], s
     let f = &y[..n];
     let zeta = y[n];
     let pump = y[n + 1];
+    let e2_star = y[n + 2].max(0.0);
+    let field = params[P_FIELD] + params[P_SELF_CONSISTENT] * e2_star * params[P_FIELD_UNIT];
 
-    // Pass 1.
+    // Pass 1: per cell.
     let mut sigma = 0.0;
     let mut production = 0.0;
     for i in 0..n {
@@ -136,34 +140,27 @@ pub fn rhs(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], s
             flux_dn = inelastic_flux(pref, tanh_h, d2f[i - 1], f[i - 1], fi);
             grad_dn = sgf[i - 1] * (fi - f[i - 1]) * inv_h;
         }
-        acc += (flux_up - flux_dn) * inv_h;
-        let field_term = (grad_up - grad_dn) * inv_h;
-        dy[i] = (acc + field * field_term) * inv_dos[i];
-        scratch[i] = field_term * inv_dos[i];
+        acc += (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
+        dy[i] = acc * inv_dos[i];
     }
 
-    // Pass 2: σ[R0] and σ[R_E] → E*² (Baumgarte-stabilised constraint σ = 0).
-    let mut s0 = 0.0;
-    let mut s_e = 0.0;
-    for i in 0..n - 1 {
-        s0 += sgf[i] * (dy[i] - dy[i + 1]);
-        s_e += sgf[i] * (scratch[i] - scratch[i + 1]);
-    }
-    let mut coef = 0.0;
-    if params[P_SELF_CONSISTENT] != 0.0 && s_e > 0.0 {
-        coef = (-(s0 + params[P_KAPPA] * sigma) / s_e).max(0.0);
-    }
-
-    // Pass 3.
-    if coef != 0.0 {
-        for i in 0..n {
-            dy[i] += coef * scratch[i];
-        }
-    }
+    // Pass 2 (thread 0 in the kernel): ζ, pump and the internal field.
     let zf = params[P_ZETA_FREE];
     let prod = production * params[P_ZETA_SCALE];
     dy[n] = zf * (prod + pump - zeta * params[P_INV_TAU_PH]);
     dy[n + 1] = -zf * pump * params[P_INV_TAU_PULSE];
-    let _ = dos;
-    RhsSummary { sigma, field_squared: coef / params[P_FIELD_UNIT], phonon_production: prod }
+    let s = sigma * params[P_INV_SIGMA0];
+    let kappa = params[P_KAPPA];
+    let mut de2 = 0.0;
+    if params[P_SELF_CONSISTENT] != 0.0 {
+        if y[n + 2] < 0.0 {
+            // An integration step overshot below 0: relax back to 0.
+            de2 = -2.0 * kappa * y[n + 2];
+        } else if s < 0.0 || e2_star > 0.0 {
+            // Maxwell: dE/dt = -4π σ E  ⇒  d(E²)/dt = -2κ (σ/σ0) (E² + seed), κ = 4π σ0.
+            de2 = -2.0 * kappa * s * (e2_star + params[P_FIELD_SEED]);
+        }
+    }
+    dy[n + 2] = de2;
+    RhsSummary { sigma, field_squared: e2_star, phonon_production: prod }
 }

@@ -3,7 +3,7 @@
 //! one (optionally dispersive) phonon mode with non-equilibrium occupation ζ, a thermal
 //! bath (St_in), a dc field (St_E) and optionally the self-consistent internal field E*.
 //!
-//! State per member: `[f_0 … f_{N-1}, ζ, pump_rate]`. The derivation of the discrete
+//! State per member: `[f_0 … f_{N-1}, ζ, pump_rate, E*²]`. The derivation of the discrete
 //! equations and their conservation laws is in `docs/models/photoexcited.md`.
 
 pub mod analytic;
@@ -148,9 +148,9 @@ impl PhotoexcitedBatch {
         let table_len = T_COUNT * n;
         let shared = member_bands.iter().all(|b| Arc::ptr_eq(b, &member_bands[0]));
         let table_stride = if shared { 0 } else { table_len };
-        let state_len = n + 2;
+        let state_len = n + 3;
         let layout =
-            BatchLayout { batch: points.len(), state_len, params_len, table_len, table_stride, scratch_len: n };
+            BatchLayout { batch: points.len(), state_len, params_len, table_len, table_stride, scratch_len: 1 };
 
         let mut params = vec![0.0; points.len() * params_len];
         let mut tables = Vec::with_capacity(if shared { table_len } else { table_len * points.len() });
@@ -180,7 +180,9 @@ impl PhotoexcitedBatch {
             pb[P_FIELD_UNIT] = 1.0 / (3.0 * s_f);
             pb[P_FIELD] = p.electric_field * p.electric_field * pb[P_FIELD_UNIT];
             pb[P_SELF_CONSISTENT] = if p.self_consistent_field { 1.0 } else { 0.0 };
-            pb[P_KAPPA] = p.field_relaxation_rate;
+            pb[P_KAPPA] = p.field_growth_rate;
+            pb[P_FIELD_SEED] = p.field_seed;
+            pb[P_INV_SIGMA0] = 1.0 / sigma0;
             pb[P_ZETA_FREE] = if p.zeta_fixed() { 0.0 } else { 1.0 };
             pb[P_INV_TAU_PH] = p.phonon_lifetime.map_or(0.0, |x| 1.0 / x);
             pb[P_INV_TAU_PULSE] = 1.0 / p.pulse_duration;
@@ -266,8 +268,8 @@ fn band_tables(band: &Band) -> Vec<f64> {
 
 /// Gershgorin bound of the Jacobian: diffusion parts (St_in, St_E with the applied field)
 /// plus the electron-phonon rate bound `Σ_k 4 c_k (ζ_max + b_k + 1) max D` plus the
-/// ζ/pump decay rates. The self-consistent field E* is not known in advance and is not
-/// included.
+/// ζ/pump decay rates plus `4κ` for the internal-field equation. The diffusion due to the
+/// internal field E*² is not known in advance and is not included.
 fn spectral_bound(band: &Band, pb: &[f64], occupation_max: f64, p: &PhotoexcitedParams) -> f64 {
     let n = band.len();
     let h = band.h;
@@ -292,7 +294,8 @@ fn spectral_bound(band: &Band, pb: &[f64], occupation_max: f64, p: &Photoexcited
     let n_lines = pb[P_N_LINES] as usize;
     let coll: f64 = (0..n_lines).map(|l| 4.0 * pb[P_LINES + LINE_LEN * l + 1] * (occupation_max + 1.0) * d_max).sum();
     let phonon = pb[P_INV_TAU_PH] + if p.zeta_fixed() { 0.0 } else { pb[P_INV_TAU_PULSE] };
-    diff + coll + phonon
+    let internal = if p.self_consistent_field { 4.0 * p.field_growth_rate } else { 0.0 };
+    diff + coll + phonon + internal
 }
 
 impl BatchProblem for PhotoexcitedBatch {
@@ -327,10 +330,11 @@ impl BatchProblem for PhotoexcitedBatch {
         Some(self.members.iter().map(|m| m.spectral_radius).collect())
     }
     fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<ToleranceBlock> {
-        let n = self.layout.state_len - 2;
+        let n = self.layout.state_len - 3;
         vec![
             ToleranceBlock { start: 0, end: n, atol, rtol },
             ToleranceBlock { start: n, end: n + 2, atol, rtol },
+            ToleranceBlock { start: n + 2, end: n + 3, atol, rtol },
         ]
     }
     fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables {

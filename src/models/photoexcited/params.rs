@@ -74,6 +74,9 @@ fn d_pulse() -> f64 {
 fn d_kappa() -> f64 {
     100.0
 }
+fn d_seed() -> f64 {
+    1e-8
+}
 
 /// One resolved parameter set of the photoexcited model (all defaults filled in).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -146,12 +149,17 @@ pub struct PhotoexcitedParams {
     /// `W² Γ_eph`. Default 0.
     #[serde(default)]
     pub electric_field: f64,
-    /// Add the internal field E*(t) that keeps σ from going negative (Fig 3b).
+    /// Evolve the internal field E*(t) of the σ < 0 instability (Fig 3b): Maxwell's
+    /// `dE/dt = -4πσE` gives `d(E*²)/dt = -2κ (σ/σ0)(E*² + field_seed)`.
     #[serde(default)]
     pub self_consistent_field: bool,
-    /// Baumgarte rate κ of the constraint `dσ/dt = -κσ` when E* is active. Default 100.
+    /// κ = 4πσ0, the growth rate of the internal field per unit of −σ/σ0 (in Γ_eph;
+    /// physically ≫ Γ_eph). Default 100.
     #[serde(default = "d_kappa")]
-    pub field_relaxation_rate: f64,
+    pub field_growth_rate: f64,
+    /// Seed E² of the internal field (charge fluctuations), field units. Default 1e-8.
+    #[serde(default = "d_seed")]
+    pub field_seed: f64,
 }
 
 /// Keys a parameter set may hold (for error messages and docs).
@@ -178,7 +186,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "phonon_lifetime",
     "electric_field",
     "self_consistent_field",
-    "field_relaxation_rate",
+    "field_growth_rate",
+    "field_seed",
 ];
 
 fn field(key: &str) -> String {
@@ -330,7 +339,8 @@ impl PhotoexcitedParams {
             positive("phonon_lifetime", tp)?;
         }
         non_negative("electric_field", self.electric_field)?;
-        positive("field_relaxation_rate", self.field_relaxation_rate)?;
+        positive("field_growth_rate", self.field_growth_rate)?;
+        positive("field_seed", self.field_seed)?;
         match (self.dos, &self.dos_table) {
             (DosKind::Table, None) => return Err(bad("dos_table", "dos = \"table\" needs dos_table = \"file.csv\"")),
             (DosKind::Table, Some(_)) => {}
