@@ -291,3 +291,21 @@ fn table_dos_round_trips_semicircle() {
     let diff: f64 = t.dos.iter().zip(&s.dos).map(|(a, b)| (a - b).abs() * t.h).sum();
     assert!(diff < 0.01, "{diff}");
 }
+
+/// σ/σ0(ω_p) at t = 10 for Fig 2a/2b-like sweeps (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn print_sigma_sweep() {
+    for filling in [0.5, 1.0 / 3.0] {
+        let omegas: Vec<f64> = (0..45).map(|i| 0.16 + 0.01 * i as f64).collect();
+        let pts: Vec<Value> = omegas
+            .iter()
+            .map(|w| json!({"grid_points": 400, "temperature": 0.003, "phonon_frequency": w, "zeta": 20.0, "filling": filling}))
+            .collect();
+        let b = batch(&pts);
+        let s = sigma_after(&pts, 10.0);
+        for (m, (w, s)) in omegas.iter().zip(&s).enumerate() {
+            eprintln!("filling {filling:.3} omega {w:.2} sigma/sigma0 {s:+.4} eq10 {:+.3}", b.member(m).sigma_eq10);
+        }
+    }
+}
