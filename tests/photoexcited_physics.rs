@@ -309,3 +309,43 @@ fn print_sigma_sweep() {
         }
     }
 }
+
+#[test]
+fn pulse_gives_transient_negative_conductivity() {
+    // Fig 3a-like: filling 1/3, ζ0 = 10, Γτ_pulse = 0.3, Γτ_ph = 5, ω_p at the lower-edge
+    // commensurability of the semicircle (0.38), N = 200.
+    let b = batch(&[json!({
+        "grid_points": 200, "filling": 1.0/3.0, "phonon_frequency": 0.38, "pump_strength": 10.0,
+        "pulse_duration": 0.3, "phonon_lifetime": 5.0, "inelastic_rate": 0.01
+    })]);
+    let n = b.layout().state_len;
+    let mut y = b.initial_state()[..n].to_vec();
+    let mut t = 0.0;
+    let (mut s_min, mut zeta_max) = (f64::INFINITY, 0.0f64);
+    for t_next in [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0] {
+        y = evolve_adaptive(&b, 0, y, t_next - t, 1e-8).0;
+        t = t_next;
+        let s = scalar(&b, 0, &y, "sigma_over_sigma0");
+        let z = scalar(&b, 0, &y, "zeta");
+        s_min = s_min.min(s);
+        zeta_max = zeta_max.max(z);
+        eprintln!("pulse t {t}: sigma/sigma0 {s:+.4}, zeta {z:.3}");
+    }
+    let s_end = scalar(&b, 0, &y, "sigma_over_sigma0");
+    assert!(s_min < -0.02, "{s_min}");
+    assert!(s_end > 0.0, "{s_end}");
+    assert!(zeta_max > 5.0);
+}
+
+#[test]
+fn p_band_has_two_peaks() {
+    let p = PhotoexcitedParams::from_json(&json!({"dos": "p_band", "grid_points": 100, "k_points": 40})).unwrap();
+    let band = Band::build(&p).unwrap();
+    let line: Vec<String> = band.dos.iter().step_by(5).map(|d| format!("{d:.2}")).collect();
+    eprintln!("p band DoS (every 5th cell): {}", line.join(" "));
+    let (lo, hi) = band.dos.split_at(50);
+    let argmax = |v: &[f64]| v.iter().enumerate().fold((0, 0.0), |a, (i, &d)| if d > a.1 { (i, d) } else { a });
+    let (pl, ph) = (argmax(lo), argmax(hi));
+    let dip = band.dos[pl.0..50 + ph.0].iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(dip < 0.8 * pl.1.min(ph.1), "no dip between the peaks");
+}
