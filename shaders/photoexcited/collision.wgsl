@@ -9,7 +9,7 @@
 //         Partial sums of sigma and of the phonon production are reduced over the workgroup.
 // Pass 2: thread 0 writes the zeta, pump-rate and E*^2 derivatives.
 // No transcendental functions: the host supplies Bose factors, tanh(h/2T), 1/D, ...
-// The scratch binding is not used.
+// scratch[0] of each member receives the time of the last evaluation (diagnostic only).
 
 //! import shared/rhs_bindings
 
@@ -159,5 +159,7 @@ fn rhs(
             }
         }
         dy[yb + n + 2u] = de2;
+        // Time of the last evaluation (keeps every binding in use for auto layouts).
+        scratch[member * dims.scratch_len] = scalars[dims.t_offset + member];
     }
 }

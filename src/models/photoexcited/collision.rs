@@ -89,8 +89,8 @@ pub fn inelastic_flux(pref: f64, tanh_h: f64, d2: f64, f_lo: f64, f_up: f64) -> 
 }
 
 /// The right-hand side for one member. `tables` is that member's block, `y` its state
-/// `[f_0..f_{N-1}, ζ, pump_rate, E*²]`; `scratch` is not used.
-pub fn rhs(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _scratch: &mut [f64]) -> RhsSummary {
+/// `[f_0..f_{N-1}, ζ, pump_rate, E*²]`; `scratch[0]` receives `t` (diagnostic only).
+pub fn rhs(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) -> RhsSummary {
     let n = params[P_N] as usize;
     let inv_h = params[P_INV_H];
     let pref = params[P_IN_PREF];
@@ -162,5 +162,6 @@ pub fn rhs(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _
         }
     }
     dy[n + 2] = de2;
+    scratch[0] = t;
     RhsSummary { sigma, field_squared: e2_star, phonon_production: prod }
 }
