@@ -12,7 +12,8 @@ use serde_json::json;
 use wgpu::util::DeviceExt;
 
 fn preprocess(real: &str) -> String {
-    let bindings = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared/rhs_bindings.wgsl")).unwrap();
+    let bindings =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared/rhs_bindings.wgsl")).unwrap();
     format!("alias Real = {real};\n{}", KERNEL_SOURCE.replace("//! import shared/rhs_bindings", &bindings))
 }
 
@@ -78,7 +79,9 @@ fn run(g: &Gpu, real: &str, b: &PhotoexcitedBatch, t: &[f64], y: &[f64]) -> Vec<
         0,
     ];
     let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let mk = |label: &str, bytes: &[u8], usage| d.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytes, usage });
+    let mk = |label: &str, bytes: &[u8], usage| {
+        d.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytes, usage })
+    };
     let dims_buf = mk("dims", bytemuck::cast_slice(&dims), wgpu::BufferUsages::UNIFORM);
     let params = mk("params", &enc(b.params()), storage);
     let tables = mk("tables", &enc(b.tables()), storage);
@@ -99,7 +102,8 @@ fn run(g: &Gpu, real: &str, b: &PhotoexcitedBatch, t: &[f64], y: &[f64]) -> Vec<
         .enumerate()
         .map(|(i, buf)| wgpu::BindGroupEntry { binding: i as u32, resource: buf.as_entire_binding() })
         .collect();
-    let bind = d.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("rhs"), layout: &layout, entries: &entries });
+    let bind =
+        d.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("rhs"), layout: &layout, entries: &entries });
     let mut encoder = d.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -160,10 +164,10 @@ fn kernel_matches_cpu_twin() {
         }
         let t: Vec<f64> = (0..l.batch).map(|m| 0.5 + m as f64).collect();
         let mut cpu = vec![0.0; y.len()];
-        for m in 0..l.batch {
+        for (m, &tm) in t.iter().enumerate() {
             let mut scratch = vec![0.0; l.scratch_len];
             let r = m * l.state_len..(m + 1) * l.state_len;
-            b.rhs_member(m, b.member_params(m), b.member_tables(m), t[m], &y[r.clone()], &mut cpu[r], &mut scratch);
+            b.rhs_member(m, b.member_params(m), b.member_tables(m), tm, &y[r.clone()], &mut cpu[r], &mut scratch);
         }
         for real in reals {
             let gpu = run(&g, real, b, &t, &y);
@@ -172,7 +176,10 @@ fn kernel_matches_cpu_twin() {
                 let scale = cpu[r.clone()].iter().fold(0.0f64, |a, x| a.max(x.abs()));
                 let err = cpu[r.clone()].iter().zip(&gpu[r]).fold(0.0f64, |a, (c, g)| a.max((c - g).abs()));
                 let tol = if *real == "f64" { 1e-12 } else { 2e-4 };
-                eprintln!("{real} member {m}: max |dy| = {scale:.3e}, max |gpu - cpu| / max |dy| = {:.2e}", err / scale);
+                eprintln!(
+                    "{real} member {m}: max |dy| = {scale:.3e}, max |gpu - cpu| / max |dy| = {:.2e}",
+                    err / scale
+                );
                 assert!(err <= tol * scale, "{real} member {m}: {err:e} vs scale {scale:e}");
             }
         }

@@ -6,7 +6,8 @@ use neqkin::models::photoexcited::{collision, KERNEL_SOURCE};
 
 /// Minimal preprocessor: `alias Real = ..;` + inlined `//! import shared/rhs_bindings`.
 fn preprocess(real: &str) -> String {
-    let bindings = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared/rhs_bindings.wgsl")).unwrap();
+    let bindings =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared/rhs_bindings.wgsl")).unwrap();
     format!("alias Real = {real};\n{}", KERNEL_SOURCE.replace("//! import shared/rhs_bindings", &bindings))
 }
 
@@ -14,7 +15,8 @@ fn preprocess(real: &str) -> String {
 fn kernel_validates_with_naga() {
     for (real, caps) in [("f32", naga::valid::Capabilities::empty()), ("f64", naga::valid::Capabilities::FLOAT64)] {
         let src = preprocess(real);
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{real}: {}", e.emit_to_string(&src)));
+        let module =
+            naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{real}: {}", e.emit_to_string(&src)));
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{real}: {e:?}"));

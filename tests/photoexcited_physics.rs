@@ -140,7 +140,9 @@ fn large_zeta_approaches_eq8() {
     let zetas = [1.0, 4.0, 20.0];
     let mut dist = Vec::new();
     for z in zetas {
-        let b = batch(&[json!({"grid_points": 200, "temperature": 0.003, "phonon_frequency": 0.36, "zeta": z, "filling": 0.5})]);
+        let b = batch(&[
+            json!({"grid_points": 200, "temperature": 0.003, "phonon_frequency": 0.36, "zeta": z, "filling": 0.5}),
+        ]);
         let m = b.member(0);
         let band = Band::build(&m.params).unwrap();
         let target = analytic::eq8_distribution(&band, m.mu, 0.003, 0.36);
@@ -285,7 +287,10 @@ fn table_dos_round_trips_semicircle() {
         text += &format!("{e},{},{}\n", (0.25 - e * e).max(0.0).sqrt(), 0.25 - e * e);
     }
     std::fs::write(&path, text).unwrap();
-    let p = PhotoexcitedParams::from_json(&json!({"dos": "table", "dos_table": path.to_str().unwrap(), "grid_points": 100})).unwrap();
+    let p = PhotoexcitedParams::from_json(
+        &json!({"dos": "table", "dos_table": path.to_str().unwrap(), "grid_points": 100}),
+    )
+    .unwrap();
     let t = Band::build(&p).unwrap();
     let s = Band::build(&PhotoexcitedParams::from_json(&json!({"grid_points": 100})).unwrap()).unwrap();
     let diff: f64 = t.dos.iter().zip(&s.dos).map(|(a, b)| (a - b).abs() * t.h).sum();

@@ -201,8 +201,8 @@ impl PhotoexcitedBatch {
             }
             // Initial state.
             let y0 = &mut initial[m * state_len..(m + 1) * state_len];
-            for i in 0..n {
-                y0[i] = dos::fermi(band.eps[i], mu, t);
+            for (f, &e) in y0[..n].iter_mut().zip(&band.eps) {
+                *f = dos::fermi(e, mu, t);
             }
             let zeta_max = match p.zeta {
                 Some(z) => {

@@ -201,9 +201,7 @@ fn bad(key: &str, reason: impl Into<String>) -> NeqkinError {
 impl PhotoexcitedParams {
     /// Parses and checks one parameter set; errors name `params.<key>`.
     pub fn from_json(value: &serde_json::Value) -> Result<Self> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| NeqkinError::invalid("params", "must be a table of parameters"))?;
+        let obj = value.as_object().ok_or_else(|| NeqkinError::invalid("params", "must be a table of parameters"))?;
         let parsed: std::result::Result<Self, _> = serde_json::from_value(value.clone());
         let p = match parsed {
             Ok(p) => p,
@@ -301,7 +299,10 @@ impl PhotoexcitedParams {
                 ));
             }
             if self.phonon_frequency + 4.0 * self.phonon_width >= w {
-                return Err(bad("phonon_width", "the phonon band (phonon_frequency + 4 phonon_width) must stay below the band width"));
+                return Err(bad(
+                    "phonon_width",
+                    "the phonon band (phonon_frequency + 4 phonon_width) must stay below the band width",
+                ));
             }
         }
         match (self.chemical_potential, self.filling) {
@@ -311,7 +312,10 @@ impl PhotoexcitedParams {
             (Some(mu), None) => {
                 finite("chemical_potential", mu)?;
                 if mu.abs() >= 0.5 * w {
-                    return Err(bad("chemical_potential", format!("must lie inside the band (-{0}, {0}), got {mu}", 0.5 * w)));
+                    return Err(bad(
+                        "chemical_potential",
+                        format!("must lie inside the band (-{0}, {0}), got {mu}", 0.5 * w),
+                    ));
                 }
             }
             (None, Some(n)) => {
@@ -326,7 +330,10 @@ impl PhotoexcitedParams {
         if let Some(z) = self.zeta {
             non_negative("zeta", z)?;
             if self.pump_strength != 0.0 {
-                return Err(bad("pump_strength", "a pump needs a dynamical zeta: remove params.zeta (use zeta_initial)"));
+                return Err(bad(
+                    "pump_strength",
+                    "a pump needs a dynamical zeta: remove params.zeta (use zeta_initial)",
+                ));
             }
             if self.zeta_initial != 0.0 {
                 return Err(bad("zeta_initial", "params.zeta fixes zeta; zeta_initial is for a dynamical zeta"));
