@@ -354,3 +354,43 @@ fn p_band_has_two_peaks() {
     let dip = band.dos[pl.0..50 + ph.0].iter().cloned().fold(f64::INFINITY, f64::min);
     assert!(dip < 0.8 * pl.1.min(ph.1), "no dip between the peaks");
 }
+
+/// Fig 3b-like pulse with the internal field, and a p-band σ(ω_p) scan (run with
+/// `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn print_pulse_with_field_and_p_band_scan() {
+    let base = json!({
+        "grid_points": 300, "filling": 1.0/3.0, "phonon_frequency": 0.38, "pump_strength": 10.0,
+        "pulse_duration": 0.3, "phonon_lifetime": 5.0, "inelastic_rate": 0.01
+    });
+    let mut with = base.clone();
+    with["self_consistent_field"] = json!(true);
+    let b = batch(&[with, base]);
+    let n = b.layout().state_len;
+    for m in 0..2 {
+        let mut y = b.initial_state()[m * n..(m + 1) * n].to_vec();
+        let mut t = 0.0;
+        for t_next in [0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0] {
+            let (y1, steps) = evolve_adaptive(&b, m, y, t_next - t, 1e-7);
+            y = y1;
+            t = t_next;
+            eprintln!(
+                "field {} t {t}: sigma/sigma0 {:+.4} zeta {:.3} E2 {:.3e} ({steps} steps)",
+                m == 0,
+                scalar(&b, m, &y, "sigma_over_sigma0"),
+                scalar(&b, m, &y, "zeta"),
+                scalar(&b, m, &y, "field_squared")
+            );
+        }
+    }
+    let omegas: Vec<f64> = (0..36).map(|i| 0.1 + 0.02 * i as f64).collect();
+    let pts: Vec<Value> = omegas
+        .iter()
+        .map(|w| json!({"dos": "p_band", "grid_points": 400, "phonon_frequency": w, "zeta": 20.0, "filling": 0.5}))
+        .collect();
+    let s = sigma_after(&pts, 10.0);
+    for (w, s) in omegas.iter().zip(&s) {
+        eprintln!("p band omega {w:.2} sigma/sigma0 {s:+.4}");
+    }
+}

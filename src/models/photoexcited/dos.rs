@@ -51,7 +51,15 @@ impl Band {
                 let cdf = |x: f64| 0.5 + x.clamp(-1.0, 1.0).asin() / std::f64::consts::PI;
                 cell_average(&eps, h, w, cdf)
             }
-            DosKind::PBand => p_band(n, w, p.k_points, p.p_band_hopping),
+            DosKind::PBand => {
+                let (d, v2) = p_band(n, w, p.k_points, p.p_band_hopping);
+                // Smooth D and the state-weighted v² (D v²), then divide back.
+                let dv2: Vec<f64> = d.iter().zip(&v2).map(|(d, v)| d * v).collect();
+                let d = smooth(&d, p.p_band_smoothing);
+                let dv2 = smooth(&dv2, p.p_band_smoothing);
+                let v2 = d.iter().zip(&dv2).map(|(d, x)| if *d > 0.0 { x / d } else { 0.0 }).collect();
+                (d, v2)
+            }
             DosKind::Table => table(p.dos_table.as_deref().unwrap_or_default(), &eps, w)?,
         };
         if let Some(cap) = p.dos_cap {
@@ -273,6 +281,29 @@ fn p_band(n: usize, w: f64, nk: usize, t: [f64; 3]) -> (Vec<f64>, Vec<f64>) {
     let mut v2: Vec<f64> = (0..n).map(|i| if count[i] > 0.0 { v2sum[i] / count[i] } else { f64::NAN }).collect();
     fill_gaps(&mut v2);
     (dos, v2)
+}
+
+/// Gaussian smoothing with standard deviation `sigma` cells (kernel cut at 4σ,
+/// renormalised at the band edges so that no weight leaks out of the band).
+fn smooth(v: &[f64], sigma: f64) -> Vec<f64> {
+    if sigma <= 0.0 {
+        return v.to_vec();
+    }
+    let n = v.len() as isize;
+    let r = (4.0 * sigma).ceil() as isize;
+    let kernel: Vec<f64> = (-r..=r).map(|d| (-0.5 * (d as f64 / sigma).powi(2)).exp()).collect();
+    // Scatter form: every cell distributes its value over its neighbours inside the band,
+    // so the sum (the normalisation of D) is preserved.
+    let mut out = vec![0.0; v.len()];
+    for i in 0..n {
+        let lo = (i - r).max(0);
+        let hi = (i + r).min(n - 1);
+        let norm: f64 = (lo..=hi).map(|j| kernel[(j - i + r) as usize]).sum();
+        for j in lo..=hi {
+            out[j as usize] += v[i as usize] * kernel[(j - i + r) as usize] / norm;
+        }
+    }
+    out
 }
 
 /// Replaces NaN entries by the nearest defined neighbour's value (0 if none).

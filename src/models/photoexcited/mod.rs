@@ -128,8 +128,15 @@ impl PhotoexcitedBatch {
         let mut member_bands = Vec::with_capacity(points.len());
         for p in points {
             let key = format!(
-                "{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}",
-                p.dos, p.dos_table, p.dos_cap, p.k_points, p.p_band_hopping, p.transport, p.band_width
+                "{:?}|{:?}|{:?}|{}|{:?}|{}|{:?}|{}",
+                p.dos,
+                p.dos_table,
+                p.dos_cap,
+                p.k_points,
+                p.p_band_hopping,
+                p.p_band_smoothing,
+                p.transport,
+                p.band_width
             );
             let band = match bands.get(&key) {
                 Some(b) => b.clone(),

@@ -48,7 +48,10 @@ fn d_dos() -> DosKind {
     DosKind::Semicircular
 }
 fn d_k_points() -> usize {
-    40
+    64
+}
+fn d_smoothing() -> f64 {
+    1.5
 }
 fn d_hopping() -> [f64; 3] {
     [-0.100, 0.030, 0.200]
@@ -98,6 +101,10 @@ pub struct PhotoexcitedParams {
     /// Brillouin-zone sampling `n_k` per direction (`n_k³` points) for `dos = "p_band"`.
     #[serde(default = "d_k_points")]
     pub k_points: usize,
+    /// Gaussian smoothing (standard deviation, in cells) of the sampled p-band histogram
+    /// (D and v²), against sampling noise. 0 = none. Default 1.5.
+    #[serde(default = "d_smoothing")]
+    pub p_band_smoothing: f64,
     /// Hoppings `[t1, t2, t3]` of the p band (any energy unit; the band is rescaled to W).
     /// Default `[-0.1, 0.03, 0.2]` (eV).
     #[serde(default = "d_hopping")]
@@ -170,6 +177,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "dos_cap",
     "k_points",
     "p_band_hopping",
+    "p_band_smoothing",
     "transport",
     "grid_points",
     "temperature",
@@ -362,6 +370,9 @@ impl PhotoexcitedParams {
         }
         if self.dos == DosKind::PBand && !(4..=400).contains(&self.k_points) {
             return Err(bad("k_points", format!("must lie in [4, 400], got {}", self.k_points)));
+        }
+        if self.p_band_smoothing.is_nan() || self.p_band_smoothing < 0.0 || self.p_band_smoothing > 50.0 {
+            return Err(bad("p_band_smoothing", format!("must lie in [0, 50] cells, got {}", self.p_band_smoothing)));
         }
         for (i, t) in self.p_band_hopping.iter().enumerate() {
             finite("p_band_hopping", *t).map_err(|_| bad("p_band_hopping", format!("entry {i} is not finite")))?;
