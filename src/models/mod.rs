@@ -2,6 +2,7 @@
 //!
 //! [`registry`] lists every model by name; configs pick one with `model = "<name>"`.
 
+pub mod photoexcited;
 pub mod relaxation;
 
 use crate::engine::model::Model;
@@ -9,7 +10,7 @@ use crate::{NeqkinError, Result};
 
 /// Every model neqkin knows, in the order `neqkin devices`/errors list them.
 pub fn registry() -> Vec<Box<dyn crate::engine::model::Model>> {
-    vec![Box::new(relaxation::Relaxation)]
+    vec![Box::new(photoexcited::Photoexcited), Box::new(relaxation::Relaxation)]
 }
 
 /// The model named `name`, or [`NeqkinError::UnknownModel`] listing the known names.
