@@ -1,140 +1,55 @@
-//! GPU kernel `shaders/photoexcited/collision.wgsl` against its CPU twin, through a minimal
-//! stand-alone wgpu harness (one dispatch of `rhs`, bindings as in
-//! `shaders/shared/rhs_bindings.wgsl`). Runs on any Vulkan adapter, lavapipe included, in
+//! GPU kernel `shaders/photoexcited/collision.wgsl` against its CPU twin, through the engine's
+//! GPU backend (one `Rhs` op), and a whole adaptive integration on both backends. Runs on any Vulkan adapter, lavapipe included, in
 //! f32 and (where the adapter has SHADER_F64) f64.
 //!
-//! Skipped only by the explicit switch `NEQKIN_SKIP_GPU_TESTS=1`; without an adapter the
+//! Skipped only by the explicit switch `NEQKIN_SKIP_GPU=1`; without an adapter the
 //! test fails rather than passing with nothing run.
 
 use neqkin::engine::model::BatchProblem;
-use neqkin::models::photoexcited::{PhotoexcitedBatch, PhotoexcitedParams, KERNEL_SOURCE};
+use neqkin::models::photoexcited::{PhotoexcitedBatch, PhotoexcitedParams};
 use serde_json::json;
-use wgpu::util::DeviceExt;
 
-fn preprocess(real: &str) -> String {
-    let bindings =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared/rhs_bindings.wgsl")).unwrap();
-    format!("alias Real = {real};\n{}", KERNEL_SOURCE.replace("//! import shared/rhs_bindings", &bindings))
-}
+use std::sync::{Arc, OnceLock};
 
-struct Gpu {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
-    f64: bool,
-    name: String,
-}
+use neqkin::engine::backend::{Backend, Precision};
+use neqkin::engine::cpu::CpuBackend;
+use neqkin::engine::gpu::{GpuBackend, GpuContext};
+use neqkin::engine::program::{Op, StepProgram};
+use neqkin::engine::solve::{integrate, Method, SolveOptions};
 
-fn gpu() -> Gpu {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = wgpu::Backends::all();
-    let instance = wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::HighPerformance,
-        ..Default::default()
-    }))
-    .expect("no GPU adapter (set NEQKIN_SKIP_GPU_TESTS=1 to skip explicitly)");
-    let f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("photoexcited test"),
-        required_features: if f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() },
-        required_limits: adapter.limits(),
-        ..Default::default()
-    }))
-    .unwrap();
-    Gpu { device, queue, f64, name: adapter.get_info().name }
-}
-
-/// One dispatch of the kernel; returns dy as f64.
-fn run(g: &Gpu, real: &str, b: &PhotoexcitedBatch, t: &[f64], y: &[f64]) -> Vec<f64> {
-    let l = b.layout();
-    let enc = |v: &[f64]| -> Vec<u8> {
-        if real == "f64" {
-            bytemuck::cast_slice(v).to_vec()
-        } else {
-            let w: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-            bytemuck::cast_slice(&w).to_vec()
+/// Shared device, created once; `None` only when skipped with `NEQKIN_SKIP_GPU=1`.
+fn gpu() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
+            eprintln!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
+            return None;
         }
-    };
-    let d = &g.device;
-    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("photoexcited/collision"),
-        source: wgpu::ShaderSource::Wgsl(preprocess(real).into()),
-    });
-    let pipeline = d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("rhs"),
-        layout: None,
-        module: &module,
-        entry_point: Some("rhs"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let dims: [u32; 8] = [
-        l.batch as u32,
-        l.state_len as u32,
-        l.params_len as u32,
-        l.table_len as u32,
-        l.table_stride as u32,
-        l.scratch_len as u32,
-        0,
-        0,
-    ];
-    let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let mk = |label: &str, bytes: &[u8], usage| {
-        d.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytes, usage })
-    };
-    let dims_buf = mk("dims", bytemuck::cast_slice(&dims), wgpu::BufferUsages::UNIFORM);
-    let params = mk("params", &enc(b.params()), storage);
-    let tables = mk("tables", &enc(b.tables()), storage);
-    let scalars = mk("scalars", &enc(t), storage);
-    let yb = mk("y", &enc(y), storage);
-    let dy = mk("dy", &enc(&vec![0.0; y.len()]), storage);
-    let scratch = mk("scratch", &enc(&vec![0.0; l.batch * l.scratch_len]), storage);
-    let size = (y.len() * if real == "f64" { 8 } else { 4 }) as u64;
-    let readback = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let layout = pipeline.get_bind_group_layout(0);
-    let entries: Vec<wgpu::BindGroupEntry> = [&dims_buf, &params, &tables, &scalars, &yb, &dy, &scratch]
-        .iter()
-        .enumerate()
-        .map(|(i, buf)| wgpu::BindGroupEntry { binding: i as u32, resource: buf.as_entire_binding() })
-        .collect();
-    let bind =
-        d.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("rhs"), layout: &layout, entries: &entries });
-    let mut encoder = d.create_command_encoder(&Default::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(l.batch as u32, 1, 1);
-    }
-    encoder.copy_buffer_to_buffer(&dy, 0, &readback, 0, size);
-    g.queue.submit([encoder.finish()]);
-    readback.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    d.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let view = readback.slice(..).get_mapped_range().unwrap();
-    if real == "f64" {
-        bytemuck::cast_slice::<u8, f64>(&view).to_vec()
-    } else {
-        bytemuck::cast_slice::<u8, f32>(&view).iter().map(|&x| x as f64).collect()
-    }
+        Some(Arc::new(GpuContext::new().expect("no GPU adapter (set NEQKIN_SKIP_GPU=1 to skip explicitly)")))
+    })
+    .clone()
 }
 
-fn batch(points: &[serde_json::Value]) -> PhotoexcitedBatch {
+/// One evaluation of the kernel through the engine's GPU backend; returns dy as f64.
+fn run(ctx: &Arc<GpuContext>, precision: Precision, b: &Arc<PhotoexcitedBatch>, t: &[f64], y: &[f64]) -> Vec<f64> {
+    let problem: Arc<dyn BatchProblem> = b.clone();
+    let mut backend = GpuBackend::new(ctx.clone(), problem, precision).unwrap();
+    let (yv, dyv, tv) = (backend.new_vector().unwrap(), backend.new_vector().unwrap(), backend.new_scalars().unwrap());
+    backend.write_vector(yv, y).unwrap();
+    backend.write_scalars(tv, t).unwrap();
+    let prog = backend.compile(&StepProgram { ops: vec![Op::Rhs { t: tv, y: yv, dy: dyv }] }).unwrap();
+    backend.run(prog, 1).unwrap();
+    backend.read_vector(dyv).unwrap()
+}
+
+fn batch(points: &[serde_json::Value]) -> Arc<PhotoexcitedBatch> {
     let p: Vec<PhotoexcitedParams> = points.iter().map(|v| PhotoexcitedParams::from_json(v).unwrap()).collect();
-    PhotoexcitedBatch::new(&p).unwrap()
+    Arc::new(PhotoexcitedBatch::new(&p).unwrap())
 }
 
 #[test]
 fn kernel_matches_cpu_twin() {
-    if std::env::var("NEQKIN_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("GPU test skipped by NEQKIN_SKIP_GPU_TESTS=1");
-        return;
-    }
-    let g = gpu();
+    let Some(g) = gpu() else { return };
     // N = 300 > WG exercises the grid-strided loops; members differ in every per-member
     // parameter; the second batch has per-member tables (table_stride = table_len).
     let shared = batch(&[
@@ -148,8 +63,8 @@ fn kernel_matches_cpu_twin() {
     ]);
     assert_eq!(shared.layout().table_stride, 0);
     assert_eq!(separate.layout().table_stride, separate.layout().table_len);
-    let reals: &[&str] = if g.f64 { &["f32", "f64"] } else { &["f32"] };
-    eprintln!("adapter: {} (SHADER_F64: {})", g.name, g.f64);
+    let reals: &[Precision] = if g.supports_f64() { &[Precision::F32, Precision::F64] } else { &[Precision::F32] };
+    eprintln!("adapter: {} (SHADER_F64: {})", g.info().name, g.supports_f64());
     for b in [&shared, &separate] {
         let l = b.layout();
         // A non-equilibrium state: initial f with a deterministic wiggle, E*² > 0.
@@ -170,17 +85,65 @@ fn kernel_matches_cpu_twin() {
             b.rhs_member(m, b.member_params(m), b.member_tables(m), tm, &y[r.clone()], &mut cpu[r], &mut scratch);
         }
         for real in reals {
-            let gpu = run(&g, real, b, &t, &y);
+            let gpu = run(&g, *real, b, &t, &y);
             for m in 0..l.batch {
                 let r = m * l.state_len..(m + 1) * l.state_len;
                 let scale = cpu[r.clone()].iter().fold(0.0f64, |a, x| a.max(x.abs()));
                 let err = cpu[r.clone()].iter().zip(&gpu[r]).fold(0.0f64, |a, (c, g)| a.max((c - g).abs()));
-                let tol = if *real == "f64" { 1e-12 } else { 2e-4 };
+                let tol = if *real == Precision::F64 { 1e-12 } else { 2e-4 };
                 eprintln!(
                     "{real} member {m}: max |dy| = {scale:.3e}, max |gpu - cpu| / max |dy| = {:.2e}",
                     err / scale
                 );
                 assert!(err <= tol * scale, "{real} member {m}: {err:e} vs scale {scale:e}");
+            }
+        }
+    }
+}
+
+/// Integrates the same batch with DOPRI5 on both backends and compares the observables at
+/// the output times. Tolerances: f64 1e-8 absolute on σ/σ0 (the two runs take different
+/// rounding paths, so the adaptive controllers may pick slightly different steps); f32
+/// 1e-5 absolute (observed ~4e-8 on lavapipe).
+#[test]
+fn adaptive_integration_agrees_with_cpu() {
+    let Some(g) = gpu() else { return };
+    let b = batch(&[
+        json!({"grid_points": 300, "phonon_frequency": 0.52, "zeta": 20.0, "temperature": 0.003}),
+        json!({"grid_points": 300, "phonon_frequency": 0.40, "zeta": 20.0, "temperature": 0.003}),
+        json!({"grid_points": 300, "phonon_frequency": 0.3711, "zeta_initial": 0.0, "pump_strength": 10.0, "pulse_duration": 0.3, "phonon_lifetime": 5.0, "inelastic_rate": 0.02}),
+    ]);
+    let opts = SolveOptions {
+        method: Method::Dopri5,
+        rtol: 1e-7,
+        atol: 1e-10,
+        output_times: vec![1.0, 4.0],
+        ..Default::default()
+    };
+    let observe = |backend: &mut dyn Backend| -> Vec<Vec<(String, f64)>> {
+        let mut rows = vec![];
+        integrate(backend, &*b, &opts, &mut |frame| {
+            let n = b.layout().state_len;
+            for m in 0..b.layout().batch {
+                rows.push(b.observables(m, frame.t, &frame.state[m * n..(m + 1) * n]).scalars);
+            }
+            Ok(())
+        })
+        .unwrap();
+        rows
+    };
+    let problem: Arc<dyn BatchProblem> = b.clone();
+    let cpu = observe(&mut CpuBackend::new(problem.clone()));
+    let precisions: &[Precision] = if g.supports_f64() { &[Precision::F64, Precision::F32] } else { &[Precision::F32] };
+    for &precision in precisions {
+        let gpu = observe(&mut GpuBackend::new(g.clone(), problem.clone(), precision).unwrap());
+        let tol = if precision == Precision::F64 { 1e-8 } else { 1e-5 };
+        for (row_c, row_g) in cpu.iter().zip(&gpu) {
+            for ((name, c), (_, v)) in row_c.iter().zip(row_g) {
+                if name == "sigma_over_sigma0" || name == "particle_number" {
+                    eprintln!("{precision} {name}: cpu {c:.10} gpu {v:.10} diff {:.2e}", (c - v).abs());
+                    assert!((c - v).abs() <= tol, "{precision} {name}: cpu {c} gpu {v}");
+                }
             }
         }
     }
