@@ -180,6 +180,18 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
             Ok(cpu())
         }
         BackendChoice::Gpu => gpu().map_err(classify),
+        // A software adapter (lavapipe, device type Cpu) is slower than the native CPU
+        // backend, so `auto` takes the GPU path only for hardware adapters; `--backend gpu`
+        // still runs on it (that is how the GPU path is tested on GPU-less machines).
+        BackendChoice::Auto if gpu::list_adapters().iter().all(|a| a.device_type == "Cpu") => {
+            if let Some(a) = gpu::list_adapters().first() {
+                eprintln!("neqkin: only a software adapter ({}); using the CPU backend (--backend gpu forces it)", a.name);
+            }
+            if precision == PrecisionChoice::F32 {
+                eprintln!("neqkin: note: the CPU backend computes in f64");
+            }
+            Ok(cpu())
+        }
         BackendChoice::Auto => match gpu() {
             Ok(setup) => Ok(setup),
             Err(NeqkinError::NoAdapter(why)) => {
