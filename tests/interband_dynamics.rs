@@ -142,7 +142,7 @@ fn seed_changes_only_the_onset_time() {
     let means: Vec<f64> = (0..3)
         .map(|m| {
             let samples: Vec<(f64, f64)> = r.t.iter().copied().zip(r.delta[m].iter().copied()).collect();
-            let w = summarize_window(&samples, 9000.0, 1e-7, 1e-2).unwrap();
+            let w = summarize_window(&samples, 9000.0, 1e-10, 1e-7, 1e-2).unwrap();
             eprintln!("seed {:e}: window [9000, 12000] mean {:.6e} spread {:.2e} {:?}", seeds[m], w.mean, w.spread, w.verdict);
             assert_eq!(w.verdict, Verdict::Steady);
             w.mean
@@ -175,11 +175,13 @@ fn s21_tolerance_block_prevents_the_fake_plateau() {
 #[test]
 fn window_verdicts() {
     let steady: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 0.3 + 1e-9 * i as f64)).collect();
-    assert_eq!(summarize_window(&steady, 10.0, 1e-6, 1e-4).unwrap().verdict, Verdict::Steady);
+    assert_eq!(summarize_window(&steady, 10.0, 1e-10, 1e-6, 1e-4).unwrap().verdict, Verdict::Steady);
     let osc: Vec<(f64, f64)> = (0..200).map(|i| (i as f64, 0.3 + 0.05 * (i as f64 * 0.3).sin())).collect();
-    let s = summarize_window(&osc, 0.0, 1e-6, 1e-4).unwrap();
+    let s = summarize_window(&osc, 0.0, 1e-10, 1e-6, 1e-4).unwrap();
     assert_eq!(s.verdict, Verdict::Oscillating);
     assert!((s.mean - 0.3).abs() < 0.01 && (s.spread - 0.1).abs() < 0.01);
     let drift: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 0.3 + 0.01 * i as f64)).collect();
-    assert_eq!(summarize_window(&drift, 0.0, 1e-6, 1e-4).unwrap().verdict, Verdict::Drifting);
+    let floor: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 1e-30)).collect();
+    assert_eq!(summarize_window(&floor, 0.0, 1e-10, 1e-6, 1e-4).unwrap().verdict, Verdict::Normal);
+    assert_eq!(summarize_window(&drift, 0.0, 1e-10, 1e-6, 1e-4).unwrap().verdict, Verdict::Drifting);
 }

@@ -48,6 +48,9 @@ pub fn observables(p: &InterbandParams, params: &[f64], y: &[f64]) -> Observable
 /// What a window of |Δ|(t) shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Mean |Δ| below the caller's resolution floor: the normal state (Δ = 0 within the
+    /// s21 tolerance; a decaying s21 stalls at a numerical floor set by its atol).
+    Normal,
     /// Spread within tolerance: a steady state.
     Steady,
     /// Spread beyond tolerance and not explained by a linear drift: a persistent
@@ -78,11 +81,13 @@ pub struct WindowSummary {
     pub verdict: Verdict,
 }
 
-/// Summarises samples `(t, |Δ|)` with `t ≥ t_start`; steady if
-/// `spread ≤ abs_tol + rel_tol·mean`. `None` if fewer than 3 samples lie in the window.
+/// Summarises samples `(t, |Δ|)` with `t ≥ t_start`: `Normal` if the mean is below
+/// `zero_below`, steady if `spread ≤ abs_tol + rel_tol·mean`. `None` if fewer than 3
+/// samples lie in the window.
 pub fn summarize_window(
     samples: &[(f64, f64)],
     t_start: f64,
+    zero_below: f64,
     abs_tol: f64,
     rel_tol: f64,
 ) -> Option<WindowSummary> {
@@ -100,7 +105,9 @@ pub fn summarize_window(
     let (t0, t1) = (w[0].0, w[w.len() - 1].0);
     let drift = if sxx > 0.0 { sxy / sxx * (t1 - t0) } else { 0.0 };
     let spread = hi - lo;
-    let verdict = if spread <= abs_tol + rel_tol * mean.abs() {
+    let verdict = if mean < zero_below {
+        Verdict::Normal
+    } else if spread <= abs_tol + rel_tol * mean.abs() {
         Verdict::Steady
     } else if drift.abs() > 0.7 * spread {
         Verdict::Drifting

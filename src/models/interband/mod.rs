@@ -28,6 +28,9 @@ use crate::{NeqkinError, Result};
 use lindblad::{PARAMS_LEN, P_CV, P_DET, P_GPH, P_GRR, P_N, P_OMEGA, P_W};
 use tables::PhononProfile;
 
+/// Default s21 absolute tolerance per unit seed modulus.
+pub const S21_ATOL_PER_SEED: f64 = 1e-12;
+
 /// Largest grid the model accepts (one workgroup of 256 threads loops over it).
 pub const MAX_MOMENTA: usize = 1 << 14;
 
@@ -123,7 +126,8 @@ pub struct InterbandParams {
     /// Imaginary part of the initial s21 (every k).
     #[serde(default = "d_seed")]
     pub seed_im: f64,
-    /// Absolute tolerance of the s21 block (default `1e-3·|seed|`, i.e. relative control).
+    /// Absolute tolerance of the s21 block (default `1e-12·|seed|`: relative control of s21
+    /// down to 12 decades below the seed; below that a decaying s21 hits a numerical floor).
     #[serde(default)]
     pub s21_atol: Option<f64>,
 }
@@ -374,8 +378,8 @@ impl BatchProblem for InterbandProblem {
         }
     }
     /// Populations and n21 use the user's tolerances; s21 gets its own absolute tolerance
-    /// (default `1e-3·|seed|`, the smallest over the batch), so that its growth from the
-    /// seed is under relative error control instead of hiding below `atol`.
+    /// (default `1e-12·|seed|`, the smallest over the batch), so that its decay and growth
+    /// from the seed are under relative error control instead of hiding below `atol`.
     fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<ToleranceBlock> {
         let n = self.n;
         let s_atol = self
@@ -383,7 +387,7 @@ impl BatchProblem for InterbandProblem {
             .iter()
             .map(|p| {
                 p.s21_atol
-                    .unwrap_or(1e-3 * p.seed_re.hypot(p.seed_im))
+                    .unwrap_or(S21_ATOL_PER_SEED * p.seed_re.hypot(p.seed_im))
                     .max(f64::MIN_POSITIVE)
             })
             .fold(f64::INFINITY, f64::min)
