@@ -7,7 +7,7 @@ use std::sync::Arc;
 use neqkin::engine::cpu::CpuBackend;
 use neqkin::engine::model::{BatchProblem, Model};
 use neqkin::engine::solve::{integrate, Method, SolveOptions};
-use neqkin::models::interband::analysis::summarize_window;
+use neqkin::models::interband::analysis::{bdg_populations, summarize_window};
 use neqkin::models::interband::lindblad::delta_star;
 use neqkin::models::interband::Interband;
 
@@ -95,5 +95,44 @@ fn claims() {
         for cut in [0.15, 0.25, 0.3] {
             study(&format!("cutoff δk = {cut} (V = 5)"), &fig2, &[j(&format!(r#"{{"coupling_v":5.0,"cutoff":{cut}}}"#))], 12000.0);
         }
+    }
+    if on("B") {
+        // Fig 3 parameters: steady populations vs the BdG line.
+        let p = j(r#"{"band_a1":7.0,"band_a2":24.0,"gamma_ph":0.01,"gamma_rr":0.001,"rabi_frequency":0.25,"coupling_v":5.0,"grid_step":0.005}"#);
+        let problem: Arc<dyn BatchProblem> = Interband.build(std::slice::from_ref(&p)).unwrap();
+        let mut backend = CpuBackend::new(problem.clone());
+        let opts = SolveOptions { output_times: vec![16000.0], ..Default::default() };
+        let mut last = vec![];
+        integrate(&mut backend, &*problem, &opts, &mut |fr| { last = fr.state.to_vec(); Ok(()) }).unwrap();
+        let n = last.len() / 6;
+        let k = neqkin::models::interband::tables::grid(n, 0.005);
+        let (ds_r, ds_i) = delta_star(&problem.params()[..problem.layout().params_len], &last);
+        let delta = ds_r.hypot(ds_i);
+        let avg: Vec<f64> = (0..n).map(|i| 0.5 * (last[i] + last[n + i])).collect();
+        let rms = |c: f64, dt: f64| {
+            (k.iter().zip(&avg).map(|(k, a)| {
+                let (n1, n2) = bdg_populations(*k, 7.0, 24.0, c, dt);
+                (0.5 * (n1 + n2) - a).powi(2)
+            }).sum::<f64>() / n as f64).sqrt()
+        };
+        println!("## BdG (Fig 3 parameters, dk = 0.005): steady |Δ| = {delta:.4e}");
+        let mut best = (f64::INFINITY, 0.0, 0.0);
+        for ci in 0..=40 {
+            let c = 0.05 + 0.01 * ci as f64;
+            for di in 0..=60 {
+                let dt = 1e-4 * 10f64.powf(di as f64 / 15.0);
+                let r = rms(c, dt);
+                if r < best.0 { best = (r, c, dt); }
+            }
+        }
+        println!("best fit: C = {:.2}, Δ̃ = {:.3e}, rms = {:.3e}", best.1, best.2, best.0);
+        for dt in [0.05 * delta, delta, 0.01, 0.03, 0.1] {
+            println!("C = 0.2, Δ̃ = {dt:.3e}: rms = {:.3e}", rms(0.2, dt));
+        }
+        let show: Vec<String> = (0..n).step_by(4).map(|i| {
+            let (e1, e2) = bdg_populations(k[i], 7.0, 24.0, best.1, best.2);
+            format!("k={:.3}: n11={:.3} n22={:.3} n_eff={:.3}", k[i], last[i], last[n + i], 0.5 * (e1 + e2))
+        }).collect();
+        println!("{}", show.join("\n"));
     }
 }
