@@ -152,3 +152,29 @@ fn shipped_configs_validate() {
     }
     assert!(count >= 6);
 }
+
+/// The physical jump tables are mirror-symmetric (k ↦ −k), which keeps the dynamics in
+/// the parity-symmetric subspace where the four-variable closure is exact.
+#[test]
+fn phonon_tables_are_parity_symmetric() {
+    for (v, dk) in [(0.1, 0.01), (0.07, 0.002), (0.3, 0.005)] {
+        for profile in ["constant", "eq_b2"] {
+            let p = InterbandParams::from_json(&serde_json::json!({
+                "phonon_velocity": v, "grid_step": dk, "phonon_profile": profile
+            }))
+            .unwrap();
+            let n = p.n_momenta();
+            let jumps = p.jumps();
+            assert!(!jumps.is_empty());
+            for a in &jumps {
+                let mirrored = jumps.iter().any(|b| {
+                    b.band == a.band
+                        && b.from == n - 1 - a.from
+                        && b.to == n - 1 - a.to
+                        && (b.weight - a.weight).abs() < 1e-9 * a.weight.max(1.0)
+                });
+                assert!(mirrored, "no mirror image of {a:?} (v = {v}, dk = {dk}, {profile})");
+            }
+        }
+    }
+}

@@ -64,20 +64,26 @@ pub fn phonon_jumps(
     let n = k.len();
     let edge = n as f64 * dk / 2.0;
     let mut out = Vec::new();
-    for (j, &kj) in k.iter().enumerate() {
-        if kj.abs() <= v / (2.0 * a) {
+    // Jumps are computed for k > 0 and mirrored to −k (index n − 1 − j), so the tables
+    // are exactly parity-symmetric (the closure of the equations relies on it).
+    for j in n / 2..n {
+        let kj = k[j];
+        if kj <= v / (2.0 * a) {
             continue;
         }
         let factor = match profile {
             PhononProfile::Constant => 1.0,
-            PhononProfile::EqB2 => {
-                ((2.0 * a * edge - v).abs() / (2.0 * a * kj.abs() - v).abs()).min(cap)
-            }
+            PhononProfile::EqB2 => ((2.0 * a * edge - v).abs() / (2.0 * a * kj - v).abs()).min(cap),
         };
-        let target = -kj + kj.signum() * v / a;
+        let target = -kj + v / a;
         let f = (target / dk + n as f64 / 2.0 - 0.5).clamp(0.0, (n - 1) as f64);
         let i0 = (f.floor() as usize).min(n - 2);
-        let t = f - i0 as f64;
+        let mut t = f - i0 as f64;
+        if t < 1e-9 {
+            t = 0.0;
+        } else if t > 1.0 - 1e-9 {
+            t = 1.0;
+        }
         let mut pts = [(i0, 1.0 - t), (i0 + 1, t)];
         if pts[0].0 == j {
             pts = [(i0, 0.0), (i0 + 1, 1.0)];
@@ -86,12 +92,9 @@ pub fn phonon_jumps(
         }
         for (to, w) in pts {
             if w > 0.0 && to != j {
-                out.push(Jump {
-                    band,
-                    from: j,
-                    to,
-                    weight: w * factor,
-                });
+                for (from, to) in [(j, to), (n - 1 - j, n - 1 - to)] {
+                    out.push(Jump { band, from, to, weight: w * factor });
+                }
             }
         }
     }
