@@ -135,4 +135,15 @@ fn claims() {
         }).collect();
         println!("{}", show.join("\n"));
     }
+    if on("P") {
+        // Cost of phase-diagram points on the CPU backend: 8 points (Ω sweep at V = 5) per
+        // batch, t_end = 12000, as the grid grows.
+        for dk in [0.01, 0.005, 0.002] {
+            let xs: Vec<_> = (0..8).map(|i| j(&format!(r#"{{"coupling_v":5.0,"rabi_frequency":{},"grid_step":{dk}}}"#, 0.05 + 0.05 * i as f64))).collect();
+            let t0 = std::time::Instant::now();
+            study(&format!("benchmark dk = {dk}"), &fig2, &xs, 12000.0);
+            let s = t0.elapsed().as_secs_f64();
+            println!("benchmark: dk = {dk}: 8 points in {s:.1} s = {:.3} points/s ({} threads)", 8.0 / s, rayon::current_num_threads());
+        }
+    }
 }
