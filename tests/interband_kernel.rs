@@ -1,14 +1,14 @@
 //! Issue 5: the interband WGSL kernel parses and validates with naga (f64 and f32), and
 //! the model's conservation laws hold for its CPU twin on random states.
 
+use neqkin::engine::backend::Precision;
 use neqkin::engine::model::{BatchProblem, Model};
 use neqkin::models::interband::lindblad::{lindblad, P_CV, P_GPH, P_GRR, P_OMEGA};
 use neqkin::models::interband::{Interband, InterbandParams, InterbandProblem, KERNEL_SOURCE};
 
 fn preprocess(real: &str) -> String {
-    let bindings = include_str!("../shaders/shared/rhs_bindings.wgsl");
-    let body = KERNEL_SOURCE.replace("//! import shared/rhs_bindings", bindings);
-    format!("alias Real = {real};\n{body}")
+    let precision = if real == "f64" { Precision::F64 } else { Precision::F32 };
+    neqkin::engine::gpu::preprocess::preprocess("interband/lindblad.wgsl", KERNEL_SOURCE, precision).unwrap()
 }
 
 fn validate(real: &str) {
