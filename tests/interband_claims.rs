@@ -23,7 +23,17 @@ fn merge(base: &serde_json::Value, extra: &serde_json::Value) -> serde_json::Val
 fn study(label: &str, base: &serde_json::Value, extras: &[serde_json::Value], t_end: f64) {
     let pts: Vec<_> = extras.iter().map(|e| merge(base, e)).collect();
     let problem: Arc<dyn BatchProblem> = Interband.build(&pts).unwrap();
-    let mut backend = CpuBackend::new(problem.clone());
+    let mut backend: Box<dyn neqkin::engine::backend::Backend> = if std::env::var("BACKEND").as_deref() == Ok("gpu") {
+        let ctx = Arc::new(neqkin::engine::gpu::GpuContext::new().unwrap());
+        let precision = if std::env::var("PRECISION").as_deref() == Ok("f32") {
+            neqkin::engine::backend::Precision::F32
+        } else {
+            neqkin::engine::backend::Precision::F64
+        };
+        Box::new(neqkin::engine::gpu::GpuBackend::new(ctx, problem.clone(), precision).unwrap())
+    } else {
+        Box::new(CpuBackend::new(problem.clone()))
+    };
     let dt = t_end / 600.0;
     let opts = SolveOptions {
         method: Method::Dopri5,
@@ -35,7 +45,7 @@ fn study(label: &str, base: &serde_json::Value, extras: &[serde_json::Value], t_
     let l = problem.layout();
     let mut traj = vec![vec![]; l.batch];
     let start = std::time::Instant::now();
-    integrate(&mut backend, &*problem, &opts, &mut |fr| {
+    integrate(&mut *backend, &*problem, &opts, &mut |fr| {
         for (m, tr) in traj.iter_mut().enumerate() {
             let y = &fr.state[m * l.state_len..(m + 1) * l.state_len];
             let p = &problem.params()[m * l.params_len..(m + 1) * l.params_len];
@@ -138,12 +148,13 @@ fn claims() {
     if on("P") {
         // Cost of phase-diagram points on the CPU backend: 8 points (Ω sweep at V = 5) per
         // batch, t_end = 12000, as the grid grows.
-        for dk in [0.01, 0.005, 0.002] {
+        let dks: Vec<f64> = std::env::var("DKS").map(|s| s.split(',').map(|x| x.parse().unwrap()).collect()).unwrap_or(vec![0.01, 0.005, 0.002]);
+        for dk in dks {
             let xs: Vec<_> = (0..8).map(|i| j(&format!(r#"{{"coupling_v":5.0,"rabi_frequency":{},"grid_step":{dk}}}"#, 0.05 + 0.05 * i as f64))).collect();
             let t0 = std::time::Instant::now();
             study(&format!("benchmark dk = {dk}"), &fig2, &xs, 12000.0);
             let s = t0.elapsed().as_secs_f64();
-            println!("benchmark: dk = {dk}: 8 points in {s:.1} s = {:.3} points/s ({} threads)", 8.0 / s, rayon::current_num_threads());
+            println!("benchmark ({}): dk = {dk}: 8 points in {s:.1} s = {:.3} points/s ({} threads)", std::env::var("BACKEND").unwrap_or("cpu".into()), 8.0 / s, rayon::current_num_threads());
         }
     }
 }
