@@ -131,10 +131,7 @@ fn fig7(extra: serde_json::Value) -> serde_json::Value {
 #[test]
 fn seed_changes_only_the_onset_time() {
     let seeds = [1e-20, 1e-15, 1e-10];
-    let pts: Vec<_> = seeds
-        .iter()
-        .map(|s| fig7(serde_json::json!({"seed_re": s, "seed_im": s})))
-        .collect();
+    let pts: Vec<_> = seeds.iter().map(|s| fig7(serde_json::json!({"seed_re": s, "seed_im": s}))).collect();
     let r = run(&pts, 12000.0, 20.0, 1e-9);
     let on: Vec<f64> = (0..3).map(|m| onset(&r.t, &r.delta[m], 1e-4).expect("no onset")).collect();
     eprintln!("onset times (|Δ| = 1e-4) for seeds {seeds:?}: {on:?}");
@@ -143,7 +140,10 @@ fn seed_changes_only_the_onset_time() {
         .map(|m| {
             let samples: Vec<(f64, f64)> = r.t.iter().copied().zip(r.delta[m].iter().copied()).collect();
             let w = summarize_window(&samples, 9000.0, 1e-10, 1e-7, 1e-2).unwrap();
-            eprintln!("seed {:e}: window [9000, 12000] mean {:.6e} spread {:.2e} {:?}", seeds[m], w.mean, w.spread, w.verdict);
+            eprintln!(
+                "seed {:e}: window [9000, 12000] mean {:.6e} spread {:.2e} {:?}",
+                seeds[m], w.mean, w.spread, w.verdict
+            );
             assert_eq!(w.verdict, Verdict::Steady);
             w.mean
         })
@@ -163,9 +163,8 @@ fn seed_changes_only_the_onset_time() {
 fn s21_tolerance_block_prevents_the_fake_plateau() {
     let loose = run(&[fig7(serde_json::json!({"s21_atol": 1e-9}))], 1500.0, 20.0, 1e-9);
     let tight = run(&[fig7(serde_json::json!({}))], 1500.0, 20.0, 1e-9);
-    let max_after = |r: &Run| {
-        r.t.iter().zip(&r.delta[0]).filter(|(t, _)| **t >= 800.0).map(|(_, d)| *d).fold(0.0, f64::max)
-    };
+    let max_after =
+        |r: &Run| r.t.iter().zip(&r.delta[0]).filter(|(t, _)| **t >= 800.0).map(|(_, d)| *d).fold(0.0, f64::max);
     let (l, t) = (max_after(&loose), max_after(&tight));
     eprintln!("max |Δ| on t ∈ [800, 1500]: s21 under atol 1e-9: {l:.3e}; own block: {t:.3e}");
     assert!(l > 1e-11, "expected the uncontrolled run to show the fake plateau");

@@ -109,7 +109,10 @@ fn rhs_equals_exact_master_equation_on_gaussian_states() {
             let err = dy.iter().zip(&exact).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
             // Each block must be exercised (nonzero s and n21 derivatives where present).
             eprintln!("max |rhs − exact| = {err:.3e} (max |exact| = {scale:.3e})");
-            assert!(err < 1e-13, "rhs differs from the exact master equation by {err:e}\nrhs   {dy:?}\nexact {exact:?}");
+            assert!(
+                err < 1e-13,
+                "rhs differs from the exact master equation by {err:e}\nrhs   {dy:?}\nexact {exact:?}"
+            );
             worst = worst.max(err);
         }
     }

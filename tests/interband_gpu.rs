@@ -53,7 +53,10 @@ fn problems() -> Vec<Arc<dyn BatchProblem>> {
             .unwrap(),
         // Shared tables, small grid.
         Interband
-            .build(&[j(r#"{"grid_step":0.01,"coupling_v":5.0}"#), j(r#"{"grid_step":0.01,"coupling_v":2.0,"rabi_frequency":0.5}"#)])
+            .build(&[
+                j(r#"{"grid_step":0.01,"coupling_v":5.0}"#),
+                j(r#"{"grid_step":0.01,"coupling_v":2.0,"rabi_frequency":0.5}"#),
+            ])
             .unwrap(),
     ]
 }

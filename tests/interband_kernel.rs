@@ -15,11 +15,7 @@ fn validate(real: &str) {
     let src = preprocess(real);
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("WGSL parse ({real}): {}", e.emit_to_string(&src)));
-    let caps = if real == "f64" {
-        naga::valid::Capabilities::FLOAT64
-    } else {
-        naga::valid::Capabilities::empty()
-    };
+    let caps = if real == "f64" { naga::valid::Capabilities::FLOAT64 } else { naga::valid::Capabilities::empty() };
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("WGSL validation ({real}): {e:?}"));
@@ -100,7 +96,10 @@ fn conservation_laws() {
         let tot: f64 = dy[..2 * n].iter().sum();
         worst[2] = worst[2].max(tot.abs());
     }
-    eprintln!("conservation errors: laser per k {:.2e}, phonon per band {:.2e}, total {:.2e}", worst[0], worst[1], worst[2]);
+    eprintln!(
+        "conservation errors: laser per k {:.2e}, phonon per band {:.2e}, total {:.2e}",
+        worst[0], worst[1], worst[2]
+    );
     assert!(worst[0] < 1e-15 && worst[1] < 1e-14 && worst[2] < 1e-13, "{worst:?}");
 }
 
@@ -119,13 +118,10 @@ fn validation_names_fields() {
 #[test]
 fn tables_shared_unless_band_parameters_vary() {
     let m = Interband;
-    let a = m
-        .build(&[serde_json::json!({"coupling_v": 1.0}), serde_json::json!({"coupling_v": 2.0})])
-        .unwrap();
+    let a = m.build(&[serde_json::json!({"coupling_v": 1.0}), serde_json::json!({"coupling_v": 2.0})]).unwrap();
     assert_eq!(a.layout().table_stride, 0);
-    let b = m
-        .build(&[serde_json::json!({"phonon_velocity": 0.1}), serde_json::json!({"phonon_velocity": 0.2})])
-        .unwrap();
+    let b =
+        m.build(&[serde_json::json!({"phonon_velocity": 0.1}), serde_json::json!({"phonon_velocity": 0.2})]).unwrap();
     assert_eq!(b.layout().table_stride, b.layout().table_len);
 }
 

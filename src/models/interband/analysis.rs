@@ -15,11 +15,7 @@ pub fn observables(p: &InterbandParams, params: &[f64], y: &[f64]) -> Observable
     let (dsr, dsi) = delta_star(params, y);
     let nf = n as f64;
     let mean = |r: std::ops::Range<usize>| y[r].iter().sum::<f64>() / nf;
-    let absmax = |o: usize| {
-        (0..n)
-            .map(|k| y[o + k].hypot(y[o + n + k]))
-            .fold(0.0, f64::max)
-    };
+    let absmax = |o: usize| (0..n).map(|k| y[o + k].hypot(y[o + n + k])).fold(0.0, f64::max);
     let n11 = mean(0..n);
     let n22 = mean(n..2 * n);
     Observables {
@@ -114,16 +110,7 @@ pub fn summarize_window(
     } else {
         Verdict::Oscillating
     };
-    Some(WindowSummary {
-        t_start: t0,
-        t_end: t1,
-        samples: w.len(),
-        mean,
-        spread,
-        std: var.sqrt(),
-        drift,
-        verdict,
-    })
+    Some(WindowSummary { t_start: t0, t_end: t1, samples: w.len(), mean, spread, std: var.sqrt(), drift, verdict })
 }
 
 /// Ground-state populations `(n1(−k), n2(k))` of the effective BdG model (Eq 12 with the

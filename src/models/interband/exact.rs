@@ -194,14 +194,7 @@ impl Fock {
 /// Exact derivatives of the model's state variables for the state `rho`, in the model's
 /// state layout (see [`super::lindblad`]). `eps1`, `eps2` are the table energies,
 /// `params` a member's parameter block, `jumps` the phonon jumps.
-pub fn exact_derivative(
-    f: &Fock,
-    rho: &[C],
-    params: &[f64],
-    eps1: &[f64],
-    eps2: &[f64],
-    jumps: &[Jump],
-) -> Vec<f64> {
+pub fn exact_derivative(f: &Fock, rho: &[C], params: &[f64], eps1: &[f64], eps2: &[f64], jumps: &[Jump]) -> Vec<f64> {
     let m = f.m;
     let d = f.dim;
     let (a, b) = (|k: usize| f.mode(0, k), |k: usize| f.mode(1, k));

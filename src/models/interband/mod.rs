@@ -19,9 +19,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::engine::model::{
-    check_finite, BatchLayout, BatchProblem, KernelSource, Model, Observables,
-};
+use crate::engine::model::{check_finite, BatchLayout, BatchProblem, KernelSource, Model, Observables};
 use crate::engine::program::ToleranceBlock;
 use crate::{NeqkinError, Result};
 
@@ -137,11 +135,7 @@ impl InterbandParams {
     pub fn from_json(v: &serde_json::Value) -> Result<Self> {
         let p: InterbandParams = serde_json::from_value(v.clone()).map_err(|e| {
             let msg = e.to_string();
-            let field = msg
-                .split('`')
-                .nth(1)
-                .map(|f| format!("params.{f}"))
-                .unwrap_or_else(|| "params".into());
+            let field = msg.split('`').nth(1).map(|f| format!("params.{f}")).unwrap_or_else(|| "params".into());
             NeqkinError::invalid(field, msg)
         })?;
         p.check()?;
@@ -190,10 +184,7 @@ impl InterbandParams {
             ));
         }
         if n > MAX_MOMENTA {
-            return Err(NeqkinError::invalid(
-                "params.grid_step",
-                format!("grid too fine: {n} points > {MAX_MOMENTA}"),
-            ));
+            return Err(NeqkinError::invalid("params.grid_step", format!("grid too fine: {n} points > {MAX_MOMENTA}")));
         }
         Ok(())
     }
@@ -211,18 +202,31 @@ impl InterbandParams {
     /// Phonon jumps of both bands.
     pub fn jumps(&self) -> Vec<tables::Jump> {
         let k = self.grid();
-        let mut j = tables::phonon_jumps(0, &k, self.grid_step, self.band_a1, self.phonon_velocity, self.phonon_profile, self.phonon_profile_cap);
-        j.extend(tables::phonon_jumps(1, &k, self.grid_step, self.band_a2, self.phonon_velocity, self.phonon_profile, self.phonon_profile_cap));
+        let mut j = tables::phonon_jumps(
+            0,
+            &k,
+            self.grid_step,
+            self.band_a1,
+            self.phonon_velocity,
+            self.phonon_profile,
+            self.phonon_profile_cap,
+        );
+        j.extend(tables::phonon_jumps(
+            1,
+            &k,
+            self.grid_step,
+            self.band_a2,
+            self.phonon_velocity,
+            self.phonon_profile,
+            self.phonon_profile_cap,
+        ));
         j
     }
 
     /// Rotating-frame band energies without detuning: `(A1 k², A2 k²)`.
     pub fn energies(&self) -> (Vec<f64>, Vec<f64>) {
         let k = self.grid();
-        (
-            k.iter().map(|k| self.band_a1 * k * k).collect(),
-            k.iter().map(|k| self.band_a2 * k * k).collect(),
-        )
+        (k.iter().map(|k| self.band_a1 * k * k).collect(), k.iter().map(|k| self.band_a2 * k * k).collect())
     }
 
     /// The member's parameter block for table width `w`.
@@ -262,10 +266,7 @@ impl Model for Interband {
         InterbandParams::from_json(params).map(|_| ())
     }
     fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
-        let ps = points
-            .iter()
-            .map(InterbandParams::from_json)
-            .collect::<Result<Vec<_>>>()?;
+        let ps = points.iter().map(InterbandParams::from_json).collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(InterbandProblem::new(ps)?))
     }
 }
@@ -295,11 +296,8 @@ impl InterbandProblem {
             ));
         }
         let shared = points.iter().all(|p| p.table_key() == first.table_key());
-        let jumps: Vec<Vec<tables::Jump>> = if shared {
-            vec![first.jumps()]
-        } else {
-            points.iter().map(|p| p.jumps()).collect()
-        };
+        let jumps: Vec<Vec<tables::Jump>> =
+            if shared { vec![first.jumps()] } else { points.iter().map(|p| p.jumps()).collect() };
         let w = jumps.iter().map(|j| tables::incoming_width(n, j)).max().unwrap_or(1);
         let mut tab = Vec::new();
         let owners: Vec<&InterbandParams> = if shared { vec![first] } else { points.iter().collect() };
@@ -372,10 +370,7 @@ impl BatchProblem for InterbandProblem {
         lindblad::lindblad(params, tables, t, y, dy);
     }
     fn kernel(&self) -> KernelSource {
-        KernelSource {
-            name: "interband/lindblad".into(),
-            source: KERNEL_SOURCE.into(),
-        }
+        KernelSource { name: "interband/lindblad".into(), source: KERNEL_SOURCE.into() }
     }
     /// Populations and n21 use the user's tolerances; s21 gets its own absolute tolerance
     /// (default `1e-12·|seed|`, the smallest over the batch), so that its decay and growth
@@ -385,11 +380,7 @@ impl BatchProblem for InterbandProblem {
         let s_atol = self
             .points
             .iter()
-            .map(|p| {
-                p.s21_atol
-                    .unwrap_or(S21_ATOL_PER_SEED * p.seed_re.hypot(p.seed_im))
-                    .max(f64::MIN_POSITIVE)
-            })
+            .map(|p| p.s21_atol.unwrap_or(S21_ATOL_PER_SEED * p.seed_re.hypot(p.seed_im)).max(f64::MIN_POSITIVE))
             .fold(f64::INFINITY, f64::min)
             .min(atol);
         vec![

@@ -41,9 +41,7 @@ pub enum PhononProfile {
 
 /// Cell-centre grid of `n` points with step `dk`.
 pub fn grid(n: usize, dk: f64) -> Vec<f64> {
-    (0..n)
-        .map(|j| (j as f64 + 0.5 - n as f64 / 2.0) * dk)
-        .collect()
+    (0..n).map(|j| (j as f64 + 0.5 - n as f64 / 2.0) * dk).collect()
 }
 
 /// Phonon emission jumps at T = 0 for band `band` with curvature `a` and phonon
@@ -52,15 +50,7 @@ pub fn grid(n: usize, dk: f64) -> Vec<f64> {
 /// split linearly between its two neighbouring grid points (two Lindblad jumps whose
 /// weights sum to the rate factor); a neighbour equal to the source gets no weight and
 /// the other neighbour takes it all.
-pub fn phonon_jumps(
-    band: usize,
-    k: &[f64],
-    dk: f64,
-    a: f64,
-    v: f64,
-    profile: PhononProfile,
-    cap: f64,
-) -> Vec<Jump> {
+pub fn phonon_jumps(band: usize, k: &[f64], dk: f64, a: f64, v: f64, profile: PhononProfile, cap: f64) -> Vec<Jump> {
     let n = k.len();
     let edge = n as f64 * dk / 2.0;
     let mut out = Vec::new();
