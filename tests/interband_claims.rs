@@ -82,6 +82,12 @@ fn claims() {
         j(r#"{"band_a1":7.0,"band_a2":24.0,"gamma_ph":0.02,"gamma_rr":0.002,"rabi_frequency":0.25,"grid_step":0.01}"#);
     let which = std::env::var("CLAIM").unwrap_or_default();
     let on = |k: &str| which.is_empty() || which.contains(k);
+    if let Ok(point) = std::env::var("POINT") {
+        // One point on request: POINT='{"coupling_v":3.0}' TEND=30000.
+        let t_end: f64 = std::env::var("TEND").map(|s| s.parse().unwrap()).unwrap_or(12000.0);
+        study("single point", &fig2, &[j(&point)], t_end);
+        return;
+    }
     if on("V") {
         let xs: Vec<_> = [0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0]
             .iter()
@@ -103,6 +109,15 @@ fn claims() {
         let xs: Vec<_> =
             [0.0, 0.0005, 0.001, 0.005, 0.01].iter().map(|v| j(&format!(r#"{{"gamma_rr":{v}}}"#))).collect();
         study("Γrr scan (Fig 4: Γph = 0.01, V = 4)", &fig4, &xs, 16000.0);
+    }
+    if on("G") {
+        let mut xs = vec![];
+        for g in [0.01, 0.02, 0.05, 0.1] {
+            for v in [2.0, 3.0, 4.0, 6.0, 8.0] {
+                xs.push(j(&format!(r#"{{"coupling_v":{v},"gamma_ph":{g},"gamma_rr":{}}}"#, g / 10.0)));
+            }
+        }
+        study("Γph × V (Γrr = Γph/10, Ω = 0.25)", &fig2, &xs, 12000.0);
     }
     if on("v") {
         let xs: Vec<_> = [0.05, 0.1, 0.2, 0.4]

@@ -180,6 +180,9 @@ fn window_verdicts() {
     assert_eq!(s.verdict, Verdict::Oscillating);
     assert!((s.mean - 0.3).abs() < 0.01 && (s.spread - 0.1).abs() < 0.01);
     let drift: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 0.3 + 0.01 * i as f64)).collect();
+    let damped: Vec<(f64, f64)> =
+        (0..300).map(|i| (i as f64, 0.3 + 0.05 * (-(i as f64) / 80.0).exp() * (i as f64 * 0.3).sin())).collect();
+    assert_eq!(summarize_window(&damped, 0.0, 1e-10, 1e-6, 1e-4).unwrap().verdict, Verdict::Damped);
     let floor: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 1e-30)).collect();
     assert_eq!(summarize_window(&floor, 0.0, 1e-10, 1e-6, 1e-4).unwrap().verdict, Verdict::Normal);
     assert_eq!(summarize_window(&drift, 0.0, 1e-10, 1e-6, 1e-4).unwrap().verdict, Verdict::Drifting);

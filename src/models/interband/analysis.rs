@@ -52,7 +52,11 @@ pub enum Verdict {
     /// Spread beyond tolerance and not explained by a linear drift: a persistent
     /// oscillation (report mean and spread).
     Oscillating,
-    /// Spread beyond tolerance, mostly a monotonic drift: not converged, run longer.
+    /// Spread beyond tolerance, no trend, but the last third's spread is below half the
+    /// first third's: a damped oscillation still settling; run longer.
+    Damped,
+    /// Spread beyond tolerance with a trend (the last third's mean differs from the first
+    /// third's by more than 30 % of the spread): not converged, run longer.
     Drifting,
 }
 
@@ -71,7 +75,7 @@ pub struct WindowSummary {
     pub spread: f64,
     /// Standard deviation of |Δ|.
     pub std: f64,
-    /// Least-squares slope times the window length (the drift across the window).
+    /// Mean of the last third of the window minus mean of the first third.
     pub drift: f64,
     /// Verdict.
     pub verdict: Verdict,
@@ -93,20 +97,27 @@ pub fn summarize_window(
     }
     let nf = w.len() as f64;
     let mean = w.iter().map(|s| s.1).sum::<f64>() / nf;
-    let tm = w.iter().map(|s| s.0).sum::<f64>() / nf;
     let (lo, hi) = w.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.1), b.max(s.1)));
     let var = w.iter().map(|s| (s.1 - mean).powi(2)).sum::<f64>() / nf;
-    let sxy: f64 = w.iter().map(|s| (s.0 - tm) * (s.1 - mean)).sum();
-    let sxx: f64 = w.iter().map(|s| (s.0 - tm).powi(2)).sum();
+    let third = (w.len() / 3).max(1);
+    let head = w[..third].iter().map(|s| s.1).sum::<f64>() / third as f64;
+    let tail = w[w.len() - third..].iter().map(|s| s.1).sum::<f64>() / third as f64;
+    let drift = tail - head;
+    let range = |v: &[(f64, f64)]| {
+        let (a, b) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.1), b.max(s.1)));
+        b - a
+    };
+    let damped = range(&w[w.len() - third..]) < 0.5 * range(&w[..third]);
     let (t0, t1) = (w[0].0, w[w.len() - 1].0);
-    let drift = if sxx > 0.0 { sxy / sxx * (t1 - t0) } else { 0.0 };
     let spread = hi - lo;
     let verdict = if mean < zero_below {
         Verdict::Normal
     } else if spread <= abs_tol + rel_tol * mean.abs() {
         Verdict::Steady
-    } else if drift.abs() > 0.7 * spread {
+    } else if drift.abs() > 0.3 * spread {
         Verdict::Drifting
+    } else if damped {
+        Verdict::Damped
     } else {
         Verdict::Oscillating
     };
