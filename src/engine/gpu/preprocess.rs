@@ -15,6 +15,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
+    ("relaxation/rhs.wgsl", include_str!("../../../shaders/relaxation/rhs.wgsl")),
+    ("photoexcited/collision.wgsl", include_str!("../../../shaders/photoexcited/collision.wgsl")),
     ("interband/lindblad.wgsl", include_str!("../../../shaders/interband/lindblad.wgsl")),
 ];
 
