@@ -2,6 +2,7 @@
 //!
 //! [`registry`] lists every model by name; configs pick one with `model = "<name>"`.
 
+pub mod interband;
 pub mod photoexcited;
 pub mod relaxation;
 
@@ -10,7 +11,7 @@ use crate::{NeqkinError, Result};
 
 /// Every model neqkin knows, in the order `neqkin devices`/errors list them.
 pub fn registry() -> Vec<Box<dyn crate::engine::model::Model>> {
-    vec![Box::new(photoexcited::Photoexcited), Box::new(relaxation::Relaxation)]
+    vec![Box::new(photoexcited::Photoexcited), Box::new(relaxation::Relaxation), Box::new(interband::Interband)]
 }
 
 /// The model named `name`, or [`NeqkinError::UnknownModel`] listing the known names.

@@ -17,6 +17,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
     ("relaxation/rhs.wgsl", include_str!("../../../shaders/relaxation/rhs.wgsl")),
     ("photoexcited/collision.wgsl", include_str!("../../../shaders/photoexcited/collision.wgsl")),
+    ("interband/lindblad.wgsl", include_str!("../../../shaders/interband/lindblad.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.
