@@ -228,12 +228,7 @@ fn main() {
                 None => cpu_copy_bandwidth(bytes as usize / 2),
             };
             let eff = bytes / rhs / 1e9;
-            println!(
-                "| {} | {n} | {:.3} ms | {eff:.3} | {copy:.3} | {:.2} |",
-                dev.label,
-                rhs * 1e3,
-                eff / copy
-            );
+            println!("| {} | {n} | {:.3} ms | {eff:.3} | {copy:.3} | {:.2} |", dev.label, rhs * 1e3, eff / copy);
             bw.push(json!({"device": dev.label, "n": n, "rhs_seconds": rhs, "rhs_gbps": eff, "copy_gbps": copy}));
         }
     }
@@ -256,7 +251,8 @@ fn main() {
             );
             let mut walls = vec![];
             for method in [Method::Dopri5, Method::Rkc] {
-                let opts = SolveOptions { method, rtol: 1e-6, atol: 1e-9, output_times: vec![2.0], ..Default::default() };
+                let opts =
+                    SolveOptions { method, rtol: 1e-6, atol: 1e-9, output_times: vec![2.0], ..Default::default() };
                 let mut result = (0.0, 0.0, 0.0);
                 let mut evals = 0;
                 let wall = median(

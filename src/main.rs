@@ -185,7 +185,10 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
         // still runs on it (that is how the GPU path is tested on GPU-less machines).
         BackendChoice::Auto if gpu::list_adapters().iter().all(|a| a.device_type == "Cpu") => {
             if let Some(a) = gpu::list_adapters().first() {
-                eprintln!("neqkin: only a software adapter ({}); using the CPU backend (--backend gpu forces it)", a.name);
+                eprintln!(
+                    "neqkin: only a software adapter ({}); using the CPU backend (--backend gpu forces it)",
+                    a.name
+                );
             }
             if precision == PrecisionChoice::F32 {
                 eprintln!("neqkin: note: the CPU backend computes in f64");
