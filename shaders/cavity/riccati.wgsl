@@ -2,7 +2,8 @@
 // CPU twin: `riccati` in src/models/cavity/cpu.rs (same layout constants; kept in sync).
 //
 //   ω = ω_start + dir·t;  2 T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0),  Ã0 = κ / ((ω−ε)² + γ²)
-//   2 T_cry dF0/dω = 1 − F0²   (F0 = tanh carried as state; no tanh in the kernel)
+//   F0 = p0 − n0 with the Fermi function n0 and p0 = 1 − n0 carried as state (no exp):
+//   T_cry dn0/dω = −n0 p0,  T_cry dp0/dω = n0 p0
 
 //! import shared/rhs_bindings
 
@@ -30,12 +31,15 @@ fn rhs(
     let dir = params[pb + R_P_DIR];
     let omega = params[pb + R_P_OMEGA] + dir * t;
     let f = y[yb];
-    let f0 = y[yb + 1u];
+    let n0 = y[yb + 1u];
+    let p0 = y[yb + 2u];
+    let f0 = p0 - n0;
     let x = omega - params[pb + R_P_EPS];
     let g = params[pb + R_P_GAMMA];
     let inv_2a = (x * x + g * g) / (Real(2.0) * params[pb + R_P_KAPPA]);
     let dfdw = (Real(1.0) - f * f + (f - f0) * inv_2a) / (Real(2.0) * params[pb + R_P_TMIR]);
-    let df0dw = (Real(1.0) - f0 * f0) / (Real(2.0) * params[pb + R_P_TCRY]);
+    let flow = n0 * p0 / params[pb + R_P_TCRY];
     dy[yb] = dir * dfdw;
-    dy[yb + 1u] = dir * df0dw;
+    dy[yb + 1u] = -dir * flow;
+    dy[yb + 2u] = dir * flow;
 }

@@ -86,7 +86,8 @@ pub fn riccati(points: &[Value]) -> (Arc<CavityBatch>, Vec<Vec<(f64, f64)>>, Vec
     integrate(&mut backend, &*batch, &opts, &mut |fr| {
         for m in 0..nb {
             if fr.status[m] == status::REACHED {
-                let o = batch.observables(m, fr.t, &fr.state[2 * m..2 * m + 2]);
+                let k = batch.layout().state_len;
+                let o = batch.observables(m, fr.t, &fr.state[k * m..k * (m + 1)]);
                 out[m].push((o.scalars[0].1, o.scalars[1].1));
             }
         }

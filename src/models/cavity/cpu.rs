@@ -100,18 +100,23 @@ pub const R_P_KAPPA: usize = 6;
 /// `riccati` params length.
 pub const R_PARAMS_LEN: usize = 7;
 
-/// `riccati` (printed S71 / Eq 6, ω as time): state (F, F0);
-/// `2T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0)`, `Ã0 = κ/((ω−ε)² + γ²)`, and
-/// `2T_cry dF0/dω = 1 − F0²` (F0 = tanh carried as state: no tanh in the kernel).
+/// `riccati` (printed S71 / Eq 6, ω as time): state (F, n0, p0) with the cryostat's Fermi
+/// function n0 = 1/(e^{(ω−μ0)/T_cry} + 1) and p0 = 1 − n0 carried as state (no exp in the
+/// kernel; two components so that each keeps full relative precision in the tail where it
+/// is tiny), F0 = p0 − n0;
+/// `2T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0)`, `Ã0 = κ/((ω−ε)² + γ²)`,
+/// `T_cry dn0/dω = −n0 p0`, `T_cry dp0/dω = n0 p0`.
 pub fn riccati(params: &[f64], _tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
     let dir = params[R_P_DIR];
     let omega = params[R_P_OMEGA] + dir * t;
-    let (f, f0) = (y[0], y[1]);
+    let (f, n0, p0) = (y[0], y[1], y[2]);
+    let f0 = p0 - n0;
     let x = omega - params[R_P_EPS];
     let g = params[R_P_GAMMA];
     let inv_2a = (x * x + g * g) / (2.0 * params[R_P_KAPPA]);
     let dfdw = (1.0 - f * f + (f - f0) * inv_2a) / (2.0 * params[R_P_TMIR]);
-    let df0dw = (1.0 - f0 * f0) / (2.0 * params[R_P_TCRY]);
+    let flow = n0 * p0 / params[R_P_TCRY];
     dy[0] = dir * dfdw;
-    dy[1] = dir * df0dw;
+    dy[1] = -dir * flow;
+    dy[2] = dir * flow;
 }

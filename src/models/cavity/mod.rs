@@ -100,7 +100,7 @@ impl CavityBatch {
             Scheme::ShiftConsistent | Scheme::ShiftS71Reading | Scheme::FokkerPlanck => {
                 (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n))
             }
-            Scheme::RiccatiS71 => (2, cpu::R_PARAMS_LEN, 0),
+            Scheme::RiccatiS71 => (3, cpu::R_PARAMS_LEN, 0),
         };
         for d in &members {
             let r = &d.raw;
@@ -299,11 +299,13 @@ impl BatchProblem for CavityBatch {
         for (m, d) in self.members.iter().enumerate() {
             if self.scheme == Scheme::RiccatiS71 {
                 let start = self.member_params(m)[cpu::R_P_OMEGA];
-                let f0 = d.f0(start);
+                let x = (start - d.raw.mu0) / d.raw.t_cry;
+                // Fermi function and its complement, each accurate where it is tiny.
+                let (n0, p0) = (1.0 / (x.exp() + 1.0), 1.0 / ((-x).exp() + 1.0));
                 // Backward: start on F0 (the slow manifold far above μ). Forward: filled
                 // Fermi sea F = −1, as the paper states the boundary condition.
-                let f = if d.direction < 0.0 { f0 } else { -1.0 };
-                y.extend_from_slice(&[f, f0]);
+                let f = if d.direction < 0.0 { p0 - n0 } else { -1.0 };
+                y.extend_from_slice(&[f, n0, p0]);
             } else {
                 y.extend((0..self.n).map(|i| d.f0(d.omega(i))));
             }
@@ -366,7 +368,7 @@ impl BatchProblem for CavityBatch {
                 scalars: vec![
                     ("omega".into(), omega),
                     ("f".into(), y[0]),
-                    ("f0".into(), y[1]),
+                    ("f0".into(), y[2] - y[1]),
                 ],
                 arrays: vec![],
             };

@@ -257,9 +257,8 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
             // Commensurate grid: ν0 = shift·h exactly, so the delta channels land on grid
             // points and no interpolation breaks the exact equilibrium fixed point.
-            let shift = (nu0 / h_nom).round().max(1.0) as usize;
-            let h = nu0 / shift as f64;
-            if h > 1.5 * h_nom {
+            let ratio = nu0 / h_nom;
+            if ratio < 0.5 {
                 return Err(NeqkinError::invalid(
                     "params.n_omega",
                     format!(
@@ -269,6 +268,8 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
                     ),
                 ));
             }
+            let shift = ratio.round().max(1.0) as usize;
+            let h = nu0 / shift as f64;
             let centre = 0.5 * (lo + hi);
             (centre - 0.5 * (n - 1) as f64 * h, h, shift)
         }
