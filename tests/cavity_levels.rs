@@ -228,3 +228,17 @@ fn consistent_solution_keeps_mu_at_eps_k_equal_mu0_s71_reading_shifts_it() {
     assert!(mus[0].abs() < 1e-10, "consistent μ shifted: {}", mus[0]);
     assert!(mus[1].abs() > 1e-3, "s71 reading did not shift μ: {}", mus[1]);
 }
+
+#[test]
+fn s71_reading_pseudo_time_iteration_diverges_at_small_nu0() {
+    // The anti-relaxing channel makes the S71 reading's fixed point unstable under the
+    // pseudo-time relaxation once D = coth(ν0/2T_mir) is large (ν0 = 0.2 here), while the
+    // consistent equation converges at the same parameters.
+    let common = json!({"eps_k": 0.5, "omega_min": -15.0, "omega_max": 15.0, "n_omega": 1201,
+                        "nu0": 0.2});
+    let c = steady(&[with(with(base(), common.clone()), json!({"variant": "consistent"}))], 1e-12);
+    let r = steady(&[with(with(base(), common), json!({"variant": "s71_reading"}))], 1e-12);
+    println!("ν0 = 0.2: status consistent {}, s71_reading {} (τ = {})", c.status[0], r.status[0], r.time[0]);
+    assert_eq!(c.status[0], status::STEADY);
+    assert_eq!(r.status[0], status::FAILED);
+}
