@@ -242,3 +242,19 @@ fn s71_reading_pseudo_time_iteration_diverges_at_small_nu0() {
     assert_eq!(c.status[0], status::STEADY);
     assert_eq!(r.status[0], status::FAILED);
 }
+
+#[test]
+fn particle_hole_symmetry_maps_eps_k_above_mu0_onto_below() {
+    // F(ε_k = μ0 + x; μ0 + y) = −F(ε_k = μ0 − x; μ0 − y) (μ0 = 0, symmetric grid).
+    let s = steady(
+        &[with(base(), json!({"eps_k": 0.8})), with(base(), json!({"eps_k": -0.8}))],
+        1e-13,
+    );
+    assert_steady(&s);
+    let n = s.f[0].len();
+    let e = (0..n).map(|i| (s.f[0][i] + s.f[1][n - 1 - i]).abs()).fold(0.0, f64::max);
+    assert!(e < 1e-10, "particle-hole symmetry broken by {e:e}");
+    // ... while the solution at ε_k = μ0 + x alone is not odd (it has a symmetric part).
+    let odd = (0..n).map(|i| (s.f[0][i] + s.f[0][n - 1 - i]).abs()).fold(0.0, f64::max);
+    assert!(odd > 1e-4, "no symmetric part off the Fermi surface: {odd:e}");
+}
