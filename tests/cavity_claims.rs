@@ -21,11 +21,7 @@ fn grid_row(p: Value) -> Row {
     assert_steady(&s);
     let o = s.batch.observables(0, 0.0, &s.f[0]);
     let get = |k: &str| o.scalars.iter().find(|(n, _)| n == k).unwrap().1;
-    Row {
-        mu: get("mu"),
-        t_eff: get("t_eff"),
-        delta_o: get("delta_o"),
-    }
+    Row { mu: get("mu"), t_eff: get("t_eff"), delta_o: get("delta_o") }
 }
 
 fn riccati_row(p: Value) -> Row {
@@ -81,8 +77,14 @@ fn paper_claims_against_consistent_and_printed_solutions() {
         for (name, row) in rows {
             println!(
                 "| {} | {} | {:+.4e} | {:+.4e} | {:.5} | {:.5} | {:+.4e} | {:+.4e} |",
-                c.name, name, row.mu - r.mu0, pred.mu_s95 - r.mu0, row.t_eff, pred.t_eff_s97,
-                row.delta_o, pred.delta_o_eq9
+                c.name,
+                name,
+                row.mu - r.mu0,
+                pred.mu_s95 - r.mu0,
+                row.t_eff,
+                pred.t_eff_s97,
+                row.delta_o,
+                pred.delta_o_eq9
             );
             if c.name.starts_with('A') && !name.starts_with("printed") {
                 // Particle-hole symmetry at ε_k = μ0: no μ shift and no even part, so

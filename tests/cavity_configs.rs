@@ -25,9 +25,7 @@ fn points(path: &str) -> Vec<Value> {
             let l = s["logspace"].as_array().unwrap();
             let (a, b) = (l[0].as_float().unwrap(), l[1].as_float().unwrap());
             let n = l[2].as_integer().unwrap() as usize;
-            (0..n)
-                .map(|i| a * (b / a).powf(i as f64 / (n - 1).max(1) as f64))
-                .collect()
+            (0..n).map(|i| a * (b / a).powf(i as f64 / (n - 1).max(1) as f64)).collect()
         };
         for v in vals {
             let mut p = base.clone();
@@ -77,16 +75,31 @@ fn printed_figure_configs_integrate_across_the_window() {
 #[test]
 fn invalid_parameters_name_their_field() {
     let bad = [
-        (serde_json::json!({"coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
-                            "gamma": 1.0, "mu0": 0.0, "typo": 1.0}), "params"),
-        (serde_json::json!({"coupling_g": 0.1, "t_cry": -1.0, "t_mir": 1.0, "nu0": 1.0,
-                            "gamma": 1.0, "mu0": 0.0}), "params.t_cry"),
-        (serde_json::json!({"level": 1, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
-                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}), "params.gamma_ph"),
-        (serde_json::json!({"level": 2, "variant": "bogus", "coupling_g": 0.1, "t_cry": 1.0,
-                            "t_mir": 1.0, "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}), "params.variant"),
-        (serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
-                            "nu0": 0.01, "gamma": 1.0, "mu0": 0.0, "n_omega": 101}), "params.n_omega"),
+        (
+            serde_json::json!({"coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "typo": 1.0}),
+            "params",
+        ),
+        (
+            serde_json::json!({"coupling_g": 0.1, "t_cry": -1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0}),
+            "params.t_cry",
+        ),
+        (
+            serde_json::json!({"level": 1, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}),
+            "params.gamma_ph",
+        ),
+        (
+            serde_json::json!({"level": 2, "variant": "bogus", "coupling_g": 0.1, "t_cry": 1.0,
+                            "t_mir": 1.0, "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}),
+            "params.variant",
+        ),
+        (
+            serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 0.01, "gamma": 1.0, "mu0": 0.0, "n_omega": 101}),
+            "params.n_omega",
+        ),
     ];
     for (p, field) in bad {
         let e = Cavity.validate(&p).unwrap_err().to_string();

@@ -1,23 +1,19 @@
 //! The cavity kernels parse and validate with naga (f64 and f32), and their layout
 //! constants match the CPU twins' (issue 3).
+use neqkin::engine::backend::Precision;
 use neqkin::models::cavity::{cpu, COLLISION_WGSL, RICCATI_WGSL, SHIFT_WGSL};
 
-/// Minimal stand-in for the host preprocessor: `alias Real`, inline the bindings import.
+/// The engine's host preprocessor (`Real` alias, inlined bindings).
 fn preprocess(src: &str, real: &str) -> String {
-    let bindings = include_str!("../shaders/shared/rhs_bindings.wgsl");
-    let body = src.replace("//! import shared/rhs_bindings", bindings);
-    format!("alias Real = {real};\n{body}")
+    let p = if real == "f64" { Precision::F64 } else { Precision::F32 };
+    neqkin::engine::gpu::preprocess::preprocess("cavity", src, p).unwrap()
 }
 
 fn validate(name: &str, src: &str, real: &str) -> naga::Module {
     let text = preprocess(src, real);
-    let module = naga::front::wgsl::parse_str(&text)
-        .unwrap_or_else(|e| panic!("{name} ({real}): {}", e.emit_to_string(&text)));
-    let caps = if real == "f64" {
-        naga::valid::Capabilities::FLOAT64
-    } else {
-        naga::valid::Capabilities::empty()
-    };
+    let module =
+        naga::front::wgsl::parse_str(&text).unwrap_or_else(|e| panic!("{name} ({real}): {}", e.emit_to_string(&text)));
+    let caps = if real == "f64" { naga::valid::Capabilities::FLOAT64 } else { naga::valid::Capabilities::empty() };
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name} ({real}): {e:?}"));
@@ -26,17 +22,10 @@ fn validate(name: &str, src: &str, real: &str) -> naga::Module {
 
 #[test]
 fn cavity_kernels_validate_with_naga() {
-    for (name, src) in [
-        ("collision", COLLISION_WGSL),
-        ("shift", SHIFT_WGSL),
-        ("riccati", RICCATI_WGSL),
-    ] {
+    for (name, src) in [("collision", COLLISION_WGSL), ("shift", SHIFT_WGSL), ("riccati", RICCATI_WGSL)] {
         for real in ["f64", "f32"] {
             let m = validate(name, src, real);
-            assert!(
-                m.entry_points.iter().any(|e| e.name == "rhs"),
-                "{name}: entry point `rhs` missing"
-            );
+            assert!(m.entry_points.iter().any(|e| e.name == "rhs"), "{name}: entry point `rhs` missing");
         }
     }
 }
@@ -69,10 +58,7 @@ fn cavity_kernel_constants_match_cpu_twins() {
         ("R_P_GAMMA", cpu::R_P_GAMMA),
         ("R_P_KAPPA", cpu::R_P_KAPPA),
     ];
-    let all: Vec<(String, usize)> = [COLLISION_WGSL, SHIFT_WGSL, RICCATI_WGSL]
-        .iter()
-        .flat_map(|s| consts(s))
-        .collect();
+    let all: Vec<(String, usize)> = [COLLISION_WGSL, SHIFT_WGSL, RICCATI_WGSL].iter().flat_map(|s| consts(s)).collect();
     for (name, v) in want {
         let got = all.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         assert_eq!(got, Some(v), "WGSL constant {name}");

@@ -46,10 +46,8 @@ fn equal_temperatures_give_thermal_f_for_every_g() {
 #[test]
 fn g_to_zero_gives_f0_with_g_squared_deviation() {
     for level in [2, 3] {
-        let pts: Vec<_> = [1e-2, 1e-3]
-            .iter()
-            .map(|g| with(base(), json!({"level": level, "coupling_g": g, "eps_k": 0.5})))
-            .collect();
+        let pts: Vec<_> =
+            [1e-2, 1e-3].iter().map(|g| with(base(), json!({"level": level, "coupling_g": g, "eps_k": 0.5}))).collect();
         let s = steady(&pts, 1e-14);
         assert_steady(&s);
         let e: Vec<f64> = (0..2).map(|m| max_abs_diff(&s.f[m], &f0_of(&s, m))).collect();
@@ -67,16 +65,13 @@ fn g_to_infinity_gives_mirror_thermal_form() {
     // each pick their own chemical potential as g → ∞).
     let tmir = 2.0;
     for (level, n) in [(2, 101), (3, 201)] {
-        let pts: Vec<_> = [3.0, 30.0]
-            .iter()
-            .map(|g| with(base(), json!({"level": level, "coupling_g": g, "n_omega": n})))
-            .collect();
+        let pts: Vec<_> =
+            [3.0, 30.0].iter().map(|g| with(base(), json!({"level": level, "coupling_g": g, "n_omega": n}))).collect();
         let s = steady(&pts, 1e-12);
         assert_steady(&s);
         let e: Vec<f64> = (0..2)
             .map(|m| {
-                let mir: Vec<f64> =
-                    s.batch.omega(m).iter().map(|w| (w / (2.0 * tmir)).tanh()).collect();
+                let mir: Vec<f64> = s.batch.omega(m).iter().map(|w| (w / (2.0 * tmir)).tanh()).collect();
                 max_abs_diff(&s.f[m], &mir)
             })
             .collect();
@@ -96,10 +91,8 @@ fn level2_is_gamma_ph_to_zero_limit_of_level1() {
     assert_steady(&l2);
     assert_eq!(l2.batch.members()[0].shift, 40);
     let gph = [0.4, 0.2, 0.1];
-    let pts: Vec<_> = gph
-        .iter()
-        .map(|g| with(with(base(), common.clone()), json!({"level": 1, "gamma_ph": g})))
-        .collect();
+    let pts: Vec<_> =
+        gph.iter().map(|g| with(with(base(), common.clone()), json!({"level": 1, "gamma_ph": g}))).collect();
     let l1 = steady(&pts, 1e-12);
     assert_steady(&l1);
     let e: Vec<f64> = (0..3).map(|m| max_abs_diff(&l1.f[m], &l2.f[0])).collect();
@@ -163,10 +156,7 @@ fn physical_cavity_decouples_as_nu0_to_zero() {
 
 #[test]
 fn printed_riccati_runs_away_forward_and_thermalises_backward_at_large_g() {
-    let p = with(
-        base(),
-        json!({"level": 3, "variant": "riccati_s71", "coupling_g": 0.3, "n_omega": 401}),
-    );
+    let p = with(base(), json!({"level": 3, "variant": "riccati_s71", "coupling_g": 0.3, "n_omega": 401}));
     let (_, fwd, st) = riccati(&[with(p.clone(), json!({"riccati_direction": "forward"}))]);
     let escaped = fwd[0].iter().any(|(_, f)| f.abs() > 1.0 + 1e-9) || st[0] == status::FAILED;
     assert!(escaped, "forward S71 from F = -1 stayed in [-1, 1]");
@@ -188,10 +178,7 @@ fn consistent_channels_relax_and_s71_reading_anti_relaxes() {
     // enters with the opposite sign and pushes F away (> −γ somewhere).
     for (variant, relaxes) in [("consistent", true), ("s71_reading", false)] {
         let p = with(base(), json!({"variant": variant, "eps_k": 0.5, "t_mir": 4.0}));
-        let b = neqkin::models::cavity::CavityBatch::new(vec![
-            neqkin::models::cavity::derive(&p).unwrap(),
-        ])
-        .unwrap();
+        let b = neqkin::models::cavity::CavityBatch::new(vec![neqkin::models::cavity::derive(&p).unwrap()]).unwrap();
         let y0 = b.initial_state();
         let gamma = 1.0;
         let mut worst = f64::NEG_INFINITY;
@@ -213,10 +200,7 @@ fn consistent_channels_relax_and_s71_reading_anti_relaxes() {
 
 #[test]
 fn consistent_solution_keeps_mu_at_eps_k_equal_mu0_s71_reading_shifts_it() {
-    let pts: Vec<_> = ["consistent", "s71_reading"]
-        .iter()
-        .map(|v| with(base(), json!({"variant": v})))
-        .collect();
+    let pts: Vec<_> = ["consistent", "s71_reading"].iter().map(|v| with(base(), json!({"variant": v}))).collect();
     let mut mus = vec![];
     for p in pts {
         let s = steady(&[p], 1e-12);
@@ -246,10 +230,7 @@ fn s71_reading_pseudo_time_iteration_diverges_at_small_nu0() {
 #[test]
 fn particle_hole_symmetry_maps_eps_k_above_mu0_onto_below() {
     // F(ε_k = μ0 + x; μ0 + y) = −F(ε_k = μ0 − x; μ0 − y) (μ0 = 0, symmetric grid).
-    let s = steady(
-        &[with(base(), json!({"eps_k": 0.8})), with(base(), json!({"eps_k": -0.8}))],
-        1e-13,
-    );
+    let s = steady(&[with(base(), json!({"eps_k": 0.8})), with(base(), json!({"eps_k": -0.8}))], 1e-13);
     assert_steady(&s);
     let n = s.f[0].len();
     let e = (0..n).map(|i| (s.f[0][i] + s.f[1][n - 1 - i]).abs()).fold(0.0, f64::max);

@@ -61,12 +61,7 @@ pub fn shift(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64])
     let d = params[S_P_D];
     let m = params[S_P_SHIFT] as usize;
     let s = params[S_P_SIGN];
-    let (f0, cm, cp, prec) = (
-        &tables[..n],
-        &tables[n..2 * n],
-        &tables[2 * n..3 * n],
-        &tables[3 * n..4 * n],
-    );
+    let (f0, cm, cp, prec) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n], &tables[3 * n..4 * n]);
     for i in 0..n {
         let fi = y[i];
         let mut ph = 0.0;

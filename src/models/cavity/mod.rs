@@ -42,10 +42,7 @@ impl Model for Cavity {
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         let d = derive(params)?;
         if d.scheme == Scheme::RiccatiS71 && d.raw.coupling_g == 0.0 {
-            return Err(NeqkinError::invalid(
-                "params.coupling_g",
-                "riccati_s71 divides by Ã0 ∝ g²: needs g > 0",
-            ));
+            return Err(NeqkinError::invalid("params.coupling_g", "riccati_s71 divides by Ã0 ∝ g²: needs g > 0"));
         }
         Ok(())
     }
@@ -75,22 +72,14 @@ pub fn photon_spectral(nu: f64, nu0: f64, gamma_ph: f64, cavity_length: f64) -> 
 impl CavityBatch {
     /// Builds params and tables for every member.
     pub fn new(members: Vec<Derived>) -> Result<Self> {
-        let first = members
-            .first()
-            .ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
+        let first = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
         let (scheme, n) = (first.scheme, first.n);
         for d in &members {
             if d.scheme != scheme {
-                return Err(NeqkinError::invalid(
-                    "params.level",
-                    "all points of a batch must share level and variant",
-                ));
+                return Err(NeqkinError::invalid("params.level", "all points of a batch must share level and variant"));
             }
             if d.n != n {
-                return Err(NeqkinError::invalid(
-                    "params.n_omega",
-                    "all points of a batch must share n_omega",
-                ));
+                return Err(NeqkinError::invalid("params.n_omega", "all points of a batch must share n_omega"));
             }
         }
         let mut params = vec![];
@@ -119,8 +108,7 @@ impl CavityBatch {
                         let nu = (k as f64 - (n - 1) as f64) * d.h;
                         if k == n - 1 {
                             // ν = 0: B = 0; B·coth → 2T_mir γ_ph/(L ν0⁴) (multiplies F_i − F_i = 0).
-                            bd[k] = pref * gph * 2.0 * r.t_mir
-                                / (d.cavity_length * r.nu0.powi(4));
+                            bd[k] = pref * gph * 2.0 * r.t_mir / (d.cavity_length * r.nu0.powi(4));
                         } else {
                             b[k] = pref * photon_spectral(nu, r.nu0, gph, d.cavity_length);
                             bd[k] = b[k] * coth(nu);
@@ -128,9 +116,7 @@ impl CavityBatch {
                     }
                     let prec: Vec<f64> = (0..n)
                         .map(|i| {
-                            let off: f64 = (0..n)
-                                .map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j]))
-                                .sum();
+                            let off: f64 = (0..n).map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j])).sum();
                             1.0 / (r.gamma + off)
                         })
                         .collect();
@@ -143,33 +129,13 @@ impl CavityBatch {
                 Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
                     let m = d.shift;
                     let dd = coth(r.nu0);
-                    let sign = if scheme == Scheme::ShiftConsistent {
-                        1.0
-                    } else {
-                        -1.0
-                    };
+                    let sign = if scheme == Scheme::ShiftConsistent { 1.0 } else { -1.0 };
                     params.extend_from_slice(&[r.gamma, dd, m as f64, sign]);
-                    let cm: Vec<f64> = (0..n)
-                        .map(|i| {
-                            if i >= m {
-                                d.kappa * d.spectral(omega[i] - r.nu0)
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    let cp: Vec<f64> = (0..n)
-                        .map(|i| {
-                            if i + m < n {
-                                d.kappa * d.spectral(omega[i] + r.nu0)
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    let prec: Vec<f64> = (0..n)
-                        .map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0)))
-                        .collect();
+                    let cm: Vec<f64> =
+                        (0..n).map(|i| if i >= m { d.kappa * d.spectral(omega[i] - r.nu0) } else { 0.0 }).collect();
+                    let cp: Vec<f64> =
+                        (0..n).map(|i| if i + m < n { d.kappa * d.spectral(omega[i] + r.nu0) } else { 0.0 }).collect();
+                    let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
                     tables.extend_from_slice(&f0);
                     tables.extend_from_slice(&cm);
                     tables.extend_from_slice(&cp);
@@ -183,35 +149,17 @@ impl CavityBatch {
                         let am = d.spectral(omega[i] + half * d.h);
                         eta * am * am / (d.spectral(omega[i]) * d.h)
                     };
-                    let cm: Vec<f64> = (0..n)
-                        .map(|i| if i >= 1 { w(i, -0.5) } else { 0.0 })
-                        .collect();
-                    let cp: Vec<f64> = (0..n)
-                        .map(|i| if i + 1 < n { w(i, 0.5) } else { 0.0 })
-                        .collect();
-                    let prec: Vec<f64> = (0..n)
-                        .map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0)))
-                        .collect();
+                    let cm: Vec<f64> = (0..n).map(|i| if i >= 1 { w(i, -0.5) } else { 0.0 }).collect();
+                    let cp: Vec<f64> = (0..n).map(|i| if i + 1 < n { w(i, 0.5) } else { 0.0 }).collect();
+                    let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
                     tables.extend_from_slice(&f0);
                     tables.extend_from_slice(&cm);
                     tables.extend_from_slice(&cp);
                     tables.extend_from_slice(&prec);
                 }
                 Scheme::RiccatiS71 => {
-                    let start = if d.direction < 0.0 {
-                        omega[n - 1]
-                    } else {
-                        omega[0]
-                    };
-                    params.extend_from_slice(&[
-                        start,
-                        d.direction,
-                        r.t_mir,
-                        r.t_cry,
-                        d.eps_k,
-                        r.gamma,
-                        d.kappa,
-                    ]);
+                    let start = if d.direction < 0.0 { omega[n - 1] } else { omega[0] };
+                    params.extend_from_slice(&[start, d.direction, r.t_mir, r.t_cry, d.eps_k, r.gamma, d.kappa]);
                 }
             }
         }
@@ -223,14 +171,7 @@ impl CavityBatch {
             table_stride: table_len,
             scratch_len: 0,
         };
-        Ok(CavityBatch {
-            members,
-            scheme,
-            n,
-            params,
-            tables,
-            layout,
-        })
+        Ok(CavityBatch { members, scheme, n, params, tables, layout })
     }
 
     /// The members' derived parameters.
@@ -334,10 +275,7 @@ impl BatchProblem for CavityBatch {
             Scheme::RiccatiS71 => ("cavity/riccati", RICCATI_WGSL),
             _ => ("cavity/shift", SHIFT_WGSL),
         };
-        KernelSource {
-            name: name.into(),
-            source: source.into(),
-        }
+        KernelSource { name: name.into(), source: source.into() }
     }
     fn spectral_radius(&self) -> Option<Vec<f64>> {
         // Grid levels are Jacobi-preconditioned with a diagonal that bounds every row's
@@ -348,9 +286,7 @@ impl BatchProblem for CavityBatch {
                 .map(|d| match self.scheme {
                     Scheme::RiccatiS71 => {
                         let r = &d.raw;
-                        let x = (d.omega(0) - d.eps_k)
-                            .abs()
-                            .max((d.omega(self.n - 1) - d.eps_k).abs());
+                        let x = (d.omega(0) - d.eps_k).abs().max((d.omega(self.n - 1) - d.eps_k).abs());
                         let inv_2a = (x * x + r.gamma * r.gamma) / (2.0 * d.kappa);
                         ((2.0 + inv_2a) / (2.0 * r.t_mir)).max(1.0 / r.t_cry)
                     }
@@ -365,11 +301,7 @@ impl BatchProblem for CavityBatch {
         if self.scheme == Scheme::RiccatiS71 {
             let omega = self.member_params(member)[cpu::R_P_OMEGA] + d.direction * t;
             return Observables {
-                scalars: vec![
-                    ("omega".into(), omega),
-                    ("f".into(), y[0]),
-                    ("f0".into(), y[2] - y[1]),
-                ],
+                scalars: vec![("omega".into(), omega), ("f".into(), y[0]), ("f0".into(), y[2] - y[1])],
                 arrays: vec![],
             };
         }
@@ -378,18 +310,9 @@ impl BatchProblem for CavityBatch {
         let res = self.residual(member, y);
         let residual = (res.iter().map(|x| x * x).sum::<f64>() / res.len() as f64).sqrt();
         let mu = observe::chemical_potential(&omega, y, r.mu0).unwrap_or(f64::NAN);
-        let t_eff = if mu.is_finite() {
-            observe::effective_temperature(&omega, y, mu)
-        } else {
-            f64::NAN
-        };
-        let f_sym = if mu.is_finite() {
-            observe::symmetric_part(&omega, y, mu)
-        } else {
-            vec![]
-        };
-        let delta_o =
-            observe::delta_observable(&omega, y, &f0, &r.observable_coeffs, &r.dos_coeffs);
+        let t_eff = if mu.is_finite() { observe::effective_temperature(&omega, y, mu) } else { f64::NAN };
+        let f_sym = if mu.is_finite() { observe::symmetric_part(&omega, y, mu) } else { vec![] };
+        let delta_o = observe::delta_observable(&omega, y, &f0, &r.observable_coeffs, &r.dos_coeffs);
         let pred = observe::paper_predictions(
             r.mu0,
             r.t_cry,
@@ -412,12 +335,7 @@ impl BatchProblem for CavityBatch {
                 ("h".into(), d.h),
                 ("shift".into(), d.shift as f64),
             ],
-            arrays: vec![
-                ("omega".into(), omega),
-                ("f".into(), y.to_vec()),
-                ("f0".into(), f0),
-                ("f_sym".into(), f_sym),
-            ],
+            arrays: vec![("omega".into(), omega), ("f".into(), y.to_vec()), ("f0".into(), f0), ("f_sym".into(), f_sym)],
         }
     }
 }

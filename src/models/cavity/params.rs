@@ -159,18 +159,15 @@ impl Derived {
 fn positive(field: &str, v: f64) -> Result<f64> {
     check_finite(&format!("params.{field}"), v)?;
     if v <= 0.0 {
-        return Err(NeqkinError::invalid(
-            format!("params.{field}"),
-            format!("must be > 0, got {v}"),
-        ));
+        return Err(NeqkinError::invalid(format!("params.{field}"), format!("must be > 0, got {v}")));
     }
     Ok(v)
 }
 
 /// Parses and checks one parameter set.
 pub fn derive(value: &serde_json::Value) -> Result<Derived> {
-    let raw: CavityParams = serde_json::from_value(value.clone())
-        .map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
+    let raw: CavityParams =
+        serde_json::from_value(value.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
     let scheme = match (raw.level, raw.variant.as_deref()) {
         (1, None | Some("consistent")) => Scheme::Collision,
         (2, None | Some("consistent")) => Scheme::ShiftConsistent,
@@ -187,12 +184,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
                 ),
             ))
         }
-        (l, _) => {
-            return Err(NeqkinError::invalid(
-                "params.level",
-                format!("must be 1, 2 or 3, got {l}"),
-            ))
-        }
+        (l, _) => return Err(NeqkinError::invalid("params.level", format!("must be 1, 2 or 3, got {l}"))),
     };
     check_finite("params.coupling_g", raw.coupling_g)?;
     if raw.coupling_g < 0.0 {
@@ -211,12 +203,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             Some(g) => {
                 positive("gamma_ph", g)?;
             }
-            None => {
-                return Err(NeqkinError::invalid(
-                    "params.gamma_ph",
-                    "level 1 needs the photon damping gamma_ph",
-                ))
-            }
+            None => return Err(NeqkinError::invalid("params.gamma_ph", "level 1 needs the photon damping gamma_ph")),
         }
     }
     let eps_k = raw.eps_k.unwrap_or(raw.mu0);
@@ -226,16 +213,12 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         None => std::f64::consts::PI / nu0,
     };
     let s_d = sphere_area(raw.dim);
-    let kappa = std::f64::consts::PI * raw.coupling_g * raw.coupling_g * s_d
-        / (2.0 * cavity_length * nu0);
+    let kappa = std::f64::consts::PI * raw.coupling_g * raw.coupling_g * s_d / (2.0 * cavity_length * nu0);
     if raw.n_omega < 8 {
         return Err(NeqkinError::invalid("params.n_omega", "must be >= 8"));
     }
     if raw.observable_coeffs.is_empty() || raw.dos_coeffs.is_empty() {
-        return Err(NeqkinError::invalid(
-            "params.observable_coeffs",
-            "polynomial coefficient lists must not be empty",
-        ));
+        return Err(NeqkinError::invalid("params.observable_coeffs", "polynomial coefficient lists must not be empty"));
     }
     for (k, c) in raw.observable_coeffs.iter().chain(&raw.dos_coeffs).enumerate() {
         check_finite(&format!("params.observable_coeffs[{k}]"), *c)?;
@@ -246,10 +229,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     check_finite("params.omega_min", lo)?;
     check_finite("params.omega_max", hi)?;
     if hi <= lo {
-        return Err(NeqkinError::invalid(
-            "params.omega_max",
-            format!("must exceed omega_min ({lo}), got {hi}"),
-        ));
+        return Err(NeqkinError::invalid("params.omega_max", format!("must exceed omega_min ({lo}), got {hi}")));
     }
     let n = raw.n_omega;
     let h_nom = (hi - lo) / (n - 1) as f64;
@@ -306,17 +286,5 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             ))
         }
     };
-    Ok(Derived {
-        scheme,
-        eps_k,
-        s_d,
-        cavity_length,
-        kappa,
-        omega0,
-        h,
-        n,
-        shift,
-        direction,
-        raw,
-    })
+    Ok(Derived { scheme, eps_k, s_d, cavity_length, kappa, omega0, h, n, shift, direction, raw })
 }
