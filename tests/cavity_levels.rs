@@ -239,3 +239,33 @@ fn particle_hole_symmetry_maps_eps_k_above_mu0_onto_below() {
     let odd = (0..n).map(|i| (s.f[0][i] + s.f[0][n - 1 - i]).abs()).fold(0.0, f64::max);
     assert!(odd > 1e-4, "no symmetric part off the Fermi surface: {odd:e}");
 }
+
+#[test]
+fn printed_eq5_tends_to_the_s71_reading_of_level2() {
+    // Printed Eq 5 (even photon spectral function, no sign(ω̃−ω)) is the level-1 form of the
+    // S71 reading: as γ_ph → 0 it tends to level 2 `s71_reading`. Equal temperatures still
+    // give F0 exactly.
+    let common = json!({"t_cry": 0.5, "t_mir": 1.0, "nu0": 1.0, "coupling_g": 0.3, "eps_k": 0.4,
+                        "omega_min": -6.0, "omega_max": 6.0, "n_omega": 481});
+    let eq = steady(
+        &[with(
+            with(base(), common.clone()),
+            json!({"level": 1, "variant": "eq5_printed", "gamma_ph": 0.2, "t_mir": 0.5}),
+        )],
+        1e-12,
+    );
+    assert_steady(&eq);
+    assert!(max_abs_diff(&eq.f[0], &f0_of(&eq, 0)) < 1e-12);
+    let l2 = steady(&[with(with(base(), common.clone()), json!({"level": 2, "variant": "s71_reading"}))], 1e-12);
+    assert_steady(&l2);
+    let gph = [0.4, 0.2, 0.1];
+    let pts: Vec<_> = gph
+        .iter()
+        .map(|g| with(with(base(), common.clone()), json!({"level": 1, "variant": "eq5_printed", "gamma_ph": g})))
+        .collect();
+    let l1 = steady(&pts, 1e-12);
+    assert_steady(&l1);
+    let e: Vec<f64> = (0..3).map(|m| max_abs_diff(&l1.f[m], &l2.f[0])).collect();
+    println!("eq5_printed γ_ph {gph:?}: max|F1 - F2(s71_reading)| {e:?}");
+    assert!(e[2] < e[1] && e[1] < e[0], "no convergence: {e:?}");
+}

@@ -85,7 +85,7 @@ impl CavityBatch {
         let mut params = vec![];
         let mut tables = vec![];
         let (state_len, params_len, table_len) = match scheme {
-            Scheme::Collision => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(n)),
+            Scheme::Collision | Scheme::CollisionEq5 => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(n)),
             Scheme::ShiftConsistent | Scheme::ShiftS71Reading | Scheme::FokkerPlanck => {
                 (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n))
             }
@@ -97,7 +97,7 @@ impl CavityBatch {
             let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
             let coth = |x: f64| 1.0 / (x / (2.0 * r.t_mir)).tanh();
             match scheme {
-                Scheme::Collision => {
+                Scheme::Collision | Scheme::CollisionEq5 => {
                     params.push(r.gamma);
                     let a: Vec<f64> = omega.iter().map(|&w| d.spectral(w)).collect();
                     let gph = r.gamma_ph.unwrap();
@@ -106,7 +106,16 @@ impl CavityBatch {
                     let mut bd = vec![0.0; 2 * n - 1];
                     for k in 0..2 * n - 1 {
                         let nu = (k as f64 - (n - 1) as f64) * d.h;
-                        if k == n - 1 {
+                        if scheme == Scheme::CollisionEq5 {
+                            // Printed Eq 5: −A_ph,even(ν) in place of B(ν) (same delta weight
+                            // π/2Lν0 at ±ν0); the ν = 0 point is dropped (measure zero; keeps F0
+                            // an exact discrete fixed point at equal temperatures).
+                            if k != n - 1 {
+                                let dd = nu * nu - r.nu0 * r.nu0;
+                                b[k] = -pref * gph / (d.cavity_length * (dd * dd + gph * gph));
+                                bd[k] = b[k] * coth(nu);
+                            }
+                        } else if k == n - 1 {
                             // ν = 0: B = 0; B·coth → 2T_mir γ_ph/(L ν0⁴) (multiplies F_i − F_i = 0).
                             bd[k] = pref * gph * 2.0 * r.t_mir / (d.cavity_length * r.nu0.powi(4));
                         } else {
@@ -116,7 +125,8 @@ impl CavityBatch {
                     }
                     let prec: Vec<f64> = (0..n)
                         .map(|i| {
-                            let off: f64 = (0..n).map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j])).sum();
+                            let off: f64 =
+                                (0..n).map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j].abs())).sum();
                             1.0 / (r.gamma + off)
                         })
                         .collect();
@@ -207,7 +217,7 @@ impl CavityBatch {
         let mut dy = vec![0.0; n];
         self.rhs_member(m, self.member_params(m), self.member_tables(m), 0.0, y, &mut dy, &mut []);
         let prec_off = match self.scheme {
-            Scheme::Collision => 2 * n,
+            Scheme::Collision | Scheme::CollisionEq5 => 2 * n,
             _ => 3 * n,
         };
         let t = self.member_tables(m);
@@ -264,14 +274,14 @@ impl BatchProblem for CavityBatch {
         _scratch: &mut [f64],
     ) {
         match self.scheme {
-            Scheme::Collision => cpu::collision(params, tables, t, y, dy),
+            Scheme::Collision | Scheme::CollisionEq5 => cpu::collision(params, tables, t, y, dy),
             Scheme::RiccatiS71 => cpu::riccati(params, tables, t, y, dy),
             _ => cpu::shift(params, tables, t, y, dy),
         }
     }
     fn kernel(&self) -> KernelSource {
         let (name, source) = match self.scheme {
-            Scheme::Collision => ("cavity/collision", COLLISION_WGSL),
+            Scheme::Collision | Scheme::CollisionEq5 => ("cavity/collision", COLLISION_WGSL),
             Scheme::RiccatiS71 => ("cavity/riccati", RICCATI_WGSL),
             _ => ("cavity/shift", SHIFT_WGSL),
         };

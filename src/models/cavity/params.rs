@@ -12,6 +12,10 @@ pub enum Scheme {
     /// Level 1: general steady-state equation (Eq 5 / S56) with Lorentzian electron and
     /// photon spectral functions, relaxed in pseudo-time. Kernel `collision`.
     Collision,
+    /// Level 1, printed Eq 5: photon spectral function even in ω (constant γ_ph) and no
+    /// sign(ω̃−ω): the emission channel (ω̃ < ω) enters with the wrong sign. Its γ_ph → 0
+    /// limit is [`Scheme::ShiftS71Reading`]. Kernel `collision`.
+    CollisionEq5,
     /// Level 2, consistent: photon spectral function a delta at ±ν0 (S69 with S67's signed
     /// ν0, both channels relaxing). Kernel `shift`.
     ShiftConsistent,
@@ -35,7 +39,7 @@ pub struct CavityParams {
     /// 1 (general), 2 (delta photon), 3 (ν0 → 0 limit).
     #[serde(default = "default_level")]
     pub level: u32,
-    /// Level 1: `consistent`. Level 2: `consistent` | `s71_reading`.
+    /// Level 1: `consistent` | `eq5_printed`. Level 2: `consistent` | `s71_reading`.
     /// Level 3: `fokker_planck` (consistent) | `riccati_s71` (printed Eq 6 / S71).
     #[serde(default)]
     pub variant: Option<String>,
@@ -170,6 +174,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         serde_json::from_value(value.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
     let scheme = match (raw.level, raw.variant.as_deref()) {
         (1, None | Some("consistent")) => Scheme::Collision,
+        (1, Some("eq5_printed")) => Scheme::CollisionEq5,
         (2, None | Some("consistent")) => Scheme::ShiftConsistent,
         (2, Some("s71_reading")) => Scheme::ShiftS71Reading,
         (3, None | Some("fokker_planck")) => Scheme::FokkerPlanck,
@@ -178,7 +183,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             return Err(NeqkinError::invalid(
                 "params.variant",
                 format!(
-                    "unknown variant `{v}` for level {}: level 1: consistent; level 2: \
+                    "unknown variant `{v}` for level {}: level 1: consistent | eq5_printed; level 2: \
                      consistent | s71_reading; level 3: fokker_planck | riccati_s71",
                     raw.level
                 ),
@@ -198,7 +203,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     if !(1..=3).contains(&raw.dim) {
         return Err(NeqkinError::invalid("params.dim", "must be 1, 2 or 3"));
     }
-    if scheme == Scheme::Collision {
+    if matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
         match raw.gamma_ph {
             Some(g) => {
                 positive("gamma_ph", g)?;
@@ -267,7 +272,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             ),
         ));
     }
-    if scheme == Scheme::Collision {
+    if matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
         let gph = raw.gamma_ph.unwrap();
         if h > gph {
             return Err(NeqkinError::invalid(
