@@ -69,7 +69,10 @@ pub fn assert_steady(s: &Steady) {
 }
 
 /// Riccati (printed S71) along ω: per member the (ω, F) pairs at the grid points.
-pub fn riccati(points: &[Value]) -> (Arc<CavityBatch>, Vec<Vec<(f64, f64)>>, Vec<f64>) {
+/// Per member the (ω, F) pairs along ω.
+pub type Curves = Vec<Vec<(f64, f64)>>;
+
+pub fn riccati(points: &[Value]) -> (Arc<CavityBatch>, Curves, Vec<f64>) {
     let members = points.iter().map(|p| derive(p).unwrap()).collect();
     let batch = Arc::new(CavityBatch::new(members).unwrap());
     let mut backend = CpuBackend::new(batch.clone());
@@ -84,11 +87,11 @@ pub fn riccati(points: &[Value]) -> (Arc<CavityBatch>, Vec<Vec<(f64, f64)>>, Vec
     let mut out = vec![vec![]; nb];
     let mut st = vec![];
     integrate(&mut backend, &*batch, &opts, &mut |fr| {
-        for m in 0..nb {
+        for (m, curve) in out.iter_mut().enumerate() {
             if fr.status[m] == status::REACHED {
                 let k = batch.layout().state_len;
                 let o = batch.observables(m, fr.t, &fr.state[k * m..k * (m + 1)]);
-                out[m].push((o.scalars[0].1, o.scalars[1].1));
+                curve.push((o.scalars[0].1, o.scalars[1].1));
             }
         }
         st = fr.status.to_vec();
