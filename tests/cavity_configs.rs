@@ -53,6 +53,9 @@ fn shipped_configs_validate_at_every_sweep_point() {
         for p in points(c) {
             Cavity.validate(&p).unwrap_or_else(|e| panic!("{c}: {e}"));
         }
+        // The whole input pipeline: raw file → checked plan (every point validated).
+        let (plan, _) = neqkin::config::load_plan(std::path::Path::new(c)).unwrap_or_else(|e| panic!("{c}: {e}"));
+        assert_eq!(plan.n_points(), points(c).len(), "{c}");
     }
 }
 

@@ -18,6 +18,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("cavity/collision.wgsl", include_str!("../../../shaders/cavity/collision.wgsl")),
     ("cavity/shift.wgsl", include_str!("../../../shaders/cavity/shift.wgsl")),
     ("cavity/riccati.wgsl", include_str!("../../../shaders/cavity/riccati.wgsl")),
+    ("relaxation/rhs.wgsl", include_str!("../../../shaders/relaxation/rhs.wgsl")),
+    ("photoexcited/collision.wgsl", include_str!("../../../shaders/photoexcited/collision.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.
