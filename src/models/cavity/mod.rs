@@ -287,6 +287,19 @@ impl BatchProblem for CavityBatch {
         };
         KernelSource { name: name.into(), source: source.into() }
     }
+    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
+        use crate::engine::program::ToleranceBlock;
+        let n = self.layout.state_len;
+        if self.scheme != Scheme::RiccatiS71 {
+            return vec![ToleranceBlock { start: 0, end: n, atol, rtol }];
+        }
+        // n0 and p0 grow from e^{-W/T_cry} (as small as 1e-200): pure relative control, or
+        // the absolute tolerance lets their tails (and hence F0 near μ0) drift.
+        vec![
+            ToleranceBlock { start: 0, end: 1, atol, rtol },
+            ToleranceBlock { start: 1, end: n, atol: f64::MIN_POSITIVE, rtol },
+        ]
+    }
     fn spectral_radius(&self) -> Option<Vec<f64>> {
         // Grid levels are Jacobi-preconditioned with a diagonal that bounds every row's
         // absolute sum (Gershgorin): radius ≤ 2.
