@@ -2,6 +2,7 @@
 //!
 //! [`registry`] lists every model by name; configs pick one with `model = "<name>"`.
 
+pub mod cavity;
 pub mod interband;
 pub mod photoexcited;
 pub mod relaxation;
@@ -11,7 +12,12 @@ use crate::{NeqkinError, Result};
 
 /// Every model neqkin knows, in the order `neqkin devices`/errors list them.
 pub fn registry() -> Vec<Box<dyn crate::engine::model::Model>> {
-    vec![Box::new(photoexcited::Photoexcited), Box::new(relaxation::Relaxation), Box::new(interband::Interband)]
+    vec![
+        Box::new(photoexcited::Photoexcited),
+        Box::new(cavity::Cavity),
+        Box::new(interband::Interband),
+        Box::new(relaxation::Relaxation),
+    ]
 }
 
 /// The model named `name`, or [`NeqkinError::UnknownModel`] listing the known names.
