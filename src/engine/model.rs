@@ -81,6 +81,19 @@ pub trait BatchProblem: Send + Sync {
     }
     /// Observables of member `member` at time `t` from its state `y` (host side, f64).
     fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables;
+    /// Names of per-point summaries computed from a member's whole history of scalar
+    /// observables (e.g. mean and spread over a late window and a steady/oscillating
+    /// verdict, so that a single end-time value is never presented as steady). They are
+    /// written on the row of the last output time. Empty by default.
+    fn summary_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The summaries of [`BatchProblem::summary_names`], in that order, from `history`:
+    /// `(time reached, scalar observables)` at every output time.
+    fn summary(&self, member: usize, history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {
+        let _ = (member, history);
+        Vec::new()
+    }
 }
 
 /// A physics model as the sweep scheduler sees it: it checks parameter sets and builds

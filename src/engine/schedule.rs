@@ -264,7 +264,9 @@ fn probe(plan: &Plan, model: &dyn Model, p: &Point) -> Result<(Option<BatchLayou
     let problem = model.build(std::slice::from_ref(&p.params))?;
     let y0 = problem.initial_state();
     let obs = problem.observables(0, 0.0, &y0);
-    Ok((Some(problem.layout()), obs.scalars.into_iter().map(|(n, _)| n).collect()))
+    let mut names: Vec<String> = obs.scalars.into_iter().map(|(n, _)| n).collect();
+    names.extend(problem.summary_names());
+    Ok((Some(problem.layout()), names))
 }
 
 struct BatchOutcome {
@@ -384,6 +386,23 @@ fn run_batch(
         Ok(())
     };
     integrate(&mut *backend, &*problem, opts, &mut on_output)?;
+    // Per-point summaries over the whole history go on the last row; earlier rows get
+    // NaN in those columns so every row has the header's width.
+    let summary_names = problem.summary_names();
+    if !summary_names.is_empty() {
+        for (m, point_rows) in rows.iter_mut().enumerate() {
+            let history: Vec<(f64, Vec<(String, f64)>)> =
+                point_rows.iter().map(|r| (r.t_reached, r.observables.clone())).collect();
+            let values = problem.summary(m, &history);
+            let last = point_rows.len().saturating_sub(1);
+            for (k, row) in point_rows.iter_mut().enumerate() {
+                for (j, name) in summary_names.iter().enumerate() {
+                    let v = if k == last { values.get(j).copied().unwrap_or(f64::NAN) } else { f64::NAN };
+                    row.observables.push((name.clone(), v));
+                }
+            }
+        }
+    }
     Ok(BatchOutcome { rows: rows.into_iter().flatten().collect(), arrays, backend: Some(info) })
 }
 

@@ -124,6 +124,40 @@ pub fn summarize_window(
     Some(WindowSummary { t_start: t0, t_end: t1, samples: w.len(), mean, spread, std: var.sqrt(), drift, verdict })
 }
 
+/// Names of the per-point summary written on the last output row (see [`summary`]).
+pub const SUMMARY_NAMES: &[&str] =
+    &["window_start", "delta_window_mean", "delta_window_spread", "delta_window_std", "delta_window_drift", "verdict"];
+
+/// Fraction of the run, counted back from its end, over which |Δ| is summarised.
+pub const SUMMARY_WINDOW_FRACTION: f64 = 0.25;
+
+/// Per-point summary of |Δ|(t) over the last quarter of the output times: mean, spread
+/// (max − min), standard deviation, drift and the verdict coded as 0 normal, 1 steady,
+/// 2 oscillating, 3 damped (run longer), 4 drifting (run longer); NaN when the window holds
+/// fewer than 3 outputs (ask for more output times). Thresholds: |Δ| < 1e-10 is the normal
+/// state; steady when spread ≤ 1e-6 + 1e-2·mean.
+pub fn summary(history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {
+    let samples: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|(t, obs)| obs.iter().find(|(n, _)| n == "delta_abs").map(|(_, v)| (*t, *v)))
+        .collect();
+    let t_end = samples.last().map(|s| s.0).unwrap_or(0.0);
+    let t_start = (1.0 - SUMMARY_WINDOW_FRACTION) * t_end;
+    match summarize_window(&samples, t_start, 1e-10, 1e-6, 1e-2) {
+        Some(w) => {
+            let code = match w.verdict {
+                Verdict::Normal => 0.0,
+                Verdict::Steady => 1.0,
+                Verdict::Oscillating => 2.0,
+                Verdict::Damped => 3.0,
+                Verdict::Drifting => 4.0,
+            };
+            vec![w.t_start, w.mean, w.spread, w.std, w.drift, code]
+        }
+        None => vec![t_start, f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN],
+    }
+}
+
 /// Ground-state populations `(n1(−k), n2(k))` of the effective BdG model (Eq 12 with the
 /// σʸ pairing structure of Eq 2: `H = Σ ε_α(k) n_{kα} − Δ̃ Σ_k (c†_{k2}c†_{−k1} + h.c.)`,
 /// `ε_α = A_α k² − C`) at momentum `k`. Eq 12 as printed (`Σ_{α≠β} c†_{kα}c†_{−kβ}`,

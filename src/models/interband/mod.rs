@@ -391,4 +391,10 @@ impl BatchProblem for InterbandProblem {
     fn observables(&self, member: usize, _t: f64, y: &[f64]) -> Observables {
         analysis::observables(&self.points[member], &self.params[member * PARAMS_LEN..(member + 1) * PARAMS_LEN], y)
     }
+    fn summary_names(&self) -> Vec<String> {
+        analysis::SUMMARY_NAMES.iter().map(|s| s.to_string()).collect()
+    }
+    fn summary(&self, _member: usize, history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {
+        analysis::summary(history)
+    }
 }
