@@ -86,10 +86,10 @@ fn jacobian(kp: &KineticProblem, l: usize, t0: f64) -> Vec<f64> {
         let h = 1e-7;
         let mut fp = f0.clone();
         fp[j] += h;
-        kp.rhs_member(0, &kp.params()[..4], &kp.tables()[..table_len(l, 1)], 0.0, &fp, &mut dp, &mut scr);
+        kp.rhs_member(0, &kp.params()[..4], &kp.tables()[..kp.layout().table_len], 0.0, &fp, &mut dp, &mut scr);
         let mut fm = f0.clone();
         fm[j] -= h;
-        kp.rhs_member(0, &kp.params()[..4], &kp.tables()[..table_len(l, 1)], 0.0, &fm, &mut dm, &mut scr);
+        kp.rhs_member(0, &kp.params()[..4], &kp.tables()[..kp.layout().table_len], 0.0, &fm, &mut dm, &mut scr);
         for i in 0..l {
             jac[i * l + j] = (dp[i] - dm[i]) / (2.0 * h);
         }
@@ -172,4 +172,97 @@ fn linearised_kinetic_rates_match_linear_stability() {
         prev = rel;
     }
     assert!(prev < 2e-2);
+}
+
+struct Run {
+    times: Vec<f64>,
+    norms: Vec<f64>,
+    status: Vec<f64>,
+    reached: Vec<f64>,
+    pivots: Vec<f64>,
+}
+
+fn run_kinetic(kp: std::sync::Arc<KineticProblem>, times: Vec<f64>, rtol: f64) -> Run {
+    use neqkin::engine::cpu::CpuBackend;
+    use neqkin::engine::model::BatchProblem;
+    use neqkin::engine::solve::{integrate, Method, SolveOptions};
+    let mut backend = CpuBackend::new(kp.clone());
+    let opts = SolveOptions { method: Method::Dopri5, rtol, atol: 1e-16, output_times: times, ..Default::default() };
+    let mut run = Run { times: vec![], norms: vec![], status: vec![], reached: vec![], pivots: vec![] };
+    let n = kp.layout().state_len;
+    integrate(&mut backend, &*kp, &opts, &mut |fr| {
+        let o = kp.observables(0, fr.t, &fr.state[..n]);
+        run.times.push(fr.t);
+        run.norms.push(o.scalars[0].1);
+        run.pivots.push(o.scalars[3].1);
+        run.status.push(fr.status[0]);
+        run.reached.push(fr.time_reached[0]);
+        Ok(())
+    })
+    .unwrap();
+    run
+}
+
+fn two_mode(lam: f64, t0: f64, t_in: f64, l: usize) -> Params {
+    Params::parse(&serde_json::json!({
+        "task": "kinetic", "modes": [[8.0, 0.5 * lam], [9.0, 0.5 * lam]], "units": "input",
+        "temperature": t0, "initial_temperature": t_in, "grid_step": 1.0, "grid_points": l
+    }))
+    .unwrap()
+}
+
+/// Eigenvalue of the kinetic Jacobian at f0 with the largest real part.
+fn leading_rate(kp: &KineticProblem, l: usize, t0: f64) -> f64 {
+    let jac = jacobian(kp, l, t0);
+    let ev = nalgebra::DMatrix::from_row_slice(l, l, &jac).complex_eigenvalues();
+    ev.iter().map(|z| z.re).fold(f64::NEG_INFINITY, f64::max)
+}
+
+#[test]
+fn relaxes_below_threshold_at_the_slowest_rate() {
+    // The cutoff makes f0 stationary only up to ~e^{-(L-r)/T}: keep that far below the
+    // deviation (L = 90, T = 3: e^{-27}).
+    let (l, t0) = (90, 3.0);
+    let kp = std::sync::Arc::new(KineticProblem::new(&[two_mode(1.0, t0, t0 * (1.0 + 1e-5), l)]).unwrap());
+    let lead = leading_rate(&kp, l, t0);
+    let s = Spectrum::from_modes("m", &[(8.0, 0.5), (9.0, 0.5)]).unwrap();
+    let opts = StabilityOptions { points: l, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: 1.0 };
+    let g = solve(&s, t0, &opts).unwrap();
+    let pg = std::f64::consts::PI * g.gamma.iter().cloned().filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);
+    let run = run_kinetic(kp, vec![2.0, 4.0, 6.0, 8.0, 10.0], 1e-10);
+    let k = run.norms.len();
+    let slope = (run.norms[k - 1] / run.norms[k - 2]).ln() / (run.times[k - 1] - run.times[k - 2]);
+    eprintln!("relaxation: measured rate {:.5}, Jacobian {:.5}, π γ_min {:.5}; norms {:?}", -slope, -lead, pg, run.norms);
+    assert!(run.status.iter().all(|s| *s == 1.0));
+    assert!(((-slope) - (-lead)).abs() < 1e-3 * lead.abs());
+    assert!(((-slope) - pg).abs() < 0.05 * pg);
+}
+
+#[test]
+fn grows_above_threshold_and_stops_when_singular() {
+    let (l, t0) = (60, 1.6);
+    let s = Spectrum::from_modes("m", &[(8.0, 0.5), (9.0, 0.5)]).unwrap();
+    let lc = neqkin::models::eliashberg::threshold::lambda_c(&s, t0, neqkin::models::eliashberg::threshold::Units::Input)
+        .unwrap()
+        .lambda_c;
+    let lam = 1.3 * lc;
+    let kp = std::sync::Arc::new(KineticProblem::new(&[two_mode(lam, t0, t0 * (1.0 + 1e-7), l)]).unwrap());
+    let lead = leading_rate(&kp, l, t0);
+    let opts = StabilityOptions { points: l, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: 1.0 };
+    let g = solve(&s.with_lambda(lam), t0, &opts).unwrap();
+    eprintln!("λc = {lc:.4}, λ = {lam:.4}: Jacobian leading rate {lead:.5}; π γ (negative ones) {:?}",
+        g.gamma.iter().filter(|x| **x < 0.0).map(|x| std::f64::consts::PI * x).collect::<Vec<_>>());
+    assert!(lead > 0.0);
+    let dt = 1.0 / lead;
+    let times: Vec<f64> = (1..=40).map(|i| i as f64 * dt).collect();
+    let run = run_kinetic(kp, times, 1e-9);
+    // After the transient (other unstable modes, e-folds 0–8) the leading mode dominates.
+    let slope = (run.norms[11] / run.norms[9]).ln() / (run.times[11] - run.times[9]);
+    eprintln!("growth: measured rate {slope:.5} vs Jacobian {lead:.5}; norms {:?}\nstatus {:?}\nreached {:?}\npivots {:?}",
+        &run.norms, run.status, run.reached, run.pivots);
+    assert!((slope - lead).abs() < 2e-3 * lead);
+    // Once nonlinear, the run stops (FAILED) and the last reported state says why:
+    // the smallest LU pivot of the left-hand matrix, and the step-size collapse.
+    assert_eq!(*run.status.last().unwrap(), 3.0);
+    assert!(run.reached.last().unwrap() < run.times.last().unwrap());
 }
