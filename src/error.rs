@@ -60,16 +60,10 @@ pub enum NeqkinError {
 impl NeqkinError {
     /// Shorthand for [`NeqkinError::InvalidParameter`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        NeqkinError::InvalidParameter {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        NeqkinError::InvalidParameter { field: field.into(), reason: reason.into() }
     }
     /// Shorthand for [`NeqkinError::Io`].
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        NeqkinError::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
+        NeqkinError::Io { path: path.as_ref().display().to_string(), source }
     }
 }

@@ -19,9 +19,7 @@ use std::collections::HashMap;
 
 use crate::engine::backend::{Backend, ProgramId};
 use crate::engine::model::BatchProblem;
-use crate::engine::program::{
-    status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId,
-};
+use crate::engine::program::{status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId};
 use crate::engine::solve::{Method, OutputFrame, SolveOptions, SolveStats};
 use crate::{NeqkinError, Result};
 
@@ -32,38 +30,13 @@ const DP_A: [&[f64]; 6] = [
     &[1.0 / 5.0],
     &[3.0 / 40.0, 9.0 / 40.0],
     &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
-    &[
-        19372.0 / 6561.0,
-        -25360.0 / 2187.0,
-        64448.0 / 6561.0,
-        -212.0 / 729.0,
-    ],
-    &[
-        9017.0 / 3168.0,
-        -355.0 / 33.0,
-        46732.0 / 5247.0,
-        49.0 / 176.0,
-        -5103.0 / 18656.0,
-    ],
-    &[
-        35.0 / 384.0,
-        0.0,
-        500.0 / 1113.0,
-        125.0 / 192.0,
-        -2187.0 / 6784.0,
-        11.0 / 84.0,
-    ],
+    &[19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
+    &[9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0],
+    &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
 ];
 /// Difference between the 5th- and 4th-order weights (error estimate).
-const DP_E: [f64; 7] = [
-    71.0 / 57600.0,
-    0.0,
-    -71.0 / 16695.0,
-    71.0 / 1920.0,
-    -17253.0 / 339200.0,
-    22.0 / 525.0,
-    -1.0 / 40.0,
-];
+const DP_E: [f64; 7] =
+    [71.0 / 57600.0, 0.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0];
 
 /// RKC damping parameter ε (Verwer et al.): widens the stability region's neck.
 const RKC_DAMPING: f64 = 2.0 / 13.0;
@@ -165,87 +138,31 @@ fn alloc(backend: &mut dyn Backend, n_scratch: usize) -> Result<Workspace> {
     let stage_time = backend.new_scalars()?;
     let y = backend.new_vector()?;
     let f0 = backend.new_vector()?;
-    let scratch = (0..n_scratch)
-        .map(|_| backend.new_vector())
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Workspace {
-        ctrl,
-        stage_time,
-        y,
-        f0,
-        scratch,
-    })
+    let scratch = (0..n_scratch).map(|_| backend.new_vector()).collect::<Result<Vec<_>>>()?;
+    Ok(Workspace { ctrl, stage_time, y, f0, scratch })
 }
 
 /// RK4 step program. Scratch: ytmp, ynew, k2, k3, k4.
 fn rk4_program(w: &Workspace, state_len: usize) -> StepProgram {
     let (c, ts, y, k1) = (w.ctrl, w.stage_time, w.y, w.f0);
-    let (ytmp, ynew, k2, k3, k4) = (
-        w.scratch[0],
-        w.scratch[1],
-        w.scratch[2],
-        w.scratch[3],
-        w.scratch[4],
-    );
+    let (ytmp, ynew, k2, k3, k4) = (w.scratch[0], w.scratch[1], w.scratch[2], w.scratch[3], w.scratch[4]);
     let h = c.h_used;
     let ops = vec![
         Op::BeginStep { ctrl: c },
         Op::Rhs { t: c.t, y, dy: k1 },
-        Op::ScalarAxpy {
-            out: ts,
-            a: c.t,
-            c: 0.5,
-            h,
-        },
-        Op::Lincomb {
-            out: ytmp,
-            plain: vec![(1.0, y)],
-            h,
-            scaled: vec![(0.5, k1)],
-        },
-        Op::Rhs {
-            t: ts,
-            y: ytmp,
-            dy: k2,
-        },
-        Op::Lincomb {
-            out: ytmp,
-            plain: vec![(1.0, y)],
-            h,
-            scaled: vec![(0.5, k2)],
-        },
-        Op::Rhs {
-            t: ts,
-            y: ytmp,
-            dy: k3,
-        },
-        Op::ScalarAxpy {
-            out: ts,
-            a: c.t,
-            c: 1.0,
-            h,
-        },
-        Op::Lincomb {
-            out: ytmp,
-            plain: vec![(1.0, y)],
-            h,
-            scaled: vec![(1.0, k3)],
-        },
-        Op::Rhs {
-            t: ts,
-            y: ytmp,
-            dy: k4,
-        },
+        Op::ScalarAxpy { out: ts, a: c.t, c: 0.5, h },
+        Op::Lincomb { out: ytmp, plain: vec![(1.0, y)], h, scaled: vec![(0.5, k1)] },
+        Op::Rhs { t: ts, y: ytmp, dy: k2 },
+        Op::Lincomb { out: ytmp, plain: vec![(1.0, y)], h, scaled: vec![(0.5, k2)] },
+        Op::Rhs { t: ts, y: ytmp, dy: k3 },
+        Op::ScalarAxpy { out: ts, a: c.t, c: 1.0, h },
+        Op::Lincomb { out: ytmp, plain: vec![(1.0, y)], h, scaled: vec![(1.0, k3)] },
+        Op::Rhs { t: ts, y: ytmp, dy: k4 },
         Op::Lincomb {
             out: ynew,
             plain: vec![(1.0, y)],
             h,
-            scaled: vec![
-                (1.0 / 6.0, k1),
-                (1.0 / 3.0, k2),
-                (1.0 / 3.0, k3),
-                (1.0 / 6.0, k4),
-            ],
+            scaled: vec![(1.0 / 6.0, k1), (1.0 / 3.0, k2), (1.0 / 3.0, k3), (1.0 / 6.0, k4)],
         },
         // Only detects non-finite states: a fixed-step method has no error estimate.
         Op::ErrorNorm {
@@ -253,22 +170,10 @@ fn rk4_program(w: &Workspace, state_len: usize) -> StepProgram {
             err: ynew,
             y,
             y_new: ynew,
-            blocks: vec![ToleranceBlock {
-                start: 0,
-                end: state_len,
-                atol: 1.0,
-                rtol: 0.0,
-            }],
+            blocks: vec![ToleranceBlock { start: 0, end: state_len, atol: 1.0, rtol: 0.0 }],
         },
-        Op::Control {
-            ctrl: c,
-            law: ControlLaw::Fixed,
-        },
-        Op::Select {
-            dst: y,
-            src: ynew,
-            flag: c.accept,
-        },
+        Op::Control { ctrl: c, law: ControlLaw::Fixed },
+        Op::Select { dst: y, src: ynew, flag: c.accept },
     ];
     StepProgram { ops }
 }
@@ -277,98 +182,31 @@ fn rk4_program(w: &Workspace, state_len: usize) -> StepProgram {
 fn dopri5_program(w: &Workspace, blocks: &[ToleranceBlock], h_min: f64) -> StepProgram {
     let (c, ts, y, k1) = (w.ctrl, w.stage_time, w.y, w.f0);
     let (ytmp, ynew, e) = (w.scratch[0], w.scratch[1], w.scratch[2]);
-    let k: Vec<VecId> = std::iter::once(k1)
-        .chain(w.scratch[3..9].iter().copied())
-        .collect();
+    let k: Vec<VecId> = std::iter::once(k1).chain(w.scratch[3..9].iter().copied()).collect();
     let h = c.h_used;
     let mut ops = vec![Op::BeginStep { ctrl: c }];
     for stage in 1..6 {
-        let scaled: Vec<(f64, VecId)> = DP_A[stage - 1]
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| **a != 0.0)
-            .map(|(j, a)| (*a, k[j]))
-            .collect();
-        ops.push(Op::ScalarAxpy {
-            out: ts,
-            a: c.t,
-            c: DP_C[stage],
-            h,
-        });
-        ops.push(Op::Lincomb {
-            out: ytmp,
-            plain: vec![(1.0, y)],
-            h,
-            scaled,
-        });
-        ops.push(Op::Rhs {
-            t: ts,
-            y: ytmp,
-            dy: k[stage],
-        });
+        let scaled: Vec<(f64, VecId)> =
+            DP_A[stage - 1].iter().enumerate().filter(|(_, a)| **a != 0.0).map(|(j, a)| (*a, k[j])).collect();
+        ops.push(Op::ScalarAxpy { out: ts, a: c.t, c: DP_C[stage], h });
+        ops.push(Op::Lincomb { out: ytmp, plain: vec![(1.0, y)], h, scaled });
+        ops.push(Op::Rhs { t: ts, y: ytmp, dy: k[stage] });
     }
-    let scaled: Vec<(f64, VecId)> = DP_A[5]
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| **a != 0.0)
-        .map(|(j, a)| (*a, k[j]))
-        .collect();
-    ops.push(Op::Lincomb {
-        out: ynew,
-        plain: vec![(1.0, y)],
-        h,
-        scaled,
-    });
-    ops.push(Op::ScalarAxpy {
-        out: ts,
-        a: c.t,
-        c: 1.0,
-        h,
-    });
-    ops.push(Op::Rhs {
-        t: ts,
-        y: ynew,
-        dy: k[6],
-    });
-    let scaled: Vec<(f64, VecId)> = DP_E
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| **e != 0.0)
-        .map(|(j, e)| (*e, k[j]))
-        .collect();
-    ops.push(Op::Lincomb {
-        out: e,
-        plain: vec![],
-        h,
-        scaled,
-    });
-    ops.push(Op::ErrorNorm {
-        out: c.err,
-        err: e,
-        y,
-        y_new: ynew,
-        blocks: blocks.to_vec(),
-    });
+    let scaled: Vec<(f64, VecId)> =
+        DP_A[5].iter().enumerate().filter(|(_, a)| **a != 0.0).map(|(j, a)| (*a, k[j])).collect();
+    ops.push(Op::Lincomb { out: ynew, plain: vec![(1.0, y)], h, scaled });
+    ops.push(Op::ScalarAxpy { out: ts, a: c.t, c: 1.0, h });
+    ops.push(Op::Rhs { t: ts, y: ynew, dy: k[6] });
+    let scaled: Vec<(f64, VecId)> =
+        DP_E.iter().enumerate().filter(|(_, e)| **e != 0.0).map(|(j, e)| (*e, k[j])).collect();
+    ops.push(Op::Lincomb { out: e, plain: vec![], h, scaled });
+    ops.push(Op::ErrorNorm { out: c.err, err: e, y, y_new: ynew, blocks: blocks.to_vec() });
     ops.push(Op::Control {
         ctrl: c,
-        law: ControlLaw::Adaptive {
-            order: 4,
-            safety: 0.9,
-            min_factor: 0.2,
-            max_factor: 10.0,
-            h_min,
-        },
+        law: ControlLaw::Adaptive { order: 4, safety: 0.9, min_factor: 0.2, max_factor: 10.0, h_min },
     });
-    ops.push(Op::Select {
-        dst: y,
-        src: ynew,
-        flag: c.accept,
-    });
-    ops.push(Op::Select {
-        dst: k1,
-        src: k[6],
-        flag: c.accept,
-    });
+    ops.push(Op::Select { dst: y, src: ynew, flag: c.accept });
+    ops.push(Op::Select { dst: k1, src: k[6], flag: c.accept });
     StepProgram { ops }
 }
 
@@ -382,25 +220,11 @@ fn rkc_program(w: &Workspace, s: usize, blocks: &[ToleranceBlock], h_min: f64) -
     let mut ops = vec![Op::BeginStep { ctrl: c }];
     // stage(j) = buffer of Y_j; Y_0 is y itself.
     let stage = |j: usize| if j == 0 { y } else { rot[(j - 1) % 3] };
-    ops.push(Op::Lincomb {
-        out: stage(1),
-        plain: vec![(1.0, y)],
-        h,
-        scaled: vec![(coeffs.mu_tilde_1, f0)],
-    });
+    ops.push(Op::Lincomb { out: stage(1), plain: vec![(1.0, y)], h, scaled: vec![(coeffs.mu_tilde_1, f0)] });
     for j in 2..=s {
         let (mu, nu, mu_t, gamma_t, c_prev) = coeffs.stages[j - 2];
-        ops.push(Op::ScalarAxpy {
-            out: ts,
-            a: c.t,
-            c: c_prev,
-            h,
-        });
-        ops.push(Op::Rhs {
-            t: ts,
-            y: stage(j - 1),
-            dy: ftmp,
-        });
+        ops.push(Op::ScalarAxpy { out: ts, a: c.t, c: c_prev, h });
+        ops.push(Op::Rhs { t: ts, y: stage(j - 1), dy: ftmp });
         let mut plain = vec![(mu, stage(j - 1)), (nu, stage(j - 2))];
         if j == 2 {
             // Y_{j-2} is y: merge the two y terms.
@@ -408,59 +232,20 @@ fn rkc_program(w: &Workspace, s: usize, blocks: &[ToleranceBlock], h_min: f64) -
         } else {
             plain.insert(0, (1.0 - mu - nu, y));
         }
-        ops.push(Op::Lincomb {
-            out: stage(j),
-            plain,
-            h,
-            scaled: vec![(mu_t, ftmp), (gamma_t, f0)],
-        });
+        ops.push(Op::Lincomb { out: stage(j), plain, h, scaled: vec![(mu_t, ftmp), (gamma_t, f0)] });
     }
     let ynew = stage(s);
-    ops.push(Op::ScalarAxpy {
-        out: ts,
-        a: c.t,
-        c: 1.0,
-        h,
-    });
-    ops.push(Op::Rhs {
-        t: ts,
-        y: ynew,
-        dy: fnew,
-    });
+    ops.push(Op::ScalarAxpy { out: ts, a: c.t, c: 1.0, h });
+    ops.push(Op::Rhs { t: ts, y: ynew, dy: fnew });
     // Local error estimate of Sommeijer et al.: (12(y0 − y1) + 6h(F0 + F1))/15.
-    ops.push(Op::Lincomb {
-        out: e,
-        plain: vec![(0.8, y), (-0.8, ynew)],
-        h,
-        scaled: vec![(0.4, f0), (0.4, fnew)],
-    });
-    ops.push(Op::ErrorNorm {
-        out: c.err,
-        err: e,
-        y,
-        y_new: ynew,
-        blocks: blocks.to_vec(),
-    });
+    ops.push(Op::Lincomb { out: e, plain: vec![(0.8, y), (-0.8, ynew)], h, scaled: vec![(0.4, f0), (0.4, fnew)] });
+    ops.push(Op::ErrorNorm { out: c.err, err: e, y, y_new: ynew, blocks: blocks.to_vec() });
     ops.push(Op::Control {
         ctrl: c,
-        law: ControlLaw::Adaptive {
-            order: 2,
-            safety: 0.8,
-            min_factor: 0.1,
-            max_factor: 10.0,
-            h_min,
-        },
+        law: ControlLaw::Adaptive { order: 2, safety: 0.8, min_factor: 0.1, max_factor: 10.0, h_min },
     });
-    ops.push(Op::Select {
-        dst: y,
-        src: ynew,
-        flag: c.accept,
-    });
-    ops.push(Op::Select {
-        dst: f0,
-        src: fnew,
-        flag: c.accept,
-    });
+    ops.push(Op::Select { dst: y, src: ynew, flag: c.accept });
+    ops.push(Op::Select { dst: f0, src: fnew, flag: c.accept });
     StepProgram { ops }
 }
 
@@ -470,11 +255,7 @@ fn rhs_count(p: &StepProgram) -> u64 {
 }
 
 fn weighted_rms(v: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
-    let s: f64 = v
-        .iter()
-        .zip(y)
-        .map(|(a, b)| (a / (atol + rtol * b.abs())).powi(2))
-        .sum();
+    let s: f64 = v.iter().zip(y).map(|(a, b)| (a / (atol + rtol * b.abs())).powi(2)).sum();
     (s / v.len().max(1) as f64).sqrt()
 }
 
@@ -488,10 +269,7 @@ pub fn drive(
     let layout = problem.layout();
     let (batch, n) = (layout.batch, layout.state_len);
     if opts.output_times.is_empty() {
-        return Err(NeqkinError::invalid(
-            "solver.output_times",
-            "no output time requested",
-        ));
+        return Err(NeqkinError::invalid("solver.output_times", "no output time requested"));
     }
     let t_final = *opts.output_times.last().unwrap();
     let mut blocks = problem.tolerance_blocks(opts.atol, opts.rtol);
@@ -510,22 +288,13 @@ pub fn drive(
     let mut stats = SolveStats::default();
 
     // f0 = f(0, y0): FSAL start and the initial step heuristic.
-    let init = backend.compile(&StepProgram {
-        ops: vec![Op::Rhs {
-            t: w.ctrl.t,
-            y: w.y,
-            dy: w.f0,
-        }],
-    })?;
+    let init = backend.compile(&StepProgram { ops: vec![Op::Rhs { t: w.ctrl.t, y: w.y, dy: w.f0 }] })?;
     backend.run(init, 1)?;
     let f_init = backend.read_vector(w.f0)?;
 
     let rho = match opts.method {
         Method::Rkc => Some(problem.spectral_radius().ok_or_else(|| {
-            NeqkinError::invalid(
-                "solver.method",
-                "this model gives no spectral-radius bound; RKC cannot be used",
-            )
+            NeqkinError::invalid("solver.method", "this model gives no spectral-radius bound; RKC cannot be used")
         })?),
         _ => None,
     };
@@ -541,19 +310,12 @@ pub fn drive(
             let (ym, fm) = (&y0[m * n..(m + 1) * n], &f_init[m * n..(m + 1) * n]);
             let d0 = weighted_rms(ym, ym, opts.atol, opts.rtol);
             let d1 = weighted_rms(fm, ym, opts.atol, opts.rtol);
-            let h = if d0 < 1e-5 || d1 < 1e-5 {
-                1e-6
-            } else {
-                0.01 * d0 / d1
-            };
+            let h = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
             h.clamp(1e-10 * t_final, 0.1 * opts.output_times[0])
         })
         .collect();
     if matches!(opts.method, Method::Rk4) && opts.dt.is_none() {
-        return Err(NeqkinError::invalid(
-            "solver.dt",
-            "RK4 needs a fixed step dt",
-        ));
+        return Err(NeqkinError::invalid("solver.dt", "RK4 needs a fixed step dt"));
     }
     backend.write_scalars(w.ctrl.h, &h_init)?;
     backend.write_scalars(w.ctrl.h_max, &vec![f64::INFINITY; batch])?;
@@ -569,12 +331,8 @@ pub fn drive(
             Method::Dopri5 => dopri5_program(&w, &blocks, h_min),
             Method::Rkc => rkc_program(&w, s, &blocks, h_min),
         };
-        let steady = opts.steady_tol.map(|tol| Op::SteadyCheck {
-            ctrl: w.ctrl,
-            dy: w.f0,
-            range: problem.steady_range(),
-            tol,
-        });
+        let steady =
+            opts.steady_tol.map(|tol| Op::SteadyCheck { ctrl: w.ctrl, dy: w.f0, range: problem.steady_range(), tol });
         let mut prog = prog;
         prog.ops.extend(steady);
         let id = backend.compile(&prog)?;
@@ -584,19 +342,12 @@ pub fn drive(
     };
     let set_rkc_stages = |backend: &mut dyn Backend, s: usize| -> Result<()> {
         let rho = rho.as_ref().expect("RKC has rho");
-        let cap: Vec<f64> = rho
-            .iter()
-            .map(|r| RkcCoefficients::stable_h_rho(s) / r.max(1e-300))
-            .collect();
+        let cap: Vec<f64> = rho.iter().map(|r| RkcCoefficients::stable_h_rho(s) / r.max(1e-300)).collect();
         backend.write_scalars(w.ctrl.h_max, &cap)
     };
     if let Some(rho) = &rho {
         // Start with enough stages for the initial step.
-        let need = h_init
-            .iter()
-            .zip(rho)
-            .map(|(h, r)| h * r)
-            .fold(0.0, f64::max);
+        let need = h_init.iter().zip(rho).map(|(h, r)| h * r).fold(0.0, f64::max);
         rkc_stages = stages_for(need);
         set_rkc_stages(backend, rkc_stages)?;
     }
@@ -604,10 +355,7 @@ pub fn drive(
     let mut t_prev = 0.0;
     for (index, &t_out) in opts.output_times.iter().enumerate() {
         if !(t_out > t_prev) && !(index == 0 && t_out == 0.0) {
-            return Err(NeqkinError::invalid(
-                "solver.output_times",
-                "output times must be increasing and ≥ 0",
-            ));
+            return Err(NeqkinError::invalid("solver.output_times", "output times must be increasing and ≥ 0"));
         }
         t_prev = t_out;
         // Members that reached the previous output run on; steady and failed ones stay.
@@ -628,26 +376,15 @@ pub fn drive(
                 break;
             }
             if attempts >= opts.max_steps {
-                let failed: Vec<f64> = st
-                    .iter()
-                    .map(|s| {
-                        if *s == status::RUNNING {
-                            status::FAILED
-                        } else {
-                            *s
-                        }
-                    })
-                    .collect();
+                let failed: Vec<f64> =
+                    st.iter().map(|s| if *s == status::RUNNING { status::FAILED } else { *s }).collect();
                 backend.write_scalars(w.ctrl.status, &failed)?;
                 break;
             }
             if rho.is_some() {
                 let h = backend.read_scalars(w.ctrl.h)?;
                 let rho = rho.as_ref().unwrap();
-                let need = (0..batch)
-                    .filter(|m| st[*m] == status::RUNNING)
-                    .map(|m| h[m] * rho[m])
-                    .fold(0.0, f64::max);
+                let need = (0..batch).filter(|m| st[*m] == status::RUNNING).map(|m| h[m] * rho[m]).fold(0.0, f64::max);
                 let s_need = stages_for(need);
                 if s_need > rkc_stages || s_need * 2 < rkc_stages {
                     rkc_stages = s_need;

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod gpu;
 pub mod integrators;
 pub mod model;
 pub mod program;

@@ -72,17 +72,8 @@ pub trait BatchProblem: Send + Sync {
     }
     /// Tolerance blocks over the state for the adaptive error norm: `(start, end, atol, rtol)`
     /// given the user's tolerances. Default: one block over the whole state.
-    fn tolerance_blocks(
-        &self,
-        atol: f64,
-        rtol: f64,
-    ) -> Vec<crate::engine::program::ToleranceBlock> {
-        vec![crate::engine::program::ToleranceBlock {
-            start: 0,
-            end: self.layout().state_len,
-            atol,
-            rtol,
-        }]
+    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
+        vec![crate::engine::program::ToleranceBlock { start: 0, end: self.layout().state_len, atol, rtol }]
     }
     /// Range of state components whose derivative decides steadiness.
     fn steady_range(&self) -> (usize, usize) {
@@ -126,9 +117,6 @@ pub fn check_finite(field: &str, value: f64) -> Result<f64> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(crate::NeqkinError::invalid(
-            field,
-            format!("must be a finite number, got {value}"),
-        ))
+        Err(crate::NeqkinError::invalid(field, format!("must be a finite number, got {value}")))
     }
 }

@@ -6,10 +6,7 @@ use neqkin::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables
 /// Checks `|got - want| <= tol·max(1, |want|)` with a message naming what was compared.
 pub fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
     let err = (got - want).abs() / want.abs().max(1.0);
-    assert!(
-        err <= tol,
-        "{what}: got {got:.15e}, want {want:.15e}, rel. error {err:.3e} > {tol:.1e}"
-    );
+    assert!(err <= tol, "{what}: got {got:.15e}, want {want:.15e}, rel. error {err:.3e} > {tol:.1e}");
 }
 
 /// Heat equation with zero-flux ends plus linear decay, one rate per member:
@@ -57,20 +54,9 @@ impl BatchProblem for HeatDecay {
         &[]
     }
     fn initial_state(&self) -> Vec<f64> {
-        (0..self.rates.len())
-            .flat_map(|_| (0..self.n).map(|i| self.initial(i)))
-            .collect()
+        (0..self.rates.len()).flat_map(|_| (0..self.n).map(|i| self.initial(i))).collect()
     }
-    fn rhs_member(
-        &self,
-        _m: usize,
-        params: &[f64],
-        _t: &[f64],
-        _time: f64,
-        y: &[f64],
-        dy: &mut [f64],
-        _s: &mut [f64],
-    ) {
+    fn rhs_member(&self, _m: usize, params: &[f64], _t: &[f64], _time: f64, y: &[f64], dy: &mut [f64], _s: &mut [f64]) {
         let k = params[0];
         let c = self.diffusion / (self.dx() * self.dx());
         let n = self.n;
@@ -81,10 +67,7 @@ impl BatchProblem for HeatDecay {
         }
     }
     fn kernel(&self) -> KernelSource {
-        KernelSource {
-            name: "test/heat_decay".into(),
-            source: String::new(),
-        }
+        KernelSource { name: "test/heat_decay".into(), source: String::new() }
     }
     fn spectral_radius(&self) -> Option<Vec<f64>> {
         let c = self.diffusion / (self.dx() * self.dx());

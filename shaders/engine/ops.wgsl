@@ -1,0 +1,511 @@
+// Engine ops: the batched kernels every integrator's step program is written in.
+//
+// Each entry point is the twin of the free function of the same name in
+// src/engine/cpu.rs (begin_step, lincomb, error_norm, control, steady_check; select and
+// scalar_axpy are inline there); the per-member logic sits in a helper `<name>_member`
+// whose arguments follow the CPU function's. Semantics: `Op` in src/engine/program.rs.
+//
+// Storage convention (src/engine/gpu/backend.rs):
+// - every per-member scalar array lives in one arena `scalars`; array k of member m is
+//   scalars[offset_k + m], with the offsets in each op's uniform block;
+// - real coefficients live in the program's `consts` array; consts[NAN_INDEX] holds a
+//   NaN written by the host (WGSL has no NaN literal);
+// - vectors are member-major: member m, component i at m * state_len + i.
+//
+// Uniform blocks are kept in sync with src/engine/gpu/uniforms.rs (sizes checked by
+// tests/shaders_validate.rs). `Real` and `REAL_MAX` come from the host preprocessor.
+//
+// Dispatch: element-wise and per-member kernels use WG threads per workgroup over a
+// 2-D grid of workgroups (x first); reductions use one workgroup per member.
+
+const WG: u32 = 256u;
+
+// Status codes, twins of src/engine/program.rs `status`.
+const RUNNING: Real = 0.0;
+const REACHED: Real = 1.0;
+const STEADY: Real = 2.0;
+const FAILED: Real = 3.0;
+
+// Control laws (`ControlParams.law`), twins of `LAW_FIXED`/`LAW_ADAPTIVE` in
+// src/engine/gpu/backend.rs.
+const LAW_FIXED: u32 = 0u;
+const LAW_ADAPTIVE: u32 = 1u;
+
+// Index of the NaN in `consts`.
+const NAN_INDEX: u32 = 0u;
+
+// Inputs bound per lincomb dispatch; twin of `LINCOMB_MAX_TERMS` in
+// src/engine/gpu/backend.rs. With the arena, consts and output this is 8 storage
+// buffers, the portable per-stage limit.
+const LINCOMB_MAX_TERMS: u32 = 5u;
+
+@group(0) @binding(1) var<storage, read_write> scalars: array<Real>;
+@group(0) @binding(2) var<storage, read> consts: array<Real>;
+
+var<workgroup> partial: array<Real, WG>;
+
+fn is_finite(x: Real) -> bool {
+    return abs(x) <= REAL_MAX;
+}
+
+fn flat_index(wg: vec3<u32>, num_wg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.x + wg.y * num_wg.x) * WG + lid;
+}
+
+fn member_of(wg: vec3<u32>, num_wg: vec3<u32>) -> u32 {
+    return wg.x + wg.y * num_wg.x;
+}
+
+// Sums `partial` over the workgroup; every invocation gets the total.
+fn workgroup_sum(lid: u32, value: Real) -> Real {
+    partial[lid] = value;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if lid < s {
+            partial[lid] = partial[lid] + partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+// ---------------------------------------------------------------- begin_step
+
+struct BeginStepParams {
+    batch: u32,
+    t: u32,
+    h: u32,
+    h_max: u32,
+    t_end: u32,
+    status: u32,
+    h_used: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> begin_step_params: BeginStepParams;
+
+fn begin_step_member(t: Real, h: Real, h_max: Real, t_end: Real, st: Real) -> Real {
+    if st != RUNNING {
+        return 0.0;
+    }
+    let remaining = t_end - t;
+    if remaining <= 0.0 {
+        return 0.0;
+    }
+    return min(min(h, h_max), remaining);
+}
+
+@compute @workgroup_size(WG)
+fn begin_step(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = begin_step_params;
+    let m = flat_index(wg, num_wg, lid);
+    if m >= p.batch {
+        return;
+    }
+    scalars[p.h_used + m] = begin_step_member(
+        scalars[p.t + m],
+        scalars[p.h + m],
+        scalars[p.h_max + m],
+        scalars[p.t_end + m],
+        scalars[p.status + m],
+    );
+}
+
+// ---------------------------------------------------------------- lincomb
+
+struct LincombParams {
+    n: u32,
+    state_len: u32,
+    h: u32,
+    coef: u32,
+    n_plain: u32,
+    n_terms: u32,
+    accumulate: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> lincomb_params: LincombParams;
+@group(0) @binding(3) var<storage, read_write> lincomb_out: array<Real>;
+@group(0) @binding(4) var<storage, read> lincomb_in0: array<Real>;
+@group(0) @binding(5) var<storage, read> lincomb_in1: array<Real>;
+@group(0) @binding(6) var<storage, read> lincomb_in2: array<Real>;
+@group(0) @binding(7) var<storage, read> lincomb_in3: array<Real>;
+@group(0) @binding(8) var<storage, read> lincomb_in4: array<Real>;
+
+fn lincomb_term(j: u32, i: u32) -> Real {
+    switch j {
+        case 0u: { return lincomb_in0[i]; }
+        case 1u: { return lincomb_in1[i]; }
+        case 2u: { return lincomb_in2[i]; }
+        case 3u: { return lincomb_in3[i]; }
+        default: { return lincomb_in4[i]; }
+    }
+}
+
+// out = Σ a_j v_j + h_m Σ b_j w_j, summed in the CPU twin's order. When the terms do not
+// fit in one dispatch, later dispatches add to `out` (`accumulate`), so the sum is
+// grouped by dispatch there: the only departure from the CPU twin (rounding only).
+@compute @workgroup_size(WG)
+fn lincomb(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = lincomb_params;
+    let i = flat_index(wg, num_wg, lid);
+    if i >= p.n {
+        return;
+    }
+    let m = i / p.state_len;
+    var acc: Real = 0.0;
+    for (var j = 0u; j < p.n_plain; j++) {
+        acc += consts[p.coef + j] * lincomb_term(j, i);
+    }
+    var acc_h: Real = 0.0;
+    for (var j = p.n_plain; j < p.n_terms; j++) {
+        acc_h += consts[p.coef + j] * lincomb_term(j, i);
+    }
+    var r = acc + scalars[p.h + m] * acc_h;
+    if p.accumulate != 0u {
+        r = lincomb_out[i] + r;
+    }
+    lincomb_out[i] = r;
+}
+
+// ---------------------------------------------------------------- scalar_axpy
+
+struct ScalarAxpyParams {
+    batch: u32,
+    out: u32,
+    a: u32,
+    h: u32,
+    coef: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> scalar_axpy_params: ScalarAxpyParams;
+
+// out_m = a_m + c h_m.
+@compute @workgroup_size(WG)
+fn scalar_axpy(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = scalar_axpy_params;
+    let m = flat_index(wg, num_wg, lid);
+    if m >= p.batch {
+        return;
+    }
+    scalars[p.out + m] = scalars[p.a + m] + consts[p.coef] * scalars[p.h + m];
+}
+
+// ---------------------------------------------------------------- error_norm
+
+struct ErrorNormParams {
+    batch: u32,
+    state_len: u32,
+    out: u32,
+    n_blocks: u32,
+    blocks: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> error_norm_params: ErrorNormParams;
+@group(0) @binding(3) var<storage, read> error_norm_e: array<Real>;
+@group(0) @binding(4) var<storage, read> error_norm_y0: array<Real>;
+@group(0) @binding(5) var<storage, read> error_norm_y1: array<Real>;
+
+// Max over tolerance blocks of each block's weighted RMS, one workgroup per member;
+// a non-finite block makes the norm NaN. The sums run strided over the workgroup and
+// then as a tree, so they round differently from the CPU twin's sequential sums.
+@compute @workgroup_size(WG)
+fn error_norm(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = error_norm_params;
+    let m = member_of(wg, num_wg);
+    if m >= p.batch {
+        return;
+    }
+    let base = m * p.state_len;
+    var norm: Real = 0.0;
+    var finite = true;
+    for (var b = 0u; b < p.n_blocks; b++) {
+        let k = p.blocks + 4u * b;
+        let start = u32(consts[k]);
+        let end = u32(consts[k + 1u]);
+        let atol = consts[k + 2u];
+        let rtol = consts[k + 3u];
+        var sum: Real = 0.0;
+        for (var i = start + lid; i < end; i += WG) {
+            let w = atol + rtol * max(abs(error_norm_y0[base + i]), abs(error_norm_y1[base + i]));
+            let r = error_norm_e[base + i] / w;
+            sum += r * r;
+        }
+        sum = workgroup_sum(lid, sum);
+        let block = sqrt(sum / Real(max(end - start, 1u)));
+        if !is_finite(block) {
+            finite = false;
+        }
+        norm = max(norm, block);
+    }
+    if lid == 0u {
+        // (The builtin `select` is shadowed by the `select` kernel below.)
+        if finite {
+            scalars[p.out + m] = norm;
+        } else {
+            scalars[p.out + m] = consts[NAN_INDEX];
+        }
+    }
+}
+
+// ---------------------------------------------------------------- control
+
+struct ControlParams {
+    batch: u32,
+    t: u32,
+    h: u32,
+    t_end: u32,
+    status: u32,
+    accept: u32,
+    n_accept: u32,
+    n_reject: u32,
+    h_used: u32,
+    err: u32,
+    law: u32,
+    order: u32,
+    coef: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> control_params: ControlParams;
+
+// Twin of `MemberControl` in src/engine/cpu.rs.
+struct MemberControl {
+    t: Real,
+    h: Real,
+    t_end: Real,
+    status: Real,
+    accept: Real,
+    n_accept: Real,
+    n_reject: Real,
+    h_used: Real,
+    err: Real,
+}
+
+// Twin of `ControlLaw` in src/engine/program.rs.
+struct ControlLaw {
+    kind: u32,
+    order: u32,
+    safety: Real,
+    min_factor: Real,
+    max_factor: Real,
+    h_min: Real,
+}
+
+// safety * err^exponent. Computed in f32 even when Real is f64: f64 pow is missing or
+// broken on some drivers (and Metal has no f64), and f32 is plenty for a step-size
+// factor. The argument is clamped to [1e-30, 1e30] so pow stays defined; the factor is
+// clamped by the caller anyway. The CPU twin computes it in f64 (see control in
+// src/engine/cpu.rs): results agree to f32 rounding.
+fn step_factor(safety: Real, err: Real, exponent: f32) -> Real {
+    let e = clamp(f32(err), 1e-30, 1e30);
+    return safety * Real(pow(e, exponent));
+}
+
+fn control_member(c_in: MemberControl, law: ControlLaw) -> MemberControl {
+    var c = c_in;
+    c.accept = 0.0;
+    if c.status != RUNNING || c.h_used <= 0.0 {
+        if c.status == RUNNING && c.t >= c.t_end {
+            c.status = REACHED;
+        }
+        return c;
+    }
+    let clipped = c.h_used >= c.t_end - c.t;
+    if law.kind == LAW_FIXED {
+        if !is_finite(c.err) {
+            c.status = FAILED;
+            return c;
+        }
+        c.accept = 1.0;
+        c.n_accept += 1.0;
+        if clipped {
+            c.t = c.t_end;
+            c.status = REACHED;
+        } else {
+            c.t += c.h_used;
+        }
+        return c;
+    }
+    let exponent = -1.0 / (f32(law.order) + 1.0);
+    if is_finite(c.err) && c.err <= 1.0 {
+        var factor = law.max_factor;
+        if c.err > 0.0 {
+            factor = clamp(step_factor(law.safety, c.err, exponent), law.min_factor, law.max_factor);
+        }
+        c.accept = 1.0;
+        c.n_accept += 1.0;
+        let proposed = c.h_used * factor;
+        if clipped {
+            c.t = c.t_end;
+            c.status = REACHED;
+            c.h = max(c.h, proposed);
+        } else {
+            c.t += c.h_used;
+            c.h = proposed;
+        }
+    } else {
+        var factor = law.min_factor;
+        if is_finite(c.err) {
+            factor = clamp(step_factor(law.safety, c.err, exponent), law.min_factor, 1.0);
+        }
+        c.n_reject += 1.0;
+        c.h = c.h_used * factor;
+        if c.h < law.h_min {
+            c.status = FAILED;
+        }
+    }
+    return c;
+}
+
+@compute @workgroup_size(WG)
+fn control(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = control_params;
+    let m = flat_index(wg, num_wg, lid);
+    if m >= p.batch {
+        return;
+    }
+    let law = ControlLaw(
+        p.law,
+        p.order,
+        consts[p.coef],
+        consts[p.coef + 1u],
+        consts[p.coef + 2u],
+        consts[p.coef + 3u],
+    );
+    let c = control_member(
+        MemberControl(
+            scalars[p.t + m],
+            scalars[p.h + m],
+            scalars[p.t_end + m],
+            scalars[p.status + m],
+            scalars[p.accept + m],
+            scalars[p.n_accept + m],
+            scalars[p.n_reject + m],
+            scalars[p.h_used + m],
+            scalars[p.err + m],
+        ),
+        law,
+    );
+    // Same fields stored as MemberControl::store: t_end, h_used and err are inputs only.
+    scalars[p.t + m] = c.t;
+    scalars[p.h + m] = c.h;
+    scalars[p.status + m] = c.status;
+    scalars[p.accept + m] = c.accept;
+    scalars[p.n_accept + m] = c.n_accept;
+    scalars[p.n_reject + m] = c.n_reject;
+}
+
+// ---------------------------------------------------------------- select
+
+struct SelectParams {
+    n: u32,
+    state_len: u32,
+    flag: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> select_params: SelectParams;
+@group(0) @binding(3) var<storage, read_write> select_dst: array<Real>;
+@group(0) @binding(4) var<storage, read> select_src: array<Real>;
+
+// dst = src for members whose flag is nonzero.
+@compute @workgroup_size(WG)
+fn select(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = select_params;
+    let i = flat_index(wg, num_wg, lid);
+    if i >= p.n {
+        return;
+    }
+    if scalars[p.flag + i / p.state_len] != 0.0 {
+        select_dst[i] = select_src[i];
+    }
+}
+
+// ---------------------------------------------------------------- steady_check
+
+struct SteadyCheckParams {
+    batch: u32,
+    state_len: u32,
+    range_start: u32,
+    range_end: u32,
+    status: u32,
+    accept: u32,
+    tol: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> steady_check_params: SteadyCheckParams;
+@group(0) @binding(3) var<storage, read> steady_check_dy: array<Real>;
+
+fn steady_check_member(st: Real, accept: Real, rms: Real, tol: Real) -> Real {
+    if st == RUNNING && accept != 0.0 && rms < tol {
+        return STEADY;
+    }
+    return st;
+}
+
+// Marks members STEADY when rms(dy over the range) < tol; one workgroup per member
+// (the CPU twin's `rms` sums sequentially, here strided then as a tree).
+@compute @workgroup_size(WG)
+fn steady_check(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = steady_check_params;
+    let m = member_of(wg, num_wg);
+    if m >= p.batch {
+        return;
+    }
+    let base = m * p.state_len;
+    var sum: Real = 0.0;
+    for (var i = p.range_start + lid; i < p.range_end; i += WG) {
+        let d = steady_check_dy[base + i];
+        sum += d * d;
+    }
+    sum = workgroup_sum(lid, sum);
+    let rms = sqrt(sum / Real(max(p.range_end - p.range_start, 1u)));
+    if lid == 0u {
+        scalars[p.status + m] = steady_check_member(
+            scalars[p.status + m],
+            scalars[p.accept + m],
+            rms,
+            consts[p.tol],
+        );
+    }
+}

@@ -1,0 +1,671 @@
+//! [`GpuBackend`]: batch storage on the device and step programs compiled to dispatches.
+//!
+//! Storage: each [`VecId`] is its own storage buffer (`batch × state_len` reals); every
+//! [`ScalarId`] is a slice of one *scalar arena* buffer (array `k` at offset
+//! `k × batch`), so the controller kernels read and write all their arrays through one
+//! binding, addressed by offsets in each op's uniform block. Real op coefficients go to
+//! a per-program constant buffer (`consts`, index 0 holds a NaN).
+//!
+//! `compile` builds each op's bind group and uniform buffer once; `run` only records
+//! dispatches and submits. Growing the arena (a scalar array allocated after `compile`)
+//! replaces its buffer, so compiled programs rebuild their bind groups on the next `run`.
+
+use std::sync::Arc;
+
+use super::preprocess::{preprocess, shader};
+use super::uniforms::*;
+use super::{wait, Access, GpuContext, Kernel, WG};
+use crate::engine::backend::{Backend, BackendInfo, Precision, ProgramId};
+use crate::engine::model::{BatchLayout, BatchProblem};
+use crate::engine::program::{ControlIds, ControlLaw, Op, ScalarId, StepProgram, VecId};
+use crate::{NeqkinError, Result};
+
+/// Input vectors bound per `lincomb` dispatch (twin of `LINCOMB_MAX_TERMS` in
+/// shaders/engine/ops.wgsl); longer combinations are split into chained dispatches.
+pub const LINCOMB_MAX_TERMS: usize = 5;
+
+/// `ControlParams.law` codes, twins of `LAW_FIXED`/`LAW_ADAPTIVE` in ops.wgsl.
+const LAW_FIXED: u32 = 0;
+const LAW_ADAPTIVE: u32 = 1;
+
+/// Dispatches recorded per command buffer before it is submitted.
+const DISPATCHES_PER_SUBMIT: usize = 4096;
+
+/// Scalar arrays the arena holds before its first growth.
+const INITIAL_ARENA_ARRAYS: usize = 16;
+
+const OPS: &str = "engine/ops.wgsl";
+
+use Access::{Read as R, ReadWrite as RW, Uniform as U};
+
+/// Bindings of each engine kernel, as declared in ops.wgsl.
+const BEGIN_STEP: &[(u32, Access)] = &[(0, U), (1, RW)];
+const LINCOMB: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, RW), (4, R), (5, R), (6, R), (7, R), (8, R)];
+const SCALAR_AXPY: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
+const ERROR_NORM: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), (5, R)];
+const CONTROL: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
+const SELECT: &[(u32, Access)] = &[(0, U), (1, RW), (3, RW), (4, R)];
+const STEADY_CHECK: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R)];
+/// Bindings of a model RHS kernel (shaders/shared/rhs_bindings.wgsl).
+const RHS: &[(u32, Access)] = &[(0, U), (1, R), (2, R), (3, R), (4, R), (5, RW), (6, RW)];
+
+struct Kernels {
+    begin_step: Kernel,
+    lincomb: Kernel,
+    scalar_axpy: Kernel,
+    error_norm: Kernel,
+    control: Kernel,
+    select: Kernel,
+    steady_check: Kernel,
+    rhs: Kernel,
+}
+
+/// One recorded dispatch of a compiled program.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    grid: (u32, u32),
+}
+
+struct Compiled {
+    program: StepProgram,
+    /// Arena generation the bind groups refer to.
+    generation: u64,
+    dispatches: Vec<Dispatch>,
+    /// Kept alive for the bind groups.
+    _buffers: Vec<wgpu::Buffer>,
+}
+
+/// GPU backend for one batch problem.
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    problem: Arc<dyn BatchProblem>,
+    layout: BatchLayout,
+    precision: Precision,
+    kernels: Kernels,
+    params: wgpu::Buffer,
+    tables: wgpu::Buffer,
+    scratch: wgpu::Buffer,
+    vectors: Vec<wgpu::Buffer>,
+    arena: wgpu::Buffer,
+    arena_arrays: usize,
+    n_scalars: usize,
+    generation: u64,
+    programs: Vec<Compiled>,
+}
+
+impl GpuBackend {
+    /// Uploads `problem`'s parameters and tables and compiles the engine and RHS kernels
+    /// at `precision` (see [`GpuContext::resolve_precision`]).
+    pub fn new(ctx: Arc<GpuContext>, problem: Arc<dyn BatchProblem>, precision: Precision) -> Result<Self> {
+        let precision = ctx.resolve_precision(Some(precision))?;
+        let layout = problem.layout();
+        if layout.batch == 0 || layout.state_len == 0 {
+            return Err(NeqkinError::invalid("batch", format!("empty batch layout {layout:?}")));
+        }
+        let arena_arrays = INITIAL_ARENA_ARRAYS.min(max_arena_arrays(&ctx, precision, layout.batch)).max(1);
+        let ops = preprocess(OPS, shader(OPS).expect("ops.wgsl is embedded"), precision)?;
+        let k = |entry: &str, bindings: &[(u32, Access)]| ctx.kernel(OPS, &ops, entry, bindings);
+        let source = problem.kernel();
+        let rhs_src = preprocess(&source.name, &source.source, precision)?;
+        let kernels = Kernels {
+            begin_step: k("begin_step", BEGIN_STEP)?,
+            lincomb: k("lincomb", LINCOMB)?,
+            scalar_axpy: k("scalar_axpy", SCALAR_AXPY)?,
+            error_norm: k("error_norm", ERROR_NORM)?,
+            control: k("control", CONTROL)?,
+            select: k("select", SELECT)?,
+            steady_check: k("steady_check", STEADY_CHECK)?,
+            rhs: ctx.kernel(&source.name, &rhs_src, "rhs", RHS)?,
+        };
+        // Longer arrays are accepted (the CPU backend only slices what it needs too).
+        let params_len = layout.batch * layout.params_len;
+        let tables_len = layout.table_len + (layout.batch - 1) * layout.table_stride;
+        check_at_least("params", problem.params().len(), params_len)?;
+        check_at_least("tables", problem.tables().len(), tables_len)?;
+        let backend = GpuBackend {
+            params: storage(&ctx, precision, "params", params_len)?,
+            tables: storage(&ctx, precision, "tables", tables_len)?,
+            scratch: storage(&ctx, precision, "scratch", layout.batch * layout.scratch_len)?,
+            arena: storage(&ctx, precision, "scalar arena", arena_arrays * layout.batch)?,
+            ctx,
+            layout,
+            precision,
+            kernels,
+            vectors: Vec::new(),
+            arena_arrays,
+            n_scalars: 0,
+            generation: 0,
+            programs: Vec::new(),
+            problem,
+        };
+        backend.upload(&backend.params, 0, &backend.problem.params()[..params_len]);
+        backend.upload(&backend.tables, 0, &backend.problem.tables()[..tables_len]);
+        Ok(backend)
+    }
+
+    /// The kernel precision.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The shared device context.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    fn real(&self) -> u64 {
+        GpuContext::real_size(self.precision)
+    }
+
+    fn upload(&self, buffer: &wgpu::Buffer, offset_reals: u64, data: &[f64]) {
+        if data.is_empty() {
+            return;
+        }
+        let offset = offset_reals * self.real();
+        match self.precision {
+            Precision::F64 => self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(data)),
+            Precision::F32 => {
+                let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+                self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(&v));
+            }
+        }
+    }
+
+    fn download(&self, buffer: &wgpu::Buffer, offset_reals: u64, len: usize) -> Result<Vec<f64>> {
+        let size = len as u64 * self.real();
+        let ctx = &*self.ctx;
+        let staging = ctx.scoped(
+            || format!("reading back {size} bytes"),
+            || {
+                let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                encoder.copy_buffer_to_buffer(buffer, offset_reals * self.real(), &staging, 0, size);
+                ctx.queue.submit([encoder.finish()]);
+                staging
+            },
+        )?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        wait(ctx, "readback")?;
+        let gpu_err = |message: String| NeqkinError::Gpu { context: "mapping readback buffer".into(), message };
+        rx.recv().map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
+        let out = {
+            let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
+            match self.precision {
+                Precision::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(&view),
+                Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view).into_iter().map(f64::from).collect(),
+            }
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn vector(&self, v: VecId) -> Result<&wgpu::Buffer> {
+        self.vectors.get(v.0).ok_or_else(|| NeqkinError::invalid("program", format!("unknown vector {v:?}")))
+    }
+
+    fn scalar_offset(&self, s: ScalarId) -> Result<u32> {
+        if s.0 >= self.n_scalars {
+            return Err(NeqkinError::invalid("program", format!("unknown scalar array {s:?}")));
+        }
+        Ok((s.0 * self.layout.batch) as u32)
+    }
+
+    fn ctrl_offsets(&self, c: &ControlIds) -> Result<[u32; 10]> {
+        Ok([
+            self.scalar_offset(c.t)?,
+            self.scalar_offset(c.h)?,
+            self.scalar_offset(c.t_end)?,
+            self.scalar_offset(c.status)?,
+            self.scalar_offset(c.accept)?,
+            self.scalar_offset(c.n_accept)?,
+            self.scalar_offset(c.n_reject)?,
+            self.scalar_offset(c.h_used)?,
+            self.scalar_offset(c.err)?,
+            self.scalar_offset(c.h_max)?,
+        ])
+    }
+
+    /// Builds the dispatches of `program` against the current arena.
+    fn build(&self, program: &StepProgram) -> Result<Compiled> {
+        let l = self.layout;
+        let batch = l.batch as u32;
+        let n = (l.batch * l.state_len) as u32;
+        let per_member = self.ctx.grid(u64::from(batch).div_ceil(u64::from(WG)));
+        let per_element = self.ctx.grid(u64::from(n).div_ceil(u64::from(WG)));
+        let per_workgroup = self.ctx.grid(u64::from(batch));
+
+        // Constants first (their buffer is bound by every op), uniforms recorded as bytes.
+        let mut consts: Vec<f64> = vec![f64::NAN];
+        let mut push = |values: &[f64]| -> u32 {
+            consts.extend_from_slice(values);
+            (consts.len() - values.len()) as u32
+        };
+        struct Planned<'a> {
+            kernel: &'a Kernel,
+            uniform: Vec<u8>,
+            /// Storage bindings after the uniform: (binding, buffer); `None` = consts.
+            storage: Vec<(u32, Option<&'a wgpu::Buffer>)>,
+            grid: (u32, u32),
+        }
+        let arena = Some(&self.arena);
+        let mut planned: Vec<Planned> = Vec::new();
+        let k = &self.kernels;
+        for op in &program.ops {
+            match op {
+                Op::BeginStep { ctrl } => {
+                    let [t, h, t_end, status, _, _, _, h_used, _, h_max] = self.ctrl_offsets(ctrl)?;
+                    let p = BeginStepParams { batch, t, h, h_max, t_end, status, h_used, _pad: 0 };
+                    planned.push(Planned {
+                        kernel: &k.begin_step,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage: vec![(1, arena)],
+                        grid: per_member,
+                    });
+                }
+                Op::Rhs { t, y, dy } => {
+                    if y == dy {
+                        return Err(NeqkinError::invalid("program", "Rhs: y and dy must differ"));
+                    }
+                    let p = RhsDims {
+                        batch,
+                        state_len: l.state_len as u32,
+                        params_len: l.params_len as u32,
+                        table_len: l.table_len as u32,
+                        table_stride: l.table_stride as u32,
+                        scratch_len: l.scratch_len as u32,
+                        t_offset: self.scalar_offset(*t)?,
+                        _pad: 0,
+                    };
+                    let storage = vec![
+                        (1, Some(&self.params)),
+                        (2, Some(&self.tables)),
+                        (3, arena),
+                        (4, Some(self.vector(*y)?)),
+                        (5, Some(self.vector(*dy)?)),
+                        (6, Some(&self.scratch)),
+                    ];
+                    planned.push(Planned {
+                        kernel: &k.rhs,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_workgroup,
+                    });
+                }
+                Op::Lincomb { out, plain, h, scaled } => {
+                    if plain.iter().chain(scaled).any(|(_, v)| v == out) {
+                        return Err(NeqkinError::invalid("program", "Lincomb: out may alias none of the inputs"));
+                    }
+                    let terms: Vec<(f64, VecId, bool)> = plain
+                        .iter()
+                        .map(|&(c, v)| (c, v, false))
+                        .chain(scaled.iter().map(|&(c, v)| (c, v, true)))
+                        .collect();
+                    let h = self.scalar_offset(*h)?;
+                    let out_buf = self.vector(*out)?;
+                    let chunks: Vec<&[(f64, VecId, bool)]> =
+                        if terms.is_empty() { vec![&[]] } else { terms.chunks(LINCOMB_MAX_TERMS).collect() };
+                    for (ci, chunk) in chunks.into_iter().enumerate() {
+                        let coefs: Vec<f64> = chunk.iter().map(|t| t.0).collect();
+                        let p = LincombParams {
+                            n,
+                            state_len: l.state_len as u32,
+                            h,
+                            coef: push(&coefs),
+                            n_plain: chunk.iter().filter(|t| !t.2).count() as u32,
+                            n_terms: chunk.len() as u32,
+                            accumulate: u32::from(ci > 0),
+                            _pad: 0,
+                        };
+                        let mut storage = vec![(1, arena), (2, None), (3, Some(out_buf))];
+                        for j in 0..LINCOMB_MAX_TERMS {
+                            let b = match chunk.get(j) {
+                                Some(t) => Some(self.vector(t.1)?),
+                                None => None,
+                            };
+                            storage.push((4 + j as u32, b));
+                        }
+                        planned.push(Planned {
+                            kernel: &k.lincomb,
+                            uniform: bytemuck::bytes_of(&p).to_vec(),
+                            storage,
+                            grid: per_element,
+                        });
+                    }
+                }
+                Op::ScalarAxpy { out, a, c, h } => {
+                    let p = ScalarAxpyParams {
+                        batch,
+                        out: self.scalar_offset(*out)?,
+                        a: self.scalar_offset(*a)?,
+                        h: self.scalar_offset(*h)?,
+                        coef: push(&[*c]),
+                        ..Default::default()
+                    };
+                    planned.push(Planned {
+                        kernel: &k.scalar_axpy,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage: vec![(1, arena), (2, None)],
+                        grid: per_member,
+                    });
+                }
+                Op::ErrorNorm { out, err, y, y_new, blocks } => {
+                    let mut values = Vec::with_capacity(4 * blocks.len());
+                    for b in blocks {
+                        if b.start > b.end || b.end > l.state_len {
+                            return Err(NeqkinError::invalid(
+                                "program",
+                                format!("ErrorNorm: block {b:?} outside the state"),
+                            ));
+                        }
+                        values.extend_from_slice(&[b.start as f64, b.end as f64, b.atol, b.rtol]);
+                    }
+                    let p = ErrorNormParams {
+                        batch,
+                        state_len: l.state_len as u32,
+                        out: self.scalar_offset(*out)?,
+                        n_blocks: blocks.len() as u32,
+                        blocks: push(&values),
+                        ..Default::default()
+                    };
+                    let storage = vec![
+                        (1, arena),
+                        (2, None),
+                        (3, Some(self.vector(*err)?)),
+                        (4, Some(self.vector(*y)?)),
+                        (5, Some(self.vector(*y_new)?)),
+                    ];
+                    planned.push(Planned {
+                        kernel: &k.error_norm,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_workgroup,
+                    });
+                }
+                Op::Control { ctrl, law } => {
+                    let [t, h, t_end, status, accept, n_accept, n_reject, h_used, err, _] = self.ctrl_offsets(ctrl)?;
+                    let (law, order, coef) = match *law {
+                        ControlLaw::Fixed => (LAW_FIXED, 0, push(&[0.0; 4])),
+                        ControlLaw::Adaptive { order, safety, min_factor, max_factor, h_min } => {
+                            (LAW_ADAPTIVE, order, push(&[safety, min_factor, max_factor, h_min]))
+                        }
+                    };
+                    let p = ControlParams {
+                        batch,
+                        t,
+                        h,
+                        t_end,
+                        status,
+                        accept,
+                        n_accept,
+                        n_reject,
+                        h_used,
+                        err,
+                        law,
+                        order,
+                        coef,
+                        ..Default::default()
+                    };
+                    planned.push(Planned {
+                        kernel: &k.control,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage: vec![(1, arena), (2, None)],
+                        grid: per_member,
+                    });
+                }
+                Op::Select { dst, src, flag } => {
+                    let flag = self.scalar_offset(*flag)?;
+                    if dst == src {
+                        continue; // copying a vector onto itself does nothing
+                    }
+                    let p = SelectParams { n, state_len: l.state_len as u32, flag, _pad: 0 };
+                    let storage = vec![(1, arena), (3, Some(self.vector(*dst)?)), (4, Some(self.vector(*src)?))];
+                    planned.push(Planned {
+                        kernel: &k.select,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_element,
+                    });
+                }
+                Op::SteadyCheck { ctrl, dy, range, tol } => {
+                    if range.0 > range.1 || range.1 > l.state_len {
+                        return Err(NeqkinError::invalid(
+                            "program",
+                            format!("SteadyCheck: range {range:?} outside the state"),
+                        ));
+                    }
+                    let p = SteadyCheckParams {
+                        batch,
+                        state_len: l.state_len as u32,
+                        range_start: range.0 as u32,
+                        range_end: range.1 as u32,
+                        status: self.scalar_offset(ctrl.status)?,
+                        accept: self.scalar_offset(ctrl.accept)?,
+                        tol: push(&[*tol]),
+                        _pad: 0,
+                    };
+                    let storage = vec![(1, arena), (2, None), (3, Some(self.vector(*dy)?))];
+                    planned.push(Planned {
+                        kernel: &k.steady_check,
+                        uniform: bytemuck::bytes_of(&p).to_vec(),
+                        storage,
+                        grid: per_workgroup,
+                    });
+                }
+            }
+        }
+
+        let ctx = &*self.ctx;
+        ctx.scoped(
+            || "compiling step program (bind groups, uniforms)".into(),
+            || {
+                let consts_buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("program consts"),
+                    size: consts.len() as u64 * self.real(),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.upload(&consts_buf, 0, &consts);
+                let mut buffers = Vec::with_capacity(planned.len() + 1);
+                let mut dispatches = Vec::with_capacity(planned.len());
+                for p in &planned {
+                    let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("op uniform"),
+                        size: p.uniform.len() as u64,
+                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
+                    ctx.queue.write_buffer(&uniform, 0, &p.uniform);
+                    let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+                    for &(binding, buffer) in &p.storage {
+                        let b = buffer.unwrap_or(&consts_buf);
+                        entries.push(wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() });
+                    }
+                    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: None,
+                        layout: &p.kernel.layout,
+                        entries: &entries,
+                    });
+                    dispatches.push(Dispatch { pipeline: p.kernel.pipeline.clone(), bind_group, grid: p.grid });
+                    buffers.push(uniform);
+                }
+                buffers.push(consts_buf);
+                Compiled { program: program.clone(), generation: self.generation, dispatches, _buffers: buffers }
+            },
+        )
+    }
+
+    fn grow_arena(&mut self) -> Result<()> {
+        // Double, but no further than one storage binding holds; `storage` reports the
+        // error when even one more array does not fit.
+        let arrays = (self.arena_arrays * 2)
+            .min(max_arena_arrays(&self.ctx, self.precision, self.layout.batch))
+            .max(self.n_scalars + 1);
+        let new = storage(&self.ctx, self.precision, "scalar arena", arrays * self.layout.batch)?;
+        let used = (self.n_scalars * self.layout.batch) as u64 * self.real();
+        let ctx = &*self.ctx;
+        ctx.scoped(
+            || "growing the scalar arena".into(),
+            || {
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                if used > 0 {
+                    encoder.copy_buffer_to_buffer(&self.arena, 0, &new, 0, used);
+                }
+                ctx.queue.submit([encoder.finish()]);
+            },
+        )?;
+        self.arena = new;
+        self.arena_arrays = arrays;
+        self.generation += 1;
+        Ok(())
+    }
+}
+
+/// Scalar arrays of `batch` reals that fit in one storage binding.
+fn max_arena_arrays(ctx: &GpuContext, precision: Precision, batch: usize) -> usize {
+    (ctx.max_binding() / (GpuContext::real_size(precision) * batch.max(1) as u64)) as usize
+}
+
+fn check_at_least(field: &str, got: usize, want: usize) -> Result<()> {
+    if got < want {
+        return Err(NeqkinError::invalid(field, format!("length {got} < {want} from the batch layout")));
+    }
+    Ok(())
+}
+
+fn check_len(field: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(NeqkinError::invalid(field, format!("length {got} != {want} from the batch layout")));
+    }
+    Ok(())
+}
+
+/// A zeroed storage buffer of `len` reals (at least one), checked against the binding limit.
+fn storage(ctx: &GpuContext, precision: Precision, label: &str, len: usize) -> Result<wgpu::Buffer> {
+    let size = len.max(1) as u64 * GpuContext::real_size(precision);
+    if size > ctx.max_binding() {
+        return Err(NeqkinError::Gpu {
+            context: format!("allocating {label}"),
+            message: format!(
+                "{size} bytes exceed the largest storage binding ({} bytes); use a smaller batch",
+                ctx.max_binding()
+            ),
+        });
+    }
+    ctx.scoped(
+        || format!("allocating {label} ({size} bytes)"),
+        || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        },
+    )
+}
+
+impl Backend for GpuBackend {
+    fn new_vector(&mut self) -> Result<VecId> {
+        let buffer = storage(&self.ctx, self.precision, "batch vector", self.layout.batch * self.layout.state_len)?;
+        self.vectors.push(buffer);
+        Ok(VecId(self.vectors.len() - 1))
+    }
+
+    fn new_scalars(&mut self) -> Result<ScalarId> {
+        if self.n_scalars == self.arena_arrays {
+            self.grow_arena()?;
+        }
+        self.n_scalars += 1;
+        Ok(ScalarId(self.n_scalars - 1))
+    }
+
+    fn write_vector(&mut self, v: VecId, data: &[f64]) -> Result<()> {
+        check_len("state", data.len(), self.layout.batch * self.layout.state_len)?;
+        self.upload(self.vector(v)?, 0, data);
+        Ok(())
+    }
+
+    fn read_vector(&mut self, v: VecId) -> Result<Vec<f64>> {
+        self.download(self.vector(v)?, 0, self.layout.batch * self.layout.state_len)
+    }
+
+    fn write_scalars(&mut self, s: ScalarId, data: &[f64]) -> Result<()> {
+        check_len("scalars", data.len(), self.layout.batch)?;
+        let offset = self.scalar_offset(s)?;
+        self.upload(&self.arena, u64::from(offset), data);
+        Ok(())
+    }
+
+    fn read_scalars(&mut self, s: ScalarId) -> Result<Vec<f64>> {
+        let offset = self.scalar_offset(s)?;
+        self.download(&self.arena, u64::from(offset), self.layout.batch)
+    }
+
+    fn compile(&mut self, program: &StepProgram) -> Result<ProgramId> {
+        let compiled = self.build(program)?;
+        self.programs.push(compiled);
+        Ok(ProgramId(self.programs.len() - 1))
+    }
+
+    fn run(&mut self, program: ProgramId, repeats: usize) -> Result<()> {
+        let Some(compiled) = self.programs.get(program.0) else {
+            return Err(NeqkinError::invalid("program", format!("unknown program {program:?}")));
+        };
+        if compiled.generation != self.generation {
+            let rebuilt = self.build(&compiled.program.clone())?;
+            self.programs[program.0] = rebuilt;
+        }
+        let dispatches = &self.programs[program.0].dispatches;
+        if dispatches.is_empty() || repeats == 0 {
+            return Ok(());
+        }
+        let ctx = &*self.ctx;
+        let total = dispatches.len() * repeats;
+        let mut sequence = (0..repeats).flat_map(|_| dispatches.iter());
+        let mut recorded = 0;
+        let mut previous: Option<wgpu::SubmissionIndex> = None;
+        while recorded < total {
+            let count = DISPATCHES_PER_SUBMIT.min(total - recorded);
+            let index = ctx.scoped(
+                || format!("running step program ({repeats} repeats)"),
+                || {
+                    let mut encoder = ctx
+                        .device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step program") });
+                    {
+                        let mut pass = encoder.begin_compute_pass(&Default::default());
+                        for d in sequence.by_ref().take(count) {
+                            pass.set_pipeline(&d.pipeline);
+                            pass.set_bind_group(0, &d.bind_group, &[]);
+                            pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+                        }
+                    }
+                    ctx.queue.submit([encoder.finish()])
+                },
+            )?;
+            recorded += count;
+            // Keep at most two command buffers in flight so huge runs do not queue
+            // unbounded work.
+            if let Some(prev) = previous.replace(index) {
+                ctx.device
+                    .poll(wgpu::PollType::Wait { submission_index: Some(prev), timeout: None })
+                    .map_err(|e| NeqkinError::Gpu { context: "running step program".into(), message: e.to_string() })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn info(&self) -> BackendInfo {
+        let a = self.ctx.info();
+        BackendInfo { backend: "gpu".into(), adapter: a.name, api: a.api, precision: self.precision, threads: 0 }
+    }
+}
