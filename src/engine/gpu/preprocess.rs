@@ -15,6 +15,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
+    ("eliashberg/kinetic.wgsl", include_str!("../../../shaders/eliashberg/kinetic.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.

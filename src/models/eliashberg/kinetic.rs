@@ -176,6 +176,9 @@ impl KineticProblem {
             let t0 = p.temperature * u / eps;
             let t_in = p.initial_temperature.unwrap() * u / eps;
             let l = p.grid_points.unwrap_or_else(|| default_points(&se, t0.max(t_in)));
+            if l < 10 {
+                return Err(NeqkinError::invalid("params.grid_points", "must be >= 10"));
+            }
             if r.iter().any(|&rk| rk >= l) {
                 return Err(NeqkinError::invalid("params.grid_points", "cutoff below a phonon frequency"));
             }
@@ -415,4 +418,4 @@ impl BatchProblem for KineticProblem {
 }
 
 /// Scratch vectors per member used by the WGSL BiCGSTAB.
-pub const SCRATCH_VECTORS: usize = 10;
+pub const SCRATCH_VECTORS: usize = 11;
