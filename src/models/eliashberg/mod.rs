@@ -95,6 +95,10 @@ pub struct Params {
     /// Stability: also find λc of the linear analysis (shape of the spectrum kept).
     #[serde(default)]
     pub find_lambda_c: bool,
+    /// Stability: solve the eigenproblem at `lambda` (default true; false for threshold-only
+    /// sweeps such as Table I).
+    #[serde(default = "default_true")]
+    pub solve_eigen: bool,
     /// Stability: number of eigenvectors to save at each end of the spectrum.
     #[serde(default = "default_nvec")]
     pub save_eigenvectors: usize,
@@ -118,6 +122,9 @@ fn default_reading() -> Reading {
 }
 fn default_sign() -> f64 {
     1.0
+}
+fn default_true() -> bool {
+    true
 }
 fn default_nvec() -> usize {
     3
@@ -312,6 +319,9 @@ pub fn evaluate_point(p: &Params) -> Result<Observables> {
                 scal(sc, "lambda_c_linear", lc);
                 scal(sc, "relative_difference", (lc - th.lambda_c) / lc);
                 scal(sc, "grid_points", n as f64);
+            }
+            if !p.solve_eigen {
+                return Ok(o);
             }
             let (se, te, eo) = stability::at_lambda(&s, lambda, p.temperature, p.units, eps);
             let n = p.grid_points.unwrap_or_else(|| stability::default_points(&se, te));
