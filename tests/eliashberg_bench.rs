@@ -42,7 +42,12 @@ fn timings() {
             std::hint::black_box(p.sigma(0, &y));
         }
         let kern = t.elapsed().as_secs_f64() / reps as f64;
-        println!("CPU kinetic stage N = {n}: {:.3e} s (N×N Σ kernel {:.3e} s, {:.1} %; rest dense LU)", stage, kern, 100.0 * kern / stage);
+        println!(
+            "CPU kinetic stage N = {n}: {:.3e} s (N×N Σ kernel {:.3e} s, {:.1} %; rest dense LU)",
+            stage,
+            kern,
+            100.0 * kern / stage
+        );
     }
     if std::env::var("NEQKIN_SKIP_GPU").as_deref() != Ok("1") {
         let ctx = Arc::new(neqkin::engine::gpu::GpuContext::new().expect("adapter"));
@@ -50,7 +55,8 @@ fn timings() {
         for n in [256usize, 512, 1024] {
             let p = problem(n);
             let mut gpu = neqkin::engine::gpu::GpuBackend::new(ctx.clone(), p.clone(), prec).unwrap();
-            let opts = SolveOptions { method: Method::Rk4, dt: Some(1e-4), output_times: vec![2e-4], ..Default::default() };
+            let opts =
+                SolveOptions { method: Method::Rk4, dt: Some(1e-4), output_times: vec![2e-4], ..Default::default() };
             let mut warm = SolveOptions { output_times: vec![1e-4], ..opts.clone() };
             warm.dt = Some(1e-4);
             integrate(&mut gpu, &*p, &warm, &mut |_| Ok(())).unwrap();
@@ -58,7 +64,12 @@ fn timings() {
             let t = Instant::now();
             let st = integrate(&mut gpu, &*p, &opts, &mut |_| Ok(())).unwrap();
             let el = t.elapsed().as_secs_f64();
-            println!("GPU ({}, {prec}) kinetic N = {n}: {:.3e} s per stage ({} stages incl. setup)", ctx.info().name, el / st.rhs_evaluations.max(1) as f64, st.rhs_evaluations);
+            println!(
+                "GPU ({}, {prec}) kinetic N = {n}: {:.3e} s per stage ({} stages incl. setup)",
+                ctx.info().name,
+                el / st.rhs_evaluations.max(1) as f64,
+                st.rhs_evaluations
+            );
         }
     }
     for n in [256usize, 512, 1024] {

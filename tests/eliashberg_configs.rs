@@ -60,7 +60,12 @@ fn full_table_one() {
         let get = |k: &str| o.scalars.iter().find(|x| x.0 == k).unwrap().1;
         let (lz, ll, n) = (get("lambda_c_zinv"), get("lambda_c_linear"), get("grid_points"));
         let (el, ez) = ((ll - want_lin[i]) / want_lin[i], (lz - want_z[i]) / want_z[i]);
-        println!("| {:.3} | {ll:.5} | {} | {el:.1e} | {lz:.5} | {} | {ez:.1e} | {n} |", temps[i].as_float().unwrap(), want_lin[i], want_z[i]);
+        println!(
+            "| {:.3} | {ll:.5} | {} | {el:.1e} | {lz:.5} | {} | {ez:.1e} | {n} |",
+            temps[i].as_float().unwrap(),
+            want_lin[i],
+            want_z[i]
+        );
         assert!(el.abs() < 1e-3 && ez.abs() < 1e-3);
     }
 }

@@ -29,7 +29,13 @@ fn problem() -> Arc<KineticProblem> {
 }
 
 fn final_state(backend: &mut dyn neqkin::engine::backend::Backend, p: &KineticProblem) -> (Vec<f64>, Vec<f64>) {
-    let opts = SolveOptions { method: Method::Dopri5, rtol: 1e-8, atol: 1e-12, output_times: vec![0.05], ..Default::default() };
+    let opts = SolveOptions {
+        method: Method::Dopri5,
+        rtol: 1e-8,
+        atol: 1e-12,
+        output_times: vec![0.05],
+        ..Default::default()
+    };
     let mut out = (vec![], vec![]);
     integrate(backend, p, &opts, &mut |fr| {
         out = (fr.state.to_vec(), fr.status.to_vec());

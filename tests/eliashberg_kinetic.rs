@@ -15,9 +15,7 @@ fn sigma_error(r: usize, rule: PvRule) -> (f64, f64) {
     let l = (12.0 / eps) as usize;
     let (k, b) = sigma_operator(&[r], &[1.0], l, rule);
     let f: Vec<f64> = (1..=l).map(|i| fermi(i as f64 * eps, t)).collect();
-    let s: Vec<f64> = (0..=l)
-        .map(|i| (b[i] + (0..l).map(|j| k[i * l + j] * f[j]).sum::<f64>()) * eps)
-        .collect();
+    let s: Vec<f64> = (0..=l).map(|i| (b[i] + (0..l).map(|j| k[i * l + j] * f[j]).sum::<f64>()) * eps).collect();
     let (mut err, mut zerr) = (0.0f64, 0.0f64);
     for i in 1..=(4 * r) {
         let e = i as f64 * eps;
@@ -35,7 +33,9 @@ fn sigma_functional_reduces_to_eq15() {
     for r in [8, 16, 32] {
         let (ep, zp) = sigma_error(r, PvRule::Product);
         let (ed, zd) = sigma_error(r, PvRule::Drop);
-        eprintln!("ε = ω/{r}: product rule |ΔΣ| = {ep:.3e}, |ΔZ⁻¹| = {zp:.3e}; drop rule |ΔΣ| = {ed:.3e}, |ΔZ⁻¹| = {zd:.3e}");
+        eprintln!(
+            "ε = ω/{r}: product rule |ΔΣ| = {ep:.3e}, |ΔZ⁻¹| = {zp:.3e}; drop rule |ΔΣ| = {ed:.3e}, |ΔZ⁻¹| = {zd:.3e}"
+        );
         if let Some((p, d)) = prev {
             eprintln!("   orders: product {:.2}, drop {:.2}", (p / ep).log2(), (d / ed).log2());
             assert!(p / ep > 3.5, "product rule must converge at second order");
@@ -143,7 +143,8 @@ fn linearised_kinetic_rates_match_linear_stability() {
         let p = Params::parse(&serde_json::json!({
             "task": "kinetic", "modes": [[n as f64, lam]], "units": "input",
             "temperature": t0, "initial_temperature": t0, "grid_step": 1.0, "grid_points": l
-        })).unwrap();
+        }))
+        .unwrap();
         let kp = KineticProblem::new(&[p]).unwrap();
         let jac = jacobian(&kp, l, t0);
         let jm = nalgebra::DMatrix::from_row_slice(l, l, &jac);
@@ -232,7 +233,10 @@ fn relaxes_below_threshold_at_the_slowest_rate() {
     let run = run_kinetic(kp, vec![2.0, 4.0, 6.0, 8.0, 10.0], 1e-10);
     let k = run.norms.len();
     let slope = (run.norms[k - 1] / run.norms[k - 2]).ln() / (run.times[k - 1] - run.times[k - 2]);
-    eprintln!("relaxation: measured rate {:.5}, Jacobian {:.5}, π γ_min {:.5}; norms {:?}", -slope, -lead, pg, run.norms);
+    eprintln!(
+        "relaxation: measured rate {:.5}, Jacobian {:.5}, π γ_min {:.5}; norms {:?}",
+        -slope, -lead, pg, run.norms
+    );
     assert!(run.status.iter().all(|s| *s == 1.0));
     assert!(((-slope) - (-lead)).abs() < 1e-3 * lead.abs());
     assert!(((-slope) - pg).abs() < 0.05 * pg);
@@ -242,24 +246,29 @@ fn relaxes_below_threshold_at_the_slowest_rate() {
 fn grows_above_threshold_and_stops_when_singular() {
     let (l, t0) = (60, 1.6);
     let s = Spectrum::from_modes("m", &[(8.0, 0.5), (9.0, 0.5)]).unwrap();
-    let lc = neqkin::models::eliashberg::threshold::lambda_c(&s, t0, neqkin::models::eliashberg::threshold::Units::Input)
-        .unwrap()
-        .lambda_c;
+    let lc =
+        neqkin::models::eliashberg::threshold::lambda_c(&s, t0, neqkin::models::eliashberg::threshold::Units::Input)
+            .unwrap()
+            .lambda_c;
     let lam = 1.3 * lc;
     let kp = std::sync::Arc::new(KineticProblem::new(&[two_mode(lam, t0, t0 * (1.0 + 1e-7), l)]).unwrap());
     let lead = leading_rate(&kp, l, t0);
     let opts = StabilityOptions { points: l, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: 1.0 };
     let g = solve(&s.with_lambda(lam), t0, &opts).unwrap();
-    eprintln!("λc = {lc:.4}, λ = {lam:.4}: Jacobian leading rate {lead:.5}; π γ (negative ones) {:?}",
-        g.gamma.iter().filter(|x| **x < 0.0).map(|x| std::f64::consts::PI * x).collect::<Vec<_>>());
+    eprintln!(
+        "λc = {lc:.4}, λ = {lam:.4}: Jacobian leading rate {lead:.5}; π γ (negative ones) {:?}",
+        g.gamma.iter().filter(|x| **x < 0.0).map(|x| std::f64::consts::PI * x).collect::<Vec<_>>()
+    );
     assert!(lead > 0.0);
     let dt = 1.0 / lead;
     let times: Vec<f64> = (1..=40).map(|i| i as f64 * dt).collect();
     let run = run_kinetic(kp, times, 1e-9);
     // After the transient (other unstable modes, e-folds 0–8) the leading mode dominates.
     let slope = (run.norms[11] / run.norms[9]).ln() / (run.times[11] - run.times[9]);
-    eprintln!("growth: measured rate {slope:.5} vs Jacobian {lead:.5}; norms {:?}\nstatus {:?}\nreached {:?}\npivots {:?}",
-        &run.norms, run.status, run.reached, run.pivots);
+    eprintln!(
+        "growth: measured rate {slope:.5} vs Jacobian {lead:.5}; norms {:?}\nstatus {:?}\nreached {:?}\npivots {:?}",
+        &run.norms, run.status, run.reached, run.pivots
+    );
     assert!((slope - lead).abs() < 2e-3 * lead);
     // Once nonlinear, the run stops (FAILED) and the last reported state says why:
     // the smallest LU pivot of the left-hand matrix, and the step-size collapse.

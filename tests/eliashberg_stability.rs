@@ -38,7 +38,11 @@ fn spectrum_changes_sign_at_lambda_c() {
         let opts = StabilityOptions { points: 300, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: eo };
         let sol = solve(&s, t, &opts).unwrap();
         let n_neg = sol.gamma.iter().filter(|g| **g < 0.0).count();
-        eprintln!("λ = {lambda:.4}: γ_min = {:.4e}, γ_max = {:.4e}, negatives: {n_neg}", sol.gamma[0], sol.gamma[sol.gamma.len() - 1]);
+        eprintln!(
+            "λ = {lambda:.4}: γ_min = {:.4e}, γ_max = {:.4e}, negatives: {n_neg}",
+            sol.gamma[0],
+            sol.gamma[sol.gamma.len() - 1]
+        );
         assert_eq!(n_neg > 0, unstable);
     }
 }

@@ -37,10 +37,7 @@ impl Spectrum {
                 ));
             }
         }
-        Ok(Spectrum {
-            omega: modes.iter().map(|m| m.0).collect(),
-            lambda: modes.iter().map(|m| m.1).collect(),
-        })
+        Ok(Spectrum { omega: modes.iter().map(|m| m.0).collect(), lambda: modes.iter().map(|m| m.1).collect() })
     }
 
     /// `count` modes `ω = start, start+step, …` sharing `lambda` equally (Table I:
@@ -108,29 +105,18 @@ impl Spectrum {
 
     /// g = sqrt(λ⟨ω²⟩) = sqrt(Σ λ_k ω_k²), in the input unit.
     pub fn g(&self) -> f64 {
-        self.omega
-            .iter()
-            .zip(&self.lambda)
-            .map(|(w, l)| l * w * w)
-            .sum::<f64>()
-            .sqrt()
+        self.omega.iter().zip(&self.lambda).map(|(w, l)| l * w * w).sum::<f64>().sqrt()
     }
 
     /// Same shape with total coupling `lambda`.
     pub fn with_lambda(&self, lambda: f64) -> Self {
         let total = self.total_lambda();
-        Spectrum {
-            omega: self.omega.clone(),
-            lambda: self.lambda.iter().map(|l| l * lambda / total).collect(),
-        }
+        Spectrum { omega: self.omega.clone(), lambda: self.lambda.iter().map(|l| l * lambda / total).collect() }
     }
 
     /// All frequencies times `s` (unit change), couplings unchanged.
     pub fn scaled(&self, s: f64) -> Self {
-        Spectrum {
-            omega: self.omega.iter().map(|w| w * s).collect(),
-            lambda: self.lambda.clone(),
-        }
+        Spectrum { omega: self.omega.iter().map(|w| w * s).collect(), lambda: self.lambda.clone() }
     }
 
     /// Largest frequency.

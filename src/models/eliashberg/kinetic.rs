@@ -123,8 +123,8 @@ pub fn sigma_operator(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> (V
                     let far = l + 1 + 40 * (l + rk);
                     let mut tail: f64 = (l + 1..=far).map(|j| kern(j as f64)).sum();
                     let x = far as f64 + 0.5;
-                    tail += (1.0 / (2.0 * rf)) * (((x - e - rf) / (x - e + rf)).abs().ln()
-                        - ((x + e - rf) / (x + e + rf)).abs().ln())
+                    tail += (1.0 / (2.0 * rf))
+                        * (((x - e - rf) / (x - e + rf)).abs().ln() - ((x + e - rf) / (x + e + rf)).abs().ln())
                         * -1.0;
                     b[i - 1] += c * (-0.5 * wsum - 0.5 * tail);
                 }
@@ -182,12 +182,19 @@ impl KineticProblem {
             if r.iter().any(|&rk| rk >= l) {
                 return Err(NeqkinError::invalid("params.grid_points", "cutoff below a phonon frequency"));
             }
-            pre.push((p.pv.unwrap_or(PvRule::Product), se, Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda() }));
+            pre.push((
+                p.pv.unwrap_or(PvRule::Product),
+                se,
+                Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda() },
+            ));
         }
         let l = pre.iter().map(|x| x.2.l).max().unwrap_or(4);
         let nm = pre.first().map(|x| x.2.r.len()).unwrap_or(0);
         if pre.iter().any(|x| x.2.r.len() != nm) {
-            return Err(NeqkinError::invalid("params.modes", "all sweep points of a kinetic batch need the same number of modes"));
+            return Err(NeqkinError::invalid(
+                "params.modes",
+                "all sweep points of a kinetic batch need the same number of modes",
+            ));
         }
         let mut params = vec![];
         let mut tables = vec![];
@@ -255,9 +262,7 @@ pub fn f_ext(f: &[f64], j: i64) -> f64 {
 
 fn sigma_nodes(l: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
     let (k, b) = (&tab[..(l + 1) * l], &tab[(l + 1) * l..(l + 1) * l + l + 1]);
-    (0..=l)
-        .map(|i| b[i] + k[i * l..(i + 1) * l].iter().zip(f).map(|(a, x)| a * x).sum::<f64>())
-        .collect()
+    (0..=l).map(|i| b[i] + k[i * l..(i + 1) * l].iter().zip(f).map(|(a, x)| a * x).sum::<f64>()).collect()
 }
 
 /// Collision integral (Eq 38) in units of ε.
@@ -374,12 +379,18 @@ impl BatchProblem for KineticProblem {
         &self.tables
     }
     fn initial_state(&self) -> Vec<f64> {
-        self.members
-            .iter()
-            .flat_map(|m| (1..=self.l).map(move |i| fermi(i as f64, m.t_in)))
-            .collect()
+        self.members.iter().flat_map(|m| (1..=self.l).map(move |i| fermi(i as f64, m.t_in))).collect()
     }
-    fn rhs_member(&self, _m: usize, params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) {
+    fn rhs_member(
+        &self,
+        _m: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    ) {
         eliashberg_kinetic(params, tables, t, y, dy, scratch);
     }
     fn kernel(&self) -> KernelSource {

@@ -133,18 +133,14 @@ fn default_nvec() -> usize {
 impl Params {
     /// Parses and checks one parameter set.
     pub fn parse(v: &serde_json::Value) -> Result<Self> {
-        let p: Params = serde_json::from_value(v.clone())
-            .map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
+        let p: Params = serde_json::from_value(v.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
         crate::engine::model::check_finite("params.temperature", p.temperature)?;
         if p.temperature <= 0.0 {
             return Err(NeqkinError::invalid("params.temperature", "must be > 0"));
         }
         let n_src = p.modes.is_some() as u8 + p.comb.is_some() as u8 + p.alpha2f_table.is_some() as u8;
         if n_src != 1 {
-            return Err(NeqkinError::invalid(
-                "params.modes",
-                "give exactly one of `modes`, `comb`, `alpha2f_table`",
-            ));
+            return Err(NeqkinError::invalid("params.modes", "give exactly one of `modes`, `comb`, `alpha2f_table`"));
         }
         if let Some(l) = p.lambda {
             if !(l.is_finite() && l > 0.0) {
@@ -313,7 +309,14 @@ pub fn evaluate_point(p: &Params) -> Result<Observables> {
             if p.find_lambda_c {
                 let th = threshold::lambda_c(&s, p.temperature, p.units)?;
                 let (lc, n) = stability::lambda_c_linear(
-                    &s, p.temperature, p.units, eps, p.grid_points, p.reading, p.offdiag_sign, th.lambda_c,
+                    &s,
+                    p.temperature,
+                    p.units,
+                    eps,
+                    p.grid_points,
+                    p.reading,
+                    p.offdiag_sign,
+                    th.lambda_c,
                 )?;
                 scal(sc, "lambda_c_zinv", th.lambda_c);
                 scal(sc, "lambda_c_linear", lc);

@@ -13,15 +13,7 @@ use nalgebra::Complex;
 pub type C64 = Complex<f64>;
 
 /// Bernoulli numbers B₂, B₄, …, B₁₄.
-const BERNOULLI: [f64; 7] = [
-    1.0 / 6.0,
-    -1.0 / 30.0,
-    1.0 / 42.0,
-    -1.0 / 30.0,
-    5.0 / 66.0,
-    -691.0 / 2730.0,
-    7.0 / 6.0,
-];
+const BERNOULLI: [f64; 7] = [1.0 / 6.0, -1.0 / 30.0, 1.0 / 42.0, -1.0 / 30.0, 5.0 / 66.0, -691.0 / 2730.0, 7.0 / 6.0];
 
 /// Modulus above which the asymptotic series is used.
 const ASYMPTOTIC_RADIUS: f64 = 16.0;

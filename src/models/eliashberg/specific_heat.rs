@@ -33,12 +33,7 @@ pub fn lee_rainer_g(x: f64) -> f64 {
 
 /// Eq 16 with Einstein modes: `C/ν0 = (2π²T/3)[1 − Σ λ_k g(ω_k/2πT)]`.
 pub fn c_el_lee_rainer(s: &Spectrum, t: f64) -> f64 {
-    let corr: f64 = s
-        .omega
-        .iter()
-        .zip(&s.lambda)
-        .map(|(w, l)| l * lee_rainer_g(w / (2.0 * PI * t)))
-        .sum();
+    let corr: f64 = s.omega.iter().zip(&s.lambda).map(|(w, l)| l * lee_rainer_g(w / (2.0 * PI * t))).sum();
     2.0 * PI * PI * t / 3.0 * (1.0 - corr)
 }
 

@@ -182,9 +182,9 @@ pub struct Spectrum1 {
 /// Solves `γ A φ = M φ`.
 pub fn solve(s_eps: &Spectrum, t: f64, opts: &StabilityOptions) -> Result<Spectrum1> {
     let (sa, sm, sq) = scaled_matrices(s_eps, t, opts)?;
-    let ch = sm.cholesky().ok_or_else(|| {
-        NeqkinError::invalid("params.grid_points", "M (Eq 23) is not positive definite on this grid")
-    })?;
+    let ch = sm
+        .cholesky()
+        .ok_or_else(|| NeqkinError::invalid("params.grid_points", "M (Eq 23) is not positive definite on this grid"))?;
     let lmat = ch.l();
     let li = lmat
         .clone()
