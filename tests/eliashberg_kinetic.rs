@@ -275,3 +275,38 @@ fn grows_above_threshold_and_stops_when_singular() {
     assert_eq!(*run.status.last().unwrap(), 3.0);
     assert!(run.reached.last().unwrap() < run.times.last().unwrap());
 }
+
+/// Table I's modes at T0 = 0.18 g on the paper's grid (L = 362): relaxation below λc and
+/// growth above, measured in time, against the kinetic Jacobian and πγ of Eqs 17–23.
+/// Ignored (minutes on the CPU): `cargo test --test eliashberg_kinetic -- --ignored --nocapture`.
+#[test]
+#[ignore = "minutes on the CPU"]
+fn table_one_grid_rates() {
+    use neqkin::engine::model::BatchProblem;
+    for lam in [1.0, 1.3] {
+        let p = Params::parse(&serde_json::json!({
+            "task": "kinetic", "comb": {"start": 40.0, "step": 1.0, "count": 21}, "lambda": lam,
+            "units": "g", "temperature": 0.18, "initial_temperature": 0.18 * (1.0 + 1e-6), "grid_step": 1.0
+        }))
+        .unwrap();
+        let kp = std::sync::Arc::new(KineticProblem::new(&[p]).unwrap());
+        let mem = kp.members()[0].clone();
+        let l = kp.layout().state_len;
+        let lead = leading_rate(&kp, l, mem.t0); // in 1/g (params carry the time scale)
+        let s = Spectrum::comb(40.0, 1.0, 21, lam);
+        let opts = StabilityOptions { points: l, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: mem.eps_out };
+        let g = solve(&s, mem.t0, &opts).unwrap();
+        let pg: Vec<f64> = g.gamma.iter().map(|x| std::f64::consts::PI * x * mem.eps_out).collect();
+        let gmin_pos = pg.iter().cloned().filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);
+        let gmost_neg = pg.iter().cloned().fold(f64::INFINITY, f64::min);
+        let dt = 1.0 / lead.abs();
+        let times: Vec<f64> = (1..=12).map(|i| i as f64 * dt).collect();
+        let run = run_kinetic(kp.clone(), times, 1e-9);
+        let k = run.norms.iter().position(|x| !x.is_finite()).unwrap_or(run.norms.len()).min(run.norms.len());
+        let rates: Vec<f64> = (1..k).map(|i| (run.norms[i] / run.norms[i - 1]).ln() / dt).collect();
+        eprintln!(
+            "λ = {lam}: L = {l}, ε = {:.5} g; Jacobian leading {lead:.5e} /g; πγ_min+ {gmin_pos:.5e}, πγ most negative {gmost_neg:.5e}; measured rates {rates:?}; status {:?}; pivots {:?}",
+            mem.eps_out, run.status, run.pivots
+        );
+    }
+}
