@@ -127,3 +127,25 @@ fn specific_heat_eq5_equals_eq13() {
     let t = 0.004;
     assert!(rel(c_el_lee_rainer(&s, t), 1.7 * 2.0 * PI * PI * t / 3.0) < 1e-3);
 }
+
+#[test]
+fn alpha2f_table_from_csv() {
+    // α²F(ω) = a ω² on [0, 1] (Debye-like): λ = 2∫a ω dω = a, g² = 2∫a ω³ dω = a/2.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a2f.csv");
+    let n = 2001;
+    let mut text = String::from("# omega, a2F\nomega,a2f\n");
+    for i in 0..n {
+        let w = i as f64 / (n - 1) as f64;
+        text.push_str(&format!("{w},{}\n", 1.3 * w * w));
+    }
+    std::fs::write(&path, text).unwrap();
+    let s = Spectrum::from_csv("params.alpha2f_table", &path).unwrap();
+    assert!(rel(s.total_lambda(), 1.3) < 1e-6, "{}", s.total_lambda());
+    assert!(rel(s.g() * s.g(), 0.65) < 1e-6, "{}", s.g());
+    // Eq 5 = Eq 16 for a general α²F too.
+    let t = 0.1;
+    let c5 = c_el_prange_kadanoff(&s.with_lambda(1.3), t, 1000);
+    let c16 = c_el_lee_rainer(&s, t);
+    assert!((c5 - c16).abs() < 1e-7 * c16.abs(), "{c5} {c16}");
+}
