@@ -186,19 +186,22 @@ pub fn solve(s_eps: &Spectrum, t: f64, opts: &StabilityOptions) -> Result<Spectr
         .cholesky()
         .ok_or_else(|| NeqkinError::invalid("params.grid_points", "M (Eq 23) is not positive definite on this grid"))?;
     let lmat = ch.l();
-    let li = lmat
-        .clone()
-        .try_inverse()
+    // C = L⁻¹ S_A L⁻ᵀ = L⁻¹ (L⁻¹ S_A)ᵀ (S_A symmetric), by triangular solves.
+    let x = lmat
+        .solve_lower_triangular(&sa)
         .ok_or_else(|| NeqkinError::invalid("params.grid_points", "singular Cholesky factor of M"))?;
-    let c = &li * &sa * li.transpose();
+    let c = lmat
+        .solve_lower_triangular(&x.transpose())
+        .ok_or_else(|| NeqkinError::invalid("params.grid_points", "singular Cholesky factor of M"))?;
     let c = 0.5 * (&c + c.transpose());
     let eig = c.symmetric_eigen();
     let l = sa.nrows();
+    let lt = lmat.transpose();
     let mut items: Vec<(f64, DVector<f64>)> = (0..l)
         .map(|m| {
             let mu = eig.eigenvalues[m];
             let u = eig.eigenvectors.column(m).into_owned();
-            let psi = li.transpose() * u;
+            let psi = lt.solve_upper_triangular(&u).expect("nonsingular Cholesky factor");
             let mut phi = DVector::from_iterator(l, (0..l).map(|i| psi[i] / sq[i]));
             let mx = phi.iter().fold(0.0f64, |a, &b| if b.abs() > a.abs() { b } else { a });
             if mx != 0.0 {
