@@ -55,12 +55,36 @@ pub enum NeqkinError {
     /// Unknown model name in a config.
     #[error("unknown model `{0}` (known: {1})")]
     UnknownModel(String, String),
+    /// A model or backend panicked while running a batch (caught by the scheduler).
+    #[error("batch panicked: {0}")]
+    Panic(String),
+    /// An output folder cannot be used as asked (not empty, written by another config,
+    /// shards that do not belong together, damaged files).
+    #[error("output folder {path}: {reason}")]
+    Output {
+        /// Folder or file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl NeqkinError {
     /// Shorthand for [`NeqkinError::InvalidParameter`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         NeqkinError::InvalidParameter { field: field.into(), reason: reason.into() }
+    }
+    /// Shorthand for [`NeqkinError::Output`].
+    pub fn output(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
+        NeqkinError::Output { path: path.as_ref().display().to_string(), reason: reason.into() }
+    }
+    /// True for errors in the user's input (config, parameters, model name): the CLI
+    /// exits with its usage code for these.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            NeqkinError::InvalidParameter { .. } | NeqkinError::ConfigParse { .. } | NeqkinError::UnknownModel(..)
+        )
     }
     /// Shorthand for [`NeqkinError::Io`].
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {

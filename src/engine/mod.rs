@@ -12,5 +12,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod integrators;
 pub mod model;
+pub mod output;
 pub mod program;
+pub mod schedule;
 pub mod solve;

@@ -16,6 +16,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
     ("eliashberg/kinetic.wgsl", include_str!("../../../shaders/eliashberg/kinetic.wgsl")),
+    ("relaxation/rhs.wgsl", include_str!("../../../shaders/relaxation/rhs.wgsl")),
+    ("photoexcited/collision.wgsl", include_str!("../../../shaders/photoexcited/collision.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.

@@ -1,0 +1,317 @@
+//! The checked layer: a [`Plan`] built once from a [`RawConfig`], with defaults filled
+//! in, ranges checked and every sweep point validated by its model before anything runs.
+//! Everything downstream (scheduler, output) takes a `Plan`, never raw config.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::config::raw::{RawConfig, RawMethod, RawSweep};
+use crate::engine::model::Model;
+use crate::engine::solve::{Method, SolveOptions};
+use crate::{NeqkinError, Result};
+
+/// What the solver does for each point.
+#[derive(Clone, Debug)]
+pub enum SolverPlan {
+    /// Time integration with these options.
+    Integrate(SolveOptions),
+    /// The model's direct evaluation ([`Model::evaluate`]), no time stepping.
+    Direct,
+}
+
+/// One sweep axis with its values expanded.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SweepAxis {
+    /// Parameter key set by the axis.
+    pub name: String,
+    /// Values in sweep order.
+    pub values: Vec<f64>,
+}
+
+/// Output options, checked.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct OutputPlan {
+    /// Save the model's arrays as `.npy`.
+    pub arrays: bool,
+    /// Members per batch; `None` = automatic (backend capacity).
+    pub batch_size: Option<usize>,
+}
+
+/// A checked config: what to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Model name (a key of [`crate::models::registry`]).
+    pub model: String,
+    /// Optional title.
+    pub title: Option<String>,
+    /// Solver.
+    pub solver: SolverPlan,
+    /// Base parameters.
+    pub params: Map<String, Value>,
+    /// Sweep axes (possibly none: one point).
+    pub axes: Vec<SweepAxis>,
+    /// Output options.
+    pub output: OutputPlan,
+    /// The config as given.
+    pub raw: RawConfig,
+}
+
+impl Plan {
+    /// Checks `raw` and validates every sweep point with `model` (which must be the model
+    /// `raw.model` names; see [`crate::models::find`]). Errors name the field:
+    /// `solver.rtol`, `sweep[1].linspace`, or the model's `params.<key>` with the point.
+    pub fn check(raw: RawConfig, model: &dyn Model) -> Result<Plan> {
+        if raw.model != model.name() {
+            return Err(NeqkinError::invalid(
+                "model",
+                format!("config names `{}` but was checked against `{}`", raw.model, model.name()),
+            ));
+        }
+        let solver = check_solver(&raw)?;
+        let mut axes: Vec<SweepAxis> = Vec::new();
+        for (i, s) in raw.sweep.iter().enumerate() {
+            let axis = check_axis(i, s)?;
+            if axes.iter().any(|a| a.name == axis.name) {
+                return Err(NeqkinError::invalid(
+                    format!("sweep[{i}].name"),
+                    format!("axis `{}` appears twice", axis.name),
+                ));
+            }
+            axes.push(axis);
+        }
+        let plan = Plan {
+            model: raw.model.clone(),
+            title: raw.title.clone(),
+            solver,
+            params: raw.params.clone(),
+            axes,
+            output: OutputPlan {
+                arrays: raw.output.arrays,
+                batch_size: (raw.output.batch_size > 0).then_some(raw.output.batch_size as usize),
+            },
+            raw,
+        };
+        if plan.n_points() == 0 {
+            return Err(NeqkinError::invalid("sweep", "the sweep has no points"));
+        }
+        if matches!(plan.solver, SolverPlan::Direct) && model.evaluate(&[]).is_none() {
+            return Err(NeqkinError::invalid(
+                "solver.method",
+                format!("model `{}` has no direct evaluation", plan.model),
+            ));
+        }
+        for p in crate::engine::schedule::points(&plan) {
+            model.validate(&p.params).map_err(|e| match e {
+                NeqkinError::InvalidParameter { field, reason } => NeqkinError::InvalidParameter {
+                    field,
+                    reason: format!("{reason} (at sweep point {}{})", p.index, p.describe(&plan)),
+                },
+                other => other,
+            })?;
+        }
+        Ok(plan)
+    }
+
+    /// Number of sweep points (product of the axis lengths; 1 without axes).
+    pub fn n_points(&self) -> usize {
+        self.axes.iter().map(|a| a.values.len()).product()
+    }
+
+    /// Output times of a time integration (empty for a direct evaluation).
+    pub fn output_times(&self) -> &[f64] {
+        match &self.solver {
+            SolverPlan::Integrate(o) => &o.output_times,
+            SolverPlan::Direct => &[],
+        }
+    }
+
+    /// The resolved config: as given, with defaults filled and sweep values expanded.
+    /// Written to `meta.json`; `--resume` and `merge` compare it.
+    pub fn resolved(&self) -> Value {
+        let solver = match &self.solver {
+            SolverPlan::Direct => json!({ "method": "direct" }),
+            SolverPlan::Integrate(o) => json!({
+                "method": o.method,
+                "dt": o.dt,
+                "t_end": o.output_times.last(),
+                "output_times": o.output_times,
+                "rtol": o.rtol,
+                "atol": o.atol,
+                "steady_tol": o.steady_tol,
+                "max_steps": o.max_steps,
+            }),
+        };
+        json!({
+            "model": self.model,
+            "title": self.title,
+            "solver": solver,
+            "params": self.params,
+            "sweep": self.axes,
+            "output": self.output,
+        })
+    }
+
+    /// The part of [`Plan::resolved`] that decides the results (everything but the output
+    /// options and the title) as canonical JSON text: equal for runs whose rows may be
+    /// mixed. Stored in `meta.json` and compared as text, because floats read back from
+    /// JSON need not round-trip bit for bit.
+    pub fn fingerprint(&self) -> String {
+        let r = self.resolved();
+        json!({
+            "model": r.get("model"),
+            "solver": r.get("solver"),
+            "params": r.get("params"),
+            "sweep": r.get("sweep"),
+        })
+        .to_string()
+    }
+}
+
+fn positive(field: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(NeqkinError::invalid(field, format!("must be a finite number > 0, got {v}")))
+    }
+}
+
+fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
+    let s = &raw.solver;
+    let method = match s.method.unwrap_or(RawMethod::Dopri5) {
+        RawMethod::Direct => return Ok(SolverPlan::Direct),
+        RawMethod::Rk4 => Method::Rk4,
+        RawMethod::Dopri5 => Method::Dopri5,
+        RawMethod::Rkc => Method::Rkc,
+    };
+    let t_end = positive(
+        "solver.t_end",
+        s.t_end.ok_or_else(|| NeqkinError::invalid("solver.t_end", "required key is missing"))?,
+    )?;
+    let dt = s.dt.map(|dt| positive("solver.dt", dt)).transpose()?;
+    if method == Method::Rk4 && dt.is_none() {
+        return Err(NeqkinError::invalid("solver.dt", "rk4 needs a fixed step dt"));
+    }
+    if let Some(dt) = dt {
+        if dt > t_end {
+            return Err(NeqkinError::invalid("solver.dt", format!("{dt} exceeds t_end = {t_end}")));
+        }
+    }
+    let output_times = match (&s.output_times, s.n_outputs) {
+        (Some(_), Some(_)) => {
+            return Err(NeqkinError::invalid("solver.n_outputs", "give either output_times or n_outputs, not both"))
+        }
+        (Some(times), None) => {
+            if times.is_empty() {
+                return Err(NeqkinError::invalid("solver.output_times", "must not be empty"));
+            }
+            let mut prev = f64::NEG_INFINITY;
+            for (i, &t) in times.iter().enumerate() {
+                let field = format!("solver.output_times[{i}]");
+                if !t.is_finite() || t < 0.0 || t > t_end {
+                    return Err(NeqkinError::invalid(field, format!("{t} is not in [0, t_end = {t_end}]")));
+                }
+                if t <= prev {
+                    return Err(NeqkinError::invalid(field, "output times must be strictly increasing"));
+                }
+                prev = t;
+            }
+            times.clone()
+        }
+        (None, Some(n)) => {
+            if n == 0 {
+                return Err(NeqkinError::invalid("solver.n_outputs", "must be ≥ 1"));
+            }
+            (1..=n).map(|k| if k == n { t_end } else { t_end * k as f64 / n as f64 }).collect()
+        }
+        (None, None) => vec![t_end],
+    };
+    let defaults = SolveOptions::default();
+    let rtol = s.rtol.map(|v| positive("solver.rtol", v)).transpose()?.unwrap_or(defaults.rtol);
+    let atol = match s.atol {
+        Some(v) if !(v.is_finite() && v >= 0.0) => {
+            return Err(NeqkinError::invalid("solver.atol", format!("must be a finite number ≥ 0, got {v}")))
+        }
+        Some(v) => v,
+        None => defaults.atol,
+    };
+    let steady_tol = s.steady_tol.map(|v| positive("solver.steady_tol", v)).transpose()?;
+    let max_steps = match s.max_steps {
+        Some(0) => return Err(NeqkinError::invalid("solver.max_steps", "must be ≥ 1")),
+        Some(n) => n,
+        None => defaults.max_steps,
+    };
+    Ok(SolverPlan::Integrate(SolveOptions { method, dt, rtol, atol, output_times, steady_tol, max_steps }))
+}
+
+/// Largest number of values one axis may expand to.
+const MAX_AXIS_LEN: f64 = 1e7;
+
+fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
+    let base = format!("sweep[{i}]");
+    if s.name.is_empty() {
+        return Err(NeqkinError::invalid(format!("{base}.name"), "must not be empty"));
+    }
+    let given: Vec<&str> =
+        [("values", s.values.is_some()), ("linspace", s.linspace.is_some()), ("logspace", s.logspace.is_some())]
+            .iter()
+            .filter(|(_, g)| *g)
+            .map(|(n, _)| *n)
+            .collect();
+    if given.len() != 1 {
+        let field = if given.is_empty() { base.clone() } else { format!("{base}.{}", given[1]) };
+        return Err(NeqkinError::invalid(
+            field,
+            format!("give exactly one of values, linspace, logspace (got {})", given.len()),
+        ));
+    }
+    let spec = |name: &str, v: &[f64]| -> Result<(f64, f64, usize)> {
+        let field = format!("{base}.{name}");
+        if v.len() != 3 {
+            return Err(NeqkinError::invalid(field, format!("must be [start, stop, count], got {} numbers", v.len())));
+        }
+        let (a, b, n) = (v[0], v[1], v[2]);
+        if !(a.is_finite() && b.is_finite()) {
+            return Err(NeqkinError::invalid(field, "start and stop must be finite"));
+        }
+        if !(n >= 1.0 && n.fract() == 0.0 && n <= MAX_AXIS_LEN) {
+            return Err(NeqkinError::invalid(
+                field,
+                format!("count must be an integer in [1, {MAX_AXIS_LEN:e}], got {n}"),
+            ));
+        }
+        Ok((a, b, n as usize))
+    };
+    let lin = |a: f64, b: f64, n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|k| match (k, n) {
+                (0, _) => a,
+                (k, n) if k == n - 1 => b,
+                (k, n) => a + (b - a) * k as f64 / (n - 1) as f64,
+            })
+            .collect()
+    };
+    let values = if let Some(v) = &s.values {
+        if v.is_empty() {
+            return Err(NeqkinError::invalid(format!("{base}.values"), "must not be empty"));
+        }
+        if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+            return Err(NeqkinError::invalid(format!("{base}.values[{k}]"), "must be finite"));
+        }
+        v.clone()
+    } else if let Some(v) = &s.linspace {
+        let (a, b, n) = spec("linspace", v)?;
+        lin(a, b, n)
+    } else {
+        let (a, b, n) = spec("logspace", s.logspace.as_deref().unwrap_or_default())?;
+        if !(a > 0.0 && b > 0.0) {
+            return Err(NeqkinError::invalid(format!("{base}.logspace"), "start and stop must be > 0"));
+        }
+        let exps = lin(a.log10(), b.log10(), n);
+        let mut v: Vec<f64> = exps.iter().map(|e| 10f64.powf(*e)).collect();
+        v[0] = a;
+        let last = v.len() - 1;
+        v[last] = b;
+        v
+    };
+    Ok(SweepAxis { name: s.name.clone(), values })
+}

@@ -1,0 +1,444 @@
+//! The sweep scheduler: turns a [`Plan`] into batches, runs them, and hands each
+//! finished batch to the output folder before starting the next.
+//!
+//! Model-agnostic and backend-agnostic: the model is reached through [`Model`] /
+//! [`BatchProblem`], the backend through a caller-supplied factory, and the batch size
+//! through a caller-supplied capacity function (the GPU's member limit, or
+//! [`cpu_capacity`]). Steps:
+//!
+//! 1. expand the Cartesian product of the sweep axes (last axis fastest) into [`Point`]s;
+//! 2. keep the points of this [`Shard`] (`index % count == shard.index`);
+//! 3. drop points already finished in the output folder (`--resume`);
+//! 4. pack the rest into batches, build each with [`Model::build`], create its backend,
+//!    run [`integrate`] (or [`Model::evaluate`] for `method = "direct"`), write its rows.
+//!
+//! A batch whose build, backend or integration fails (or panics) marks its points
+//! `failed` with the message and the sweep goes on; a member that diverges is flagged `failed` by its
+//! status and its batch-mates go on.
+
+use std::io::IsTerminal;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::config::{Plan, SolverPlan};
+use crate::engine::backend::Backend;
+use crate::engine::model::{BatchLayout, BatchProblem, Model};
+use crate::engine::output::{status_name, BatchRecord, OpenMode, OutputDir, PointArrays, Row};
+use crate::engine::solve::{integrate, OutputFrame};
+use crate::{NeqkinError, Result};
+
+/// Default members per batch on the CPU backend.
+pub const CPU_DEFAULT_BATCH: usize = 64;
+
+/// Capacity function for the CPU backend: [`CPU_DEFAULT_BATCH`] members.
+pub fn cpu_capacity(_per_member: &BatchLayout) -> usize {
+    CPU_DEFAULT_BATCH
+}
+
+/// One sweep point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Global index (row-major over the axes, last axis fastest); shard-independent.
+    pub index: usize,
+    /// The value of each axis at this point, in axis order.
+    pub values: Vec<f64>,
+    /// Base parameters with this point's axis values substituted.
+    pub params: Value,
+}
+
+impl Point {
+    /// `" (a = 1, b = 2)"`, or empty without axes; for messages.
+    pub fn describe(&self, plan: &Plan) -> String {
+        if plan.axes.is_empty() {
+            return String::new();
+        }
+        let parts: Vec<String> = plan.axes.iter().zip(&self.values).map(|(a, v)| format!("{} = {v}", a.name)).collect();
+        format!(": {}", parts.join(", "))
+    }
+}
+
+/// A JSON number for an axis value: an integer when the value is integral (so a model
+/// reading an integer parameter accepts a swept one), a float otherwise.
+fn json_number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        Value::from(v as i64)
+    } else {
+        Value::from(v)
+    }
+}
+
+/// The point with global index `index` (< [`Plan::n_points`]).
+pub fn point(plan: &Plan, index: usize) -> Point {
+    let mut rem = index;
+    let mut values = vec![0.0; plan.axes.len()];
+    for (k, axis) in plan.axes.iter().enumerate().rev() {
+        let n = axis.values.len();
+        values[k] = axis.values[rem % n];
+        rem /= n;
+    }
+    let mut params = plan.params.clone();
+    for (axis, v) in plan.axes.iter().zip(&values) {
+        params.insert(axis.name.clone(), json_number(*v));
+    }
+    Point { index, values, params: Value::Object(params) }
+}
+
+/// Every point of the plan in index order.
+pub fn points(plan: &Plan) -> impl Iterator<Item = Point> + '_ {
+    (0..plan.n_points()).map(move |i| point(plan, i))
+}
+
+/// `--shard I/N`: this process runs the points with `index % count == index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// I, in `0..count`.
+    pub index: usize,
+    /// N ≥ 1.
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Whether point `i` belongs to this shard.
+    pub fn contains(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = NeqkinError;
+    fn from_str(s: &str) -> Result<Shard> {
+        let bad = |why: &str| NeqkinError::invalid("--shard", format!("`{s}`: {why} (expected I/N with 0 ≤ I < N)"));
+        let (i, n) = s.split_once('/').ok_or_else(|| bad("no `/`"))?;
+        let index: usize = i.trim().parse().map_err(|_| bad("I is not a non-negative integer"))?;
+        let count: usize = n.trim().parse().map_err(|_| bad("N is not a positive integer"))?;
+        if count == 0 {
+            return Err(bad("N must be ≥ 1"));
+        }
+        if index >= count {
+            return Err(bad("I must be < N"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// How the sweep runs (not what it computes; that is the [`Plan`]).
+#[derive(Clone, Debug, Default)]
+pub struct SweepOptions {
+    /// Which points to run.
+    pub shard: Shard,
+    /// What to do with an existing output folder.
+    pub mode: Option<OpenMode>,
+    /// Show progress on stderr even when it is not a terminal (plain lines then).
+    pub progress: bool,
+    /// Test hook: abort the process (`std::process::abort`, no cleanup) right after this
+    /// many batches have been written. Set by the CLI from the environment variable
+    /// `NEQKIN_TEST_ABORT_AFTER_BATCHES`; used by the resume tests to simulate a kill.
+    pub abort_after_batches: Option<usize>,
+}
+
+/// What a sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepSummary {
+    /// Points in the whole sweep.
+    pub points_total: usize,
+    /// Points of this shard.
+    pub points_in_shard: usize,
+    /// Points skipped because they were already done.
+    pub points_skipped: usize,
+    /// Points run now.
+    pub points_run: usize,
+    /// Points run now that are flagged failed.
+    pub points_failed: usize,
+    /// Batches run now.
+    pub batches: usize,
+}
+
+/// Creates a backend for one batch. The GPU factory captures a shared device context.
+pub type BackendFactory<'a> = dyn FnMut(Arc<dyn BatchProblem>) -> Result<Box<dyn Backend>> + 'a;
+
+/// Runs the sweep of `plan` for `model` into the output folder `out`.
+///
+/// `capacity` maps the layout of a one-member batch to the largest batch the backend
+/// takes (used when the config's `output.batch_size` is 0); `factory` creates the backend
+/// of each batch. Returns an error only for failures of the output folder or the
+/// plan itself; failing batches and members are recorded as `failed` rows.
+pub fn run_sweep(
+    plan: &Plan,
+    model: &dyn Model,
+    out: &std::path::Path,
+    opts: &SweepOptions,
+    capacity: &dyn Fn(&BatchLayout) -> usize,
+    factory: &mut BackendFactory<'_>,
+) -> Result<SweepSummary> {
+    let shard = opts.shard;
+    let mut dir = OutputDir::open(out, plan, shard, opts.mode.unwrap_or(OpenMode::New))?;
+    let in_shard: Vec<usize> = (0..plan.n_points()).filter(|i| shard.contains(*i)).collect();
+    let todo: Vec<Point> = in_shard.iter().filter(|i| !dir.done().contains(i)).map(|i| point(plan, *i)).collect();
+    let mut summary = SweepSummary {
+        points_total: plan.n_points(),
+        points_in_shard: in_shard.len(),
+        points_skipped: in_shard.len() - todo.len(),
+        ..Default::default()
+    };
+
+    // A one-member probe gives the per-member layout (for the capacity function) and the
+    // observable names (for the CSV header), also when resuming with nothing left to do.
+    let probe_point = todo.first().cloned().unwrap_or_else(|| point(plan, in_shard.first().copied().unwrap_or(0)));
+    // A failing probe is not an error here: its batch fails and is recorded like any other.
+    let (per_member, observable_names) = probe(plan, model, &probe_point).unwrap_or_default();
+    let axes: Vec<String> = plan.axes.iter().map(|a| a.name.clone()).collect();
+    dir.set_columns(&axes, &observable_names)?;
+    let batch_size =
+        plan.output.batch_size.unwrap_or_else(|| per_member.as_ref().map_or(CPU_DEFAULT_BATCH, capacity)).max(1);
+
+    let bar = Progress::new(todo.len(), opts.progress, summary.points_skipped);
+    for chunk in todo.chunks(batch_size) {
+        let started = Instant::now();
+        // A panic in a model or backend fails this batch only; the sweep goes on.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(plan, model, chunk, factory)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(NeqkinError::Panic(what))
+            });
+        let (rows, arrays, error, backend) = match outcome {
+            Ok(b) => (b.rows, b.arrays, None, b.backend),
+            Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None),
+        };
+        if let Some(info) = &backend {
+            dir.set_backend(info)?;
+        }
+        let mut failed: Vec<usize> = rows.iter().filter(|r| r.status == "failed").map(|r| r.point).collect();
+        failed.dedup();
+        let indices: Vec<usize> = chunk.iter().map(|p| p.index).collect();
+        let record = BatchRecord {
+            points: (indices[0], *indices.last().expect("non-empty chunk")),
+            size: chunk.len(),
+            wall_s: started.elapsed().as_secs_f64(),
+            failed: failed.len(),
+            error: error.clone(),
+            backend: backend.map(|b| format!("{} {} ({}, {})", b.backend, b.adapter, b.api, b.precision)),
+        };
+        let wall = record.wall_s;
+        let arrays = if plan.output.arrays { arrays } else { Vec::new() };
+        dir.write_batch(&rows, &arrays, record, &indices)?;
+        summary.batches += 1;
+        summary.points_run += chunk.len();
+        summary.points_failed += failed.len();
+        bar.batch_done(chunk.len(), failed.len(), wall, error.as_deref());
+        if opts.abort_after_batches == Some(summary.batches) {
+            std::process::abort();
+        }
+    }
+    bar.finish();
+    let complete = in_shard.iter().all(|i| dir.done().contains(i));
+    dir.finish(complete)?;
+    Ok(summary)
+}
+
+/// Builds a one-member batch: its layout and its observable names at `t = 0`.
+fn probe(plan: &Plan, model: &dyn Model, p: &Point) -> Result<(Option<BatchLayout>, Vec<String>)> {
+    if matches!(plan.solver, SolverPlan::Direct) {
+        let obs = model.evaluate(std::slice::from_ref(&p.params)).unwrap_or_else(|| Ok(Vec::new()))?;
+        let names = obs.first().map(|o| o.scalars.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+        return Ok((None, names));
+    }
+    let problem = model.build(std::slice::from_ref(&p.params))?;
+    let y0 = problem.initial_state();
+    let obs = problem.observables(0, 0.0, &y0);
+    Ok((Some(problem.layout()), obs.scalars.into_iter().map(|(n, _)| n).collect()))
+}
+
+struct BatchOutcome {
+    rows: Vec<Row>,
+    arrays: Vec<PointArrays>,
+    backend: Option<crate::engine::backend::BackendInfo>,
+}
+
+fn failed_rows(plan: &Plan, chunk: &[Point], message: &str) -> Vec<Row> {
+    let times: Vec<f64> = match plan.output_times() {
+        [] => vec![0.0],
+        t => t.to_vec(),
+    };
+    chunk
+        .iter()
+        .flat_map(|p| {
+            times.iter().enumerate().map(move |(k, t)| Row {
+                point: p.index,
+                axis_values: p.values.clone(),
+                output: k,
+                t: *t,
+                t_reached: f64::NAN,
+                status: "failed",
+                steps_accepted: 0,
+                steps_rejected: 0,
+                observables: Vec::new(),
+                message: message.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn run_batch(
+    plan: &Plan,
+    model: &dyn Model,
+    chunk: &[Point],
+    factory: &mut BackendFactory<'_>,
+) -> Result<BatchOutcome> {
+    let params: Vec<Value> = chunk.iter().map(|p| p.params.clone()).collect();
+    let opts = match &plan.solver {
+        SolverPlan::Direct => {
+            let obs = model
+                .evaluate(&params)
+                .unwrap_or_else(|| Err(NeqkinError::invalid("solver.method", "model has no direct evaluation")))?;
+            if obs.len() != chunk.len() {
+                return Err(NeqkinError::invalid(
+                    "solver.method",
+                    format!("direct evaluation returned {} results for {} points", obs.len(), chunk.len()),
+                ));
+            }
+            let mut rows = Vec::new();
+            let mut arrays = Vec::new();
+            for (p, o) in chunk.iter().zip(obs) {
+                rows.push(Row {
+                    point: p.index,
+                    axis_values: p.values.clone(),
+                    output: 0,
+                    t: 0.0,
+                    t_reached: 0.0,
+                    status: "reached",
+                    steps_accepted: 0,
+                    steps_rejected: 0,
+                    observables: o.scalars,
+                    message: String::new(),
+                });
+                arrays.push(PointArrays {
+                    point: p.index,
+                    arrays: o.arrays.into_iter().map(|(n, v)| (n, vec![v])).collect(),
+                });
+            }
+            return Ok(BatchOutcome { rows, arrays, backend: None });
+        }
+        SolverPlan::Integrate(o) => o,
+    };
+    let problem = model.build(&params)?;
+    let layout = problem.layout();
+    if layout.batch != chunk.len() {
+        return Err(NeqkinError::invalid(
+            "params",
+            format!("model built {} members for {} points", layout.batch, chunk.len()),
+        ));
+    }
+    let mut backend = factory(problem.clone())?;
+    let info = backend.info();
+    let n = layout.state_len;
+    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); chunk.len()];
+    let mut arrays: Vec<PointArrays> =
+        chunk.iter().map(|p| PointArrays { point: p.index, arrays: Vec::new() }).collect();
+    let mut on_output = |f: &OutputFrame<'_>| -> Result<()> {
+        for (m, p) in chunk.iter().enumerate() {
+            let y = &f.state[m * n..(m + 1) * n];
+            let obs = problem.observables(m, f.time_reached[m], y);
+            let status = status_name(f.status[m]);
+            rows[m].push(Row {
+                point: p.index,
+                axis_values: p.values.clone(),
+                output: f.index,
+                t: f.t,
+                t_reached: f.time_reached[m],
+                status,
+                steps_accepted: f.n_accept[m] as u64,
+                steps_rejected: f.n_reject[m] as u64,
+                observables: obs.scalars,
+                message: if status == "failed" {
+                    format!("member diverged or step size underflowed before t = {}", f.time_reached[m])
+                } else {
+                    String::new()
+                },
+            });
+            for (name, v) in obs.arrays {
+                match arrays[m].arrays.iter_mut().find(|(nm, _)| *nm == name) {
+                    Some((_, frames)) => frames.push(v),
+                    None => arrays[m].arrays.push((name, vec![v])),
+                }
+            }
+        }
+        Ok(())
+    };
+    integrate(&mut *backend, &*problem, opts, &mut on_output)?;
+    Ok(BatchOutcome { rows: rows.into_iter().flatten().collect(), arrays, backend: Some(info) })
+}
+
+/// Progress on stderr: an indicatif bar on a terminal, plain lines when forced elsewhere,
+/// nothing otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    lines: bool,
+    total: usize,
+    done: std::cell::Cell<usize>,
+}
+
+impl Progress {
+    fn new(total: usize, forced: bool, skipped: usize) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bar = tty.then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} points ({eta} left) {msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            if skipped > 0 {
+                b.println(format!("resuming: {skipped} points already done"));
+            }
+            b
+        });
+        let lines = forced && !tty;
+        if lines && skipped > 0 {
+            eprintln!("resuming: {skipped} points already done");
+        }
+        Progress { bar, lines, total, done: std::cell::Cell::new(0) }
+    }
+    fn batch_done(&self, n: usize, failed: usize, wall: f64, error: Option<&str>) {
+        self.done.set(self.done.get() + n);
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+            if let Some(e) = error {
+                b.println(format!("batch failed: {e}"));
+            } else if failed > 0 {
+                b.set_message(format!("{failed} failed in last batch"));
+            }
+        }
+        if self.lines {
+            eprintln!(
+                "{}/{} points done (batch of {n} in {wall:.2} s, {failed} failed){}",
+                self.done.get(),
+                self.total,
+                error.map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The photoexcited metal with a pumped phonon mode (Chiriacò, Millis, Aleiner, "Negative
+//! absolute conductivity in photoexcited metals"): electrons on an energy grid coupled to
+//! one (optionally dispersive) phonon mode with non-equilibrium occupation ζ, a thermal
+//! bath (St_in), a dc field (St_E) and optionally the self-consistent internal field E*.
+//!
+//! State per member: `[f_0 … f_{N-1}, ζ, pump_rate, E*²]`. The derivation of the discrete
+//! equations and their conservation laws is in `docs/models/photoexcited.md`.
+
+pub mod analytic;
+pub mod collision;
+pub mod dos;
+pub mod observables;
+pub mod params;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::engine::program::ToleranceBlock;
+use crate::{NeqkinError, Result};
+
+pub use dos::Band;
+pub use params::{DosKind, PhotoexcitedParams, Transport};
+
+use collision::*;
+
+/// Number of quadrature points used to project a dispersive phonon onto grid lines.
+const PHONON_QUADRATURE: usize = 4000;
+
+/// The model as registered with the engine (`model = "photoexcited"`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Photoexcited;
+
+/// Phonon spectrum projected on the grid: lines at shifts `k h` with weights summing to 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhononLines {
+    /// Shifts in cells (k ≥ 1).
+    pub shift: Vec<usize>,
+    /// Weights (sum 1).
+    pub weight: Vec<f64>,
+}
+
+impl PhononLines {
+    /// Hat-function projection of a line at ω (width 0) or of a Gaussian of width δω
+    /// truncated at ±4δω: a line at `ω = (m + θ) h` goes to k = m with weight 1-θ and to
+    /// k = m+1 with weight θ, which keeps the total weight and the mean frequency.
+    pub fn project(omega: f64, width: f64, h: f64) -> PhononLines {
+        let mut acc: HashMap<usize, f64> = HashMap::new();
+        let mut add = |w0: f64, om: f64| {
+            let x = om / h;
+            let m = x.floor();
+            let theta = x - m;
+            let m = m as usize;
+            *acc.entry(m).or_default() += w0 * (1.0 - theta);
+            *acc.entry(m + 1).or_default() += w0 * theta;
+        };
+        if width > 0.0 {
+            let lo = omega - 4.0 * width;
+            let d = 8.0 * width / PHONON_QUADRATURE as f64;
+            for q in 0..PHONON_QUADRATURE {
+                let om = lo + (q as f64 + 0.5) * d;
+                let z = (om - omega) / width;
+                add((-0.5 * z * z).exp(), om);
+            }
+        } else {
+            add(1.0, omega);
+        }
+        let mut lines: Vec<(usize, f64)> = acc.into_iter().filter(|&(k, w)| k >= 1 && w > 1e-14).collect();
+        lines.sort_by_key(|l| l.0);
+        let total: f64 = lines.iter().map(|l| l.1).sum();
+        PhononLines { shift: lines.iter().map(|l| l.0).collect(), weight: lines.iter().map(|l| l.1 / total).collect() }
+    }
+
+    /// Mean frequency `Σ w_k k h` of the projected spectrum.
+    pub fn mean(&self, h: f64) -> f64 {
+        self.shift.iter().zip(&self.weight).map(|(&k, &w)| w * k as f64 * h).sum()
+    }
+}
+
+/// Host-side description of one member (what the observables need).
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Parameters as given.
+    pub params: PhotoexcitedParams,
+    /// Cell width.
+    pub h: f64,
+    /// Cell centres.
+    pub eps: Vec<f64>,
+    /// DoS per cell.
+    pub dos: Vec<f64>,
+    /// Chemical potential of the initial state.
+    pub mu: f64,
+    /// σ0 = σ̃(μ) (table units).
+    pub sigma0: f64,
+    /// Eq (10) estimate of σ/σ0.
+    pub sigma_eq10: f64,
+    /// Mean projected phonon frequency ω̄ (energy bookkeeping: E = Σ h ε D f + ω̄ ζ).
+    pub omega_mean: f64,
+    /// Applied E² (field units).
+    pub applied_field_squared: f64,
+    /// Gershgorin bound of the RHS Jacobian.
+    pub spectral_radius: f64,
+}
+
+/// One batch of the photoexcited model.
+#[derive(Clone, Debug)]
+pub struct PhotoexcitedBatch {
+    layout: BatchLayout,
+    params: Vec<f64>,
+    tables: Vec<f64>,
+    initial: Vec<f64>,
+    members: Vec<Member>,
+}
+
+impl PhotoexcitedBatch {
+    /// Builds a batch from checked parameter sets (all with the same `grid_points`).
+    pub fn new(points: &[PhotoexcitedParams]) -> Result<PhotoexcitedBatch> {
+        let first = points.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
+        let n = first.grid_points;
+        if let Some(p) = points.iter().find(|p| p.grid_points != n) {
+            return Err(NeqkinError::invalid(
+                "params.grid_points",
+                format!("all points of a batch need the same grid_points ({n} vs {})", p.grid_points),
+            ));
+        }
+        // Bands are built once per distinct band description within this batch.
+        let mut bands: HashMap<String, Arc<Band>> = HashMap::new();
+        let mut member_bands = Vec::with_capacity(points.len());
+        for p in points {
+            let key = format!(
+                "{:?}|{:?}|{:?}|{}|{:?}|{}|{:?}|{}",
+                p.dos,
+                p.dos_table,
+                p.dos_cap,
+                p.k_points,
+                p.p_band_hopping,
+                p.p_band_smoothing,
+                p.transport,
+                p.band_width
+            );
+            let band = match bands.get(&key) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = Arc::new(Band::build(p)?);
+                    bands.insert(key, b.clone());
+                    b
+                }
+            };
+            member_bands.push(band);
+        }
+        let lines: Vec<PhononLines> =
+            points.iter().map(|p| PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width())).collect();
+        let max_lines = lines.iter().map(|l| l.shift.len()).max().unwrap_or(0);
+        let params_len = P_LINES + LINE_LEN * max_lines;
+        let table_len = T_COUNT * n;
+        let shared = member_bands.iter().all(|b| Arc::ptr_eq(b, &member_bands[0]));
+        let table_stride = if shared { 0 } else { table_len };
+        let state_len = n + 3;
+        let layout =
+            BatchLayout { batch: points.len(), state_len, params_len, table_len, table_stride, scratch_len: 1 };
+
+        let mut params = vec![0.0; points.len() * params_len];
+        let mut tables = Vec::with_capacity(if shared { table_len } else { table_len * points.len() });
+        let mut initial = vec![0.0; points.len() * state_len];
+        let mut members = Vec::with_capacity(points.len());
+        for (m, p) in points.iter().enumerate() {
+            let band = &member_bands[m];
+            if m == 0 || !shared {
+                tables.extend(band_tables(band));
+            }
+            let h = band.h;
+            let t = p.temperature;
+            let mu = match (p.chemical_potential, p.filling) {
+                (Some(mu), _) => mu,
+                (None, f) => band.chemical_potential(f.unwrap_or(0.5), t),
+            };
+            let d_f = band.interpolate(&band.dos, mu);
+            let sigma0 = band.interpolate(&band.sigma_tilde, mu);
+            let s_f = sigma0 / d_f; // v_F² τ_F in table units
+            let w = p.band_width;
+            let pb = &mut params[m * params_len..(m + 1) * params_len];
+            pb[P_N] = n as f64;
+            pb[P_H] = h;
+            pb[P_INV_H] = 1.0 / h;
+            pb[P_IN_PREF] = p.inelastic_rate / d_f * t / h;
+            pb[P_TANH] = (0.5 * h / t).tanh();
+            pb[P_FIELD_UNIT] = 1.0 / (3.0 * s_f);
+            pb[P_FIELD] = p.electric_field * p.electric_field * pb[P_FIELD_UNIT];
+            pb[P_SELF_CONSISTENT] = if p.self_consistent_field { 1.0 } else { 0.0 };
+            pb[P_KAPPA] = p.field_growth_rate;
+            pb[P_FIELD_SEED] = p.field_seed;
+            pb[P_INV_SIGMA0] = 1.0 / sigma0;
+            pb[P_ZETA_FREE] = if p.zeta_fixed() { 0.0 } else { 1.0 };
+            pb[P_INV_TAU_PH] = p.phonon_lifetime.map_or(0.0, |x| 1.0 / x);
+            pb[P_INV_TAU_PULSE] = 1.0 / p.pulse_duration;
+            let l = &lines[m];
+            let omega_mean = l.mean(h);
+            pb[P_ZETA_SCALE] = h * h / omega_mean;
+            pb[P_N_LINES] = l.shift.len() as f64;
+            let mut bose_max: f64 = 0.0;
+            for (q, (&k, &wk)) in l.shift.iter().zip(&l.weight).enumerate() {
+                let b = dos::bose(k as f64 * h, t);
+                bose_max = bose_max.max(b);
+                let base = P_LINES + LINE_LEN * q;
+                pb[base] = k as f64;
+                pb[base + 1] = p.coupling_rate * w * wk; // Γ/D0 · w_k with D0 = 1/W
+                pb[base + 2] = b;
+            }
+            // Initial state.
+            let y0 = &mut initial[m * state_len..(m + 1) * state_len];
+            for (f, &e) in y0[..n].iter_mut().zip(&band.eps) {
+                *f = dos::fermi(e, mu, t);
+            }
+            let zeta_max = match p.zeta {
+                Some(z) => {
+                    y0[n] = z;
+                    z
+                }
+                None => {
+                    y0[n] = p.zeta_initial;
+                    y0[n + 1] = p.pump_strength / p.pulse_duration;
+                    p.zeta_initial + p.pump_strength
+                }
+            };
+            let spectral_radius = spectral_bound(band, pb, zeta_max + bose_max, p);
+            members.push(Member {
+                params: p.clone(),
+                h,
+                eps: band.eps.clone(),
+                dos: band.dos.clone(),
+                mu,
+                sigma0,
+                sigma_eq10: analytic::eq10_sigma(band, mu, p.phonon_frequency) / sigma0,
+                omega_mean,
+                applied_field_squared: p.electric_field * p.electric_field,
+                spectral_radius,
+            });
+        }
+        Ok(PhotoexcitedBatch { layout, params, tables, initial, members })
+    }
+
+    /// Host description of member `m`.
+    pub fn member(&self, m: usize) -> &Member {
+        &self.members[m]
+    }
+
+    /// The table block of member `m`.
+    pub fn member_tables(&self, m: usize) -> &[f64] {
+        let l = self.layout;
+        &self.tables[m * l.table_stride..m * l.table_stride + l.table_len]
+    }
+
+    /// The parameter block of member `m`.
+    pub fn member_params(&self, m: usize) -> &[f64] {
+        let l = self.layout;
+        &self.params[m * l.params_len..(m + 1) * l.params_len]
+    }
+}
+
+/// The five per-cell tables of a band (layout `T_*`).
+fn band_tables(band: &Band) -> Vec<f64> {
+    let n = band.len();
+    let mut t = vec![0.0; T_COUNT * n];
+    for i in 0..n {
+        t[T_DOS * n + i] = band.dos[i];
+        t[T_INV_DOS * n + i] = 1.0 / band.dos[i];
+        t[T_EPS * n + i] = band.eps[i];
+        if i + 1 < n {
+            t[T_DOS2_FACE * n + i] = band.dos[i] * band.dos[i + 1];
+            t[T_SIGMA_FACE * n + i] = (band.sigma_tilde[i] * band.sigma_tilde[i + 1]).sqrt();
+        }
+    }
+    t
+}
+
+/// Gershgorin bound of the Jacobian: diffusion parts (St_in, St_E with the applied field)
+/// plus the electron-phonon rate bound `Σ_k 4 c_k (ζ_max + b_k + 1) max D` plus the
+/// ζ/pump decay rates plus `4κ` for the internal-field equation. The diffusion due to the
+/// internal field E*² is not known in advance and is not included.
+fn spectral_bound(band: &Band, pb: &[f64], occupation_max: f64, p: &PhotoexcitedParams) -> f64 {
+    let n = band.len();
+    let h = band.h;
+    let d_max = band.dos.iter().cloned().fold(0.0, f64::max);
+    let tanh_h = pb[P_TANH];
+    let mut diff: f64 = 0.0;
+    for i in 0..n {
+        let mut faces_in = 0.0;
+        let mut faces_e = 0.0;
+        if i + 1 < n {
+            faces_in += band.dos[i] * band.dos[i + 1];
+            faces_e += (band.sigma_tilde[i] * band.sigma_tilde[i + 1]).sqrt();
+        }
+        if i > 0 {
+            faces_in += band.dos[i - 1] * band.dos[i];
+            faces_e += (band.sigma_tilde[i - 1] * band.sigma_tilde[i]).sqrt();
+        }
+        let r_in = pb[P_IN_PREF] * 2.0 * (1.0 + tanh_h) * faces_in / (h * band.dos[i]);
+        let r_e = pb[P_FIELD] * 2.0 * faces_e / (h * h * band.dos[i]);
+        diff = diff.max(r_in + r_e);
+    }
+    let n_lines = pb[P_N_LINES] as usize;
+    let coll: f64 = (0..n_lines).map(|l| 4.0 * pb[P_LINES + LINE_LEN * l + 1] * (occupation_max + 1.0) * d_max).sum();
+    let phonon = pb[P_INV_TAU_PH] + if p.zeta_fixed() { 0.0 } else { pb[P_INV_TAU_PULSE] };
+    let internal = if p.self_consistent_field { 4.0 * p.field_growth_rate } else { 0.0 };
+    diff + coll + phonon + internal
+}
+
+impl BatchProblem for PhotoexcitedBatch {
+    fn layout(&self) -> BatchLayout {
+        self.layout
+    }
+    fn params(&self) -> &[f64] {
+        &self.params
+    }
+    fn tables(&self) -> &[f64] {
+        &self.tables
+    }
+    fn initial_state(&self) -> Vec<f64> {
+        self.initial.clone()
+    }
+    fn rhs_member(
+        &self,
+        _member: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        collision::rhs(params, tables, t, y, dy, scratch);
+    }
+    fn kernel(&self) -> KernelSource {
+        KernelSource { name: "photoexcited/collision".into(), source: KERNEL_SOURCE.into() }
+    }
+    fn spectral_radius(&self) -> Option<Vec<f64>> {
+        Some(self.members.iter().map(|m| m.spectral_radius).collect())
+    }
+    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<ToleranceBlock> {
+        let n = self.layout.state_len - 3;
+        vec![
+            ToleranceBlock { start: 0, end: n, atol, rtol },
+            ToleranceBlock { start: n, end: n + 2, atol, rtol },
+            ToleranceBlock { start: n + 2, end: n + 3, atol, rtol },
+        ]
+    }
+    fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables {
+        observables::observables(&self.members[member], self.member_params(member), self.member_tables(member), t, y)
+    }
+}
+
+/// Source of `shaders/photoexcited/collision.wgsl`.
+pub const KERNEL_SOURCE: &str = include_str!("../../../shaders/photoexcited/collision.wgsl");
+
+impl Model for Photoexcited {
+    fn name(&self) -> &'static str {
+        "photoexcited"
+    }
+    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+        let p = PhotoexcitedParams::from_json(params)?;
+        if p.dos == DosKind::Table {
+            Band::build(&p)?;
+        }
+        Ok(())
+    }
+    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
+        let parsed = points.iter().map(PhotoexcitedParams::from_json).collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(PhotoexcitedBatch::new(&parsed)?))
+    }
+}

@@ -1,0 +1,239 @@
+//! `relaxation`: the engine's exact-solution fixture.
+//!
+//! A grid of `n` values relaxing linearly toward a target, optionally with diffusion
+//! between neighbours (zero-flux ends):
+//!
+//! ```text
+//! dy_i/dt = -rate·(y_i - target) + diffusion·(y_{i+1} - 2 y_i + y_{i-1}) / dx²,
+//! dx = 1/n, cell centres x_i = (i + ½)·dx, the missing neighbour at each end is y_i.
+//! ```
+//!
+//! With `diffusion = 0`, or with a uniform initial value (an eigenvector of the discrete
+//! Laplacian with eigenvalue 0), the solution is exact:
+//! `y_i(t) = target + (y_i(0) - target)·exp(-rate·t)`; the observable `error_vs_exact`
+//! is the largest deviation from it (NaN where no exact solution is known). It exists
+//! so that engine, scheduler, output and GPU tests have a model whose answer is known,
+//! whose cost is tiny and which can be made to diverge on purpose (a large negative
+//! `rate` under RK4 overflows to non-finite values).
+//!
+//! Parameters (`[params]`): `grid_points` (integer ≥ 1, default 32; must be equal within
+//! a batch, so it cannot be swept), `rate` (default 1), `target` (default 0), `initial`
+//! (a number, or an array of `grid_points` numbers; default 1), `diffusion` (≥ 0,
+//! default 0). Observables: scalars `mean`, `error_vs_exact`; arrays `y` (the state) and
+//! `grid_x` (cell centres, a shared grid).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::{NeqkinError, Result};
+
+/// Reals per member in the parameter block (kept in sync with shaders/relaxation/rhs.wgsl).
+pub const PARAMS_LEN: usize = 3;
+/// Offset of `rate` in the parameter block.
+pub const P_RATE: usize = 0;
+/// Offset of `target`.
+pub const P_TARGET: usize = 1;
+/// Offset of `c = diffusion / dx²`.
+pub const P_C: usize = 2;
+/// Largest grid accepted.
+pub const MAX_GRID_POINTS: u64 = 1 << 22;
+
+const KEYS: [&str; 5] = ["grid_points", "rate", "target", "initial", "diffusion"];
+
+/// The relaxation model (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Relaxation;
+
+/// One point's parameters, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelaxationParams {
+    /// Grid size.
+    pub grid_points: usize,
+    /// Relaxation rate (any sign; negative grows).
+    pub rate: f64,
+    /// Value relaxed toward.
+    pub target: f64,
+    /// Initial profile (`grid_points` values).
+    pub initial: Vec<f64>,
+    /// Whether the initial profile was given as one number.
+    pub uniform: bool,
+    /// Diffusion constant (≥ 0).
+    pub diffusion: f64,
+}
+
+fn number(key: &str, v: &Value) -> Result<f64> {
+    let x = v
+        .as_f64()
+        .ok_or_else(|| NeqkinError::invalid(format!("params.{key}"), format!("must be a number, got {v}")))?;
+    crate::engine::model::check_finite(&format!("params.{key}"), x)
+}
+
+impl RelaxationParams {
+    /// Checks a JSON parameter set, naming the field `params.<key>` on error.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let obj = v.as_object().ok_or_else(|| NeqkinError::invalid("params", "must be a table"))?;
+        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(NeqkinError::invalid(
+                format!("params.{k}"),
+                format!("unknown parameter of model `relaxation` (known: {})", KEYS.join(", ")),
+            ));
+        }
+        let grid_points = match obj.get("grid_points") {
+            None => 32,
+            Some(g) => {
+                let x = number("grid_points", g)?;
+                if !(x >= 1.0 && x.fract() == 0.0 && x <= MAX_GRID_POINTS as f64) {
+                    return Err(NeqkinError::invalid(
+                        "params.grid_points",
+                        format!("must be an integer in [1, {MAX_GRID_POINTS}], got {g}"),
+                    ));
+                }
+                x as usize
+            }
+        };
+        let get = |k: &str, d: f64| obj.get(k).map(|v| number(k, v)).transpose().map(|o| o.unwrap_or(d));
+        let rate = get("rate", 1.0)?;
+        let target = get("target", 0.0)?;
+        let diffusion = get("diffusion", 0.0)?;
+        if diffusion < 0.0 {
+            return Err(NeqkinError::invalid("params.diffusion", format!("must be ≥ 0, got {diffusion}")));
+        }
+        let (initial, uniform) = match obj.get("initial") {
+            None => (vec![1.0; grid_points], true),
+            Some(Value::Array(a)) => {
+                if a.len() != grid_points {
+                    return Err(NeqkinError::invalid(
+                        "params.initial",
+                        format!("profile has {} values but grid_points = {grid_points}", a.len()),
+                    ));
+                }
+                let prof = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| number(&format!("initial[{i}]"), x))
+                    .collect::<Result<Vec<_>>>()?;
+                (prof, false)
+            }
+            Some(x) => (vec![number("initial", x)?; grid_points], true),
+        };
+        Ok(RelaxationParams { grid_points, rate, target, initial, uniform, diffusion })
+    }
+
+    /// Exact solution at time `t`, where known (diffusion 0 or uniform initial value).
+    pub fn exact(&self, t: f64) -> Option<Vec<f64>> {
+        (self.diffusion == 0.0 || self.uniform).then(|| {
+            let d = (-self.rate * t).exp();
+            self.initial.iter().map(|y0| self.target + (y0 - self.target) * d).collect()
+        })
+    }
+}
+
+impl Model for Relaxation {
+    fn name(&self) -> &'static str {
+        "relaxation"
+    }
+    fn validate(&self, params: &Value) -> Result<()> {
+        RelaxationParams::from_json(params).map(|_| ())
+    }
+    fn build(&self, points: &[Value]) -> Result<Arc<dyn BatchProblem>> {
+        let members = points.iter().map(RelaxationParams::from_json).collect::<Result<Vec<_>>>()?;
+        let n = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?.grid_points;
+        if let Some(m) = members.iter().find(|m| m.grid_points != n) {
+            return Err(NeqkinError::invalid(
+                "params.grid_points",
+                format!("must be equal within a batch ({} vs {n}); it cannot be swept", m.grid_points),
+            ));
+        }
+        let dx = 1.0 / n as f64;
+        let params = members.iter().flat_map(|m| [m.rate, m.target, m.diffusion / (dx * dx)]).collect();
+        Ok(Arc::new(RelaxationBatch { n, members, params, tables: vec![0.0] }))
+    }
+}
+
+/// A batch of relaxation points.
+pub struct RelaxationBatch {
+    n: usize,
+    members: Vec<RelaxationParams>,
+    params: Vec<f64>,
+    tables: Vec<f64>,
+}
+
+/// CPU twin of `rhs` in `shaders/relaxation/rhs.wgsl` for one member; arguments in
+/// binding order (params, tables, t, y, dy, scratch).
+pub fn rhs(params: &[f64], _tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _scratch: &mut [f64]) {
+    let (rate, tgt, c) = (params[P_RATE], params[P_TARGET], params[P_C]);
+    let n = y.len();
+    for i in 0..n {
+        let yi = y[i];
+        let left = if i > 0 { y[i - 1] } else { yi };
+        let right = if i + 1 < n { y[i + 1] } else { yi };
+        dy[i] = -rate * (yi - tgt) + c * (left - 2.0 * yi + right);
+    }
+}
+
+impl BatchProblem for RelaxationBatch {
+    fn layout(&self) -> BatchLayout {
+        BatchLayout {
+            batch: self.members.len(),
+            state_len: self.n,
+            params_len: PARAMS_LEN,
+            // One dummy real shared by all members: no tables, but a non-empty binding.
+            table_len: 1,
+            table_stride: 0,
+            scratch_len: 0,
+        }
+    }
+    fn params(&self) -> &[f64] {
+        &self.params
+    }
+    fn tables(&self) -> &[f64] {
+        &self.tables
+    }
+    fn initial_state(&self) -> Vec<f64> {
+        self.members.iter().flat_map(|m| m.initial.iter().copied()).collect()
+    }
+    fn rhs_member(
+        &self,
+        _m: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        rhs(params, tables, t, y, dy, scratch)
+    }
+    fn kernel(&self) -> KernelSource {
+        KernelSource {
+            name: "relaxation/rhs".into(),
+            source: include_str!("../../../shaders/relaxation/rhs.wgsl").into(),
+        }
+    }
+    fn spectral_radius(&self) -> Option<Vec<f64>> {
+        Some(self.params.chunks(PARAMS_LEN).map(|p| p[P_RATE].abs() + 4.0 * p[P_C]).collect())
+    }
+    fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables {
+        let m = &self.members[member];
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        let err = match m.exact(t) {
+            Some(ex) => {
+                ex.iter()
+                    .zip(y)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, |acc: f64, d| if d.is_nan() || d > acc { d } else { acc })
+            }
+            None => f64::NAN,
+        };
+        let dx = 1.0 / self.n as f64;
+        Observables {
+            scalars: vec![("mean".into(), mean), ("error_vs_exact".into(), err)],
+            arrays: vec![
+                ("y".into(), y.to_vec()),
+                ("grid_x".into(), (0..self.n).map(|i| (i as f64 + 0.5) * dx).collect()),
+            ],
+        }
+    }
+}
