@@ -54,7 +54,7 @@ impl Spectrum {
         if omega.len() != a2f.len() || omega.len() < 2 {
             return Err(NeqkinError::invalid(field, "table needs >= 2 rows of (ω, α²F)"));
         }
-        if omega.windows(2).any(|w| !(w[1] > w[0])) {
+        if omega.windows(2).any(|w| w[1].partial_cmp(&w[0]) != Some(std::cmp::Ordering::Greater)) {
             return Err(NeqkinError::invalid(field, "ω must increase strictly"));
         }
         let n = omega.len();

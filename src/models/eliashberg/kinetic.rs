@@ -123,9 +123,9 @@ pub fn sigma_operator(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> (V
                     let far = l + 1 + 40 * (l + rk);
                     let mut tail: f64 = (l + 1..=far).map(|j| kern(j as f64)).sum();
                     let x = far as f64 + 0.5;
-                    tail += (1.0 / (2.0 * rf))
-                        * (((x - e - rf) / (x - e + rf)).abs().ln() - ((x + e - rf) / (x + e + rf)).abs().ln())
-                        * -1.0;
+                    // ∫_x^∞ dy/((y ∓ e)² − r²) = −(1/2r) ln|(x ∓ e − r)/(x ∓ e + r)|
+                    tail -= (1.0 / (2.0 * rf))
+                        * (((x - e - rf) / (x - e + rf)).abs().ln() - ((x + e - rf) / (x + e + rf)).abs().ln());
                     b[i - 1] += c * (-0.5 * wsum - 0.5 * tail);
                 }
             }
@@ -351,7 +351,7 @@ pub fn eliashberg_kinetic(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy
     let mut a = lhs(l, tables, y);
     collision(l, nm, tables, y, dy);
     let piv = lu_solve(l, &mut a, dy);
-    if !(piv > PIVOT_TOL) {
+    if piv.is_nan() || piv <= PIVOT_TOL {
         dy.iter_mut().for_each(|x| *x = f64::NAN);
         return;
     }

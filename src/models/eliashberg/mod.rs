@@ -151,7 +151,7 @@ impl Params {
             return Err(NeqkinError::invalid("params.lambda", "required with `comb`"));
         }
         if let Some(c) = &p.comb {
-            if c.count == 0 || !(c.start > 0.0) || !(c.step >= 0.0) {
+            if c.count == 0 || c.start.is_nan() || c.start <= 0.0 || c.step.is_nan() || c.step < 0.0 {
                 return Err(NeqkinError::invalid("params.comb", "needs start > 0, step >= 0, count >= 1"));
             }
         }
