@@ -120,6 +120,11 @@ fn classify(e: NeqkinError) -> Failure {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan drivers complain on stderr at every adapter query when this is unset
+    // (headless batch jobs); the directory is never written to by neqkin.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
@@ -180,6 +185,21 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
             Ok(cpu())
         }
         BackendChoice::Gpu => gpu().map_err(classify),
+        // A software adapter (lavapipe, device type Cpu) is slower than the native CPU
+        // backend, so `auto` takes the GPU path only for hardware adapters; `--backend gpu`
+        // still runs on it (that is how the GPU path is tested on GPU-less machines).
+        BackendChoice::Auto if software_adapters_only() => {
+            if let Some(a) = gpu::list_adapters().first() {
+                eprintln!(
+                    "neqkin: only a software adapter ({}); using the CPU backend (--backend gpu forces it)",
+                    a.name
+                );
+            }
+            if precision == PrecisionChoice::F32 {
+                eprintln!("neqkin: note: the CPU backend computes in f64");
+            }
+            Ok(cpu())
+        }
         BackendChoice::Auto => match gpu() {
             Ok(setup) => Ok(setup),
             Err(NeqkinError::NoAdapter(why)) => {
@@ -192,6 +212,11 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
             Err(e) => Err(classify(e)),
         },
     }
+}
+
+/// True when every adapter wgpu finds is a software one (or there is none).
+fn software_adapters_only() -> bool {
+    gpu::list_adapters().iter().all(|a| a.device_type == "Cpu")
 }
 
 fn default_out(config: &Path, shard: Shard) -> PathBuf {

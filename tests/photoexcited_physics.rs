@@ -331,7 +331,7 @@ fn pulse_gives_transient_negative_conductivity() {
         y = evolve_adaptive(&b, 0, y, t_next - t, 1e-8).0;
         t = t_next;
         let s = scalar(&b, 0, &y, "sigma_over_sigma0");
-        let z = scalar(&b, 0, &y, "zeta");
+        let z = scalar(&b, 0, &y, "zeta_t");
         s_min = s_min.min(s);
         zeta_max = zeta_max.max(z);
         eprintln!("pulse t {t}: sigma/sigma0 {s:+.4}, zeta {z:.3}");
@@ -379,7 +379,7 @@ fn print_pulse_with_field_and_p_band_scan() {
                 "field {} t {t}: sigma/sigma0 {:+.4} zeta {:.3} E2 {:.3e} ({steps} steps)",
                 m == 0,
                 scalar(&b, m, &y, "sigma_over_sigma0"),
-                scalar(&b, m, &y, "zeta"),
+                scalar(&b, m, &y, "zeta_t"),
                 scalar(&b, m, &y, "field_squared")
             );
         }

@@ -286,7 +286,12 @@ fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
             .map(|k| match (k, n) {
                 (0, _) => a,
                 (k, n) if k == n - 1 => b,
-                (k, n) => a + (b - a) * k as f64 / (n - 1) as f64,
+                // Rounded to 14 significant digits so decimal grids print and compare as
+                // written (0.51, not 0.5099999999999999); far below any physical resolution.
+                (k, n) => {
+                    let x = (a * (n - 1 - k) as f64 + b * k as f64) / (n - 1) as f64;
+                    format!("{x:.13e}").parse().unwrap_or(x)
+                }
             })
             .collect()
     };

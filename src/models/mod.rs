@@ -2,7 +2,9 @@
 //!
 //! [`registry`] lists every model by name; configs pick one with `model = "<name>"`.
 
+pub mod cavity;
 pub mod eliashberg;
+pub mod interband;
 pub mod photoexcited;
 pub mod relaxation;
 
@@ -11,7 +13,13 @@ use crate::{NeqkinError, Result};
 
 /// Every model neqkin knows, in the order `neqkin devices`/errors list them.
 pub fn registry() -> Vec<Box<dyn crate::engine::model::Model>> {
-    vec![Box::new(photoexcited::Photoexcited), Box::new(relaxation::Relaxation), Box::new(eliashberg::Eliashberg)]
+    vec![
+        Box::new(photoexcited::Photoexcited),
+        Box::new(cavity::Cavity),
+        Box::new(interband::Interband),
+        Box::new(relaxation::Relaxation),
+        Box::new(eliashberg::Eliashberg),
+    ]
 }
 
 /// The model named `name`, or [`NeqkinError::UnknownModel`] listing the known names.

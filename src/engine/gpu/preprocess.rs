@@ -16,8 +16,12 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
     ("eliashberg/kinetic.wgsl", include_str!("../../../shaders/eliashberg/kinetic.wgsl")),
+    ("cavity/collision.wgsl", include_str!("../../../shaders/cavity/collision.wgsl")),
+    ("cavity/shift.wgsl", include_str!("../../../shaders/cavity/shift.wgsl")),
+    ("cavity/riccati.wgsl", include_str!("../../../shaders/cavity/riccati.wgsl")),
     ("relaxation/rhs.wgsl", include_str!("../../../shaders/relaxation/rhs.wgsl")),
     ("photoexcited/collision.wgsl", include_str!("../../../shaders/photoexcited/collision.wgsl")),
+    ("interband/lindblad.wgsl", include_str!("../../../shaders/interband/lindblad.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.

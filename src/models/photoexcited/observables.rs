@@ -8,7 +8,7 @@ use crate::engine::model::Observables;
 /// Names of the scalar observables, in output order.
 pub const SCALARS: &[&str] = &[
     "sigma_over_sigma0",
-    "zeta",
+    "zeta_t",
     "particle_number",
     "energy_electrons",
     "energy_total",
@@ -31,7 +31,7 @@ pub fn observables(m: &Member, params: &[f64], tables: &[f64], t: f64, y: &[f64]
     Observables {
         scalars: vec![
             ("sigma_over_sigma0".into(), s.sigma / m.sigma0),
-            ("zeta".into(), zeta),
+            ("zeta_t".into(), zeta),
             ("particle_number".into(), number),
             ("energy_electrons".into(), energy),
             ("energy_total".into(), energy + m.omega_mean * zeta),

@@ -1,0 +1,45 @@
+// Cavity model, level 2 (delta photon at ±ν0) and level 3 Fokker–Planck (issue 3).
+// CPU twin: `shift` in src/models/cavity/cpu.rs (same layout constants; kept in sync).
+//
+//   dF_i/dτ = P_i [ γ (F0_i − F_i) + s c⁻_i K(F_i, F_{i−m}, D) − c⁺_i K(F_i, F_{i+m}, −D) ]
+//   K(F, F̃, D) = 1 − F F̃ − D (F − F̃);   partners off the grid contribute nothing.
+
+//! import shared/rhs_bindings
+
+const S_P_GAMMA: u32 = 0u;
+const S_P_D: u32 = 1u;
+const S_P_SHIFT: u32 = 2u;
+const S_P_SIGN: u32 = 3u;
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let mem = member_index(wg_id, num_wg);
+    if (mem >= dims.batch) {
+        return;
+    }
+    let n = dims.state_len;
+    let yb = mem * n;
+    let pb = mem * dims.params_len;
+    let tb = mem * dims.table_stride;
+    let gamma = params[pb + S_P_GAMMA];
+    let d = params[pb + S_P_D];
+    let sh = u32(params[pb + S_P_SHIFT] + Real(0.5));
+    let s = params[pb + S_P_SIGN];
+    for (var i = lid; i < n; i += WG) {
+        let fi = y[yb + i];
+        var ph = Real(0.0);
+        if (i >= sh) {
+            let fm = y[yb + i - sh];
+            ph += s * tables[tb + n + i] * (Real(1.0) - fi * fm - d * (fi - fm));
+        }
+        if (i + sh < n) {
+            let fp = y[yb + i + sh];
+            ph -= tables[tb + 2u * n + i] * (Real(1.0) - fi * fp + d * (fi - fp));
+        }
+        dy[yb + i] = tables[tb + 3u * n + i] * (gamma * (tables[tb + i] - fi) + ph);
+    }
+}

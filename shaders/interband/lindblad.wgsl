@@ -1,0 +1,128 @@
+// Right-hand side of the interband-pairing model (laser-driven two-band semiconductor,
+// rotating frame, mean-field pairing, phonon and radiative Lindblad baths).
+// CPU twin: src/models/interband/lindblad.rs (same constants, same order of operations).
+// Derivation: docs/models/interband.md.
+//
+// One workgroup per member. Pass 1: workgroup-memory reduction of Σ_k s21_k, giving
+// Δ* = cv Σ s (the only coupling between momenta besides the phonon jumps). Pass 2 (after
+// the barrier, same dispatch): every thread writes the derivatives of its momenta.
+// Arithmetic only: the rotating frame removes the laser's time dependence.
+//
+// State of a member (n momenta): n11[n] n22[n] re n21[n] im n21[n] re s21[n] im s21[n],
+// n21_k = <c†_{k2} c_{k1}>, s21_k = <c†_{k2} c†_{-k,1}>, -k_j = k_{n-1-j}.
+// Tables (see src/models/interband/tables.rs): eps1[n], eps2[n], then per band
+// (0 = valence, 1 = conduction) 4n outgoing reals (j0, w0, j1, w1) and 2wn incoming
+// reals (i, w) per momentum.
+
+//! import shared/rhs_bindings
+
+// Parameter block; kept in sync with src/models/interband/lindblad.rs.
+const P_N: u32 = 0u;
+const P_W: u32 = 1u;
+const P_CV: u32 = 2u;
+const P_OMEGA: u32 = 3u;
+const P_GPH: u32 = 4u;
+const P_GRR: u32 = 5u;
+const P_DET: u32 = 6u;
+
+var<workgroup> red_re: array<Real, WG>;
+var<workgroup> red_im: array<Real, WG>;
+
+// (in, out) phonon rates of band `band` at momentum p, times g:
+// in = g Σ_{i→p} w n_i, out = g Σ_{p→j} w (1 − n_j).
+fn phonon_rates(tb: u32, yb: u32, n: u32, w: u32, g: Real, band: u32, p: u32) -> vec2<Real> {
+    let base = tb + 2u * n + band * (4u * n + 2u * w * n);
+    let pop = yb + band * n;
+    var out_r = Real(0.0);
+    for (var s = 0u; s < 2u; s += 1u) {
+        let j = u32(tables[base + 4u * p + 2u * s]);
+        out_r += tables[base + 4u * p + 2u * s + 1u] * (Real(1.0) - y[pop + j]);
+    }
+    var in_r = Real(0.0);
+    for (var s = 0u; s < w; s += 1u) {
+        let o = base + 4u * n + 2u * (w * p + s);
+        in_r += tables[o + 1u] * y[pop + u32(tables[o])];
+    }
+    return vec2<Real>(g * in_r, g * out_r);
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let member = member_index(wg_id, num_wg);
+    if (member >= dims.batch) {
+        return;
+    }
+    let pb = member * dims.params_len;
+    let tb = member * dims.table_stride;
+    let yb = member * dims.state_len;
+    let n = u32(params[pb + P_N]);
+    let w = u32(params[pb + P_W]);
+
+    // Pass 1: Σ_k s21_k.
+    var acc_re = Real(0.0);
+    var acc_im = Real(0.0);
+    for (var p = lid; p < n; p += WG) {
+        acc_re += y[yb + 4u * n + p];
+        acc_im += y[yb + 5u * n + p];
+    }
+    red_re[lid] = acc_re;
+    red_im[lid] = acc_im;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red_re[lid] += red_re[lid + s];
+            red_im[lid] += red_im[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let cv = params[pb + P_CV];
+    let dsr = cv * red_re[0];
+    let dsi = cv * red_im[0];
+    // Δ = conj(Δ*).
+    let dr = dsr;
+    let di = -dsi;
+
+    // Pass 2: derivatives.
+    let omega = params[pb + P_OMEGA];
+    let gph = params[pb + P_GPH];
+    let grr = params[pb + P_GRR];
+    let det = params[pb + P_DET];
+    for (var p = lid; p < n; p += WG) {
+        let m = n - 1u - p;
+        let n1 = y[yb + p];
+        let n2 = y[yb + n + p];
+        let xr = y[yb + 2u * n + p];
+        let xi = y[yb + 3u * n + p];
+        let sr = y[yb + 4u * n + p];
+        let si = y[yb + 5u * n + p];
+        let smr = y[yb + 4u * n + m];
+        let smi = y[yb + 5u * n + m];
+        let n1m = y[yb + m];
+        let n2m = y[yb + n + m];
+        let e1p = tables[tb + p] + Real(0.5) * det;
+        let e2p = tables[tb + n + p] - Real(0.5) * det;
+        let e1m = tables[tb + m] + Real(0.5) * det;
+        let r1 = phonon_rates(tb, yb, n, w, gph, 0u, p);
+        let r2 = phonon_rates(tb, yb, n, w, gph, 1u, p);
+        let r1m = phonon_rates(tb, yb, n, w, gph, 0u, m);
+        // Radiative recombination: <n2(1 − n1)> = n2(1 − n1) + |n21|².
+        let rr = grr * (n2 * (Real(1.0) - n1) + xr * xr + xi * xi);
+        let im_dsm = dr * smi + di * smr;
+        let im_ds = dr * si + di * sr;
+        dy[yb + p] = -omega * xi - Real(2.0) * im_dsm + r1.x * (Real(1.0) - n1) - r1.y * n1 + rr;
+        dy[yb + n + p] = omega * xi - Real(2.0) * im_ds + r2.x * (Real(1.0) - n2) - r2.y * n2 - rr;
+        let ex = e2p - e1p;
+        let gx = Real(0.5) * (r1.x + r1.y + r2.x + r2.y + grr);
+        dy[yb + 2u * n + p] = -ex * xi - gx * xr;
+        dy[yb + 3u * n + p] = ex * xr + Real(0.5) * omega * (n1 - n2) - gx * xi;
+        let es = e2p + e1m;
+        let nt = n2 + n1m - Real(1.0);
+        let gs = Real(0.5) * (r1m.x + r1m.y + r2.x + r2.y + grr * (Real(1.0) - n1 + n2m));
+        dy[yb + 4u * n + p] = -es * si - dsi * nt - gs * sr;
+        dy[yb + 5u * n + p] = es * sr + dsr * nt - gs * si;
+    }
+}

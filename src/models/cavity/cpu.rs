@@ -1,0 +1,117 @@
+//! CPU twins of the cavity kernels in `shaders/cavity/`, same names, arguments in binding
+//! order (params, tables, t, y, dy, scratch), same layout constants. See
+//! `docs/models/cavity.md` for the equations.
+//!
+//! Kept in sync with `shaders/cavity/{collision,shift,riccati}.wgsl`.
+
+/// `collision` params: γ.
+pub const C_P_GAMMA: usize = 0;
+/// `collision` params length.
+pub const C_PARAMS_LEN: usize = 1;
+/// `collision` table offsets, in units of n (B and BD have 2n−1 entries each):
+/// F0 at 0, A_e at n, preconditioner at 2n, b at 3n, bd at 5n−1; length 7n−2.
+pub fn collision_table_len(n: usize) -> usize {
+    7 * n - 2
+}
+
+/// `collision` (level 1): `dF_i/dτ = P_i [γ(F0_i − F_i) + Σ_j A_j (b_{i−j}(1 − F_iF_j)
+/// − bd_{i−j}(F_i − F_j))]`, with `b_k = g²S h B(kh)`, `bd_k = b_k coth(kh/2T_mir)` and
+/// `B(ν) = γ_ph ν / (L((ν²−ν0²)² + γ_ph²ν²))` (odd photon spectral function).
+pub fn collision(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = y.len();
+    let gamma = params[C_P_GAMMA];
+    let (f0, a, prec) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n]);
+    let b = &tables[3 * n..5 * n - 1];
+    let bd = &tables[5 * n - 1..7 * n - 2];
+    for i in 0..n {
+        let fi = y[i];
+        let mut acc = 0.0;
+        for j in 0..n {
+            let fj = y[j];
+            let k = i + n - 1 - j;
+            acc += a[j] * (b[k] * (1.0 - fi * fj) - bd[k] * (fi - fj));
+        }
+        dy[i] = prec[i] * (gamma * (f0[i] - fi) + acc);
+    }
+}
+
+/// `shift` params: γ, D (coth(ν0/2T_mir) for level 2, coth(h/2T_mir) for Fokker–Planck),
+/// shift m in grid points, sign of the ω−ν0 channel (+1 consistent, −1 S71 reading).
+pub const S_P_GAMMA: usize = 0;
+/// See [`S_P_GAMMA`].
+pub const S_P_D: usize = 1;
+/// See [`S_P_GAMMA`].
+pub const S_P_SHIFT: usize = 2;
+/// See [`S_P_GAMMA`].
+pub const S_P_SIGN: usize = 3;
+/// `shift` params length.
+pub const S_PARAMS_LEN: usize = 4;
+/// `shift` tables: F0 at 0, c⁻ at n, c⁺ at 2n, preconditioner at 3n; length 4n.
+pub fn shift_table_len(n: usize) -> usize {
+    4 * n
+}
+
+/// `shift` (level 2 and the Fokker–Planck level 3):
+/// `dF_i/dτ = P_i [γ(F0_i − F_i) + s c⁻_i K(F_i, F_{i−m}, D) − c⁺_i K(F_i, F_{i+m}, −D)]`
+/// with `K(F, F̃, D) = 1 − F F̃ − D (F − F̃)`; partners off the grid contribute nothing
+/// (zero flux through the window's ends).
+pub fn shift(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = y.len();
+    let gamma = params[S_P_GAMMA];
+    let d = params[S_P_D];
+    let m = params[S_P_SHIFT] as usize;
+    let s = params[S_P_SIGN];
+    let (f0, cm, cp, prec) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n], &tables[3 * n..4 * n]);
+    for i in 0..n {
+        let fi = y[i];
+        let mut ph = 0.0;
+        if i >= m {
+            let fm = y[i - m];
+            ph += s * cm[i] * (1.0 - fi * fm - d * (fi - fm));
+        }
+        if i + m < n {
+            let fp = y[i + m];
+            ph -= cp[i] * (1.0 - fi * fp + d * (fi - fp));
+        }
+        dy[i] = prec[i] * (gamma * (f0[i] - fi) + ph);
+    }
+}
+
+/// `riccati` params: ω at t = 0, direction (+1: ω = ω_start + t; −1: ω = ω_start − t),
+/// T_mir, T_cry, ε_k, γ, κ.
+pub const R_P_OMEGA: usize = 0;
+/// See [`R_P_OMEGA`].
+pub const R_P_DIR: usize = 1;
+/// See [`R_P_OMEGA`].
+pub const R_P_TMIR: usize = 2;
+/// See [`R_P_OMEGA`].
+pub const R_P_TCRY: usize = 3;
+/// See [`R_P_OMEGA`].
+pub const R_P_EPS: usize = 4;
+/// See [`R_P_OMEGA`].
+pub const R_P_GAMMA: usize = 5;
+/// See [`R_P_OMEGA`].
+pub const R_P_KAPPA: usize = 6;
+/// `riccati` params length.
+pub const R_PARAMS_LEN: usize = 7;
+
+/// `riccati` (printed S71 / Eq 6, ω as time): state (F, n0, p0) with the cryostat's Fermi
+/// function n0 = 1/(e^{(ω−μ0)/T_cry} + 1) and p0 = 1 − n0 carried as state (no exp in the
+/// kernel; two components so that each keeps full relative precision in the tail where it
+/// is tiny), F0 = p0 − n0;
+/// `2T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0)`, `Ã0 = κ/((ω−ε)² + γ²)`,
+/// `T_cry dn0/dω = −n0 p0`, `T_cry dp0/dω = n0 p0`.
+pub fn riccati(params: &[f64], _tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+    let dir = params[R_P_DIR];
+    let omega = params[R_P_OMEGA] + dir * t;
+    let (f, n0, p0) = (y[0], y[1], y[2]);
+    let f0 = p0 - n0;
+    let x = omega - params[R_P_EPS];
+    let g = params[R_P_GAMMA];
+    let inv_2a = (x * x + g * g) / (2.0 * params[R_P_KAPPA]);
+    let dfdw = (1.0 - f * f + (f - f0) * inv_2a) / (2.0 * params[R_P_TMIR]);
+    let flow = n0 * p0 / params[R_P_TCRY];
+    dy[0] = dir * dfdw;
+    dy[1] = -dir * flow;
+    dy[2] = dir * flow;
+}

@@ -1,0 +1,364 @@
+//! Electrons between a cryostat bath and a cavity-photon bath (issue 3, paper
+//! `shared/seeds/002`): the non-thermal steady-state distribution F(k, ω) = 1 − 2n.
+//!
+//! One model, `cavity`, with three levels chosen by `params.level` (and named variants
+//! keeping the paper's printed signs, `params.variant`); derivation and sign analysis in
+//! `docs/models/cavity.md`. One batch member is one sweep point at one momentum (ε_k).
+//!
+//! * Level 1 (`collision`): γ(F−F0) = g²S ∫dω̃ A_e(ω̃) B(ω−ω̃) K(ω, ω̃) with finite γ_ph,
+//!   the ω̃ integral a dense quadrature in the kernel; steady state of a Jacobi-preconditioned
+//!   pseudo-time relaxation (use `steady_tol`).
+//! * Level 2 (`shift`): B → delta peaks at ±ν0 (S69), grid commensurate with ν0.
+//! * Level 3: `fokker_planck` (the consistent ν0 → 0 limit, `shift` kernel with flux
+//!   weights) or `riccati_s71` (the printed Eq 6 / S71 integrated along ω, `riccati` kernel).
+//!
+//! `K(ω, ω̃) = 1 − F(ω)F(ω̃) − coth((ω−ω̃)/2T_mir)(F(ω) − F(ω̃))` vanishes for
+//! F = tanh((ω−μ)/2T_mir) at any μ; with the odd photon spectral function B it relaxes F.
+
+pub mod cpu;
+pub mod observe;
+pub mod params;
+
+use std::sync::Arc;
+
+use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::{NeqkinError, Result};
+pub use params::{derive, CavityParams, Derived, Scheme};
+
+/// WGSL of the level-1 kernel.
+pub const COLLISION_WGSL: &str = include_str!("../../../shaders/cavity/collision.wgsl");
+/// WGSL of the level-2 / Fokker–Planck kernel.
+pub const SHIFT_WGSL: &str = include_str!("../../../shaders/cavity/shift.wgsl");
+/// WGSL of the printed-Riccati kernel.
+pub const RICCATI_WGSL: &str = include_str!("../../../shaders/cavity/riccati.wgsl");
+
+/// The cavity model (`model = "cavity"`).
+pub struct Cavity;
+
+impl Model for Cavity {
+    fn name(&self) -> &'static str {
+        "cavity"
+    }
+    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+        let d = derive(params)?;
+        if d.scheme == Scheme::RiccatiS71 && d.raw.coupling_g == 0.0 {
+            return Err(NeqkinError::invalid("params.coupling_g", "riccati_s71 divides by Ã0 ∝ g²: needs g > 0"));
+        }
+        Ok(())
+    }
+    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
+        let members = points.iter().map(derive).collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(CavityBatch::new(members)?))
+    }
+}
+
+/// One batch of cavity members (all with the same scheme and grid size).
+pub struct CavityBatch {
+    members: Vec<Derived>,
+    scheme: Scheme,
+    n: usize,
+    params: Vec<f64>,
+    tables: Vec<f64>,
+    layout: BatchLayout,
+}
+
+/// Photon spectral function of level 1, odd in ν (S60 with γ_ph(ν) = γ_ph ν):
+/// `B(ν) = γ_ph ν / (L ((ν² − ν0²)² + γ_ph² ν²))`; → (π/2Lν0)(δ(ν−ν0) − δ(ν+ν0)) as γ_ph → 0.
+pub fn photon_spectral(nu: f64, nu0: f64, gamma_ph: f64, cavity_length: f64) -> f64 {
+    let d = nu * nu - nu0 * nu0;
+    gamma_ph * nu / (cavity_length * (d * d + gamma_ph * gamma_ph * nu * nu))
+}
+
+impl CavityBatch {
+    /// Builds params and tables for every member.
+    pub fn new(members: Vec<Derived>) -> Result<Self> {
+        let first = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
+        let (scheme, n) = (first.scheme, first.n);
+        for d in &members {
+            if d.scheme != scheme {
+                return Err(NeqkinError::invalid("params.level", "all points of a batch must share level and variant"));
+            }
+            if d.n != n {
+                return Err(NeqkinError::invalid("params.n_omega", "all points of a batch must share n_omega"));
+            }
+        }
+        let mut params = vec![];
+        let mut tables = vec![];
+        let (state_len, params_len, table_len) = match scheme {
+            Scheme::Collision | Scheme::CollisionEq5 => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(n)),
+            Scheme::ShiftConsistent | Scheme::ShiftS71Reading | Scheme::FokkerPlanck => {
+                (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n))
+            }
+            Scheme::RiccatiS71 => (3, cpu::R_PARAMS_LEN, 0),
+        };
+        for d in &members {
+            let r = &d.raw;
+            let omega: Vec<f64> = (0..n).map(|i| d.omega(i)).collect();
+            let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
+            let coth = |x: f64| 1.0 / (x / (2.0 * r.t_mir)).tanh();
+            match scheme {
+                Scheme::Collision | Scheme::CollisionEq5 => {
+                    params.push(r.gamma);
+                    let a: Vec<f64> = omega.iter().map(|&w| d.spectral(w)).collect();
+                    let gph = r.gamma_ph.unwrap();
+                    let pref = r.coupling_g * r.coupling_g * d.s_d * d.h;
+                    let mut b = vec![0.0; 2 * n - 1];
+                    let mut bd = vec![0.0; 2 * n - 1];
+                    for k in 0..2 * n - 1 {
+                        let nu = (k as f64 - (n - 1) as f64) * d.h;
+                        if scheme == Scheme::CollisionEq5 {
+                            // Printed Eq 5: −A_ph,even(ν) in place of B(ν) (same delta weight
+                            // π/2Lν0 at ±ν0); the ν = 0 point is dropped (measure zero; keeps F0
+                            // an exact discrete fixed point at equal temperatures).
+                            if k != n - 1 {
+                                let dd = nu * nu - r.nu0 * r.nu0;
+                                b[k] = -pref * gph / (d.cavity_length * (dd * dd + gph * gph));
+                                bd[k] = b[k] * coth(nu);
+                            }
+                        } else if k == n - 1 {
+                            // ν = 0: B = 0; B·coth → 2T_mir γ_ph/(L ν0⁴) (multiplies F_i − F_i = 0).
+                            bd[k] = pref * gph * 2.0 * r.t_mir / (d.cavity_length * r.nu0.powi(4));
+                        } else {
+                            b[k] = pref * photon_spectral(nu, r.nu0, gph, d.cavity_length);
+                            bd[k] = b[k] * coth(nu);
+                        }
+                    }
+                    let prec: Vec<f64> = (0..n)
+                        .map(|i| {
+                            let off: f64 =
+                                (0..n).map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j].abs())).sum();
+                            1.0 / (r.gamma + off)
+                        })
+                        .collect();
+                    tables.extend_from_slice(&f0);
+                    tables.extend_from_slice(&a);
+                    tables.extend_from_slice(&prec);
+                    tables.extend_from_slice(&b);
+                    tables.extend_from_slice(&bd);
+                }
+                Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
+                    let m = d.shift;
+                    let dd = coth(r.nu0);
+                    let sign = if scheme == Scheme::ShiftConsistent { 1.0 } else { -1.0 };
+                    params.extend_from_slice(&[r.gamma, dd, m as f64, sign]);
+                    let cm: Vec<f64> =
+                        (0..n).map(|i| if i >= m { d.kappa * d.spectral(omega[i] - r.nu0) } else { 0.0 }).collect();
+                    let cp: Vec<f64> =
+                        (0..n).map(|i| if i + m < n { d.kappa * d.spectral(omega[i] + r.nu0) } else { 0.0 }).collect();
+                    let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
+                    tables.extend_from_slice(&f0);
+                    tables.extend_from_slice(&cm);
+                    tables.extend_from_slice(&cp);
+                    tables.extend_from_slice(&prec);
+                }
+                Scheme::FokkerPlanck => {
+                    let dd = coth(d.h);
+                    params.extend_from_slice(&[r.gamma, dd, 1.0, 1.0]);
+                    let eta = d.kappa * r.nu0;
+                    let w = |i: usize, half: f64| {
+                        let am = d.spectral(omega[i] + half * d.h);
+                        eta * am * am / (d.spectral(omega[i]) * d.h)
+                    };
+                    let cm: Vec<f64> = (0..n).map(|i| if i >= 1 { w(i, -0.5) } else { 0.0 }).collect();
+                    let cp: Vec<f64> = (0..n).map(|i| if i + 1 < n { w(i, 0.5) } else { 0.0 }).collect();
+                    let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
+                    tables.extend_from_slice(&f0);
+                    tables.extend_from_slice(&cm);
+                    tables.extend_from_slice(&cp);
+                    tables.extend_from_slice(&prec);
+                }
+                Scheme::RiccatiS71 => {
+                    let start = if d.direction < 0.0 { omega[n - 1] } else { omega[0] };
+                    params.extend_from_slice(&[start, d.direction, r.t_mir, r.t_cry, d.eps_k, r.gamma, d.kappa]);
+                }
+            }
+        }
+        let layout = BatchLayout {
+            batch: members.len(),
+            state_len,
+            params_len,
+            table_len,
+            table_stride: table_len,
+            scratch_len: 0,
+        };
+        Ok(CavityBatch { members, scheme, n, params, tables, layout })
+    }
+
+    /// The members' derived parameters.
+    pub fn members(&self) -> &[Derived] {
+        &self.members
+    }
+
+    /// Which equation the batch solves.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The ω grid of member `m`.
+    pub fn omega(&self, m: usize) -> Vec<f64> {
+        (0..self.n).map(|i| self.members[m].omega(i)).collect()
+    }
+
+    /// Riccati: output times t_i = i·h (i = 1 … n−1), so outputs land on the ω grid
+    /// (ω = ω_max − t backward, ω_min + t forward). Same for every member when the windows
+    /// agree; uses member 0.
+    pub fn riccati_output_times(&self) -> Vec<f64> {
+        let d = &self.members[0];
+        (1..self.n).map(|i| i as f64 * d.h).collect()
+    }
+
+    /// Unpreconditioned residual R(F) of the steady-state equation of member `m`
+    /// (grid levels; zero length for Riccati).
+    pub fn residual(&self, m: usize, y: &[f64]) -> Vec<f64> {
+        if self.scheme == Scheme::RiccatiS71 {
+            return vec![];
+        }
+        let n = self.n;
+        let mut dy = vec![0.0; n];
+        self.rhs_member(m, self.member_params(m), self.member_tables(m), 0.0, y, &mut dy, &mut []);
+        let prec_off = match self.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 => 2 * n,
+            _ => 3 * n,
+        };
+        let t = self.member_tables(m);
+        (0..n).map(|i| dy[i] / t[prec_off + i]).collect()
+    }
+
+    fn member_params(&self, m: usize) -> &[f64] {
+        let p = self.layout.params_len;
+        &self.params[m * p..(m + 1) * p]
+    }
+
+    fn member_tables(&self, m: usize) -> &[f64] {
+        let t = self.layout.table_len;
+        &self.tables[m * t..(m + 1) * t]
+    }
+}
+
+impl BatchProblem for CavityBatch {
+    fn layout(&self) -> BatchLayout {
+        self.layout
+    }
+    fn params(&self) -> &[f64] {
+        &self.params
+    }
+    fn tables(&self) -> &[f64] {
+        &self.tables
+    }
+    fn initial_state(&self) -> Vec<f64> {
+        let mut y = Vec::with_capacity(self.layout.batch * self.layout.state_len);
+        for (m, d) in self.members.iter().enumerate() {
+            if self.scheme == Scheme::RiccatiS71 {
+                let start = self.member_params(m)[cpu::R_P_OMEGA];
+                let x = (start - d.raw.mu0) / d.raw.t_cry;
+                // Fermi function and its complement, each accurate where it is tiny.
+                let (n0, p0) = (1.0 / (x.exp() + 1.0), 1.0 / ((-x).exp() + 1.0));
+                // Backward: start on F0 (the slow manifold far above μ). Forward: filled
+                // Fermi sea F = −1, as the paper states the boundary condition.
+                let f = if d.direction < 0.0 { p0 - n0 } else { -1.0 };
+                y.extend_from_slice(&[f, n0, p0]);
+            } else {
+                y.extend((0..self.n).map(|i| d.f0(d.omega(i))));
+            }
+        }
+        y
+    }
+    fn rhs_member(
+        &self,
+        _member: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        _scratch: &mut [f64],
+    ) {
+        match self.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 => cpu::collision(params, tables, t, y, dy),
+            Scheme::RiccatiS71 => cpu::riccati(params, tables, t, y, dy),
+            _ => cpu::shift(params, tables, t, y, dy),
+        }
+    }
+    fn kernel(&self) -> KernelSource {
+        let (name, source) = match self.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 => ("cavity/collision", COLLISION_WGSL),
+            Scheme::RiccatiS71 => ("cavity/riccati", RICCATI_WGSL),
+            _ => ("cavity/shift", SHIFT_WGSL),
+        };
+        KernelSource { name: name.into(), source: source.into() }
+    }
+    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
+        use crate::engine::program::ToleranceBlock;
+        let n = self.layout.state_len;
+        if self.scheme != Scheme::RiccatiS71 {
+            return vec![ToleranceBlock { start: 0, end: n, atol, rtol }];
+        }
+        // n0 and p0 grow from e^{-W/T_cry} (as small as 1e-200): pure relative control, or
+        // the absolute tolerance lets their tails (and hence F0 near μ0) drift.
+        vec![
+            ToleranceBlock { start: 0, end: 1, atol, rtol },
+            ToleranceBlock { start: 1, end: n, atol: f64::MIN_POSITIVE, rtol },
+        ]
+    }
+    fn spectral_radius(&self) -> Option<Vec<f64>> {
+        // Grid levels are Jacobi-preconditioned with a diagonal that bounds every row's
+        // absolute sum (Gershgorin): radius ≤ 2.
+        Some(
+            self.members
+                .iter()
+                .map(|d| match self.scheme {
+                    Scheme::RiccatiS71 => {
+                        let r = &d.raw;
+                        let x = (d.omega(0) - d.eps_k).abs().max((d.omega(self.n - 1) - d.eps_k).abs());
+                        let inv_2a = (x * x + r.gamma * r.gamma) / (2.0 * d.kappa);
+                        ((2.0 + inv_2a) / (2.0 * r.t_mir)).max(1.0 / r.t_cry)
+                    }
+                    _ => 2.0,
+                })
+                .collect(),
+        )
+    }
+    fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables {
+        let d = &self.members[member];
+        let r = &d.raw;
+        if self.scheme == Scheme::RiccatiS71 {
+            let omega = self.member_params(member)[cpu::R_P_OMEGA] + d.direction * t;
+            return Observables {
+                scalars: vec![("omega".into(), omega), ("f".into(), y[0]), ("f0".into(), y[2] - y[1])],
+                arrays: vec![],
+            };
+        }
+        let omega = self.omega(member);
+        let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
+        let res = self.residual(member, y);
+        let residual = (res.iter().map(|x| x * x).sum::<f64>() / res.len() as f64).sqrt();
+        let mu = observe::chemical_potential(&omega, y, r.mu0).unwrap_or(f64::NAN);
+        let t_eff = if mu.is_finite() { observe::effective_temperature(&omega, y, mu) } else { f64::NAN };
+        let f_sym = if mu.is_finite() { observe::symmetric_part(&omega, y, mu) } else { vec![] };
+        let delta_o = observe::delta_observable(&omega, y, &f0, &r.observable_coeffs, &r.dos_coeffs);
+        let pred = observe::paper_predictions(
+            r.mu0,
+            r.t_cry,
+            r.t_mir,
+            d.g_tilde_sq(),
+            if mu.is_finite() { mu } else { r.mu0 },
+            &r.observable_coeffs,
+            &r.dos_coeffs,
+        );
+        Observables {
+            scalars: vec![
+                ("mu".into(), mu),
+                ("t_eff".into(), t_eff),
+                ("residual".into(), residual),
+                ("delta_o".into(), delta_o),
+                ("g_tilde_sq".into(), d.g_tilde_sq()),
+                ("mu_s95".into(), pred.mu_s95),
+                ("t_eff_s97".into(), pred.t_eff_s97),
+                ("delta_o_eq9".into(), pred.delta_o_eq9),
+                ("h".into(), d.h),
+                ("shift".into(), d.shift as f64),
+            ],
+            arrays: vec![("omega".into(), omega), ("f".into(), y.to_vec()), ("f0".into(), f0), ("f_sym".into(), f_sym)],
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Host-side observables of a distribution F(ω) on a uniform grid: the shifted chemical
+//! potential (F(μ) = 0), the effective temperature from the slope at μ, the symmetric part
+//! F(μ+x) + F(μ−x) (Fig 3), the non-thermal correction ΔO = ∫ O D (F − F0)/2 (Eq 8), and
+//! the paper's predictions for them (S95, S97, Eq 9 / S91).
+
+/// Σ c_n xⁿ.
+pub fn poly(c: &[f64], x: f64) -> f64 {
+    c.iter().rev().fold(0.0, |acc, ci| acc * x + ci)
+}
+
+/// Linear interpolation of samples `f` on the uniform grid `omega` at `w` (clamped).
+pub fn interp(omega: &[f64], f: &[f64], w: f64) -> f64 {
+    let n = omega.len();
+    let h = omega[1] - omega[0];
+    let s = ((w - omega[0]) / h).clamp(0.0, (n - 1) as f64);
+    let i = (s.floor() as usize).min(n - 2);
+    let u = s - i as f64;
+    f[i] * (1.0 - u) + f[i + 1] * u
+}
+
+/// Cubic (4-point Lagrange) interpolation of value and derivative at `w`.
+fn cubic(omega: &[f64], f: &[f64], w: f64) -> (f64, f64) {
+    let n = omega.len();
+    let h = omega[1] - omega[0];
+    let s = (w - omega[0]) / h;
+    let i0 = (s.floor() as isize - 1).clamp(0, n as isize - 4) as usize;
+    let (mut v, mut d) = (0.0, 0.0);
+    for a in 0..4 {
+        let xa = omega[i0 + a];
+        let mut la = 1.0;
+        let mut dla = 0.0;
+        for b in 0..4 {
+            if b == a {
+                continue;
+            }
+            let xb = omega[i0 + b];
+            // derivative of the product by the product rule
+            let mut term = 1.0 / (xa - xb);
+            for c in 0..4 {
+                if c != a && c != b {
+                    term *= (w - omega[i0 + c]) / (xa - omega[i0 + c]);
+                }
+            }
+            dla += term;
+            la *= (w - xb) / (xa - xb);
+        }
+        v += f[i0 + a] * la;
+        d += f[i0 + a] * dla;
+    }
+    (v, d)
+}
+
+/// The zero of F nearest to `near` (cubic interpolation refined by Newton steps).
+pub fn chemical_potential(omega: &[f64], f: &[f64], near: f64) -> Option<f64> {
+    let mut best: Option<(f64, f64)> = None;
+    for i in 0..f.len() - 1 {
+        if (f[i] <= 0.0) != (f[i + 1] <= 0.0) {
+            let w = omega[i] + (omega[i + 1] - omega[i]) * f[i] / (f[i] - f[i + 1]);
+            let dist = (w - near).abs();
+            if best.is_none_or(|(_, d)| dist < d) {
+                best = Some((w, dist));
+            }
+        }
+    }
+    let mut w = best?.0;
+    for _ in 0..20 {
+        let (v, d) = cubic(omega, f, w);
+        if d == 0.0 {
+            break;
+        }
+        let step = v / d;
+        w -= step;
+        if step.abs() < 1e-15 * (1.0 + w.abs()) {
+            break;
+        }
+    }
+    Some(w)
+}
+
+/// T_eff from F ≈ (ω − μ)/(2 T_eff) near μ: T_eff = 1/(2 F'(μ)).
+pub fn effective_temperature(omega: &[f64], f: &[f64], mu: f64) -> f64 {
+    0.5 / cubic(omega, f, mu).1
+}
+
+/// F(μ + x) + F(μ − x) at x = j·h, j = 0, 1, … while both points lie in the window.
+pub fn symmetric_part(omega: &[f64], f: &[f64], mu: f64) -> Vec<f64> {
+    let h = omega[1] - omega[0];
+    let (lo, hi) = (omega[0], omega[omega.len() - 1]);
+    let mut out = vec![];
+    let mut j = 0;
+    loop {
+        let x = j as f64 * h;
+        if mu - x < lo || mu + x > hi {
+            break;
+        }
+        out.push(interp(omega, f, mu + x) + interp(omega, f, mu - x));
+        j += 1;
+    }
+    out
+}
+
+/// ΔO = ∫ dω O(ω) D(ω) (F − F0)/2 (Eq 8), trapezoidal rule on the grid.
+pub fn delta_observable(omega: &[f64], f: &[f64], f0: &[f64], o: &[f64], dos: &[f64]) -> f64 {
+    let n = omega.len();
+    let h = omega[1] - omega[0];
+    (0..n)
+        .map(|i| {
+            let w = if i == 0 || i == n - 1 { 0.5 } else { 1.0 };
+            w * poly(o, omega[i]) * poly(dos, omega[i]) * (f[i] - f0[i]) / 2.0
+        })
+        .sum::<f64>()
+        * h
+}
+
+/// The paper's closed-form predictions, with ΔT = T_cry − T_mir and g̃² as given.
+#[derive(Clone, Copy, Debug)]
+pub struct PaperPredictions {
+    /// S95: μ = μ0 + 2 ΔT g̃².
+    pub mu_s95: f64,
+    /// S97: T_eff = T_cry + ΔT (ΔT + T_cry) g̃⁴ / T_cry².
+    pub t_eff_s97: f64,
+    /// Eq 9 / S91: ΔO = (T_mir − T_cry) g̃² O(μ) D(μ).
+    pub delta_o_eq9: f64,
+}
+
+/// Evaluates S95, S97 and Eq 9 (Eq 9 at the given μ).
+pub fn paper_predictions(
+    mu0: f64,
+    t_cry: f64,
+    t_mir: f64,
+    g_tilde_sq: f64,
+    mu: f64,
+    o: &[f64],
+    dos: &[f64],
+) -> PaperPredictions {
+    let dt = t_cry - t_mir;
+    PaperPredictions {
+        mu_s95: mu0 + 2.0 * dt * g_tilde_sq,
+        t_eff_s97: t_cry + dt * (dt + t_cry) * g_tilde_sq * g_tilde_sq / (t_cry * t_cry),
+        delta_o_eq9: (t_mir - t_cry) * g_tilde_sq * poly(o, mu) * poly(dos, mu),
+    }
+}

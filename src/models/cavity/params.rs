@@ -1,0 +1,295 @@
+//! Parameters of the cavity model (issue 3): raw serde struct, validation, and the derived
+//! quantities every level shares (grid, photon prefactor κ, Lorentzians).
+
+use serde::Deserialize;
+
+use crate::engine::model::check_finite;
+use crate::{NeqkinError, Result};
+
+/// Which equation a member solves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Level 1: general steady-state equation (Eq 5 / S56) with Lorentzian electron and
+    /// photon spectral functions, relaxed in pseudo-time. Kernel `collision`.
+    Collision,
+    /// Level 1, printed Eq 5: photon spectral function even in ω (constant γ_ph) and no
+    /// sign(ω̃−ω): the emission channel (ω̃ < ω) enters with the wrong sign. Its γ_ph → 0
+    /// limit is [`Scheme::ShiftS71Reading`]. Kernel `collision`.
+    CollisionEq5,
+    /// Level 2, consistent: photon spectral function a delta at ±ν0 (S69 with S67's signed
+    /// ν0, both channels relaxing). Kernel `shift`.
+    ShiftConsistent,
+    /// Level 2, the reading of S65–S67 whose ν0 → 0 limit is the printed S71: the ω−ν0
+    /// channel enters with the wrong sign (anti-relaxing). Kernel `shift`.
+    ShiftS71Reading,
+    /// Level 3, consistent: the ν0 → 0 limit of level 2 at fixed cavity length, a
+    /// drift-diffusion (Fokker–Planck) equation in ω, relaxed in pseudo-time. Kernel `shift`
+    /// with unit shift and flux weights.
+    FokkerPlanck,
+    /// Level 3, printed: the Riccati ODE S71 / Eq 6 integrated along ω (ω is the engine's
+    /// time). Kernel `riccati`.
+    RiccatiS71,
+}
+
+/// Raw parameter set of one sweep point (the config's `[params]` with sweep values
+/// substituted). Energies in one common unit, ħ = k_B = c = 1.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CavityParams {
+    /// 1 (general), 2 (delta photon), 3 (ν0 → 0 limit).
+    #[serde(default = "default_level")]
+    pub level: u32,
+    /// Level 1: `consistent` | `eq5_printed`. Level 2: `consistent` | `s71_reading`.
+    /// Level 3: `fokker_planck` (consistent) | `riccati_s71` (printed Eq 6 / S71).
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Light-matter coupling g.
+    pub coupling_g: f64,
+    /// Cryostat temperature T_cry (electron bath).
+    pub t_cry: f64,
+    /// Mirror (photon bath) temperature T_mir.
+    pub t_mir: f64,
+    /// Cavity fundamental frequency ν0.
+    pub nu0: f64,
+    /// Photon damping γ_ph (level 1 only; photon width ≈ γ_ph at ν0).
+    #[serde(default)]
+    pub gamma_ph: Option<f64>,
+    /// Electron damping γ (constant).
+    pub gamma: f64,
+    /// Bare chemical potential μ0.
+    pub mu0: f64,
+    /// Single-particle energy ε_k of the member's momentum (default μ0: k = k_F⁰).
+    #[serde(default)]
+    pub eps_k: Option<f64>,
+    /// Spatial dimension d ∈ {1, 2, 3}; enters through S_{d−1} = 2π^{d/2}/Γ(d/2).
+    #[serde(default = "default_dim")]
+    pub dim: u32,
+    /// Cavity length L (1/energy). Default π/ν0, the fundamental Fabry–Perot mode with
+    /// c = 1; this is the normalisation of the paper's figures (π/(Lν0) = 1).
+    #[serde(default)]
+    pub cavity_length: Option<f64>,
+    /// Number of ω grid points (grid levels) or of ω output points (Riccati).
+    #[serde(default = "default_n_omega")]
+    pub n_omega: usize,
+    /// Lower end of the ω window (default min(μ0, ε_k) − W, W = 10·max(T) + 5γ).
+    #[serde(default)]
+    pub omega_min: Option<f64>,
+    /// Upper end of the ω window (default max(μ0, ε_k) + W).
+    #[serde(default)]
+    pub omega_max: Option<f64>,
+    /// Riccati only: `backward` (from ω_max down, the stable direction; default) or
+    /// `forward` (from ω_min up starting at F = −1: runs away, kept to show it).
+    #[serde(default)]
+    pub riccati_direction: Option<String>,
+    /// Observable O(ε) = Σ c_n εⁿ for ΔO (default O = 1).
+    #[serde(default = "default_poly")]
+    pub observable_coeffs: Vec<f64>,
+    /// Density of states D(ε) = Σ d_n εⁿ for ΔO (default D = 1, the 2-D free electron gas).
+    #[serde(default = "default_poly")]
+    pub dos_coeffs: Vec<f64>,
+}
+
+fn default_level() -> u32 {
+    2
+}
+fn default_dim() -> u32 {
+    2
+}
+fn default_n_omega() -> usize {
+    801
+}
+fn default_poly() -> Vec<f64> {
+    vec![1.0]
+}
+
+/// Surface area of the unit sphere in d dimensions, 2π^{d/2}/Γ(d/2) (d = 1, 2, 3).
+/// The supplement prints (2π)^{d/2}/Γ(d/2), which agrees at d = 2 only.
+pub fn sphere_area(dim: u32) -> f64 {
+    match dim {
+        1 => 2.0,
+        2 => 2.0 * std::f64::consts::PI,
+        _ => 4.0 * std::f64::consts::PI,
+    }
+}
+
+/// Checked and derived parameters of one member.
+#[derive(Clone, Debug)]
+pub struct Derived {
+    /// Raw values.
+    pub raw: CavityParams,
+    /// Which equation.
+    pub scheme: Scheme,
+    /// ε_k.
+    pub eps_k: f64,
+    /// S_{d−1}.
+    pub s_d: f64,
+    /// L.
+    pub cavity_length: f64,
+    /// κ = π g² S_{d−1} / (2 L ν0): weight of each delta channel (level 2) and the paper's
+    /// Ã0 = κ / ((ω−ε)² + γ²).
+    pub kappa: f64,
+    /// Grid: ω_i = omega0 + i·h, i < n.
+    pub omega0: f64,
+    /// Grid spacing.
+    pub h: f64,
+    /// Grid points.
+    pub n: usize,
+    /// Level 2: ν0 = shift·h.
+    pub shift: usize,
+    /// Riccati: +1 forward, −1 backward.
+    pub direction: f64,
+}
+
+impl Derived {
+    /// ω of grid point i.
+    pub fn omega(&self, i: usize) -> f64 {
+        self.omega0 + i as f64 * self.h
+    }
+    /// Electron spectral function A_e(ω) = γ / ((ω − ε_k)² + γ²) (no 1/π, as in S61).
+    pub fn spectral(&self, w: f64) -> f64 {
+        let x = w - self.eps_k;
+        self.raw.gamma / (x * x + self.raw.gamma * self.raw.gamma)
+    }
+    /// Thermal cryostat distribution F0(ω) = tanh((ω − μ0)/2T_cry).
+    pub fn f0(&self, w: f64) -> f64 {
+        ((w - self.raw.mu0) / (2.0 * self.raw.t_cry)).tanh()
+    }
+    /// g̃² := 2κ/γ², equal to S_{d−1}g²/γ² (the paper's g̃²) when L = π/ν0.
+    pub fn g_tilde_sq(&self) -> f64 {
+        2.0 * self.kappa / (self.raw.gamma * self.raw.gamma)
+    }
+}
+
+fn positive(field: &str, v: f64) -> Result<f64> {
+    check_finite(&format!("params.{field}"), v)?;
+    if v <= 0.0 {
+        return Err(NeqkinError::invalid(format!("params.{field}"), format!("must be > 0, got {v}")));
+    }
+    Ok(v)
+}
+
+/// Parses and checks one parameter set.
+pub fn derive(value: &serde_json::Value) -> Result<Derived> {
+    let raw: CavityParams =
+        serde_json::from_value(value.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
+    let scheme = match (raw.level, raw.variant.as_deref()) {
+        (1, None | Some("consistent")) => Scheme::Collision,
+        (1, Some("eq5_printed")) => Scheme::CollisionEq5,
+        (2, None | Some("consistent")) => Scheme::ShiftConsistent,
+        (2, Some("s71_reading")) => Scheme::ShiftS71Reading,
+        (3, None | Some("fokker_planck")) => Scheme::FokkerPlanck,
+        (3, Some("riccati_s71")) => Scheme::RiccatiS71,
+        (1..=3, Some(v)) => {
+            return Err(NeqkinError::invalid(
+                "params.variant",
+                format!(
+                    "unknown variant `{v}` for level {}: level 1: consistent | eq5_printed; level 2: \
+                     consistent | s71_reading; level 3: fokker_planck | riccati_s71",
+                    raw.level
+                ),
+            ))
+        }
+        (l, _) => return Err(NeqkinError::invalid("params.level", format!("must be 1, 2 or 3, got {l}"))),
+    };
+    check_finite("params.coupling_g", raw.coupling_g)?;
+    if raw.coupling_g < 0.0 {
+        return Err(NeqkinError::invalid("params.coupling_g", "must be >= 0"));
+    }
+    let t_cry = positive("t_cry", raw.t_cry)?;
+    let t_mir = positive("t_mir", raw.t_mir)?;
+    let nu0 = positive("nu0", raw.nu0)?;
+    let gamma = positive("gamma", raw.gamma)?;
+    check_finite("params.mu0", raw.mu0)?;
+    if !(1..=3).contains(&raw.dim) {
+        return Err(NeqkinError::invalid("params.dim", "must be 1, 2 or 3"));
+    }
+    if matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
+        match raw.gamma_ph {
+            Some(g) => {
+                positive("gamma_ph", g)?;
+            }
+            None => return Err(NeqkinError::invalid("params.gamma_ph", "level 1 needs the photon damping gamma_ph")),
+        }
+    }
+    let eps_k = raw.eps_k.unwrap_or(raw.mu0);
+    check_finite("params.eps_k", eps_k)?;
+    let cavity_length = match raw.cavity_length {
+        Some(l) => positive("cavity_length", l)?,
+        None => std::f64::consts::PI / nu0,
+    };
+    let s_d = sphere_area(raw.dim);
+    let kappa = std::f64::consts::PI * raw.coupling_g * raw.coupling_g * s_d / (2.0 * cavity_length * nu0);
+    if raw.n_omega < 8 {
+        return Err(NeqkinError::invalid("params.n_omega", "must be >= 8"));
+    }
+    if raw.observable_coeffs.is_empty() || raw.dos_coeffs.is_empty() {
+        return Err(NeqkinError::invalid("params.observable_coeffs", "polynomial coefficient lists must not be empty"));
+    }
+    for (k, c) in raw.observable_coeffs.iter().chain(&raw.dos_coeffs).enumerate() {
+        check_finite(&format!("params.observable_coeffs[{k}]"), *c)?;
+    }
+    let w = 10.0 * t_cry.max(t_mir) + 5.0 * gamma;
+    let lo = raw.omega_min.unwrap_or(raw.mu0.min(eps_k) - w);
+    let hi = raw.omega_max.unwrap_or(raw.mu0.max(eps_k) + w);
+    check_finite("params.omega_min", lo)?;
+    check_finite("params.omega_max", hi)?;
+    if hi <= lo {
+        return Err(NeqkinError::invalid("params.omega_max", format!("must exceed omega_min ({lo}), got {hi}")));
+    }
+    let n = raw.n_omega;
+    let h_nom = (hi - lo) / (n - 1) as f64;
+    let (omega0, h, shift) = match scheme {
+        Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
+            // Commensurate grid: ν0 = shift·h exactly, so the delta channels land on grid
+            // points and no interpolation breaks the exact equilibrium fixed point.
+            let ratio = nu0 / h_nom;
+            if ratio < 0.5 {
+                return Err(NeqkinError::invalid(
+                    "params.n_omega",
+                    format!(
+                        "level 2 needs grid spacing <= nu0 = {nu0}; the window [{lo}, {hi}] \
+                         needs n_omega >= {}",
+                        ((hi - lo) / nu0).ceil() as usize + 1
+                    ),
+                ));
+            }
+            let shift = ratio.round().max(1.0) as usize;
+            let h = nu0 / shift as f64;
+            let centre = 0.5 * (lo + hi);
+            (centre - 0.5 * (n - 1) as f64 * h, h, shift)
+        }
+        _ => (lo, h_nom, 0),
+    };
+    let min_t = t_cry.min(t_mir);
+    if scheme != Scheme::RiccatiS71 && h > 2.0 * min_t {
+        // F0 varies on the scale of T_cry and F on that of the smaller temperature; two
+        // points per scale is the least that means anything.
+        return Err(NeqkinError::invalid(
+            "params.n_omega",
+            format!(
+                "grid spacing {h:.3e} does not resolve T = {min_t}; increase n_omega or \
+                 narrow the window"
+            ),
+        ));
+    }
+    if matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
+        let gph = raw.gamma_ph.unwrap();
+        if h > gph {
+            return Err(NeqkinError::invalid(
+                "params.n_omega",
+                format!("level 1 needs grid spacing {h:.3e} <= gamma_ph = {gph}"),
+            ));
+        }
+    }
+    let direction = match raw.riccati_direction.as_deref() {
+        None | Some("backward") => -1.0,
+        Some("forward") => 1.0,
+        Some(v) => {
+            return Err(NeqkinError::invalid(
+                "params.riccati_direction",
+                format!("must be `backward` or `forward`, got `{v}`"),
+            ))
+        }
+    };
+    Ok(Derived { scheme, eps_k, s_d, cavity_length, kappa, omega0, h, n, shift, direction, raw })
+}

@@ -1,0 +1,394 @@
+//! Laser-driven two-band semiconductor with interband pairing (Porta et al., "Feasible
+//! model for photo-induced interband pairing"; issue 5).
+//!
+//! Two parabolic bands `E_α(k) = A_α k² ∓ E_g/2` on the 1-D grid `|k| ≤ δk`, a resonant
+//! laser in the rotating-wave approximation, the mean-field interband pairing
+//! `Δ* = (V/2π)∫dk s21_k`, T = 0 acoustic-phonon emission within each band and interband
+//! radiative recombination, as Lindblad baths. Equations of motion derived from the
+//! Lindblad equation with Wick factorisation: `docs/models/interband.md`; proved against
+//! the exact master equation on a few modes by [`exact`] and `tests/interband_exact.rs`.
+//!
+//! Units: `E_g = 1`, `ħ = 1`, lattice constant 1.
+
+pub mod analysis;
+pub mod exact;
+pub mod lindblad;
+pub mod tables;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::engine::model::{check_finite, BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::engine::program::ToleranceBlock;
+use crate::{NeqkinError, Result};
+
+use lindblad::{PARAMS_LEN, P_CV, P_DET, P_GPH, P_GRR, P_N, P_OMEGA, P_W};
+use tables::PhononProfile;
+
+/// Default s21 absolute tolerance per unit seed modulus.
+pub const S21_ATOL_PER_SEED: f64 = 1e-12;
+
+/// Largest grid the model accepts (one workgroup of 256 threads loops over it).
+pub const MAX_MOMENTA: usize = 1 << 14;
+
+fn d_a1() -> f64 {
+    7.0
+}
+fn d_a2() -> f64 {
+    24.0
+}
+fn d_v() -> f64 {
+    5.0
+}
+fn d_omega() -> f64 {
+    0.25
+}
+fn d_gph() -> f64 {
+    0.02
+}
+fn d_grr() -> f64 {
+    0.002
+}
+fn d_vel() -> f64 {
+    0.1
+}
+fn d_cut() -> f64 {
+    0.2
+}
+fn d_dk() -> f64 {
+    0.002
+}
+fn d_rf() -> f64 {
+    2.0
+}
+fn d_seed() -> f64 {
+    1e-20
+}
+fn d_profile() -> PhononProfile {
+    PhononProfile::Constant
+}
+fn d_cap() -> f64 {
+    10.0
+}
+
+/// Parameters of one sweep point (the config's `[params]` table). Defaults: Fig 2 of the
+/// paper (A1 = 7, A2 = 24, Γ^ph = 0.02, Γ^rr = Γ^ph/10, δk = 0.2, dk = 2·10⁻³);
+/// the phonon velocity is not given in the paper (default 0.1, see the model doc).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InterbandParams {
+    /// Valence-band curvature A1 (> 0).
+    #[serde(default = "d_a1")]
+    pub band_a1: f64,
+    /// Conduction-band curvature A2 (> 0).
+    #[serde(default = "d_a2")]
+    pub band_a2: f64,
+    /// Interaction strength V (≥ 0): `Δ* = (V/2π) Σ_k dk s21_k`.
+    #[serde(default = "d_v")]
+    pub coupling_v: f64,
+    /// Rabi frequency Ω (≥ 0) of the laser `Ω cos νt`.
+    #[serde(default = "d_omega")]
+    pub rabi_frequency: f64,
+    /// Detuning ν − E_g (the paper: 0).
+    #[serde(default)]
+    pub detuning: f64,
+    /// Phonon rate Γ^ph (≥ 0).
+    #[serde(default = "d_gph")]
+    pub gamma_ph: f64,
+    /// Radiative-recombination rate Γ^rr (≥ 0).
+    #[serde(default = "d_grr")]
+    pub gamma_rr: f64,
+    /// Lindblad rate per quoted rate: 2 from Eq 5 (dissipator "+ h.c."), 1 if Γ is the
+    /// population transfer rate.
+    #[serde(default = "d_rf")]
+    pub rate_factor: f64,
+    /// Acoustic phonon velocity v (> 0).
+    #[serde(default = "d_vel")]
+    pub phonon_velocity: f64,
+    /// Momentum dependence of the phonon rate.
+    #[serde(default = "d_profile")]
+    pub phonon_profile: PhononProfile,
+    /// Cap of the Eq-B2 rate factor (≥ 1).
+    #[serde(default = "d_cap")]
+    pub phonon_profile_cap: f64,
+    /// Momentum cutoff δk (> 0).
+    #[serde(default = "d_cut")]
+    pub cutoff: f64,
+    /// Grid step dk (> 0); the grid has `2·round(δk/dk)` cell-centre points.
+    #[serde(default = "d_dk")]
+    pub grid_step: f64,
+    /// Real part of the initial s21 (every k).
+    #[serde(default = "d_seed")]
+    pub seed_re: f64,
+    /// Imaginary part of the initial s21 (every k).
+    #[serde(default = "d_seed")]
+    pub seed_im: f64,
+    /// Absolute tolerance of the s21 block (default `1e-12·|seed|`: relative control of s21
+    /// down to 12 decades below the seed; below that a decaying s21 hits a numerical floor).
+    #[serde(default)]
+    pub s21_atol: Option<f64>,
+}
+
+impl InterbandParams {
+    /// Parses and checks one parameter set.
+    pub fn from_json(v: &serde_json::Value) -> Result<Self> {
+        let p: InterbandParams = serde_json::from_value(v.clone()).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).map(|f| format!("params.{f}")).unwrap_or_else(|| "params".into());
+            NeqkinError::invalid(field, msg)
+        })?;
+        p.check()?;
+        Ok(p)
+    }
+
+    fn check(&self) -> Result<()> {
+        let pos = |f: &str, v: f64| -> Result<()> {
+            check_finite(&format!("params.{f}"), v)?;
+            if v <= 0.0 {
+                return Err(NeqkinError::invalid(format!("params.{f}"), format!("must be > 0, got {v}")));
+            }
+            Ok(())
+        };
+        let nonneg = |f: &str, v: f64| -> Result<()> {
+            check_finite(&format!("params.{f}"), v)?;
+            if v < 0.0 {
+                return Err(NeqkinError::invalid(format!("params.{f}"), format!("must be ≥ 0, got {v}")));
+            }
+            Ok(())
+        };
+        pos("band_a1", self.band_a1)?;
+        pos("band_a2", self.band_a2)?;
+        nonneg("coupling_v", self.coupling_v)?;
+        nonneg("rabi_frequency", self.rabi_frequency)?;
+        check_finite("params.detuning", self.detuning)?;
+        nonneg("gamma_ph", self.gamma_ph)?;
+        nonneg("gamma_rr", self.gamma_rr)?;
+        pos("rate_factor", self.rate_factor)?;
+        pos("phonon_velocity", self.phonon_velocity)?;
+        pos("cutoff", self.cutoff)?;
+        pos("grid_step", self.grid_step)?;
+        check_finite("params.seed_re", self.seed_re)?;
+        check_finite("params.seed_im", self.seed_im)?;
+        if self.phonon_profile_cap < 1.0 || !self.phonon_profile_cap.is_finite() {
+            return Err(NeqkinError::invalid("params.phonon_profile_cap", "must be a finite number ≥ 1"));
+        }
+        if let Some(a) = self.s21_atol {
+            pos("s21_atol", a)?;
+        }
+        let n = self.n_momenta();
+        if n < 4 {
+            return Err(NeqkinError::invalid(
+                "params.grid_step",
+                format!("grid too coarse: 2·round(cutoff/grid_step) = {n} < 4 points"),
+            ));
+        }
+        if n > MAX_MOMENTA {
+            return Err(NeqkinError::invalid("params.grid_step", format!("grid too fine: {n} points > {MAX_MOMENTA}")));
+        }
+        Ok(())
+    }
+
+    /// Number of grid points (even).
+    pub fn n_momenta(&self) -> usize {
+        2 * (self.cutoff / self.grid_step).round() as usize
+    }
+
+    /// The grid.
+    pub fn grid(&self) -> Vec<f64> {
+        tables::grid(self.n_momenta(), self.grid_step)
+    }
+
+    /// Phonon jumps of both bands.
+    pub fn jumps(&self) -> Vec<tables::Jump> {
+        let k = self.grid();
+        let mut j = tables::phonon_jumps(
+            0,
+            &k,
+            self.grid_step,
+            self.band_a1,
+            self.phonon_velocity,
+            self.phonon_profile,
+            self.phonon_profile_cap,
+        );
+        j.extend(tables::phonon_jumps(
+            1,
+            &k,
+            self.grid_step,
+            self.band_a2,
+            self.phonon_velocity,
+            self.phonon_profile,
+            self.phonon_profile_cap,
+        ));
+        j
+    }
+
+    /// Rotating-frame band energies without detuning: `(A1 k², A2 k²)`.
+    pub fn energies(&self) -> (Vec<f64>, Vec<f64>) {
+        let k = self.grid();
+        (k.iter().map(|k| self.band_a1 * k * k).collect(), k.iter().map(|k| self.band_a2 * k * k).collect())
+    }
+
+    /// The member's parameter block for table width `w`.
+    pub fn param_block(&self, w: usize) -> Vec<f64> {
+        let mut p = vec![0.0; PARAMS_LEN];
+        p[P_N] = self.n_momenta() as f64;
+        p[P_W] = w as f64;
+        p[P_CV] = self.coupling_v * self.grid_step / (2.0 * std::f64::consts::PI);
+        p[P_OMEGA] = self.rabi_frequency;
+        p[P_GPH] = self.rate_factor * self.gamma_ph;
+        p[P_GRR] = self.rate_factor * self.gamma_rr;
+        p[P_DET] = self.detuning;
+        p
+    }
+
+    fn table_key(&self) -> [u64; 7] {
+        [
+            self.band_a1.to_bits(),
+            self.band_a2.to_bits(),
+            self.phonon_velocity.to_bits(),
+            self.cutoff.to_bits(),
+            self.grid_step.to_bits(),
+            self.phonon_profile as u64,
+            self.phonon_profile_cap.to_bits(),
+        ]
+    }
+}
+
+/// The interband-pairing model (`model = "interband"`).
+pub struct Interband;
+
+impl Model for Interband {
+    fn name(&self) -> &'static str {
+        "interband"
+    }
+    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+        InterbandParams::from_json(params).map(|_| ())
+    }
+    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
+        let ps = points.iter().map(InterbandParams::from_json).collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(InterbandProblem::new(ps)?))
+    }
+}
+
+/// One batch of the interband model.
+pub struct InterbandProblem {
+    /// The members' parameters.
+    pub points: Vec<InterbandParams>,
+    n: usize,
+    w: usize,
+    params: Vec<f64>,
+    tables: Vec<f64>,
+    table_stride: usize,
+}
+
+impl InterbandProblem {
+    /// Builds the flat arrays. All members must have the same number of momenta.
+    pub fn new(points: Vec<InterbandParams>) -> Result<Self> {
+        let Some(first) = points.first() else {
+            return Err(NeqkinError::invalid("params", "empty batch"));
+        };
+        let n = first.n_momenta();
+        if let Some(p) = points.iter().find(|p| p.n_momenta() != n) {
+            return Err(NeqkinError::invalid(
+                "params.grid_step",
+                format!("all points of a batch need the same grid size ({n} vs {})", p.n_momenta()),
+            ));
+        }
+        let shared = points.iter().all(|p| p.table_key() == first.table_key());
+        let jumps: Vec<Vec<tables::Jump>> =
+            if shared { vec![first.jumps()] } else { points.iter().map(|p| p.jumps()).collect() };
+        let w = jumps.iter().map(|j| tables::incoming_width(n, j)).max().unwrap_or(1);
+        let mut tab = Vec::new();
+        let owners: Vec<&InterbandParams> = if shared { vec![first] } else { points.iter().collect() };
+        for (p, j) in owners.iter().zip(&jumps) {
+            let (e1, e2) = p.energies();
+            tab.extend(tables::build_tables(&e1, &e2, j, w));
+        }
+        let params = points.iter().flat_map(|p| p.param_block(w)).collect();
+        Ok(InterbandProblem {
+            table_stride: if shared { 0 } else { tables::table_len(n, w) },
+            points,
+            n,
+            w,
+            params,
+            tables: tab,
+        })
+    }
+
+    /// Number of momenta.
+    pub fn n_momenta(&self) -> usize {
+        self.n
+    }
+    /// Incoming-slot width of the tables.
+    pub fn table_width(&self) -> usize {
+        self.w
+    }
+}
+
+/// The kernel source, embedded.
+pub const KERNEL_SOURCE: &str = include_str!("../../../shaders/interband/lindblad.wgsl");
+
+impl BatchProblem for InterbandProblem {
+    fn layout(&self) -> BatchLayout {
+        BatchLayout {
+            batch: self.points.len(),
+            state_len: 6 * self.n,
+            params_len: PARAMS_LEN,
+            table_len: tables::table_len(self.n, self.w),
+            table_stride: self.table_stride,
+            scratch_len: 0,
+        }
+    }
+    fn params(&self) -> &[f64] {
+        &self.params
+    }
+    fn tables(&self) -> &[f64] {
+        &self.tables
+    }
+    fn initial_state(&self) -> Vec<f64> {
+        let n = self.n;
+        let mut y = vec![0.0; self.points.len() * 6 * n];
+        for (m, p) in self.points.iter().enumerate() {
+            let ym = &mut y[m * 6 * n..(m + 1) * 6 * n];
+            ym[..n].fill(1.0);
+            ym[4 * n..5 * n].fill(p.seed_re);
+            ym[5 * n..6 * n].fill(p.seed_im);
+        }
+        y
+    }
+    fn rhs_member(
+        &self,
+        _member: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        _scratch: &mut [f64],
+    ) {
+        lindblad::lindblad(params, tables, t, y, dy);
+    }
+    fn kernel(&self) -> KernelSource {
+        KernelSource { name: "interband/lindblad".into(), source: KERNEL_SOURCE.into() }
+    }
+    /// Populations and n21 use the user's tolerances; s21 gets its own absolute tolerance
+    /// (default `1e-12·|seed|`, the smallest over the batch), so that its decay and growth
+    /// from the seed are under relative error control instead of hiding below `atol`.
+    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<ToleranceBlock> {
+        let n = self.n;
+        let s_atol = self
+            .points
+            .iter()
+            .map(|p| p.s21_atol.unwrap_or(S21_ATOL_PER_SEED * p.seed_re.hypot(p.seed_im)).max(f64::MIN_POSITIVE))
+            .fold(f64::INFINITY, f64::min)
+            .min(atol);
+        vec![
+            ToleranceBlock { start: 0, end: 4 * n, atol, rtol },
+            ToleranceBlock { start: 4 * n, end: 6 * n, atol: s_atol, rtol },
+        ]
+    }
+    fn observables(&self, member: usize, _t: f64, y: &[f64]) -> Observables {
+        analysis::observables(&self.points[member], &self.params[member * PARAMS_LEN..(member + 1) * PARAMS_LEN], y)
+    }
+}

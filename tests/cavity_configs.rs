@@ -1,0 +1,111 @@
+//! The shipped cavity configs (Figs 2a, 2b, 3, S4 of the paper, and Fig 3 with the
+//! consistent equation) name valid parameter sets at every sweep point, and the printed
+//! S71 ones run along ω to the end of their window (issue 3).
+mod cavity_util;
+
+use neqkin::engine::model::Model;
+use neqkin::engine::program::status;
+use neqkin::models::cavity::Cavity;
+use serde_json::Value;
+
+/// Base params and every sweep point of a config (sweeps over one axis: `values` or
+/// `logspace = [a, b, n]`, log-uniform from a to b).
+fn points(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let t: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(t["model"].as_str(), Some("cavity"), "{path}");
+    let base = serde_json::to_value(&t["params"]).unwrap();
+    let mut out = vec![];
+    let sweeps = t.get("sweep").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+    for s in sweeps {
+        let name = s["name"].as_str().unwrap();
+        let vals: Vec<f64> = if let Some(v) = s.get("values") {
+            v.as_array().unwrap().iter().map(|x| x.as_float().unwrap()).collect()
+        } else {
+            let l = s["logspace"].as_array().unwrap();
+            let (a, b) = (l[0].as_float().unwrap(), l[1].as_float().unwrap());
+            let n = l[2].as_integer().unwrap() as usize;
+            (0..n).map(|i| a * (b / a).powf(i as f64 / (n - 1).max(1) as f64)).collect()
+        };
+        for v in vals {
+            let mut p = base.clone();
+            p[name] = serde_json::json!(v);
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        out.push(base);
+    }
+    out
+}
+
+const CONFIGS: [&str; 5] = [
+    "configs/cavity/fig2a.toml",
+    "configs/cavity/fig2b.toml",
+    "configs/cavity/fig3.toml",
+    "configs/cavity/fig3_consistent.toml",
+    "configs/cavity/figS4.toml",
+];
+
+#[test]
+fn shipped_configs_validate_at_every_sweep_point() {
+    for c in CONFIGS {
+        for p in points(c) {
+            Cavity.validate(&p).unwrap_or_else(|e| panic!("{c}: {e}"));
+        }
+        // The whole input pipeline: raw file → checked plan (every point validated).
+        let (plan, _) = neqkin::config::load_plan(std::path::Path::new(c)).unwrap_or_else(|e| panic!("{c}: {e}"));
+        assert_eq!(plan.n_points(), points(c).len(), "{c}");
+    }
+}
+
+#[test]
+fn printed_figure_configs_integrate_across_the_window() {
+    for c in ["configs/cavity/fig2a.toml", "configs/cavity/figS4.toml"] {
+        let pts = points(c);
+        let ends = [pts[0].clone(), pts[pts.len() - 1].clone()];
+        let (_, out, st) = cavity_util::riccati(&ends);
+        for m in 0..2 {
+            assert_eq!(st[m], status::REACHED, "{c} point {m}");
+            // S71 backward keeps F in [-1, 1] (T_mir = 100 in S4: F need not reach ±1).
+            let fabs = out[m].iter().fold(0.0f64, |a, (_, f)| a.max(f.abs()));
+            assert!(fabs <= 1.0 + 1e-6, "{c} point {m}: max |F| = {fabs}");
+            assert!(out[m].first().unwrap().1 < 0.0 && out[m].last().unwrap().1 > 0.0);
+        }
+    }
+}
+
+#[test]
+fn invalid_parameters_name_their_field() {
+    let bad = [
+        (
+            serde_json::json!({"coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "typo": 1.0}),
+            "params",
+        ),
+        (
+            serde_json::json!({"coupling_g": 0.1, "t_cry": -1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0}),
+            "params.t_cry",
+        ),
+        (
+            serde_json::json!({"level": 1, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}),
+            "params.gamma_ph",
+        ),
+        (
+            serde_json::json!({"level": 2, "variant": "bogus", "coupling_g": 0.1, "t_cry": 1.0,
+                            "t_mir": 1.0, "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}),
+            "params.variant",
+        ),
+        (
+            serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 0.01, "gamma": 1.0, "mu0": 0.0, "n_omega": 101}),
+            "params.n_omega",
+        ),
+    ];
+    for (p, field) in bad {
+        let e = Cavity.validate(&p).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{field}`")), "{e} should name {field}");
+    }
+}
