@@ -3,6 +3,7 @@
 //! [`registry`] lists every model by name; configs pick one with `model = "<name>"`.
 
 pub mod cavity;
+pub mod eliashberg;
 pub mod interband;
 pub mod photoexcited;
 pub mod relaxation;
@@ -17,6 +18,7 @@ pub fn registry() -> Vec<Box<dyn crate::engine::model::Model>> {
         Box::new(cavity::Cavity),
         Box::new(interband::Interband),
         Box::new(relaxation::Relaxation),
+        Box::new(eliashberg::Eliashberg),
     ]
 }
 

@@ -15,6 +15,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
+    ("eliashberg/kinetic.wgsl", include_str!("../../../shaders/eliashberg/kinetic.wgsl")),
     ("cavity/collision.wgsl", include_str!("../../../shaders/cavity/collision.wgsl")),
     ("cavity/shift.wgsl", include_str!("../../../shaders/cavity/shift.wgsl")),
     ("cavity/riccati.wgsl", include_str!("../../../shaders/cavity/riccati.wgsl")),

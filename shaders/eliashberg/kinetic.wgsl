@@ -1,0 +1,218 @@
+// Right-hand side of the Migdal-Eliashberg kinetic equation (supplement Eqs 29, 38):
+// solves (diag(1 − Σ′) + diag(f′) K) ḟ = I_ep[f] for one member per workgroup.
+// CPU twin: `eliashberg_kinetic` in src/models/eliashberg/kinetic.rs (same table layout,
+// same constants; the twin solves by dense LU, this kernel by Jacobi-preconditioned
+// BiCGSTAB). Kept in sync with `PARAMS_LEN`, `table_len` and `SCRATCH_VECTORS` there.
+//
+// params (per member): [time_scale, L, n_modes, 0]
+// tables (per member): K ((L+1)×L row-major, rows E = 1…L+1), b (L+1),
+//                      r_k, π λ_k r_k, N_k (n_modes each)
+// scratch (per member): vectors of stride L+1: 0 Σ then Jacobi diagonal, 1 d = 1 − Σ′,
+//                      2 f′, 3 x, 4 r, 5 r̂0, 6 p, 7 v, 8 s, 9 t
+// A singular or unconverged solve writes NaN (0/0 with a runtime zero) so the engine marks
+// the member FAILED.
+
+//! import shared/rhs_bindings
+
+const MAX_ITER: u32 = 500u;
+// Relative residual at which BiCGSTAB stops: 1e-13 in f64, ~1e-6 in f32 (detected at
+// run time from 1 + 1e-10 == 1).
+const TOL_F64: f32 = 1e-13;
+
+var<workgroup> red: array<Real, WG>;
+var<workgroup> uni: array<u32, 2>;
+
+// Sum of `v` over the workgroup, returned uniformly to every invocation.
+fn reduce_sum(lid: u32, v: Real) -> Real {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] = red[lid] + red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = workgroupUniformLoad(&red[0]);
+    workgroupBarrier();
+    return total;
+}
+
+// f at grid index j with the boundary conditions (31): f(0) = ½, f(−E) = 1 − f(E),
+// f(jε) = 0 for j > L.
+fn fext(sb: u32, l: i32, j: i32) -> Real {
+    if (j == 0) {
+        return Real(0.5);
+    }
+    if (j > l) {
+        return Real(0.0);
+    }
+    if (j > 0) {
+        return y[sb + u32(j - 1)];
+    }
+    if (-j > l) {
+        return Real(1.0);
+    }
+    return Real(1.0) - y[sb + u32(-j - 1)];
+}
+
+// (M z)_i = d_i z_i + f′_i Σ_j K_ij z_j with z = p / diag (Jacobi), for i = row.
+fn matvec_row(tb: u32, cb: u32, st: u32, l: u32, row: u32, src: u32) -> Real {
+    var acc = Real(0.0);
+    for (var j = 0u; j < l; j = j + 1u) {
+        acc = acc + tables[tb + row * l + j] * (scratch[cb + src * st + j] / scratch[cb + j]);
+    }
+    let zi = scratch[cb + src * st + row] / scratch[cb + row];
+    return scratch[cb + st + row] * zi + scratch[cb + 2u * st + row] * acc;
+}
+
+@compute @workgroup_size(WG)
+fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
+       @builtin(num_workgroups) num_wg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let m = member_index(wg_id, num_wg);
+    if (lid == 0u) {
+        if (m < dims.batch) {
+            uni[0] = u32(params[m * dims.params_len + 1u]);
+            uni[1] = u32(params[m * dims.params_len + 2u]);
+        } else {
+            uni[0] = 0u;
+            uni[1] = 0u;
+        }
+    }
+    let l = workgroupUniformLoad(&uni[0]);
+    let nm = workgroupUniformLoad(&uni[1]);
+    if (l == 0u) {
+        return;
+    }
+    let pb = m * dims.params_len;
+    let tb = m * dims.table_stride;
+    let sb = m * dims.state_len;
+    let cb = m * dims.scratch_len;
+    let st = l + 1u;
+    let kb = tb;                       // K
+    let bb = tb + (l + 1u) * l;        // b
+    let mb = bb + l + 1u;              // modes: r, c, N
+    let zero = params[pb + 3u];        // runtime 0 (for NaN)
+    let li = i32(l);
+
+    // 1. Σ on nodes 1…L+1: the N×N kernel.
+    for (var i = lid; i <= l; i = i + WG) {
+        var acc = tables[bb + i];
+        for (var j = 0u; j < l; j = j + 1u) {
+            acc = acc + tables[kb + i * l + j] * y[sb + j];
+        }
+        scratch[cb + i] = acc;
+    }
+    storageBarrier();
+    // 2. d = 1 − Σ′, f′ (central differences), collision integral into r (vector 4).
+    for (var i = lid; i < l; i = i + WG) {
+        var sm = Real(0.0);
+        if (i >= 1u) {
+            sm = scratch[cb + i - 1u];
+        }
+        scratch[cb + st + i] = Real(1.0) - Real(0.5) * (scratch[cb + i + 1u] - sm);
+        let e = i32(i) + 1;
+        scratch[cb + 2u * st + i] = Real(0.5) * (fext(sb, li, e + 1) - fext(sb, li, e - 1));
+        let fi = fext(sb, li, e);
+        var acc = Real(0.0);
+        for (var k = 0u; k < nm; k = k + 1u) {
+            let rk = i32(tables[mb + k]);
+            let ck = tables[mb + nm + k];
+            let nk = tables[mb + 2u * nm + k];
+            let fp = fext(sb, li, e + rk);
+            let fm = fext(sb, li, e - rk);
+            acc = acc + ck * (nk * (fp + fm - Real(2.0) * fi) - fi * (fp - fm) + fp - fi);
+        }
+        scratch[cb + 4u * st + i] = acc;
+    }
+    storageBarrier();
+    // 3. Jacobi diagonal into vector 0; x = 0, r̂0 = r, p = v = 0; ‖b‖².
+    var part = Real(0.0);
+    for (var i = lid; i < l; i = i + WG) {
+        scratch[cb + i] = scratch[cb + st + i] + scratch[cb + 2u * st + i] * tables[kb + i * l + i];
+        let bi = scratch[cb + 4u * st + i];
+        scratch[cb + 3u * st + i] = Real(0.0);
+        scratch[cb + 5u * st + i] = bi;
+        scratch[cb + 6u * st + i] = Real(0.0);
+        scratch[cb + 7u * st + i] = Real(0.0);
+        part = part + bi * bi;
+    }
+    let bnorm2 = reduce_sum(lid, part);
+    storageBarrier();
+    var rho = Real(1.0);
+    var alpha = Real(1.0);
+    var omega = Real(1.0);
+    var ok = bnorm2 == Real(0.0);
+    let one_plus = Real(1.0) + Real(1e-10) * bnorm2 / max(bnorm2, Real(1e-30));
+    let tol = Real(TOL_F64) + Real(1e-6) * select(Real(0.0), Real(1.0), one_plus == Real(1.0));
+    // 4. BiCGSTAB (right Jacobi preconditioning; the solution is diag⁻¹ times the iterate).
+    for (var it = 0u; it < MAX_ITER; it = it + 1u) {
+        if (ok) {
+            break;
+        }
+        part = Real(0.0);
+        for (var i = lid; i < l; i = i + WG) {
+            part = part + scratch[cb + 5u * st + i] * scratch[cb + 4u * st + i];
+        }
+        let rho_new = reduce_sum(lid, part);
+        if (rho_new == Real(0.0) || omega == Real(0.0)) {
+            break;
+        }
+        let beta = (rho_new / rho) * (alpha / omega);
+        rho = rho_new;
+        for (var i = lid; i < l; i = i + WG) {
+            let o = cb + 6u * st + i;
+            scratch[o] = scratch[cb + 4u * st + i] + beta * (scratch[o] - omega * scratch[cb + 7u * st + i]);
+        }
+        storageBarrier();
+        part = Real(0.0);
+        for (var i = lid; i < l; i = i + WG) {
+            let vi = matvec_row(kb, cb, st, l, i, 6u);
+            scratch[cb + 7u * st + i] = vi;
+            part = part + scratch[cb + 5u * st + i] * vi;
+        }
+        let r0v = reduce_sum(lid, part);
+        if (r0v == Real(0.0)) {
+            break;
+        }
+        alpha = rho / r0v;
+        for (var i = lid; i < l; i = i + WG) {
+            scratch[cb + 8u * st + i] = scratch[cb + 4u * st + i] - alpha * scratch[cb + 7u * st + i];
+        }
+        storageBarrier();
+        var tt = Real(0.0);
+        var ts = Real(0.0);
+        for (var i = lid; i < l; i = i + WG) {
+            let ti = matvec_row(kb, cb, st, l, i, 8u);
+            scratch[cb + 9u * st + i] = ti;
+            tt = tt + ti * ti;
+            ts = ts + ti * scratch[cb + 8u * st + i];
+        }
+        let tt_sum = reduce_sum(lid, tt);
+        let ts_sum = reduce_sum(lid, ts);
+        if (tt_sum == Real(0.0)) {
+            break;
+        }
+        omega = ts_sum / tt_sum;
+        part = Real(0.0);
+        for (var i = lid; i < l; i = i + WG) {
+            let xi = cb + 3u * st + i;
+            scratch[xi] = scratch[xi] + alpha * scratch[cb + 6u * st + i] + omega * scratch[cb + 8u * st + i];
+            let ri = scratch[cb + 8u * st + i] - omega * scratch[cb + 9u * st + i];
+            scratch[cb + 4u * st + i] = ri;
+            part = part + ri * ri;
+        }
+        let rn2 = reduce_sum(lid, part);
+        storageBarrier();
+        ok = rn2 <= tol * tol * bnorm2;
+    }
+    // 5. ḟ = time_scale · diag⁻¹ x, or NaN when the solve failed (singular left-hand side).
+    let scale = params[pb];
+    for (var i = lid; i < l; i = i + WG) {
+        if (ok) {
+            dy[sb + i] = scale * scratch[cb + 3u * st + i] / scratch[cb + i];
+        } else {
+            dy[sb + i] = zero / zero;
+        }
+    }
+}

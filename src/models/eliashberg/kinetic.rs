@@ -1,0 +1,432 @@
+//! The nonlinear kinetic equation (supplement Eq 29) with the electron-phonon collision
+//! integral (Eq 38), phonons in equilibrium at T0, on the folded grid `E_i = iε, i = 1…L`
+//! with the boundary conditions (31): `f(0) = ½`, `f(−E) = 1 − f(E)`, `f(jε) = 0` for `j > L`.
+//!
+//! ## Σ as a functional of f (derived here)
+//! The real part of the retarded Migdal self-energy with equilibrium phonons and a
+//! constant density of states is
+//! `Σ[f](E) = Σ_k (λ_k ω_k/2) PV∫dẼ [(N_k + 1 − f(Ẽ))/(E − Ẽ − ω_k) + (N_k + f(Ẽ))/(E − Ẽ + ω_k)]`;
+//! the `N_k` and `1` terms vanish (PV over an infinite band), leaving
+//! `Σ[f](E) = −Σ_k λ_k ω_k² PV∫dẼ f(Ẽ) / ((Ẽ − E)² − ω_k²)`.
+//! At `f = f0` this is Eq 15 with the sign of `selfenergy.rs` (tested); it is linear in f,
+//! so `Σ̇ = Σ[ḟ]` and Eq 29 reads `(diag(1 − Σ′) + diag(f′) K) ḟ = I_ep` with `K` the
+//! matrix of the functional. With `h = f − ½` (odd; the constant ½ integrates to zero)
+//! `Σ = K f + b`.
+//!
+//! ## Principal value
+//! `K` comes from *product integration*: `h` is taken piecewise linear between grid
+//! points (a ramp from `h_L` to −½ on `[L, L+1]`, −½ beyond), and each partial fraction
+//! `1/(Ẽ − p)` of the kernel is integrated exactly against each hat function:
+//! `PV∫ hat_j(x)/(x − p) dx = F(p − j)`, `F(a) = 2a ln|a| − (1+a) ln|1+a| + (1−a) ln|1−a|`
+//! (finite for poles on grid points, second order in ε). [`PvRule::Drop`] is the naive
+//! rectangle rule that skips the singular points (first order), kept for comparison.
+//! `Σ′` and `f′` are central differences on the grid (Σ is odd, so `Σ_0 = 0`).
+//!
+//! ## Collision integral (Eq 38) and time
+//! `I_i = Σ_k π λ_k r_k [N_k(f_{i+r} + f_{i−r} − 2f_i) − f_i(f_{i+r} − f_{i−r}) + f_{i+r} − f_i]`
+//! in units of ε (`2π α²F` with `α²F = Σ (λ_k ω_k/2) δ(ω − ω_k)`). It vanishes exactly
+//! for the Fermi function at T0 on the grid (detailed balance, up to the cutoff).
+//! Times are in units of ħ/(output unit); the linear analysis's γ (rescaled time
+//! `t → πt`) corresponds to the rate `π γ` here.
+//!
+//! ## Linear solve and failure
+//! The CPU twin [`eliashberg_kinetic`] factorises the L×L matrix densely (LU, partial
+//! pivoting) at every evaluation; the WGSL kernel `shaders/eliashberg/kinetic.wgsl` applies
+//! K with the workgroup and solves with Jacobi-preconditioned BiCGSTAB. When the matrix is
+//! singular (smallest pivot below `PIVOT_TOL` times the largest, or BiCGSTAB not converged)
+//! the derivative is set to NaN so the engine marks the member FAILED; the observable
+//! `lhs_min_pivot` (and `min_zinv_grid = min_i(1 − Σ′_i)`) at the output times says how close a
+//! run is to that point.
+
+use super::alpha2f::Spectrum;
+use super::stability::{bose, default_points, fermi, mode_steps};
+use super::Params;
+use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables};
+use crate::{NeqkinError, Result};
+use std::f64::consts::PI;
+
+/// Principal-value rule for Σ[f].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PvRule {
+    /// Product integration against piecewise-linear f (second order).
+    Product,
+    /// Rectangle rule skipping the singular points (first order).
+    Drop,
+}
+
+/// Relative pivot size below which the left-hand matrix counts as singular.
+pub const PIVOT_TOL: f64 = 1e-12;
+
+fn xlogx(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x * x.abs().ln()
+    }
+}
+
+/// `PV∫ hat(u)/(u − a) du` for the unit hat on [−1, 1].
+pub fn hat_pv(a: f64) -> f64 {
+    2.0 * xlogx(a) - xlogx(1.0 + a) + xlogx(1.0 - a)
+}
+
+/// `∫ R(x)/(x − p) dx` for the ramp R rising from 0 at `lo` to 1 at `lo + 1` and staying 1,
+/// without the divergent `ln Λ` part and the constant (both cancel between partial fractions).
+fn ramp_pv(p: f64, lo: f64) -> f64 {
+    xlogx(p - lo - 1.0) - xlogx(p - lo)
+}
+
+/// The matrix `K` ((L+1) × L, rows E = 1…L+1, columns f_1…f_L) and offset `b` (L+1) with
+/// `Σ_i = Σ_j K_ij f_j + b_i`, in units of ε, for modes `r_k` (units of ε) and couplings λ_k.
+pub fn sigma_operator(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> (Vec<f64>, Vec<f64>) {
+    let mut k = vec![0.0; (l + 1) * l];
+    let mut b = vec![0.0; l + 1];
+    for (m, &rk) in r.iter().enumerate() {
+        let rf = rk as f64;
+        let lam = lambda[m];
+        for i in 1..=l + 1 {
+            let e = i as f64;
+            match rule {
+                PvRule::Product => {
+                    // Σ(E) = −λ r²/(2r) [J(E + r) − J(E − r)],
+                    // J(p) = Σ_j h_j [F(p−j) − F(p+j)] − ½ G(p) − ½ G(−p).
+                    let c = -0.5 * lam * rf;
+                    for (sgn, p) in [(1.0, e + rf), (-1.0, e - rf)] {
+                        let mut wsum = 0.0;
+                        for j in 1..=l {
+                            let w = hat_pv(p - j as f64) - hat_pv(p + j as f64);
+                            k[(i - 1) * l + (j - 1)] += c * sgn * w;
+                            wsum += w;
+                        }
+                        // h_j = f_j − ½ and the ramps to −½.
+                        let lo = l as f64;
+                        b[i - 1] += c * sgn * (-0.5 * wsum - 0.5 * ramp_pv(p, lo) - 0.5 * ramp_pv(-p, lo));
+                    }
+                }
+                PvRule::Drop => {
+                    let kern = |x: f64| {
+                        let d1 = (x - e).powi(2) - rf * rf;
+                        let d2 = (x + e).powi(2) - rf * rf;
+                        let a = if d1 == 0.0 { 0.0 } else { 1.0 / d1 };
+                        let bb = if d2 == 0.0 { 0.0 } else { 1.0 / d2 };
+                        a - bb
+                    };
+                    let c = -lam * rf * rf;
+                    let mut wsum = 0.0;
+                    for j in 1..=l {
+                        let w = kern(j as f64);
+                        k[(i - 1) * l + (j - 1)] += c * w;
+                        wsum += w;
+                    }
+                    // h = −½ beyond L: sum the rectangle rule far out, then the analytic tail.
+                    let far = l + 1 + 40 * (l + rk);
+                    let mut tail: f64 = (l + 1..=far).map(|j| kern(j as f64)).sum();
+                    let x = far as f64 + 0.5;
+                    // ∫_x^∞ dy/((y ∓ e)² − r²) = −(1/2r) ln|(x ∓ e − r)/(x ∓ e + r)|
+                    tail -= (1.0 / (2.0 * rf))
+                        * (((x - e - rf) / (x - e + rf)).abs().ln() - ((x + e - rf) / (x + e + rf)).abs().ln());
+                    b[i - 1] += c * (-0.5 * wsum - 0.5 * tail);
+                }
+            }
+        }
+    }
+    (k, b)
+}
+
+/// One member's fixed data.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Grid points.
+    pub l: usize,
+    /// Mode steps r_k.
+    pub r: Vec<usize>,
+    /// Phonon temperature in units of ε.
+    pub t0: f64,
+    /// Initial electron temperature in units of ε.
+    pub t_in: f64,
+    /// ε in the output unit (time scale of the RHS).
+    pub eps_out: f64,
+    /// Total λ.
+    pub lambda: f64,
+}
+
+/// A batch of kinetic problems.
+pub struct KineticProblem {
+    members: Vec<Member>,
+    l: usize,
+    nm: usize,
+    params: Vec<f64>,
+    tables: Vec<f64>,
+}
+
+/// Per-member parameter block: `[time_scale, L, n_modes, 0]`.
+pub const PARAMS_LEN: usize = 4;
+
+impl KineticProblem {
+    /// Builds from parsed parameter sets; all members share L and the number of modes.
+    pub fn new(ps: &[Params]) -> Result<Self> {
+        let mut pre = vec![];
+        for p in ps {
+            let s = p.spectrum()?;
+            let eps = p.grid_step.unwrap();
+            let u = p.unit(&s);
+            let se: Spectrum = s.scaled(1.0 / eps);
+            let r = mode_steps(&se)?;
+            let t0 = p.temperature * u / eps;
+            let t_in = p.initial_temperature.unwrap() * u / eps;
+            let l = p.grid_points.unwrap_or_else(|| default_points(&se, t0.max(t_in)));
+            if l < 10 {
+                return Err(NeqkinError::invalid("params.grid_points", "must be >= 10"));
+            }
+            if r.iter().any(|&rk| rk >= l) {
+                return Err(NeqkinError::invalid("params.grid_points", "cutoff below a phonon frequency"));
+            }
+            pre.push((
+                p.pv.unwrap_or(PvRule::Product),
+                se,
+                Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda() },
+            ));
+        }
+        let l = pre.iter().map(|x| x.2.l).max().unwrap_or(4);
+        let nm = pre.first().map(|x| x.2.r.len()).unwrap_or(0);
+        if pre.iter().any(|x| x.2.r.len() != nm) {
+            return Err(NeqkinError::invalid(
+                "params.modes",
+                "all sweep points of a kinetic batch need the same number of modes",
+            ));
+        }
+        let mut params = vec![];
+        let mut tables = vec![];
+        let mut members = vec![];
+        for (rule, se, mut m) in pre {
+            m.l = l;
+            params.extend_from_slice(&[m.eps_out, l as f64, nm as f64, 0.0]);
+            tables.extend(member_tables(&m, &se.lambda, rule));
+            members.push(m);
+        }
+        Ok(KineticProblem { members, l, nm, params, tables })
+    }
+
+    /// Member data.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// Σ on nodes 1…L+1 (units of ε) for member `m` and state `f`.
+    pub fn sigma(&self, m: usize, f: &[f64]) -> Vec<f64> {
+        let tl = table_len(self.l, self.nm);
+        let tab = &self.tables[m * tl..(m + 1) * tl];
+        sigma_nodes(self.l, tab, f)
+    }
+
+    /// The left-hand matrix `diag(1 − Σ′) + diag(f′) K` (row-major L×L) for member `m`.
+    pub fn lhs_matrix(&self, m: usize, f: &[f64]) -> Vec<f64> {
+        let tl = table_len(self.l, self.nm);
+        let tab = &self.tables[m * tl..(m + 1) * tl];
+        lhs(self.l, tab, f)
+    }
+}
+
+/// Table block length: K ((L+1)L), b (L+1), r, πλr, N (n_modes each).
+pub fn table_len(l: usize, nm: usize) -> usize {
+    (l + 1) * l + (l + 1) + 3 * nm
+}
+
+fn member_tables(m: &Member, lambda: &[f64], rule: PvRule) -> Vec<f64> {
+    let (k, b) = sigma_operator(&m.r, lambda, m.l, rule);
+    let mut t = k;
+    t.extend(b);
+    t.extend(m.r.iter().map(|&r| r as f64));
+    t.extend(m.r.iter().zip(lambda).map(|(&r, l)| PI * l * r as f64));
+    t.extend(m.r.iter().map(|&r| bose(r as f64, m.t0)));
+    t
+}
+
+/// f at any integer grid index with the boundary conditions (31).
+#[inline]
+pub fn f_ext(f: &[f64], j: i64) -> f64 {
+    let l = f.len() as i64;
+    if j == 0 {
+        0.5
+    } else if j > l {
+        0.0
+    } else if j > 0 {
+        f[(j - 1) as usize]
+    } else if -j > l {
+        1.0
+    } else {
+        1.0 - f[(-j - 1) as usize]
+    }
+}
+
+fn sigma_nodes(l: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
+    let (k, b) = (&tab[..(l + 1) * l], &tab[(l + 1) * l..(l + 1) * l + l + 1]);
+    (0..=l).map(|i| b[i] + k[i * l..(i + 1) * l].iter().zip(f).map(|(a, x)| a * x).sum::<f64>()).collect()
+}
+
+/// Collision integral (Eq 38) in units of ε.
+pub fn collision(l: usize, nm: usize, tab: &[f64], f: &[f64], out: &mut [f64]) {
+    let base = (l + 1) * l + l + 1;
+    let (r, c, n) = (&tab[base..base + nm], &tab[base + nm..base + 2 * nm], &tab[base + 2 * nm..base + 3 * nm]);
+    for i in 1..=l as i64 {
+        let fi = f_ext(f, i);
+        let mut acc = 0.0;
+        for k in 0..nm {
+            let rk = r[k] as i64;
+            let (fp, fm) = (f_ext(f, i + rk), f_ext(f, i - rk));
+            acc += c[k] * (n[k] * (fp + fm - 2.0 * fi) - fi * (fp - fm) + fp - fi);
+        }
+        out[(i - 1) as usize] = acc;
+    }
+}
+
+fn lhs(l: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
+    let s = sigma_nodes(l, tab, f);
+    let k = &tab[..(l + 1) * l];
+    let mut a = vec![0.0; l * l];
+    for i in 1..=l {
+        let sm = if i >= 2 { s[i - 2] } else { 0.0 };
+        let dsig = 0.5 * (s[i] - sm);
+        let df = 0.5 * (f_ext(f, i as i64 + 1) - f_ext(f, i as i64 - 1));
+        for j in 0..l {
+            a[(i - 1) * l + j] = df * k[(i - 1) * l + j];
+        }
+        a[(i - 1) * l + (i - 1)] += 1.0 - dsig;
+    }
+    a
+}
+
+/// In-place LU with partial pivoting of the row-major n×n `a`, solving `a x = rhs` (x
+/// overwrites rhs). Returns the smallest |pivot| divided by the largest |entry|.
+pub fn lu_solve(n: usize, a: &mut [f64], rhs: &mut [f64]) -> f64 {
+    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    let mut min_piv = f64::INFINITY;
+    for c in 0..n {
+        let (mut p, mut best) = (c, a[c * n + c].abs());
+        for r in c + 1..n {
+            if a[r * n + c].abs() > best {
+                best = a[r * n + c].abs();
+                p = r;
+            }
+        }
+        min_piv = min_piv.min(best / scale);
+        if best == 0.0 {
+            return 0.0;
+        }
+        if p != c {
+            for j in 0..n {
+                a.swap(c * n + j, p * n + j);
+            }
+            rhs.swap(c, p);
+        }
+        let d = a[c * n + c];
+        for r in c + 1..n {
+            let fct = a[r * n + c] / d;
+            if fct != 0.0 {
+                a[r * n + c] = fct;
+                for j in c + 1..n {
+                    a[r * n + j] -= fct * a[c * n + j];
+                }
+                rhs[r] -= fct * rhs[c];
+            }
+        }
+    }
+    for c in (0..n).rev() {
+        let mut acc = rhs[c];
+        for j in c + 1..n {
+            acc -= a[c * n + j] * rhs[j];
+        }
+        rhs[c] = acc / a[c * n + c];
+    }
+    min_piv
+}
+
+/// CPU twin of `shaders/eliashberg/kinetic.wgsl` (entry `rhs`): arguments in binding
+/// order. Departs from the kernel in the solve only: dense LU here, Jacobi-preconditioned
+/// BiCGSTAB there (same matrix, same right-hand side; the scratch is unused here).
+pub fn eliashberg_kinetic(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _scratch: &mut [f64]) {
+    let l = params[1] as usize;
+    let nm = params[2] as usize;
+    let mut a = lhs(l, tables, y);
+    collision(l, nm, tables, y, dy);
+    let piv = lu_solve(l, &mut a, dy);
+    if piv.is_nan() || piv <= PIVOT_TOL {
+        dy.iter_mut().for_each(|x| *x = f64::NAN);
+        return;
+    }
+    for x in dy.iter_mut() {
+        *x *= params[0];
+    }
+}
+
+impl BatchProblem for KineticProblem {
+    fn layout(&self) -> BatchLayout {
+        let tl = table_len(self.l, self.nm);
+        BatchLayout {
+            batch: self.members.len(),
+            state_len: self.l,
+            params_len: PARAMS_LEN,
+            table_len: tl,
+            table_stride: tl,
+            scratch_len: SCRATCH_VECTORS * self.l,
+        }
+    }
+    fn params(&self) -> &[f64] {
+        &self.params
+    }
+    fn tables(&self) -> &[f64] {
+        &self.tables
+    }
+    fn initial_state(&self) -> Vec<f64> {
+        self.members.iter().flat_map(|m| (1..=self.l).map(move |i| fermi(i as f64, m.t_in))).collect()
+    }
+    fn rhs_member(
+        &self,
+        _m: usize,
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        eliashberg_kinetic(params, tables, t, y, dy, scratch);
+    }
+    fn kernel(&self) -> KernelSource {
+        KernelSource {
+            name: "eliashberg/kinetic".into(),
+            source: include_str!("../../../shaders/eliashberg/kinetic.wgsl").into(),
+        }
+    }
+    fn observables(&self, m: usize, _t: f64, y: &[f64]) -> Observables {
+        let mem = &self.members[m];
+        let l = self.l;
+        let dev: Vec<f64> = (1..=l).map(|i| y[i - 1] - fermi(i as f64, mem.t0)).collect();
+        let norm = dev.iter().map(|x| x * x).sum::<f64>().sqrt();
+        // Energy-weighted deviation Σ E_i δf_i (units of ε², times ε_out²).
+        let energy = dev.iter().enumerate().map(|(i, d)| (i + 1) as f64 * d).sum::<f64>() * mem.eps_out * mem.eps_out;
+        let s = self.sigma(m, y);
+        let mut zmin = f64::INFINITY;
+        for i in 1..=l {
+            let sm = if i >= 2 { s[i - 2] } else { 0.0 };
+            zmin = zmin.min(1.0 - 0.5 * (s[i] - sm));
+        }
+        let mut a = self.lhs_matrix(m, y);
+        let mut rhs = vec![0.0; l];
+        let piv = lu_solve(l, &mut a, &mut rhs);
+        Observables {
+            scalars: vec![
+                ("deviation_norm".into(), norm),
+                ("energy_deviation".into(), 2.0 * energy),
+                ("min_zinv_grid".into(), zmin),
+                ("lhs_min_pivot".into(), piv),
+                ("lambda".into(), mem.lambda),
+            ],
+            arrays: vec![("f".into(), y.to_vec()), ("delta_f".into(), dev)],
+        }
+    }
+}
+
+/// Scratch vectors per member used by the WGSL BiCGSTAB.
+pub const SCRATCH_VECTORS: usize = 11;

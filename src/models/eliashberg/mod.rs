@@ -1,0 +1,377 @@
+//! Migdal-Eliashberg kinetics of a metal with equilibrium phonons (issue 4; supplement of
+//! Yuzbashyan, Altshuler, Patra, "Instability of metals with respect to strong
+//! electron-phonon interaction").
+//!
+//! Direct tasks (`solver.method = "direct"`, [`Model::evaluate`]): the equilibrium
+//! self-energy and `Z0⁻¹` (`self_energy`), the threshold λc(T0) (`threshold`), the linear
+//! stability eigenproblem (`stability`), the specific heat (`specific_heat`) and the
+//! strong-coupling zeros of Eq 41 (`strong_coupling`). The time-stepping task `kinetic`
+//! builds a [`BatchProblem`] for the nonlinear kinetic equation (29) with collision integral
+//! (38) (see [`kinetic`]). Conventions (sign of Σ, units, the Eq 18/22 reading) are in
+//! `docs/models/eliashberg.md` and in the submodules.
+
+pub mod alpha2f;
+pub mod kinetic;
+pub mod polygamma;
+pub mod selfenergy;
+pub mod specific_heat;
+pub mod stability;
+pub mod threshold;
+
+use crate::engine::model::{BatchProblem, Model, Observables};
+use crate::{NeqkinError, Result};
+use alpha2f::Spectrum;
+use serde::Deserialize;
+use stability::Reading;
+use std::sync::Arc;
+use threshold::Units;
+
+/// What to compute for one sweep point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Σ(E), Z0⁻¹(E) on an energy grid (Eq 15).
+    SelfEnergy,
+    /// λc(T0) from min Z0⁻¹ = 0 (Eq 24).
+    Threshold,
+    /// Generalised eigenproblem γAφ = Mφ (Eqs 17–23), optionally λc of the linear analysis.
+    Stability,
+    /// C_el from Eq 5 and Eqs 13/16; a stability report.
+    SpecificHeat,
+    /// Zeros of Eq 41.
+    StrongCoupling,
+    /// Nonlinear kinetic equation (29)+(38) (time stepping).
+    Kinetic,
+}
+
+/// Equally spaced, equally coupled modes (Table I: start 40, step 1, count 21).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comb {
+    /// First frequency.
+    pub start: f64,
+    /// Spacing.
+    pub step: f64,
+    /// Number of modes.
+    pub count: usize,
+}
+
+/// Parameters of one sweep point (`[params]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Task.
+    pub task: Task,
+    /// Einstein modes `[[ω_k, λ_k], …]` (input unit).
+    #[serde(default)]
+    pub modes: Option<Vec<[f64; 2]>>,
+    /// Equally spaced modes sharing λ equally.
+    #[serde(default)]
+    pub comb: Option<Comb>,
+    /// CSV file with rows `ω, α²F(ω)`.
+    #[serde(default)]
+    pub alpha2f_table: Option<String>,
+    /// Total coupling λ (rescales the λ_k; required with `comb`).
+    #[serde(default)]
+    pub lambda: Option<f64>,
+    /// Temperature T0 (in `units`).
+    pub temperature: f64,
+    /// Energy unit of temperatures/energies: "g" (default, the paper's) or "input".
+    #[serde(default = "default_units")]
+    pub units: Units,
+    /// Energy grid step ε in the input unit (stability, kinetic); mode frequencies must be
+    /// multiples of it.
+    #[serde(default)]
+    pub grid_step: Option<f64>,
+    /// Number of positive grid points L (default: cutoff 2ω_max + 25T).
+    #[serde(default)]
+    pub grid_points: Option<usize>,
+    /// Eq 22 prefactor reading ("derived" default, or "literal").
+    #[serde(default = "default_reading")]
+    pub reading: Reading,
+    /// Sign of the f′Σ̇ term in A: +1 (Eq 18, default) or −1 (Eq 22 with f0′ → |f0′|).
+    #[serde(default = "default_sign")]
+    pub offdiag_sign: f64,
+    /// Stability: also find λc of the linear analysis (shape of the spectrum kept).
+    #[serde(default)]
+    pub find_lambda_c: bool,
+    /// Stability: solve the eigenproblem at `lambda` (default true; false for threshold-only
+    /// sweeps such as Table I).
+    #[serde(default = "default_true")]
+    pub solve_eigen: bool,
+    /// Stability: number of eigenvectors to save at each end of the spectrum.
+    #[serde(default = "default_nvec")]
+    pub save_eigenvectors: usize,
+    /// Energy window `[0, e_max]` (in `units`) for self_energy/strong_coupling outputs.
+    #[serde(default)]
+    pub e_max: Option<f64>,
+    /// Kinetic: initial electron temperature T_in (in `units`).
+    #[serde(default)]
+    pub initial_temperature: Option<f64>,
+    /// Kinetic: principal-value rule, "product" (piecewise-linear, 2nd order, default) or
+    /// "drop" (skip the singular points, 1st order; for comparison).
+    #[serde(default)]
+    pub pv: Option<kinetic::PvRule>,
+}
+
+fn default_units() -> Units {
+    Units::G
+}
+fn default_reading() -> Reading {
+    Reading::Derived
+}
+fn default_sign() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_nvec() -> usize {
+    3
+}
+
+impl Params {
+    /// Parses and checks one parameter set.
+    pub fn parse(v: &serde_json::Value) -> Result<Self> {
+        let p: Params = serde_json::from_value(v.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
+        crate::engine::model::check_finite("params.temperature", p.temperature)?;
+        if p.temperature <= 0.0 {
+            return Err(NeqkinError::invalid("params.temperature", "must be > 0"));
+        }
+        let n_src = p.modes.is_some() as u8 + p.comb.is_some() as u8 + p.alpha2f_table.is_some() as u8;
+        if n_src != 1 {
+            return Err(NeqkinError::invalid("params.modes", "give exactly one of `modes`, `comb`, `alpha2f_table`"));
+        }
+        if let Some(l) = p.lambda {
+            if !(l.is_finite() && l > 0.0) {
+                return Err(NeqkinError::invalid("params.lambda", "must be finite and > 0"));
+            }
+        }
+        if p.comb.is_some() && p.lambda.is_none() && p.task != Task::Threshold {
+            return Err(NeqkinError::invalid("params.lambda", "required with `comb`"));
+        }
+        if let Some(c) = &p.comb {
+            if c.count == 0 || c.start.is_nan() || c.start <= 0.0 || c.step.is_nan() || c.step < 0.0 {
+                return Err(NeqkinError::invalid("params.comb", "needs start > 0, step >= 0, count >= 1"));
+            }
+        }
+        if let Some(e) = p.grid_step {
+            if !(e.is_finite() && e > 0.0) {
+                return Err(NeqkinError::invalid("params.grid_step", "must be finite and > 0"));
+            }
+        }
+        if p.offdiag_sign != 1.0 && p.offdiag_sign != -1.0 {
+            return Err(NeqkinError::invalid("params.offdiag_sign", "must be +1 or -1"));
+        }
+        if let Some(n) = p.grid_points {
+            if n < 4 {
+                return Err(NeqkinError::invalid("params.grid_points", "must be >= 4"));
+            }
+        }
+        if matches!(p.task, Task::Stability | Task::Kinetic) && p.grid_step.is_none() {
+            return Err(NeqkinError::invalid("params.grid_step", "required for this task"));
+        }
+        if p.task == Task::Kinetic {
+            match p.initial_temperature {
+                Some(t) if t.is_finite() && t > 0.0 => {}
+                _ => {
+                    return Err(NeqkinError::invalid(
+                        "params.initial_temperature",
+                        "required (> 0) for the kinetic task",
+                    ))
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The spectrum (input unit), with `lambda` applied if given.
+    pub fn spectrum(&self) -> Result<Spectrum> {
+        let s = if let Some(m) = &self.modes {
+            let pairs: Vec<(f64, f64)> = m.iter().map(|x| (x[0], x[1])).collect();
+            Spectrum::from_modes("params.modes", &pairs)?
+        } else if let Some(c) = &self.comb {
+            Spectrum::comb(c.start, c.step, c.count, 1.0)
+        } else {
+            let path = self.alpha2f_table.as_ref().unwrap();
+            Spectrum::from_csv("params.alpha2f_table", std::path::Path::new(path))?
+        };
+        if s.total_lambda() <= 0.0 {
+            return Err(NeqkinError::invalid("params.modes", "total coupling must be > 0"));
+        }
+        Ok(match self.lambda {
+            Some(l) => s.with_lambda(l),
+            None => s,
+        })
+    }
+
+    /// Size of the output unit in the input unit (g, or 1).
+    pub fn unit(&self, s: &Spectrum) -> f64 {
+        match self.units {
+            Units::G => s.g(),
+            Units::Input => 1.0,
+        }
+    }
+}
+
+/// The Migdal-Eliashberg model.
+pub struct Eliashberg;
+
+impl Model for Eliashberg {
+    fn name(&self) -> &'static str {
+        "eliashberg"
+    }
+
+    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+        let p = Params::parse(params)?;
+        let s = p.spectrum()?;
+        if let Some(e) = p.grid_step {
+            stability::mode_steps(&s.scaled(1.0 / e))?;
+        }
+        Ok(())
+    }
+
+    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
+        let ps = points.iter().map(Params::parse).collect::<Result<Vec<_>>>()?;
+        if let Some(p) = ps.iter().find(|p| p.task != Task::Kinetic) {
+            return Err(NeqkinError::invalid(
+                "params.task",
+                format!("{:?} is a direct task: use solver.method = \"direct\"", p.task),
+            ));
+        }
+        Ok(Arc::new(kinetic::KineticProblem::new(&ps)?))
+    }
+
+    fn evaluate(&self, points: &[serde_json::Value]) -> Option<Result<Vec<Observables>>> {
+        Some(points.iter().map(|v| evaluate_point(&Params::parse(v)?)).collect())
+    }
+}
+
+fn scal(v: &mut Vec<(String, f64)>, k: &str, x: f64) {
+    v.push((k.to_string(), x));
+}
+
+/// One direct computation.
+pub fn evaluate_point(p: &Params) -> Result<Observables> {
+    let s = p.spectrum()?;
+    let mut o = Observables::default();
+    let sc = &mut o.scalars;
+    match p.task {
+        Task::SelfEnergy | Task::SpecificHeat => {
+            let u = p.unit(&s);
+            let t = p.temperature * u;
+            scal(sc, "lambda", s.total_lambda());
+            scal(sc, "g_input_unit", s.g());
+            scal(sc, "temperature_input_unit", t);
+            scal(sc, "zinv_0", selfenergy::zinv(&s, t, 0.0));
+            let (em, zm) = threshold::min_zinv(&s, t);
+            scal(sc, "zinv_min", zm);
+            scal(sc, "e_of_min", em / u);
+            if p.task == Task::SelfEnergy {
+                let emax = p.e_max.map(|e| e * u).unwrap_or(2.0 * s.omega_max() + 10.0 * t);
+                let n = 1001;
+                let e: Vec<f64> = (0..n).map(|i| emax * i as f64 / (n - 1) as f64).collect();
+                o.arrays.push(("sigma".into(), e.iter().map(|&x| selfenergy::sigma(&s, t, x) / u).collect()));
+                o.arrays.push(("zinv".into(), e.iter().map(|&x| selfenergy::zinv(&s, t, x)).collect()));
+                o.arrays.push(("energy".into(), e.iter().map(|x| x / u).collect()));
+            } else {
+                let free = 2.0 * std::f64::consts::PI.powi(2) * t / 3.0;
+                let c5 = specific_heat::c_el_prange_kadanoff(&s, t, 4000);
+                let c16 = specific_heat::c_el_lee_rainer(&s, t);
+                scal(sc, "c_el_eq5_over_free", c5 / free);
+                scal(sc, "c_el_eq16_over_free", c16 / free);
+                scal(sc, "c_el_eq16", c16);
+                scal(sc, "stable", ((zm > 0.0) && (c16 > 0.0)) as i32 as f64);
+            }
+        }
+        Task::Threshold => {
+            let th = threshold::lambda_c(&s, p.temperature, p.units)?;
+            scal(sc, "lambda_c", th.lambda_c);
+            scal(sc, "e_star", th.e_star);
+            scal(sc, "g_input_unit", th.g);
+            scal(sc, "temperature_input_unit", th.t_input);
+        }
+        Task::StrongCoupling => {
+            let t = p.temperature; // in units of g
+            let emax = p.e_max.unwrap_or(3.0);
+            let z = selfenergy::zeros(&|e| selfenergy::zinv_strong(1.0, t, e), emax, 3000);
+            scal(sc, "n_zeros", z.len() as f64);
+            for (i, x) in z.iter().enumerate() {
+                scal(sc, &format!("zero_{}", i + 1), *x);
+            }
+            let (em, zm) = selfenergy::zinv_min(&|e| selfenergy::zinv_strong(1.0, t, e), emax, 3000);
+            scal(sc, "zinv_min", zm);
+            scal(sc, "e_of_min", em);
+        }
+        Task::Stability => {
+            let eps = p.grid_step.unwrap();
+            let lambda = s.total_lambda();
+            if p.find_lambda_c {
+                let th = threshold::lambda_c(&s, p.temperature, p.units)?;
+                let (lc, n) = stability::lambda_c_linear(
+                    &s,
+                    p.temperature,
+                    p.units,
+                    eps,
+                    p.grid_points,
+                    p.reading,
+                    p.offdiag_sign,
+                    th.lambda_c,
+                )?;
+                scal(sc, "lambda_c_zinv", th.lambda_c);
+                scal(sc, "lambda_c_linear", lc);
+                scal(sc, "relative_difference", (lc - th.lambda_c) / lc);
+                scal(sc, "grid_points", n as f64);
+            }
+            if !p.solve_eigen {
+                return Ok(o);
+            }
+            let (se, te, eo) = stability::at_lambda(&s, lambda, p.temperature, p.units, eps);
+            let n = p.grid_points.unwrap_or_else(|| stability::default_points(&se, te));
+            let opts = stability::StabilityOptions {
+                points: n,
+                reading: p.reading,
+                offdiag_sign: p.offdiag_sign,
+                eps_out: eo,
+            };
+            let sol = stability::solve(&se, te, &opts)?;
+            let gam: Vec<f64> = sol.gamma.iter().map(|g| g * eo).collect();
+            let neg: Vec<usize> = (0..gam.len()).filter(|&i| gam[i] < 0.0).collect();
+            let pos: Vec<usize> = (0..gam.len()).filter(|&i| gam[i] > 0.0).collect();
+            scal(sc, "lambda", lambda);
+            scal(sc, "grid_step_out_unit", eo);
+            scal(sc, "cutoff_out_unit", n as f64 * eo);
+            scal(sc, "n_negative", neg.len() as f64);
+            scal(sc, "gamma_min_positive", pos.first().map(|&i| gam[i]).unwrap_or(f64::NAN));
+            scal(sc, "gamma_most_negative", neg.first().map(|&i| gam[i]).unwrap_or(f64::NAN));
+            scal(sc, "gamma_least_negative", neg.last().map(|&i| gam[i]).unwrap_or(f64::NAN));
+            o.arrays.push(("energy".into(), (1..=n).map(|i| i as f64 * eo).collect()));
+            o.arrays.push(("gamma".into(), gam.clone()));
+            let k = p.save_eigenvectors;
+            let mut save = |name: String, idx: usize| {
+                o.arrays.push((name, sol.phi.column(idx).iter().cloned().collect()));
+            };
+            // stable: the k smallest positive γ and the k largest; unstable: the k
+            // least negative and the k most negative.
+            for (j, &i) in pos.iter().take(k).enumerate() {
+                save(format!("phi_stable_smallest_{}", j + 1), i);
+            }
+            for (j, &i) in pos.iter().rev().take(k).enumerate() {
+                save(format!("phi_stable_largest_{}", j + 1), i);
+            }
+            for (j, &i) in neg.iter().rev().take(k).enumerate() {
+                save(format!("phi_unstable_smallest_{}", j + 1), i);
+            }
+            for (j, &i) in neg.iter().take(k).enumerate() {
+                save(format!("phi_unstable_largest_{}", j + 1), i);
+            }
+        }
+        Task::Kinetic => {
+            return Err(NeqkinError::invalid(
+                "params.task",
+                "kinetic is time stepping: use solver.method = dopri5/rkc/rk4",
+            ))
+        }
+    }
+    Ok(o)
+}
