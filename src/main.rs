@@ -145,6 +145,8 @@ fn main() -> ExitCode {
 struct BackendSetup {
     capacity: Box<dyn Fn(&BatchLayout) -> usize>,
     factory: Box<schedule::BackendFactory<'static>>,
+    /// Where models run set-up map jobs (Brillouin-zone sampling); CPU when `None`.
+    map_device: Option<schedule::MapDeviceHandle>,
 }
 
 /// Vectors and scalar arrays the integrators allocate per batch, upper bounds for the
@@ -165,12 +167,15 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
     let cpu = || BackendSetup {
         capacity: Box::new(schedule::cpu_capacity),
         factory: Box::new(|p| Ok(Box::new(CpuBackend::new(p)) as Box<dyn Backend>)),
+        map_device: None,
     };
     let gpu = || -> neqkin::Result<BackendSetup> {
         let ctx = Arc::new(GpuContext::new()?);
         let precision = ctx.resolve_precision(requested)?;
         let cap_ctx = ctx.clone();
+        let map_device = Some(schedule::MapDeviceHandle(Arc::new(gpu::GpuMap::new(ctx.clone(), precision))));
         Ok(BackendSetup {
+            map_device,
             capacity: Box::new(move |l| {
                 gpu::max_batch(&cap_ctx, l, precision, GPU_VECTORS, GPU_SCALARS).min(GPU_AUTO_BATCH_CAP)
             }),
@@ -243,7 +248,13 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
     output::check_folder(&out, mode).map_err(usage)?;
     let mut setup = backend_setup(args.backend, args.precision)?;
     let abort_after_batches = std::env::var("NEQKIN_TEST_ABORT_AFTER_BATCHES").ok().and_then(|v| v.parse().ok());
-    let opts = SweepOptions { shard, mode: Some(mode), progress: args.progress, abort_after_batches };
+    let opts = SweepOptions {
+        shard,
+        mode: Some(mode),
+        progress: args.progress,
+        abort_after_batches,
+        map_device: setup.map_device.clone(),
+    };
     let summary =
         schedule::run_sweep(&plan, &*model, &out, &opts, &*setup.capacity, &mut *setup.factory).map_err(classify)?;
     let failed = output::failed_points(&out).map_err(classify)?;

@@ -148,3 +148,52 @@ fn adaptive_integration_agrees_with_cpu() {
         }
     }
 }
+
+/// Brillouin-zone sampling of the p band (supplement Sec. I) as a map job on the GPU
+/// against its CPU twin, and the band built from either. Tolerances: f64 1e-12 relative
+/// to the largest value; f32 1e-5 (energies and |v|²).
+#[test]
+fn p_band_sampling_matches_cpu_twin() {
+    use neqkin::engine::gpu::GpuMap;
+    use neqkin::engine::model::CpuMap;
+    use neqkin::models::photoexcited::p_band;
+    let Some(g) = gpu() else { return };
+    let nk = 24;
+    let hopping = [-0.1, 0.03, 0.2];
+    // Band order out of the Jacobi sweeps is arbitrary (rounding can permute it), and
+    // only the multiset per k-point matters for the DoS: compare each k-point's bands
+    // sorted by energy.
+    let sorted = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
+        v.chunks(3)
+            .flat_map(|c| {
+                let mut c = c.to_vec();
+                c.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+                c
+            })
+            .collect()
+    };
+    let cpu = sorted(p_band::sample(&CpuMap, nk, hopping).unwrap());
+    assert_eq!(cpu.len(), 3 * nk * nk * nk);
+    let scale_e = cpu.iter().fold(0.0f64, |a, s| a.max(s.0.abs()));
+    let scale_v = cpu.iter().fold(0.0f64, |a, s| a.max(s.1.abs()));
+    let precisions: &[Precision] = if g.supports_f64() { &[Precision::F64, Precision::F32] } else { &[Precision::F32] };
+    for &precision in precisions {
+        let gpu = sorted(p_band::sample(&GpuMap::new(g.clone(), precision), nk, hopping).unwrap());
+        let de = cpu.iter().zip(&gpu).fold(0.0f64, |a, (c, g)| a.max((c.0 - g.0).abs())) / scale_e;
+        let dv = cpu.iter().zip(&gpu).fold(0.0f64, |a, (c, g)| a.max((c.1 - g.1).abs())) / scale_v;
+        eprintln!("{precision}: p-band energies rel. diff {de:.2e}, |v|² rel. diff {dv:.2e}");
+        let tol = if precision == Precision::F64 { 1e-12 } else { 1e-5 };
+        assert!(de <= tol && dv <= tol, "{precision}: {de:e} {dv:e}");
+    }
+    if g.supports_f64() {
+        let p = PhotoexcitedParams::from_json(&json!({"dos": "p_band", "k_points": 24, "grid_points": 200})).unwrap();
+        let on_cpu = PhotoexcitedBatch::new(&[p.clone()]).unwrap();
+        let on_gpu = PhotoexcitedBatch::new_with(&[p], &GpuMap::new(g.clone(), Precision::F64)).unwrap();
+        let diff = on_cpu
+            .tables()
+            .iter()
+            .zip(on_gpu.tables())
+            .fold(0.0f64, |a, (x, y)| a.max((x - y).abs() / x.abs().max(1.0)));
+        assert!(diff < 1e-10, "band tables differ by {diff:e}");
+    }
+}

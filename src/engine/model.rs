@@ -107,6 +107,16 @@ pub trait Model: Send + Sync {
     fn validate(&self, params: &serde_json::Value) -> Result<()>;
     /// Builds one batch from validated parameter sets.
     fn build(&self, points: &[serde_json::Value]) -> Result<std::sync::Arc<dyn BatchProblem>>;
+    /// Builds one batch, offloading bulk set-up work (e.g. sampling a Brillouin zone) to
+    /// `device`. Models without such work keep the default, which ignores the device.
+    fn build_with(
+        &self,
+        points: &[serde_json::Value],
+        device: &dyn MapDevice,
+    ) -> Result<std::sync::Arc<dyn BatchProblem>> {
+        let _ = device;
+        self.build(points)
+    }
     /// Direct computations that are not a time integration (thresholds, eigenproblems,
     /// closed forms), selected with `solver.method = "direct"`: one [`Observables`] per
     /// point. Models without any return `None`.
@@ -131,5 +141,48 @@ pub fn check_finite(field: &str, value: f64) -> Result<f64> {
         Ok(value)
     } else {
         Err(crate::NeqkinError::invalid(field, format!("must be a finite number, got {value}")))
+    }
+}
+
+/// A data-parallel map a model runs while building a batch: `items` independent work
+/// items, each reading the shared `params` and writing `outputs_per_item` reals.
+///
+/// The WGSL kernel (entry point `map`, `@workgroup_size(256)`) follows
+/// `shaders/shared/map_bindings.wgsl`; `cpu_twin(item, params, out)` is its CPU twin.
+pub struct MapJob<'a> {
+    /// Kernel source (preprocessed like RHS kernels).
+    pub kernel: KernelSource,
+    /// Parameters and tables shared by every item (transcendentals precomputed).
+    pub params: &'a [f64],
+    /// Number of work items.
+    pub items: usize,
+    /// Reals written per item.
+    pub outputs_per_item: usize,
+    /// CPU twin of the kernel for one item.
+    pub cpu_twin: &'a (dyn Fn(usize, &[f64], &mut [f64]) + Sync),
+}
+
+/// Where [`MapJob`]s run: the CPU (rayon) or a GPU adapter.
+pub trait MapDevice: Send + Sync {
+    /// Runs the job, returning `items × outputs_per_item` reals, item-major.
+    fn map(&self, job: &MapJob<'_>) -> Result<Vec<f64>>;
+    /// Short description for logs.
+    fn describe(&self) -> String;
+}
+
+/// Runs map jobs with their CPU twins on the rayon pool.
+pub struct CpuMap;
+
+impl MapDevice for CpuMap {
+    fn map(&self, job: &MapJob<'_>) -> Result<Vec<f64>> {
+        use rayon::prelude::*;
+        let mut out = vec![0.0; job.items * job.outputs_per_item];
+        out.par_chunks_mut(job.outputs_per_item.max(1))
+            .enumerate()
+            .for_each(|(item, o)| (job.cpu_twin)(item, job.params, o));
+        Ok(out)
+    }
+    fn describe(&self) -> String {
+        "cpu".into()
     }
 }

@@ -149,6 +149,18 @@ pub struct SweepOptions {
     /// many batches have been written. Set by the CLI from the environment variable
     /// `NEQKIN_TEST_ABORT_AFTER_BATCHES`; used by the resume tests to simulate a kill.
     pub abort_after_batches: Option<usize>,
+    /// Where models run bulk set-up work while building batches (CPU when `None`).
+    pub map_device: Option<MapDeviceHandle>,
+}
+
+/// Shared handle on a [`crate::engine::model::MapDevice`] (printable in option dumps).
+#[derive(Clone)]
+pub struct MapDeviceHandle(pub std::sync::Arc<dyn crate::engine::model::MapDevice>);
+
+impl std::fmt::Debug for MapDeviceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MapDevice({})", self.0.describe())
+    }
 }
 
 /// What a sweep did.
@@ -210,15 +222,17 @@ pub fn run_sweep(
     for chunk in todo.chunks(batch_size) {
         let started = Instant::now();
         // A panic in a model or backend fails this batch only; the sweep goes on.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(plan, model, chunk, factory)))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(NeqkinError::Panic(what))
-            });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(plan, model, chunk, factory, opts.map_device.as_ref())
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(NeqkinError::Panic(what))
+        });
         let (rows, arrays, error, backend) = match outcome {
             Ok(b) => (b.rows, b.arrays, None, b.backend),
             Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None),
@@ -304,6 +318,7 @@ fn run_batch(
     model: &dyn Model,
     chunk: &[Point],
     factory: &mut BackendFactory<'_>,
+    map_device: Option<&MapDeviceHandle>,
 ) -> Result<BatchOutcome> {
     let params: Vec<Value> = chunk.iter().map(|p| p.params.clone()).collect();
     let opts = match &plan.solver {
@@ -341,7 +356,10 @@ fn run_batch(
         }
         SolverPlan::Integrate(o) => o,
     };
-    let problem = model.build(&params)?;
+    let problem = match &map_device {
+        Some(d) => model.build_with(&params, &*d.0)?,
+        None => model.build(&params)?,
+    };
     let layout = problem.layout();
     if layout.batch != chunk.len() {
         return Err(NeqkinError::invalid(

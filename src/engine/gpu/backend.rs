@@ -159,53 +159,11 @@ impl GpuBackend {
     }
 
     fn upload(&self, buffer: &wgpu::Buffer, offset_reals: u64, data: &[f64]) {
-        if data.is_empty() {
-            return;
-        }
-        let offset = offset_reals * self.real();
-        match self.precision {
-            Precision::F64 => self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(data)),
-            Precision::F32 => {
-                let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-                self.ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(&v));
-            }
-        }
+        upload_reals(&self.ctx, self.precision, buffer, offset_reals, data)
     }
 
     fn download(&self, buffer: &wgpu::Buffer, offset_reals: u64, len: usize) -> Result<Vec<f64>> {
-        let size = len as u64 * self.real();
-        let ctx = &*self.ctx;
-        let staging = ctx.scoped(
-            || format!("reading back {size} bytes"),
-            || {
-                let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let mut encoder = ctx.device.create_command_encoder(&Default::default());
-                encoder.copy_buffer_to_buffer(buffer, offset_reals * self.real(), &staging, 0, size);
-                ctx.queue.submit([encoder.finish()]);
-                staging
-            },
-        )?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        wait(ctx, "readback")?;
-        let gpu_err = |message: String| NeqkinError::Gpu { context: "mapping readback buffer".into(), message };
-        rx.recv().map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
-        let out = {
-            let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
-            match self.precision {
-                Precision::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(&view),
-                Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view).into_iter().map(f64::from).collect(),
-            }
-        };
-        staging.unmap();
-        Ok(out)
+        download_reals(&self.ctx, self.precision, buffer, offset_reals, len)
     }
 
     fn vector(&self, v: VecId) -> Result<&wgpu::Buffer> {
@@ -668,4 +626,67 @@ impl Backend for GpuBackend {
         let a = self.ctx.info();
         BackendInfo { backend: "gpu".into(), adapter: a.name, api: a.api, precision: self.precision, threads: 0 }
     }
+}
+
+/// Writes f64 data into `buffer` at `offset_reals`, converted to the kernel precision.
+pub(crate) fn upload_reals(
+    ctx: &GpuContext,
+    precision: Precision,
+    buffer: &wgpu::Buffer,
+    offset_reals: u64,
+    data: &[f64],
+) {
+    if data.is_empty() {
+        return;
+    }
+    let offset = offset_reals * GpuContext::real_size(precision);
+    match precision {
+        Precision::F64 => ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(data)),
+        Precision::F32 => {
+            let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+            ctx.queue.write_buffer(buffer, offset, bytemuck::cast_slice(&v));
+        }
+    }
+}
+
+/// Reads `len` reals of `buffer` from `offset_reals` back to the host as f64.
+pub(crate) fn download_reals(
+    ctx: &GpuContext,
+    precision: Precision,
+    buffer: &wgpu::Buffer,
+    offset_reals: u64,
+    len: usize,
+) -> Result<Vec<f64>> {
+    let size = len as u64 * GpuContext::real_size(precision);
+    let staging = ctx.scoped(
+        || format!("reading back {size} bytes"),
+        || {
+            let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(buffer, offset_reals * GpuContext::real_size(precision), &staging, 0, size);
+            ctx.queue.submit([encoder.finish()]);
+            staging
+        },
+    )?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    wait(ctx, "readback")?;
+    let gpu_err = |message: String| NeqkinError::Gpu { context: "mapping readback buffer".into(), message };
+    rx.recv().map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
+    let out = {
+        let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
+        match precision {
+            Precision::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(&view),
+            Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&view).into_iter().map(f64::from).collect(),
+        }
+    };
+    staging.unmap();
+    Ok(out)
 }

@@ -9,6 +9,7 @@
 //! [`NeqkinError::Gpu`].
 
 mod backend;
+mod map;
 pub mod preprocess;
 pub mod uniforms;
 
@@ -17,6 +18,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 pub use backend::{GpuBackend, LINCOMB_MAX_TERMS};
+pub use map::GpuMap;
 
 use crate::engine::backend::Precision;
 use crate::engine::model::BatchLayout;

@@ -13,6 +13,8 @@ use crate::{NeqkinError, Result};
 /// `tests/shaders_validate.rs` checks that this table lists every file on disk.
 pub const SHADERS: &[(&str, &str)] = &[
     ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
+    ("shared/map_bindings.wgsl", include_str!("../../../shaders/shared/map_bindings.wgsl")),
+    ("photoexcited/p_band.wgsl", include_str!("../../../shaders/photoexcited/p_band.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
     ("eliashberg/kinetic.wgsl", include_str!("../../../shaders/eliashberg/kinetic.wgsl")),

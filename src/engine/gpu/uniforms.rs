@@ -208,6 +208,20 @@ pub struct RhsDims {
     pub _pad: u32,
 }
 
+/// Uniform of map kernels. Kept in sync with `MapDims` in shaders/shared/map_bindings.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MapDims {
+    /// First item of this dispatch.
+    pub item_offset: u32,
+    /// One past the last item of this dispatch.
+    pub item_end: u32,
+    /// Reals written per item.
+    pub outputs_per_item: u32,
+    /// Length of the shared parameter array.
+    pub params_len: u32,
+}
+
 /// `(file relative to shaders/, WGSL struct name, Rust size in bytes)` of every uniform
 /// block, for the size check in `tests/shaders_validate.rs`.
 pub const LAYOUTS: &[(&str, &str, usize)] = &[
@@ -220,4 +234,5 @@ pub const LAYOUTS: &[(&str, &str, usize)] = &[
     ("engine/ops.wgsl", "SteadyCheckParams", std::mem::size_of::<SteadyCheckParams>()),
     ("engine/copy.wgsl", "CopyParams", std::mem::size_of::<CopyParams>()),
     ("shared/rhs_bindings.wgsl", "RhsDims", std::mem::size_of::<RhsDims>()),
+    ("shared/map_bindings.wgsl", "MapDims", std::mem::size_of::<MapDims>()),
 ];

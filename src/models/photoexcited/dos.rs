@@ -7,8 +7,6 @@
 //! continuum DoS over the cell), so the integrable edge singularities of the 1D band are
 //! finite on the grid. Every cell gets at least `D_FLOOR / W` so that `1/D_i` exists.
 
-use rayon::prelude::*;
-
 use super::params::{DosKind, PhotoexcitedParams, Transport};
 use crate::{NeqkinError, Result};
 
@@ -35,6 +33,11 @@ pub struct Band {
 impl Band {
     /// Builds the band selected by `p.dos` and `p.transport`.
     pub fn build(p: &PhotoexcitedParams) -> Result<Band> {
+        Self::build_with(p, &crate::engine::model::CpuMap)
+    }
+
+    /// As [`Band::build`], sampling a p band's Brillouin zone on `device`.
+    pub fn build_with(p: &PhotoexcitedParams, device: &dyn crate::engine::model::MapDevice) -> Result<Band> {
         let n = p.grid_points;
         let w = p.band_width;
         let h = w / n as f64;
@@ -52,7 +55,7 @@ impl Band {
                 cell_average(&eps, h, w, cdf)
             }
             DosKind::PBand => {
-                let (d, v2) = p_band(n, w, p.k_points, p.p_band_hopping);
+                let (d, v2) = p_band(n, w, p.k_points, p.p_band_hopping, device)?;
                 // Smooth D and the state-weighted v² (D v²), then divide back.
                 let dv2: Vec<f64> = d.iter().zip(&v2).map(|(d, v)| d * v).collect();
                 let d = smooth(&d, p.p_band_smoothing);
@@ -161,17 +164,19 @@ fn cell_average(eps: &[f64], h: f64, w: f64, cdf: impl Fn(f64) -> f64) -> (Vec<f
 }
 
 /// Eigen-decomposition of a real symmetric 3×3 matrix by cyclic Jacobi rotations.
+/// Twin of the rotation loop in `shaders/photoexcited/p_band.wgsl` (same thresholds,
+/// representable in f32).
 /// Returns eigenvalues and eigenvectors (columns of `v`: `v[row][col]`).
 pub fn jacobi3(mut a: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
     let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     for _sweep in 0..50 {
         let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
         let scale = a[0][0] * a[0][0] + a[1][1] * a[1][1] + a[2][2] * a[2][2] + off;
-        if off <= 1e-30 * scale.max(1e-300) {
+        if off <= 1e-30 * scale.max(1e-30) {
             break;
         }
         for (p, q) in [(0, 1), (0, 2), (1, 2)] {
-            if a[p][q].abs() < 1e-300 {
+            if a[p][q].abs() < 1e-30 {
                 continue;
             }
             let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
@@ -202,68 +207,17 @@ pub fn jacobi3(mut a: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
     ([a[0][0], a[1][1], a[2][2]], v)
 }
 
-/// Hamiltonian of the K3C60-like p band (supplement Sec. I) and its k-derivatives.
-fn p_band_hamiltonian(k: [f64; 3], t: [f64; 3]) -> ([[f64; 3]; 3], [[[f64; 3]; 3]; 3]) {
-    let [t1, t2, t3] = t;
-    let c: Vec<f64> = k.iter().map(|x| (0.5 * x).cos()).collect();
-    let s: Vec<f64> = k.iter().map(|x| (0.5 * x).sin()).collect();
-    let mut hm = [[0.0; 3]; 3];
-    let mut dh = [[[0.0; 3]; 3]; 3]; // dh[a] = ∂H/∂k_a
-    for a in 0..3 {
-        let b = (a + 1) % 3;
-        let g = (a + 2) % 3;
-        // t_aa = t1 c_a (c_b + c_g) + t2 c_b c_g
-        hm[a][a] = t1 * c[a] * (c[b] + c[g]) + t2 * c[b] * c[g];
-        dh[a][a][a] += -0.5 * t1 * s[a] * (c[b] + c[g]);
-        dh[b][a][a] += -0.5 * t1 * c[a] * s[b] - 0.5 * t2 * s[b] * c[g];
-        dh[g][a][a] += -0.5 * t1 * c[a] * s[g] - 0.5 * t2 * c[b] * s[g];
-        // t_ab = t3 s_a s_b
-        let off = t3 * s[a] * s[b];
-        hm[a][b] = off;
-        hm[b][a] = off;
-        let da = 0.5 * t3 * c[a] * s[b];
-        let db = 0.5 * t3 * s[a] * c[b];
-        dh[a][a][b] += da;
-        dh[a][b][a] += da;
-        dh[b][a][b] += db;
-        dh[b][b][a] += db;
-    }
-    (hm, dh)
-}
-
 /// DoS and v² of the p band by sampling `n_k³` points of the period cube `[0, 4π)³`,
 /// exact diagonalisation (Jacobi), Hellmann-Feynman velocities and binning into the cells
 /// after rescaling the band to `[-W/2, W/2]`.
-fn p_band(n: usize, w: f64, nk: usize, t: [f64; 3]) -> (Vec<f64>, Vec<f64>) {
-    let step = 4.0 * std::f64::consts::PI / nk as f64;
-    let samples: Vec<(f64, f64)> = (0..nk)
-        .into_par_iter()
-        .flat_map_iter(|ix| {
-            let mut out = Vec::with_capacity(3 * nk * nk);
-            for iy in 0..nk {
-                for iz in 0..nk {
-                    let k = [(ix as f64 + 0.5) * step, (iy as f64 + 0.5) * step, (iz as f64 + 0.5) * step];
-                    let (hm, dh) = p_band_hamiltonian(k, t);
-                    let (e, v) = jacobi3(hm);
-                    for band in 0..3 {
-                        let u = [v[0][band], v[1][band], v[2][band]];
-                        let mut vel2 = 0.0;
-                        for d in &dh {
-                            let mut x = 0.0;
-                            for r in 0..3 {
-                                for c in 0..3 {
-                                    x += u[r] * d[r][c] * u[c];
-                                }
-                            }
-                            vel2 += x * x;
-                        }
-                        out.push((e[band], vel2));
-                    }
-                }
-            }
-            out
-        })
-        .collect();
+fn p_band(
+    n: usize,
+    w: f64,
+    nk: usize,
+    t: [f64; 3],
+    device: &dyn crate::engine::model::MapDevice,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let samples = super::p_band::sample(device, nk, t)?;
     let emin = samples.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
     let emax = samples.iter().map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
     let scale = w / (emax - emin);
@@ -280,7 +234,7 @@ fn p_band(n: usize, w: f64, nk: usize, t: [f64; 3]) -> (Vec<f64>, Vec<f64>) {
     let dos: Vec<f64> = count.iter().map(|c| c / (total * h)).collect();
     let mut v2: Vec<f64> = (0..n).map(|i| if count[i] > 0.0 { v2sum[i] / count[i] } else { f64::NAN }).collect();
     fill_gaps(&mut v2);
-    (dos, v2)
+    Ok((dos, v2))
 }
 
 /// Gaussian smoothing with standard deviation `sigma` cells (kernel cut at 4σ,

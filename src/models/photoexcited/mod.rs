@@ -10,12 +10,13 @@ pub mod analytic;
 pub mod collision;
 pub mod dos;
 pub mod observables;
+pub mod p_band;
 pub mod params;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, MapDevice, Model, Observables};
 use crate::engine::program::ToleranceBlock;
 use crate::{NeqkinError, Result};
 
@@ -113,8 +114,14 @@ pub struct PhotoexcitedBatch {
 }
 
 impl PhotoexcitedBatch {
-    /// Builds a batch from checked parameter sets (all with the same `grid_points`).
+    /// Builds a batch from checked parameter sets (all with the same `grid_points`),
+    /// sampling any p band on the CPU.
     pub fn new(points: &[PhotoexcitedParams]) -> Result<PhotoexcitedBatch> {
+        Self::new_with(points, &crate::engine::model::CpuMap)
+    }
+
+    /// As [`PhotoexcitedBatch::new`], with Brillouin-zone sampling on `device`.
+    pub fn new_with(points: &[PhotoexcitedParams], device: &dyn MapDevice) -> Result<PhotoexcitedBatch> {
         let first = points.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
         let n = first.grid_points;
         if let Some(p) = points.iter().find(|p| p.grid_points != n) {
@@ -141,7 +148,7 @@ impl PhotoexcitedBatch {
             let band = match bands.get(&key) {
                 Some(b) => b.clone(),
                 None => {
-                    let b = Arc::new(Band::build(p)?);
+                    let b = Arc::new(Band::build_with(p, device)?);
                     bands.insert(key, b.clone());
                     b
                 }
@@ -366,5 +373,9 @@ impl Model for Photoexcited {
     fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
         let parsed = points.iter().map(PhotoexcitedParams::from_json).collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(PhotoexcitedBatch::new(&parsed)?))
+    }
+    fn build_with(&self, points: &[serde_json::Value], device: &dyn MapDevice) -> Result<Arc<dyn BatchProblem>> {
+        let parsed = points.iter().map(PhotoexcitedParams::from_json).collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(PhotoexcitedBatch::new_with(&parsed, device)?))
     }
 }
