@@ -1,29 +1,22 @@
 //! The host-side WGSL preprocessor: `//! import shared/<name>` lines and the `Real` alias.
 //!
-//! Every shader file of the crate is embedded in [`SHADERS`], keyed by its path relative
-//! to `shaders/`, so the binary needs no files at run time. Models pass their own kernel
-//! source (from [`crate::engine::model::BatchProblem::kernel`]) through [`preprocess`]
+//! The engine's own kernels and the shared include files are embedded in [`SHADERS`],
+//! keyed by their path relative to `shaders/`, so the binary needs no files at run time.
+//! Models embed their kernels themselves and pass the source (from [`crate::engine::model::BatchProblem::kernel`]) through [`preprocess`]
 //! the same way. Nothing cleverer than textual inclusion happens here.
 
 use crate::engine::backend::Precision;
 use crate::{NeqkinError, Result};
 
-/// Every WGSL file under `shaders/`, keyed by its path relative to `shaders/`.
+/// Every WGSL file under `shaders/engine/` and `shaders/shared/`, keyed by its path
+/// relative to `shaders/` (model kernels are not listed: the engine knows no model).
 ///
-/// `tests/shaders_validate.rs` checks that this table lists every file on disk.
+/// `tests/shaders_validate.rs` checks that this table matches those files on disk.
 pub const SHADERS: &[(&str, &str)] = &[
     ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
     ("shared/map_bindings.wgsl", include_str!("../../../shaders/shared/map_bindings.wgsl")),
-    ("photoexcited/p_band.wgsl", include_str!("../../../shaders/photoexcited/p_band.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
-    ("eliashberg/kinetic.wgsl", include_str!("../../../shaders/eliashberg/kinetic.wgsl")),
-    ("cavity/collision.wgsl", include_str!("../../../shaders/cavity/collision.wgsl")),
-    ("cavity/shift.wgsl", include_str!("../../../shaders/cavity/shift.wgsl")),
-    ("cavity/riccati.wgsl", include_str!("../../../shaders/cavity/riccati.wgsl")),
-    ("relaxation/rhs.wgsl", include_str!("../../../shaders/relaxation/rhs.wgsl")),
-    ("photoexcited/collision.wgsl", include_str!("../../../shaders/photoexcited/collision.wgsl")),
-    ("interband/lindblad.wgsl", include_str!("../../../shaders/interband/lindblad.wgsl")),
 ];
 
 /// Prefix of an import line: `//! import shared/<name>` inlines `shaders/shared/<name>.wgsl`.
