@@ -212,6 +212,55 @@ fn two_mode(lam: f64, t0: f64, t_in: f64, l: usize) -> Params {
     .unwrap()
 }
 
+/// γ spectrum (output unit, ascending) of the stability task on the kinetic equation's own
+/// discretisation (`discretisation = "kinetic"`), as a user gets it from a config.
+fn kinetic_gammas(p: &Params) -> Vec<f64> {
+    let mut q = p.clone();
+    q.task = neqkin::models::eliashberg::Task::Stability;
+    q.discretisation = neqkin::models::eliashberg::Discretisation::Kinetic;
+    let o = neqkin::models::eliashberg::evaluate_point(&q).unwrap();
+    let imag = o.scalars.iter().find(|x| x.0 == "max_imag_relative").unwrap().1;
+    assert!(imag < 1e-8, "complex γ: {imag:e}");
+    o.arrays.iter().find(|x| x.0 == "gamma").unwrap().1.clone()
+}
+
+#[test]
+fn analytic_jacobians_match_finite_differences() {
+    use neqkin::engine::model::BatchProblem;
+    use neqkin::models::eliashberg::kinetic::{collision_jacobian, lhs_apply_jacobian};
+    let (l, t0) = (40, 2.0);
+    let kp = KineticProblem::new(&[two_mode(1.2, t0, t0, l)]).unwrap();
+    let tab = &kp.tables()[..table_len(l, 2)];
+    // an off-equilibrium f and an arbitrary v
+    let f: Vec<f64> = (1..=l).map(|i| fermi(i as f64, 2.6) + 0.01 * (i as f64 * 0.7).sin()).collect();
+    let v: Vec<f64> = (0..l).map(|i| (i as f64 * 0.3).cos()).collect();
+    let jc = collision_jacobian(l, 2, tab, &f);
+    let ja = lhs_apply_jacobian(l, tab, &v);
+    let av = |f: &[f64]| -> Vec<f64> {
+        let a = kp.lhs_matrix(0, f);
+        (0..l).map(|i| (0..l).map(|j| a[i * l + j] * v[j]).sum()).collect()
+    };
+    let (mut wc, mut wa, mut sc, mut sa) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let (mut ip, mut im) = (vec![0.0; l], vec![0.0; l]);
+    for j in 0..l {
+        let h = 1e-3; // both maps are at most quadratic in f: central differences are exact
+        let (mut fp, mut fm) = (f.clone(), f.clone());
+        fp[j] += h;
+        fm[j] -= h;
+        collision(l, 2, tab, &fp, &mut ip);
+        collision(l, 2, tab, &fm, &mut im);
+        let (ap, am) = (av(&fp), av(&fm));
+        for i in 0..l {
+            wc = wc.max(((ip[i] - im[i]) / (2.0 * h) - jc[i * l + j]).abs());
+            wa = wa.max(((ap[i] - am[i]) / (2.0 * h) - ja[i * l + j]).abs());
+            sc = sc.max(jc[i * l + j].abs());
+            sa = sa.max(ja[i * l + j].abs());
+        }
+    }
+    eprintln!("∂I/∂f: max err {wc:e} (scale {sc:e}); ∂(A v)/∂f: max err {wa:e} (scale {sa:e})");
+    assert!(wc < 1e-9 * sc && wa < 1e-9 * sa);
+}
+
 /// Eigenvalue of the kinetic Jacobian at f0 with the largest real part.
 fn leading_rate(kp: &KineticProblem, l: usize, t0: f64) -> f64 {
     let jac = jacobian(kp, l, t0);
@@ -237,8 +286,17 @@ fn relaxes_below_threshold_at_the_slowest_rate() {
         "relaxation: measured rate {:.5}, Jacobian {:.5}, π γ_min {:.5}; norms {:?}",
         -slope, -lead, pg, run.norms
     );
+    let gk = kinetic_gammas(&two_mode(1.0, t0, t0, l));
+    let pgk = std::f64::consts::PI * gk.iter().cloned().filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "relaxation: π γ_min on the kinetic discretisation {pgk:.6}: measured/πγ − 1 = {:.2e}",
+        -slope / pgk - 1.0
+    );
     assert!(run.status.iter().all(|s| *s == 1.0));
     assert!(((-slope) - (-lead)).abs() < 1e-3 * lead.abs());
+    // The stability task on the kinetic discretisation gives the measured decay rate.
+    assert!(((-slope) - pgk).abs() < 1e-3 * pgk);
+    assert!((pgk + lead).abs() < 1e-6 * pgk);
     assert!(((-slope) - pg).abs() < 0.05 * pg);
 }
 
@@ -270,6 +328,16 @@ fn grows_above_threshold_and_stops_when_singular() {
         &run.norms, run.status, run.reached, run.pivots
     );
     assert!((slope - lead).abs() < 2e-3 * lead);
+    // The stability task on the kinetic discretisation: the most negative γ is the growth.
+    let gk = kinetic_gammas(&two_mode(lam, t0, t0, l));
+    let pgk = -std::f64::consts::PI * gk[0];
+    eprintln!(
+        "growth: π|γ most negative| on the kinetic discretisation {pgk:.6} (analytic Z0⁻¹: {:.6}); measured/πγ − 1 = {:.2e}",
+        -std::f64::consts::PI * g.gamma[0],
+        slope / pgk - 1.0
+    );
+    assert!((slope - pgk).abs() < 2e-3 * pgk);
+    assert!((pgk - lead).abs() < 1e-6 * lead);
     // Once nonlinear, the run stops (FAILED) and the last reported state says why:
     // the smallest LU pivot of the left-hand matrix, and the step-size collapse.
     assert_eq!(*run.status.last().unwrap(), 3.0);

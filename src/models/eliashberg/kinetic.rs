@@ -430,3 +430,126 @@ impl BatchProblem for KineticProblem {
 
 /// Scratch vectors per member used by the WGSL BiCGSTAB.
 pub const SCRATCH_VECTORS: usize = 11;
+
+/// Jacobian `∂I_ep/∂f` of the collision integral (Eq 38, units of ε) at `f`, row-major L×L,
+/// with the boundary conditions (31) (`f(−E) = 1 − f(E)` flips the sign of reflected
+/// columns; `f(0) = ½` and `f(E > Λ) = 0` are constants).
+pub fn collision_jacobian(l: usize, nm: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
+    let base = (l + 1) * l + l + 1;
+    let (r, c, n) = (&tab[base..base + nm], &tab[base + nm..base + 2 * nm], &tab[base + 2 * nm..base + 3 * nm]);
+    let mut jac = vec![0.0; l * l];
+    // d f_ext(j) / d f_col as (column, sign), or None for a constant.
+    let dext = |j: i64| -> Option<(usize, f64)> {
+        if j == 0 || j > l as i64 || -j > l as i64 {
+            None
+        } else if j > 0 {
+            Some(((j - 1) as usize, 1.0))
+        } else {
+            Some(((-j - 1) as usize, -1.0))
+        }
+    };
+    for i in 1..=l as i64 {
+        let row = (i - 1) as usize;
+        let fi = f_ext(f, i);
+        for k in 0..nm {
+            let rk = r[k] as i64;
+            let (fp, fm) = (f_ext(f, i + rk), f_ext(f, i - rk));
+            jac[row * l + row] += c[k] * (-2.0 * n[k] - (fp - fm) - 1.0);
+            if let Some((col, s)) = dext(i + rk) {
+                jac[row * l + col] += s * c[k] * (n[k] - fi + 1.0);
+            }
+            if let Some((col, s)) = dext(i - rk) {
+                jac[row * l + col] += s * c[k] * (n[k] + fi);
+            }
+        }
+    }
+    jac
+}
+
+/// `∂[A(f) v]/∂f` at fixed `v` for the left-hand matrix `A(f) = diag(1 − Σ′) + diag(f′) K`
+/// (row-major L×L): `Σ′_i = ½(Σ_{i+1} − Σ_{i−1})` with `Σ = K f + b`, `f′_i = ½(f_{i+1} − f_{i−1})`.
+pub fn lhs_apply_jacobian(l: usize, tab: &[f64], v: &[f64]) -> Vec<f64> {
+    let k = &tab[..(l + 1) * l];
+    let mut jac = vec![0.0; l * l];
+    for i in 1..=l {
+        let row = i - 1;
+        let kv: f64 = k[row * l..(row + 1) * l].iter().zip(v).map(|(a, b)| a * b).sum();
+        for j in 0..l {
+            let below = if i >= 2 { k[(i - 2) * l + j] } else { 0.0 };
+            jac[row * l + j] -= 0.5 * v[row] * (k[i * l + j] - below);
+        }
+        if i < l {
+            jac[row * l + i] += 0.5 * kv; // f_{i+1}
+        }
+        if i >= 2 {
+            jac[row * l + i - 2] -= 0.5 * kv; // f_{i−1}
+        }
+    }
+    jac
+}
+
+/// The linear stability problem of the kinetic equation **on its own discretisation**:
+/// linearising `A(f) ḟ = I_ep[f]` at `f0` (where `I_ep[f0] = 0`, so the derivative of `A`
+/// drops out) gives `A(f0) δḟ = (∂I_ep/∂f) δf`, i.e. `γ A φ = M φ` with
+/// `A = diag(1 − Σ′) + diag(f0′) K` and `M = −(1/π) ∂I_ep/∂f` (the rescaled time `t → πt` of
+/// Eqs 17–23: a mode decays as `e^{−π γ t}` in the kinetic equation's time).
+/// Returns `(A, M)` row-major, in units of ε, for member `m` at its phonon temperature.
+impl KineticProblem {
+    /// Left- and right-hand matrices `(A, M)` of the kinetic linearisation at f0.
+    pub fn linearisation(&self, m: usize) -> (Vec<f64>, Vec<f64>) {
+        let tl = table_len(self.l, self.nm);
+        let tab = &self.tables[m * tl..(m + 1) * tl];
+        let f0: Vec<f64> = (1..=self.l).map(|i| fermi(i as f64, self.members[m].t0)).collect();
+        let a = lhs(self.l, tab, &f0);
+        let mm = collision_jacobian(self.l, self.nm, tab, &f0).into_iter().map(|x| -x / PI).collect();
+        (a, mm)
+    }
+}
+
+/// Solution of the kinetic-discretisation eigenproblem `γ A φ = M φ`.
+#[derive(Clone, Debug)]
+pub struct KineticSpectrum {
+    /// Real parts of γ (units of ε), ascending.
+    pub gamma: Vec<f64>,
+    /// Largest |Im γ| over the spectrum relative to max |γ| (the problem is not symmetric;
+    /// on every grid tried the spectrum is real to rounding).
+    pub max_imag_rel: f64,
+}
+
+/// Eigenvalues of `A⁻¹ M` (general real matrix; LU then Schur).
+pub fn kinetic_spectrum(l: usize, a: &[f64], m: &[f64]) -> Result<KineticSpectrum> {
+    use nalgebra::DMatrix;
+    let am = DMatrix::from_row_slice(l, l, a);
+    let mm = DMatrix::from_row_slice(l, l, m);
+    let lu = am.lu();
+    let b = lu
+        .solve(&mm)
+        .ok_or_else(|| NeqkinError::invalid("params", "the kinetic left-hand matrix A(f0) is singular on this grid"))?;
+    let ev = b.complex_eigenvalues();
+    let scale = ev.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1e-300);
+    let max_imag_rel = ev.iter().map(|z| z.im.abs()).fold(0.0, f64::max) / scale;
+    let mut gamma: Vec<f64> = ev.iter().map(|z| z.re).collect();
+    gamma.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    Ok(KineticSpectrum { gamma, max_imag_rel })
+}
+
+/// Eigenvector of `A⁻¹ M` for the (real) eigenvalue `gamma` by inverse iteration,
+/// normalised to max |φ| = 1.
+pub fn kinetic_eigenvector(l: usize, a: &[f64], m: &[f64], gamma: f64) -> Option<Vec<f64>> {
+    use nalgebra::{DMatrix, DVector};
+    // (M − γ A) φ = 0; shift slightly off γ so the matrix is invertible.
+    let am = DMatrix::from_row_slice(l, l, a);
+    let mm = DMatrix::from_row_slice(l, l, m);
+    let shift = gamma + 1e-9 * gamma.abs().max(1e-12);
+    let lu = (&mm - &am * shift).lu();
+    let mut x = DVector::from_element(l, 1.0);
+    for _ in 0..4 {
+        x = lu.solve(&(&am * &x))?;
+        let mx = x.iter().fold(0.0f64, |s, v| if v.abs() > s.abs() { *v } else { s });
+        if mx == 0.0 || !mx.is_finite() {
+            return None;
+        }
+        x /= mx;
+    }
+    Some(x.iter().cloned().collect())
+}

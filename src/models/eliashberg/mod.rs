@@ -112,6 +112,25 @@ pub struct Params {
     /// "drop" (skip the singular points, 1st order; for comparison).
     #[serde(default)]
     pub pv: Option<kinetic::PvRule>,
+    /// Stability: which discretisation the eigenproblem γAφ = Mφ lives on: "analytic"
+    /// (default; Eqs 17–23 with the analytic Z0⁻¹ of Eq 15, Table I's first column) or
+    /// "kinetic" (the linearisation of the kinetic equation's own discretisation: A =
+    /// diag(1 − Σ′) + diag(f0′)K, M = −∂I_ep/∂f / π; its rates are exactly those of the
+    /// `kinetic` task).
+    #[serde(default)]
+    pub discretisation: Discretisation,
+}
+
+/// Discretisation of the linear stability problem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discretisation {
+    /// Eqs 17–23 on the folded grid with the analytic Z0⁻¹ (Eq 15).
+    #[default]
+    Analytic,
+    /// Linearisation of the kinetic task's discretisation (product-rule Σ[f], central
+    /// differences, Eq 38 on the grid).
+    Kinetic,
 }
 
 fn default_units() -> Units {
@@ -328,14 +347,38 @@ pub fn evaluate_point(p: &Params) -> Result<Observables> {
             }
             let (se, te, eo) = stability::at_lambda(&s, lambda, p.temperature, p.units, eps);
             let n = p.grid_points.unwrap_or_else(|| stability::default_points(&se, te));
-            let opts = stability::StabilityOptions {
-                points: n,
-                reading: p.reading,
-                offdiag_sign: p.offdiag_sign,
-                eps_out: eo,
+            // γ (units of ε, ascending) and a way to get eigenvector `i`.
+            let (gamma_eps, vector): (Vec<f64>, Box<dyn Fn(usize) -> Vec<f64>>) = match p.discretisation {
+                Discretisation::Analytic => {
+                    let opts = stability::StabilityOptions {
+                        points: n,
+                        reading: p.reading,
+                        offdiag_sign: p.offdiag_sign,
+                        eps_out: eo,
+                    };
+                    let sol = stability::solve(&se, te, &opts)?;
+                    let phi = sol.phi;
+                    (sol.gamma, Box::new(move |i| phi.column(i).iter().cloned().collect()))
+                }
+                Discretisation::Kinetic => {
+                    let mut kp = p.clone();
+                    kp.task = Task::Kinetic;
+                    kp.initial_temperature = Some(p.temperature);
+                    kp.grid_points = Some(n);
+                    let prob = kinetic::KineticProblem::new(&[kp])?;
+                    let (a, m) = prob.linearisation(0);
+                    let ks = kinetic::kinetic_spectrum(n, &a, &m)?;
+                    scal(sc, "max_imag_relative", ks.max_imag_rel);
+                    let g = ks.gamma.clone();
+                    (
+                        ks.gamma,
+                        Box::new(move |i| {
+                            kinetic::kinetic_eigenvector(n, &a, &m, g[i]).unwrap_or_else(|| vec![f64::NAN; n])
+                        }),
+                    )
+                }
             };
-            let sol = stability::solve(&se, te, &opts)?;
-            let gam: Vec<f64> = sol.gamma.iter().map(|g| g * eo).collect();
+            let gam: Vec<f64> = gamma_eps.iter().map(|g| g * eo).collect();
             let neg: Vec<usize> = (0..gam.len()).filter(|&i| gam[i] < 0.0).collect();
             let pos: Vec<usize> = (0..gam.len()).filter(|&i| gam[i] > 0.0).collect();
             scal(sc, "lambda", lambda);
@@ -349,7 +392,7 @@ pub fn evaluate_point(p: &Params) -> Result<Observables> {
             o.arrays.push(("gamma".into(), gam.clone()));
             let k = p.save_eigenvectors;
             let mut save = |name: String, idx: usize| {
-                o.arrays.push((name, sol.phi.column(idx).iter().cloned().collect()));
+                o.arrays.push((name, vector(idx)));
             };
             // stable: the k smallest positive γ and the k largest; unstable: the k
             // least negative and the k most negative.
