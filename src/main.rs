@@ -246,7 +246,22 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
         OpenMode::New
     };
     output::check_folder(&out, mode).map_err(usage)?;
-    let mut setup = backend_setup(args.backend, args.precision)?;
+    // The implicit method runs on the host: `auto` picks the CPU backend for it (said on
+    // stderr); an explicit `--backend gpu` is refused, naming the field.
+    let implicit = matches!(&plan.solver, neqkin::config::SolverPlan::Integrate(o)
+        if o.method == neqkin::engine::solve::Method::Bdf);
+    let backend_choice = match (implicit, args.backend) {
+        (true, BackendChoice::Gpu) => return Err(usage(anyhow::Error::new(NeqkinError::invalid(
+            "solver.method",
+            "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto",
+        )))),
+        (true, BackendChoice::Auto) => {
+            eprintln!("neqkin: solver.method = \"bdf\" runs on the CPU backend");
+            BackendChoice::Cpu
+        }
+        (_, c) => c,
+    };
+    let mut setup = backend_setup(backend_choice, args.precision)?;
     let abort_after_batches = std::env::var("NEQKIN_TEST_ABORT_AFTER_BATCHES").ok().and_then(|v| v.parse().ok());
     let opts = SweepOptions {
         shard,

@@ -182,6 +182,7 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         RawMethod::Rk4 => Method::Rk4,
         RawMethod::Dopri5 => Method::Dopri5,
         RawMethod::Rkc => Method::Rkc,
+        RawMethod::Bdf => Method::Bdf,
     };
     let t_end = positive(
         "solver.t_end",

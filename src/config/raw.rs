@@ -46,6 +46,8 @@ pub enum RawMethod {
     Dopri5,
     /// Runge-Kutta-Chebyshev (stabilised explicit).
     Rkc,
+    /// Variable-step BDF 1–2 on the host (CPU backend only).
+    Bdf,
     /// No time integration: the model's [`crate::engine::model::Model::evaluate`].
     Direct,
 }

@@ -281,6 +281,7 @@ pub fn drive(
         Method::Rk4 => 5,
         Method::Dopri5 => 9,
         Method::Rkc => 6,
+        Method::Bdf => return crate::engine::implicit::drive(backend, problem, opts, on_output),
     };
     let w = alloc(backend, n_scratch)?;
     let y0 = problem.initial_state();
@@ -330,6 +331,7 @@ pub fn drive(
             Method::Rk4 => rk4_program(&w, n),
             Method::Dopri5 => dopri5_program(&w, &blocks, h_min),
             Method::Rkc => rkc_program(&w, s, &blocks, h_min),
+            Method::Bdf => unreachable!("bdf is driven on the host"),
         };
         let steady =
             opts.steady_tol.map(|tol| Op::SteadyCheck { ctrl: w.ctrl, dy: w.f0, range: problem.steady_range(), tol });
@@ -413,6 +415,7 @@ pub fn drive(
             status: &st,
             n_accept: &n_acc,
             n_reject: &n_rej,
+            messages: &[],
         })?;
     }
     stats.rkc_stages = rkc_stages;

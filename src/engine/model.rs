@@ -75,6 +75,11 @@ pub trait BatchProblem: Send + Sync {
     fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
         vec![crate::engine::program::ToleranceBlock { start: 0, end: self.layout().state_len, atol, rtol }]
     }
+    /// The problem in linearly-implicit form `A(y) y′ = F(y)` for the implicit method
+    /// ([`crate::engine::implicit`]); `None` (default): `y′ = rhs` with `A = I`.
+    fn linearly_implicit(&self) -> Option<&dyn crate::engine::implicit::LinearlyImplicit> {
+        None
+    }
     /// Range of state components whose derivative decides steadiness.
     fn steady_range(&self) -> (usize, usize) {
         (0, self.layout().state_len)

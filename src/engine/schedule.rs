@@ -388,7 +388,9 @@ fn run_batch(
                 steps_accepted: f.n_accept[m] as u64,
                 steps_rejected: f.n_reject[m] as u64,
                 observables: obs.scalars,
-                message: if status == "failed" {
+                message: if let Some(why) = f.messages.get(m).filter(|s| !s.is_empty()) {
+                    why.clone()
+                } else if status == "failed" {
                     format!("member diverged or step size underflowed before t = {}", f.time_reached[m])
                 } else {
                     String::new()

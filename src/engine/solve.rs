@@ -17,6 +17,10 @@ pub enum Method {
     /// Adaptive second-order Runge-Kutta-Chebyshev (stabilised explicit; for the
     /// energy-diffusion terms whose explicit limit is ~dε²).
     Rkc,
+    /// Variable-step BDF (orders 1–2) with Newton/LU on the host, for stiff problems and
+    /// linearly-implicit ones `A(y) y′ = F(y)` whose `A` may turn singular; CPU backend
+    /// only (see [`crate::engine::implicit`]).
+    Bdf,
 }
 
 /// Options of one integration, filled with defaults once by the config layer.
@@ -68,6 +72,9 @@ pub struct OutputFrame<'a> {
     pub n_accept: &'a [f64],
     /// Per-member rejected steps so far.
     pub n_reject: &'a [f64],
+    /// Per-member reason a member stopped (empty slice, or empty strings, when the method
+    /// gives none).
+    pub messages: &'a [String],
 }
 
 /// Counters of a finished integration.

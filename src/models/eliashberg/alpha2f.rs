@@ -70,6 +70,43 @@ impl Spectrum {
         Self::from_modes(field, &modes)
     }
 
+    /// Modes sampled from a parametric α²F on `ω_j = jΔ`, `j = 1…⌊cutoff/Δ⌋` (rectangle
+    /// rule, `λ_j = 2α²F(ω_j)Δ/ω_j`), then rescaled to total coupling `lambda`.
+    /// Shapes (unnormalised; the overall factor is fixed by `lambda`):
+    /// Gaussian `exp(−(ω−c)²/2w²)`, Lorentzian `w²/((ω−c)² + w²)`, Debye `ω²` for `ω ≤ c`.
+    pub fn parametric(kind: ShapeKind, center: f64, width: f64, cutoff: f64, step: f64, lambda: f64) -> Result<Self> {
+        let n = (cutoff / step + 1e-9).floor() as usize;
+        if n < 1 {
+            return Err(NeqkinError::invalid("params.shape_step", "larger than the cutoff: no modes"));
+        }
+        if n > 100_000 {
+            return Err(NeqkinError::invalid("params.shape_step", format!("{n} modes: too many (max 100000)")));
+        }
+        let a2f = |w: f64| match kind {
+            ShapeKind::Gaussian => (-(w - center).powi(2) / (2.0 * width * width)).exp(),
+            ShapeKind::Lorentzian => width * width / ((w - center).powi(2) + width * width),
+            ShapeKind::Debye => {
+                if w <= center * (1.0 + 1e-12) {
+                    w * w
+                } else {
+                    0.0
+                }
+            }
+        };
+        let modes: Vec<(f64, f64)> = (1..=n)
+            .map(|j| {
+                let w = j as f64 * step;
+                (w, 2.0 * a2f(w) * step / w)
+            })
+            .filter(|m| m.1 > 0.0)
+            .collect();
+        let s = Self::from_modes("params.shape", &modes)?;
+        if s.total_lambda() <= 0.0 {
+            return Err(NeqkinError::invalid("params.shape", "the shape has no weight on its grid"));
+        }
+        Ok(s.with_lambda(lambda))
+    }
+
     /// Reads a CSV file of `ω, α²F` rows (`#` comments and a non-numeric header allowed).
     pub fn from_csv(field: &str, path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| NeqkinError::io(path, e))?;
@@ -123,4 +160,16 @@ impl Spectrum {
     pub fn omega_max(&self) -> f64 {
         self.omega.iter().cloned().fold(0.0, f64::max)
     }
+}
+
+/// Parametric α²F shapes (`params.shape`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeKind {
+    /// Gaussian peak at `shape_center` with standard deviation `shape_width`.
+    Gaussian,
+    /// Lorentzian peak at `shape_center` with half width `shape_width`.
+    Lorentzian,
+    /// Debye-like `α²F ∝ ω²` up to `shape_center` (= ω_D).
+    Debye,
 }

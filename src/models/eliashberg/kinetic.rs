@@ -41,6 +41,7 @@
 use super::alpha2f::Spectrum;
 use super::stability::{bose, default_points, fermi, mode_steps};
 use super::Params;
+use crate::engine::implicit::LinearlyImplicit;
 use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables};
 use crate::{NeqkinError, Result};
 use std::f64::consts::PI;
@@ -399,6 +400,9 @@ impl BatchProblem for KineticProblem {
             source: include_str!("../../../shaders/eliashberg/kinetic.wgsl").into(),
         }
     }
+    fn linearly_implicit(&self) -> Option<&dyn LinearlyImplicit> {
+        Some(self)
+    }
     fn observables(&self, m: usize, _t: f64, y: &[f64]) -> Observables {
         let mem = &self.members[m];
         let l = self.l;
@@ -552,4 +556,29 @@ pub fn kinetic_eigenvector(l: usize, a: &[f64], m: &[f64], gamma: f64) -> Option
         x /= mx;
     }
     Some(x.iter().cloned().collect())
+}
+
+/// Eq 29 as the implicit method sees it: `A(f) ḟ = (ε in the output unit) · I_ep[f]`, with
+/// the analytic Jacobian `∂[A(f)v]/∂f − ε ∂I_ep/∂f`.
+impl LinearlyImplicit for KineticProblem {
+    fn lhs_matrix(&self, m: usize, _t: f64, y: &[f64], a: &mut [f64]) {
+        a.copy_from_slice(&self.lhs_matrix(m, y));
+    }
+    fn force(&self, m: usize, _t: f64, y: &[f64], out: &mut [f64]) {
+        let tl = table_len(self.l, self.nm);
+        collision(self.l, self.nm, &self.tables[m * tl..(m + 1) * tl], y, out);
+        let scale = self.members[m].eps_out;
+        out.iter_mut().for_each(|x| *x *= scale);
+    }
+    fn residual_jacobian(&self, m: usize, _t: f64, y: &[f64], v: &[f64], jac: &mut [f64]) -> bool {
+        let tl = table_len(self.l, self.nm);
+        let tab = &self.tables[m * tl..(m + 1) * tl];
+        let ja = lhs_apply_jacobian(self.l, tab, v);
+        let jc = collision_jacobian(self.l, self.nm, tab, y);
+        let scale = self.members[m].eps_out;
+        for (k, x) in jac.iter_mut().enumerate() {
+            *x = ja[k] - scale * jc[k];
+        }
+        true
+    }
 }

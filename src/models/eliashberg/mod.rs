@@ -68,9 +68,31 @@ pub struct Params {
     /// Equally spaced modes sharing λ equally.
     #[serde(default)]
     pub comb: Option<Comb>,
-    /// CSV file with rows `ω, α²F(ω)`.
+    /// CSV file with rows `ω, α²F(ω)`, or a list of such files of which `table_index`
+    /// picks one (so that a sweep over `table_index` sweeps the α²F shape).
     #[serde(default)]
-    pub alpha2f_table: Option<String>,
+    pub alpha2f_table: Option<TableSpec>,
+    /// Index into a list `alpha2f_table` (sweepable; an integer ≥ 0).
+    #[serde(default)]
+    pub table_index: Option<f64>,
+    /// Parametric α²F: "gaussian", "lorentzian" or "debye" (with `lambda`, `shape_center`,
+    /// `shape_width`; every shape parameter is a plain number, so it can be a sweep axis).
+    #[serde(default)]
+    pub shape: Option<alpha2f::ShapeKind>,
+    /// Peak position (Gaussian, Lorentzian) or Debye frequency ω_D (input unit).
+    #[serde(default)]
+    pub shape_center: Option<f64>,
+    /// Peak width (Gaussian σ, Lorentzian half width; input unit).
+    #[serde(default)]
+    pub shape_width: Option<f64>,
+    /// Largest sampled frequency (default: centre + 5σ Gaussian, centre + 20·width
+    /// Lorentzian, ω_D Debye).
+    #[serde(default)]
+    pub shape_cutoff: Option<f64>,
+    /// Sampling step of the shape (default: `grid_step` if given, else cutoff/400); must be
+    /// a multiple of `grid_step` for the stability and kinetic tasks.
+    #[serde(default)]
+    pub shape_step: Option<f64>,
     /// Total coupling λ (rescales the λ_k; required with `comb`).
     #[serde(default)]
     pub lambda: Option<f64>,
@@ -121,6 +143,16 @@ pub struct Params {
     pub discretisation: Discretisation,
 }
 
+/// One α²F table or a list of them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TableSpec {
+    /// One file.
+    One(String),
+    /// Several files; `table_index` picks one.
+    Many(Vec<String>),
+}
+
 /// Discretisation of the linear stability problem.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -157,9 +189,65 @@ impl Params {
         if p.temperature <= 0.0 {
             return Err(NeqkinError::invalid("params.temperature", "must be > 0"));
         }
-        let n_src = p.modes.is_some() as u8 + p.comb.is_some() as u8 + p.alpha2f_table.is_some() as u8;
+        let n_src = p.modes.is_some() as u8
+            + p.comb.is_some() as u8
+            + p.alpha2f_table.is_some() as u8
+            + p.shape.is_some() as u8;
         if n_src != 1 {
-            return Err(NeqkinError::invalid("params.modes", "give exactly one of `modes`, `comb`, `alpha2f_table`"));
+            return Err(NeqkinError::invalid(
+                "params.modes",
+                "give exactly one of `modes`, `comb`, `alpha2f_table`, `shape`",
+            ));
+        }
+        if let Some(kind) = p.shape {
+            if p.lambda.is_none() {
+                return Err(NeqkinError::invalid("params.lambda", "required with `shape`"));
+            }
+            match p.shape_center {
+                Some(c) if c.is_finite() && c > 0.0 => {}
+                _ => return Err(NeqkinError::invalid("params.shape_center", "required, finite and > 0")),
+            }
+            if kind != alpha2f::ShapeKind::Debye {
+                match p.shape_width {
+                    Some(w) if w.is_finite() && w > 0.0 => {}
+                    _ => return Err(NeqkinError::invalid("params.shape_width", "required, finite and > 0")),
+                }
+            }
+            for (k, v) in [("params.shape_cutoff", p.shape_cutoff), ("params.shape_step", p.shape_step)] {
+                if let Some(x) = v {
+                    if !(x.is_finite() && x > 0.0) {
+                        return Err(NeqkinError::invalid(k, "must be finite and > 0"));
+                    }
+                }
+            }
+        } else {
+            for (k, v) in [
+                ("params.shape_center", p.shape_center),
+                ("params.shape_width", p.shape_width),
+                ("params.shape_cutoff", p.shape_cutoff),
+                ("params.shape_step", p.shape_step),
+            ] {
+                if v.is_some() {
+                    return Err(NeqkinError::invalid(k, "only with `shape`"));
+                }
+            }
+        }
+        match (&p.alpha2f_table, p.table_index) {
+            (Some(TableSpec::Many(v)), Some(i)) => {
+                if !(i.fract() == 0.0 && i >= 0.0 && (i as usize) < v.len()) {
+                    return Err(NeqkinError::invalid(
+                        "params.table_index",
+                        format!("must be an integer in 0..{} (the list `alpha2f_table`), got {i}", v.len()),
+                    ));
+                }
+            }
+            (Some(TableSpec::Many(_)), None) => {
+                return Err(NeqkinError::invalid("params.table_index", "required with a list `alpha2f_table`"))
+            }
+            (Some(TableSpec::One(_)) | None, Some(_)) => {
+                return Err(NeqkinError::invalid("params.table_index", "only with a list `alpha2f_table`"))
+            }
+            _ => {}
         }
         if let Some(l) = p.lambda {
             if !(l.is_finite() && l > 0.0) {
@@ -211,8 +299,21 @@ impl Params {
             Spectrum::from_modes("params.modes", &pairs)?
         } else if let Some(c) = &self.comb {
             Spectrum::comb(c.start, c.step, c.count, 1.0)
+        } else if let Some(kind) = self.shape {
+            let c = self.shape_center.unwrap();
+            let w = self.shape_width.unwrap_or(0.0);
+            let cutoff = self.shape_cutoff.unwrap_or(match kind {
+                alpha2f::ShapeKind::Gaussian => c + 5.0 * w,
+                alpha2f::ShapeKind::Lorentzian => c + 20.0 * w,
+                alpha2f::ShapeKind::Debye => c,
+            });
+            let step = self.shape_step.or(self.grid_step).unwrap_or(cutoff / 400.0);
+            Spectrum::parametric(kind, c, w, cutoff, step, self.lambda.unwrap())?
         } else {
-            let path = self.alpha2f_table.as_ref().unwrap();
+            let path = match self.alpha2f_table.as_ref().unwrap() {
+                TableSpec::One(p) => p,
+                TableSpec::Many(v) => &v[self.table_index.unwrap() as usize],
+            };
             Spectrum::from_csv("params.alpha2f_table", std::path::Path::new(path))?
         };
         if s.total_lambda() <= 0.0 {

@@ -1,0 +1,201 @@
+//! Migdal-Eliashberg benchmark (a bench binary, not a timed test):
+//! `cargo bench --bench eliashberg [-- OPTIONS]`.
+//!
+//! Table I's 21 modes at T0 = 0.18 g, one member, grid of N points. Reports medians of
+//! `--reps` runs (default 3), all measured side by side in this one process:
+//! 1. one kinetic-equation stage (RHS evaluation) on the CPU backend's twin (dense LU), and
+//!    the share of it spent in the N×N self-energy kernel `Σ = K f + b`;
+//! 2. one stage on the GPU backend (the WGSL kernel: K applied by the workgroup, BiCGSTAB
+//!    whose iterations are two N×N matvecs each), from RK4 steps minus a zero-step run;
+//! 3. one linear-stability solve: Eqs 17–23 (analytic Z0⁻¹; Cholesky + symmetric
+//!    eigensolver) and the kinetic-discretisation problem (LU + general eigensolver).
+//!
+//! Options: `--sizes 256,512,1024` (stages), `--gpu-sizes 256,512,1024`,
+//! `--stability-sizes 256,512`, `--backends cpu,gpu`, `--reps N`, `--full` (stages up to
+//! 4096, stability up to 2048). Default is cheap (≲ 1 min on 2 cores).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use neqkin::engine::backend::Precision;
+use neqkin::engine::model::BatchProblem;
+use neqkin::engine::solve::{integrate, Method, SolveOptions};
+use neqkin::models::eliashberg::alpha2f::Spectrum;
+use neqkin::models::eliashberg::kinetic::{kinetic_spectrum, KineticProblem};
+use neqkin::models::eliashberg::stability::{solve, Reading, StabilityOptions};
+use neqkin::models::eliashberg::Params;
+
+struct Args {
+    sizes: Vec<usize>,
+    gpu_sizes: Vec<usize>,
+    stability_sizes: Vec<usize>,
+    backends: Vec<String>,
+    reps: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        sizes: vec![256, 512, 1024],
+        gpu_sizes: vec![256, 512, 1024],
+        stability_sizes: vec![256, 512],
+        backends: vec!["cpu".into(), "gpu".into()],
+        reps: 3,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let list = |s: &str| s.split(',').filter_map(|x| x.trim().parse().ok()).collect::<Vec<usize>>();
+    let mut i = 0;
+    while i < argv.len() {
+        let next = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--full" => {
+                a.sizes = vec![256, 512, 1024, 2048, 4096];
+                a.gpu_sizes = vec![256, 512, 1024, 2048, 4096];
+                a.stability_sizes = vec![256, 512, 1024, 2048];
+            }
+            "--sizes" => {
+                a.sizes = list(&next);
+                i += 1;
+            }
+            "--gpu-sizes" => {
+                a.gpu_sizes = list(&next);
+                i += 1;
+            }
+            "--stability-sizes" => {
+                a.stability_sizes = list(&next);
+                i += 1;
+            }
+            "--backends" => {
+                a.backends = next.split(',').map(String::from).collect();
+                i += 1;
+            }
+            "--reps" => {
+                a.reps = next.parse().unwrap_or(3).max(1);
+                i += 1;
+            }
+            _ => {} // cargo bench passes `--bench`
+        }
+        i += 1;
+    }
+    a
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn problem(n: usize) -> Arc<KineticProblem> {
+    let p = Params::parse(&serde_json::json!({
+        "task": "kinetic", "comb": {"start": 40.0, "step": 1.0, "count": 21}, "lambda": 1.0,
+        "units": "g", "temperature": 0.18, "initial_temperature": 0.1800001,
+        "grid_step": 1.0, "grid_points": n
+    }))
+    .unwrap();
+    Arc::new(KineticProblem::new(&[p]).unwrap())
+}
+
+fn main() {
+    let a = parse_args();
+    // Large sizes get fewer repetitions (the N = 4096 LU is ~a minute here).
+    let reps_for = |n: usize| if n >= 2048 { 1 } else { a.reps };
+    println!("# neqkin eliashberg bench; Table I modes, T0 = 0.18 g, one member; medians of --reps {}", a.reps);
+    if a.backends.iter().any(|b| b == "cpu") {
+        println!("\n## CPU kinetic stage (twin: dense LU) and the N×N Σ kernel");
+        println!("| N | stage (s) | Σ kernel (s) | kernel share |");
+        println!("|---|---|---|---|");
+        for &n in &a.sizes {
+            let p = problem(n);
+            let y = p.initial_state();
+            let mut dy = vec![0.0; n];
+            let mut scr = vec![0.0; p.layout().scratch_len];
+            let (mut st, mut ke) = (vec![], vec![]);
+            for _ in 0..reps_for(n) {
+                let t = Instant::now();
+                p.rhs_member(0, &p.params()[..4], p.tables(), 0.0, &y, &mut dy, &mut scr);
+                st.push(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                std::hint::black_box(p.sigma(0, &y));
+                ke.push(t.elapsed().as_secs_f64());
+            }
+            let (s, k) = (median(st), median(ke));
+            println!("| {n} | {s:.3e} | {k:.3e} | {:.2} % |", 100.0 * k / s);
+        }
+    }
+    if a.backends.iter().any(|b| b == "gpu") {
+        match neqkin::engine::gpu::GpuContext::new() {
+            Err(e) => println!("\nGPU: no adapter ({e})"),
+            Ok(ctx) => {
+                let ctx = Arc::new(ctx);
+                let prec = if ctx.supports_f64() { Precision::F64 } else { Precision::F32 };
+                let info = ctx.info();
+                println!("\n## GPU kinetic stage: adapter {} ({}), {prec}", info.name, info.device_type);
+                println!("| N | stage (s) | RK4 steps timed |");
+                println!("|---|---|---|");
+                for &n in &a.gpu_sizes {
+                    let p = problem(n);
+                    let steps = if n >= 2048 { 1 } else { 4 };
+                    let dt = 1e-6;
+                    let mut run = |k: usize| -> neqkin::Result<f64> {
+                        let mut gpu = neqkin::engine::gpu::GpuBackend::new(ctx.clone(), p.clone(), prec)?;
+                        let opts = SolveOptions {
+                            method: Method::Rk4,
+                            dt: Some(dt),
+                            output_times: vec![dt * k as f64],
+                            ..Default::default()
+                        };
+                        let t = Instant::now();
+                        integrate(&mut gpu, &*p, &opts, &mut |_| Ok(()))?;
+                        Ok(t.elapsed().as_secs_f64())
+                    };
+                    // Warm-up compiles the pipelines; then (k steps) − (1 step) removes the
+                    // set-up and upload, leaving (k − 1)·4 stages.
+                    let mut times = vec![];
+                    let mut failed = None;
+                    for _ in 0..reps_for(n) {
+                        match (run(1), run(1 + steps)) {
+                            (Ok(t1), Ok(tk)) => times.push((tk - t1).max(0.0) / (4 * steps) as f64),
+                            (Err(e), _) | (_, Err(e)) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        Some(e) => println!("| {n} | failed: {e} | |"),
+                        None => println!("| {n} | {:.3e} | {steps} |", median(times)),
+                    }
+                }
+            }
+        }
+    }
+    println!("\n## Linear stability solve (Table I modes, λ = 1.2, T0 = 0.18 g)");
+    println!("| N | Eqs 17–23 (Cholesky + symmetric eig) (s) | kinetic discretisation (LU + general eig) (s) |");
+    println!("|---|---|---|");
+    for &n in &a.stability_sizes {
+        let s = Spectrum::comb(40.0, 1.0, 21, 1.2);
+        let t_eps = 0.18 * s.g();
+        let opts = StabilityOptions { points: n, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: 1.0 / s.g() };
+        let (mut an, mut ki) = (vec![], vec![]);
+        let p = Params::parse(&serde_json::json!({
+            "task": "kinetic", "comb": {"start": 40.0, "step": 1.0, "count": 21}, "lambda": 1.2,
+            "units": "g", "temperature": 0.18, "initial_temperature": 0.18, "grid_step": 1.0, "grid_points": n
+        }))
+        .unwrap();
+        let kp = KineticProblem::new(&[p]).unwrap();
+        for _ in 0..reps_for(n) {
+            let t = Instant::now();
+            std::hint::black_box(solve(&s, t_eps, &opts).unwrap());
+            an.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let (am, mm) = kp.linearisation(0);
+            std::hint::black_box(kinetic_spectrum(n, &am, &mm).unwrap());
+            ki.push(t.elapsed().as_secs_f64());
+        }
+        println!("| {n} | {:.3e} | {:.3e} |", median(an), median(ki));
+    }
+}

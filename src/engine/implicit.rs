@@ -1,0 +1,500 @@
+//! Implicit time stepping for stiff and singular-prone problems: variable-step BDF of
+//! orders 1–2 for problems in linearly-implicit form `A(y) y′ = F(y)` (an ODE `y′ = F` is
+//! `A = I`), on the host (CPU backend only).
+//!
+//! Why host-side: every step solves the nonlinear BDF equations by Newton's method with a
+//! dense Jacobian and an LU factorisation, which the step-program vocabulary does not carry;
+//! the GPU backend refuses this method with an error naming `solver.method`.
+//!
+//! ## Method
+//! With `t_{n+1} = t_n + h`, ratio `ω = h/h_{n−1}` and the BDF derivative
+//! `v = (a0 y_{n+1} + a1 y_n + a2 y_{n−1})/h` (order 1: `a = (1, −1, 0)`; order 2, variable
+//! step: `a0 = (1+2ω)/(1+ω)`, `a1 = −(1+ω)`, `a2 = ω²/(1+ω)`), each step solves
+//! `G(y) = A(y) v(y) − F(y) = 0` by Newton with `∂G/∂y = (a0/h) A(y) + ∂[A(y)v − F(y)]/∂y|_v`
+//! (the second term from [`LinearlyImplicit::residual_jacobian`] or by finite differences),
+//! factorised once per attempt. Local error estimates: order 1 `(h/2)‖v_{n+1} − v_n‖`;
+//! order 2 `(2/9) h³ y‴` with `y‴` from the difference between the corrector and the
+//! quadratic extrapolation through the last three points. Controller
+//! `h·clamp(0.9 err^{−1/(k+1)}, 0.2, 2)` (2 < 1 + √2 keeps variable-step BDF2 zero-stable).
+//! Order 2 is used once three points exist and the step ratio is below 2.4.
+//!
+//! ## Stopping
+//! A member stops (FAILED, with a reason in the output) when its step size falls below
+//! `1e-12·(|t| + h_output)` or `max_steps` is exceeded. The reason says *why*, from the
+//! left-hand matrix at the last accepted state: its smallest LU pivot relative to its
+//! largest entry and to the largest entry of the initial `A(y0)`, and its 2-norm condition
+//! number (SVD, N ≤ 2000); `A(y)` counts as (nearly) singular when the condition number
+//! exceeds [`SINGULAR_CONDITION`] or the pivot fell below [`SINGULAR_PIVOT`] of `A(y0)`'s scale. Newton failures and
+//! non-finite residuals only shrink the step; a member stops only through these criteria.
+
+use crate::engine::backend::Backend;
+use crate::engine::model::BatchProblem;
+use crate::engine::program::status;
+use crate::engine::solve::{OutputFrame, SolveOptions, SolveStats};
+use crate::{NeqkinError, Result};
+
+/// Condition number of `A(y)` above which a stopped run reports `A` as singular.
+pub const SINGULAR_CONDITION: f64 = 1e8;
+/// Smallest LU pivot of `A(y)`, relative to the largest entry of `A(y0)`, below which a
+/// stopped run reports `A` as (nearly) singular.
+pub const SINGULAR_PIVOT: f64 = 1e-4;
+/// Newton iterations per attempt.
+const NEWTON_MAX: usize = 7;
+
+/// A problem in linearly-implicit form `A(y) y′ = F(y)` for one member.
+pub trait LinearlyImplicit: Send + Sync {
+    /// Writes `A(t, y)` row-major (`n × n`).
+    fn lhs_matrix(&self, member: usize, t: f64, y: &[f64], a: &mut [f64]);
+    /// Writes `F(t, y)`.
+    fn force(&self, member: usize, t: f64, y: &[f64], out: &mut [f64]);
+    /// Writes `∂[A(y) v − F(y)]/∂y` at fixed `v` (row-major) and returns true, or returns
+    /// false to let the engine use finite differences.
+    fn residual_jacobian(&self, member: usize, t: f64, y: &[f64], v: &[f64], jac: &mut [f64]) -> bool {
+        let _ = (member, t, y, v, jac);
+        false
+    }
+}
+
+/// `y′ = F(y)` from a batch problem's CPU right-hand side (`A = I`).
+struct Explicit<'a>(&'a dyn BatchProblem);
+
+impl LinearlyImplicit for Explicit<'_> {
+    fn lhs_matrix(&self, _m: usize, _t: f64, y: &[f64], a: &mut [f64]) {
+        let n = y.len();
+        a.iter_mut().for_each(|x| *x = 0.0);
+        for i in 0..n {
+            a[i * n + i] = 1.0;
+        }
+    }
+    fn force(&self, m: usize, t: f64, y: &[f64], out: &mut [f64]) {
+        let lay = self.0.layout();
+        let p = &self.0.params()[m * lay.params_len..(m + 1) * lay.params_len];
+        let tab = &self.0.tables()[m * lay.table_stride..m * lay.table_stride + lay.table_len];
+        let mut scratch = vec![0.0; lay.scratch_len];
+        self.0.rhs_member(m, p, tab, t, y, out, &mut scratch);
+    }
+}
+
+/// LU with partial pivoting in place (row-major n×n); returns the permutation and the
+/// smallest |pivot| relative to the largest |entry| (0 when exactly singular).
+pub fn lu_factor(n: usize, a: &mut [f64]) -> (Vec<usize>, f64) {
+    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut min_piv = f64::INFINITY;
+    for c in 0..n {
+        let (mut p, mut best) = (c, a[c * n + c].abs());
+        for r in c + 1..n {
+            if a[r * n + c].abs() > best {
+                best = a[r * n + c].abs();
+                p = r;
+            }
+        }
+        min_piv = min_piv.min(best / scale);
+        if best == 0.0 || !best.is_finite() {
+            return (perm, 0.0);
+        }
+        if p != c {
+            for j in 0..n {
+                a.swap(c * n + j, p * n + j);
+            }
+            perm.swap(c, p);
+        }
+        let d = a[c * n + c];
+        let (top, rest) = a.split_at_mut((c + 1) * n);
+        let pivot_row = &top[c * n..(c + 1) * n];
+        for r in 0..n - c - 1 {
+            let row = &mut rest[r * n..(r + 1) * n];
+            let f = row[c] / d;
+            row[c] = f;
+            if f != 0.0 {
+                for j in c + 1..n {
+                    row[j] -= f * pivot_row[j];
+                }
+            }
+        }
+    }
+    (perm, min_piv)
+}
+
+/// Solves with the factors of [`lu_factor`].
+pub fn lu_apply(n: usize, lu: &[f64], perm: &[usize], b: &[f64]) -> Vec<f64> {
+    let mut x: Vec<f64> = perm.iter().map(|&p| b[p]).collect();
+    for i in 0..n {
+        let mut s = x[i];
+        for j in 0..i {
+            s -= lu[i * n + j] * x[j];
+        }
+        x[i] = s;
+    }
+    for i in (0..n).rev() {
+        let mut s = x[i];
+        for j in i + 1..n {
+            s -= lu[i * n + j] * x[j];
+        }
+        x[i] = s / lu[i * n + i];
+    }
+    x
+}
+
+/// How singular `A(y)` is: (smallest relative LU pivot, 2-norm condition number or NaN
+/// above N = 2000).
+pub fn singularity(n: usize, a: &[f64]) -> (f64, f64) {
+    let mut w = a.to_vec();
+    let (_, piv) = lu_factor(n, &mut w);
+    let cond = if n <= 2000 {
+        let sv = nalgebra::DMatrix::from_row_slice(n, n, a).singular_values();
+        let mx = sv.iter().cloned().fold(0.0, f64::max);
+        let mn = sv.iter().cloned().fold(f64::INFINITY, f64::min);
+        if mn > 0.0 {
+            mx / mn
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        f64::NAN
+    };
+    (piv, cond)
+}
+
+/// One member's integration state.
+struct Member {
+    t: f64,
+    y: Vec<f64>,
+    /// Previous accepted points (t, y), most recent first (at most 2).
+    hist: Vec<(f64, Vec<f64>)>,
+    /// BDF derivative at the last accepted point.
+    v: Vec<f64>,
+    h: f64,
+    status: f64,
+    n_accept: u64,
+    n_reject: u64,
+    evals: u64,
+    reason: String,
+    /// Largest |entry| of `A(y0)` (the scale singularity is judged against).
+    a_scale: f64,
+}
+
+fn wrms(x: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
+    let n = x.len().max(1) as f64;
+    (x.iter().zip(y).map(|(a, b)| (a / (atol + rtol * b.abs())).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+struct Ctx<'a> {
+    sys: &'a dyn LinearlyImplicit,
+    n: usize,
+    opts: &'a SolveOptions,
+}
+
+impl Ctx<'_> {
+    fn residual(&self, m: usize, t: f64, y: &[f64], v: &[f64], a: &mut [f64], out: &mut Vec<f64>) {
+        let n = self.n;
+        self.sys.lhs_matrix(m, t, y, a);
+        let mut f = vec![0.0; n];
+        self.sys.force(m, t, y, &mut f);
+        out.clear();
+        out.extend((0..n).map(|i| a[i * n..(i + 1) * n].iter().zip(v).map(|(p, q)| p * q).sum::<f64>() - f[i]));
+    }
+
+    /// Newton matrix `(a0/h) A(y) + ∂[A v − F]/∂y`.
+    fn newton_matrix(&self, m: usize, t: f64, y: &[f64], v: &[f64], c0: f64, evals: &mut u64) -> Vec<f64> {
+        let n = self.n;
+        let mut a = vec![0.0; n * n];
+        self.sys.lhs_matrix(m, t, y, &mut a);
+        let mut jac = vec![0.0; n * n];
+        if !self.sys.residual_jacobian(m, t, y, v, &mut jac) {
+            // Forward differences, column by column.
+            let mut scratch = vec![0.0; n * n];
+            let mut g0 = Vec::new();
+            self.residual(m, t, y, v, &mut scratch, &mut g0);
+            let mut g1 = Vec::new();
+            let mut yp = y.to_vec();
+            for j in 0..n {
+                let d = 1e-8 * y[j].abs().max(1e-6);
+                yp[j] = y[j] + d;
+                self.residual(m, t, &yp, v, &mut scratch, &mut g1);
+                yp[j] = y[j];
+                for i in 0..n {
+                    jac[i * n + j] = (g1[i] - g0[i]) / d;
+                }
+            }
+            *evals += n as u64 + 1;
+        }
+        for k in 0..n * n {
+            jac[k] += c0 * a[k];
+        }
+        jac
+    }
+
+    /// The initial derivative `A(y0)⁻¹ F(y0)`.
+    fn initial_derivative(&self, m: usize, t: f64, y: &[f64]) -> Option<Vec<f64>> {
+        let n = self.n;
+        let mut a = vec![0.0; n * n];
+        self.sys.lhs_matrix(m, t, y, &mut a);
+        let mut f = vec![0.0; n];
+        self.sys.force(m, t, y, &mut f);
+        let (perm, piv) = lu_factor(n, &mut a);
+        if piv <= 0.0 {
+            return None;
+        }
+        let v = lu_apply(n, &a, &perm, &f);
+        v.iter().all(|x| x.is_finite()).then_some(v)
+    }
+
+    /// One attempt of step `h` from the member's state with order `k`; returns the new
+    /// state, its BDF derivative and the error norm, or None when Newton failed.
+    fn attempt(&self, m: usize, mem: &mut Member, h: f64, k: usize) -> Option<(Vec<f64>, Vec<f64>, f64)> {
+        let n = self.n;
+        let (atol, rtol) = (self.opts.atol, self.opts.rtol);
+        let t1 = mem.t + h;
+        // Coefficients and predictor.
+        let (a0, a1, a2, pred): (f64, f64, f64, Vec<f64>) = if k == 1 {
+            (1.0, -1.0, 0.0, mem.y.iter().zip(&mem.v).map(|(y, v)| y + h * v).collect())
+        } else {
+            let (tp, yp) = &mem.hist[0];
+            let w = h / (mem.t - tp);
+            let (a0, a1, a2) = ((1.0 + 2.0 * w) / (1.0 + w), -(1.0 + w), w * w / (1.0 + w));
+            let pred = quadratic_extrapolation(&mem.hist, mem.t, &mem.y, t1);
+            let _ = yp;
+            (a0, a1, a2, pred)
+        };
+        let c: Vec<f64> = (0..n).map(|i| a1 * mem.y[i] + if k == 2 { a2 * mem.hist[0].1[i] } else { 0.0 }).collect();
+        let mut y = pred.clone();
+        let vof = |y: &[f64]| -> Vec<f64> { (0..n).map(|i| (a0 * y[i] + c[i]) / h).collect() };
+        let mut v = vof(&y);
+        let mut jm = self.newton_matrix(m, t1, &y, &v, a0 / h, &mut mem.evals);
+        let (perm, piv) = lu_factor(n, &mut jm);
+        if piv <= 0.0 {
+            return None;
+        }
+        let mut amat = vec![0.0; n * n];
+        let mut g = Vec::new();
+        let mut prev = f64::INFINITY;
+        let mut converged = false;
+        for it in 0..NEWTON_MAX {
+            self.residual(m, t1, &y, &v, &mut amat, &mut g);
+            mem.evals += 1;
+            if !g.iter().all(|x| x.is_finite()) {
+                return None;
+            }
+            let d = lu_apply(n, &jm, &perm, &g);
+            for i in 0..n {
+                y[i] -= d[i];
+            }
+            v = vof(&y);
+            let dn = wrms(&d, &y, atol, rtol);
+            if !dn.is_finite() {
+                return None;
+            }
+            // Converged when the correction is well below the error tolerance.
+            if dn < 1e-3 || (it > 0 && dn * dn / (prev - dn).abs().max(1e-300) < 0.03) {
+                converged = true;
+                break;
+            }
+            if it > 1 && dn > 0.9 * prev {
+                return None; // diverging or too slow
+            }
+            prev = dn;
+        }
+        if !converged {
+            return None;
+        }
+        let err_vec: Vec<f64> = if k == 1 {
+            (0..n).map(|i| 0.5 * h * (v[i] - mem.v[i])).collect()
+        } else {
+            let h1 = mem.t - mem.hist[0].0;
+            let h2 = if mem.hist.len() > 1 { mem.hist[0].0 - mem.hist[1].0 } else { h1 };
+            let f = (2.0 / 9.0) * h * h * h * 6.0 / (h * (h + h1) * (h + h1 + h2));
+            (0..n).map(|i| f * (y[i] - pred[i])).collect()
+        };
+        let err = wrms(&err_vec, &y, atol, rtol);
+        Some((y, v, if err.is_finite() { err } else { f64::INFINITY }))
+    }
+
+    /// Advances one member to `t_out`.
+    fn advance(&self, m: usize, mem: &mut Member, t_out: f64, span: f64) {
+        if mem.status != status::RUNNING {
+            return;
+        }
+        let mut steps = 0u64;
+        let mut order = 1usize;
+        while mem.t < t_out {
+            let h_min = 1e-12 * (mem.t.abs() + span);
+            if mem.h < h_min {
+                self.stop(m, mem, &format!("step size underflow (h = {:.3e} < {h_min:.1e})", mem.h));
+                return;
+            }
+            if steps >= self.opts.max_steps {
+                self.stop(m, mem, &format!("max_steps = {} exceeded", self.opts.max_steps));
+                return;
+            }
+            steps += 1;
+            let last = t_out - mem.t <= mem.h * (1.0 + 1e-12);
+            let h = if last { t_out - mem.t } else { mem.h };
+            let k = if mem.hist.len() >= 2 && order == 2 {
+                let ratio = h / (mem.t - mem.hist[0].0);
+                if ratio < 2.4 {
+                    2
+                } else {
+                    1
+                }
+            } else {
+                1
+            };
+            match self.attempt(m, mem, h, k) {
+                None => {
+                    mem.n_reject += 1;
+                    mem.h = h * 0.25;
+                }
+                Some((y, v, err)) if err <= 1.0 => {
+                    let old = std::mem::replace(&mut mem.y, y);
+                    mem.hist.insert(0, (mem.t, old));
+                    mem.hist.truncate(2);
+                    mem.t = if last { t_out } else { mem.t + h };
+                    mem.v = v;
+                    mem.n_accept += 1;
+                    if mem.hist.len() >= 2 {
+                        order = 2;
+                    }
+                    let fac = (0.9 * err.max(1e-10).powf(-1.0 / (k as f64 + 1.0))).clamp(0.2, 2.0);
+                    // A step cut short by an output time does not shrink the next one.
+                    mem.h = if last { mem.h.max(h * fac) } else { h * fac };
+                }
+                Some((_, _, err)) => {
+                    mem.n_reject += 1;
+                    let fac = (0.9 * err.powf(-1.0 / (k as f64 + 1.0))).clamp(0.1, 0.9);
+                    mem.h = h * if fac.is_finite() { fac } else { 0.1 };
+                }
+            }
+        }
+    }
+
+    fn stop(&self, m: usize, mem: &mut Member, what: &str) {
+        let n = self.n;
+        let mut a = vec![0.0; n * n];
+        self.sys.lhs_matrix(m, mem.t, &mem.y, &mut a);
+        let amax = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let (piv, cond) = singularity(n, &a);
+        let piv0 = piv * amax / mem.a_scale.max(1e-300);
+        let singular = cond > SINGULAR_CONDITION || piv0 < SINGULAR_PIVOT || piv == 0.0;
+        mem.status = status::FAILED;
+        mem.reason = format!(
+            "stopped at t = {:.6e}: {what}; {} (smallest LU pivot {piv:.3e} of max|A(y)|, {piv0:.3e} of max|A(y0)|; condition number {cond:.3e})",
+            mem.t,
+            if singular {
+                "the left-hand matrix A(y) is (nearly) singular"
+            } else {
+                "A(y) is not singular: stiffness or a blow-up of F"
+            }
+        );
+    }
+}
+
+/// Lagrange extrapolation through `(hist[1], hist[0], (t, y))` (or linear with two points).
+fn quadratic_extrapolation(hist: &[(f64, Vec<f64>)], t: f64, y: &[f64], t1: f64) -> Vec<f64> {
+    let (ta, ya) = (&hist[0].0, &hist[0].1);
+    if hist.len() < 2 {
+        let w = (t1 - t) / (t - ta);
+        return y.iter().zip(ya).map(|(a, b)| a + w * (a - b)).collect();
+    }
+    let (tb, yb) = (&hist[1].0, &hist[1].1);
+    let l0 = (t1 - ta) * (t1 - tb) / ((t - ta) * (t - tb));
+    let l1 = (t1 - t) * (t1 - tb) / ((ta - t) * (ta - tb));
+    let l2 = (t1 - t) * (t1 - ta) / ((tb - t) * (tb - ta));
+    (0..y.len()).map(|i| l0 * y[i] + l1 * ya[i] + l2 * yb[i]).collect()
+}
+
+/// Integrates one batch with variable-step BDF on the host. `backend` must be the CPU
+/// backend (checked: other backends get an error naming `solver.method`).
+pub fn drive(
+    backend: &mut dyn Backend,
+    problem: &dyn BatchProblem,
+    opts: &SolveOptions,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<SolveStats> {
+    let info = backend.info();
+    if info.backend != "cpu" {
+        return Err(NeqkinError::invalid(
+            "solver.method",
+            format!(
+                "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only, not on {} ({}); use --backend cpu",
+                info.backend, info.adapter
+            ),
+        ));
+    }
+    let explicit = Explicit(problem);
+    let sys: &dyn LinearlyImplicit = problem.linearly_implicit().unwrap_or(&explicit);
+    integrate_host(sys, problem.layout().batch, problem.layout().state_len, problem.initial_state(), opts, on_output)
+}
+
+/// Integrates `batch` members of `sys` from `y0` (member-major) with variable-step BDF.
+pub fn integrate_host(
+    sys: &dyn LinearlyImplicit,
+    batch: usize,
+    n: usize,
+    y0: Vec<f64>,
+    opts: &SolveOptions,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<SolveStats> {
+    use rayon::prelude::*;
+    let ctx = Ctx { sys, n, opts };
+    let span = opts.output_times.last().copied().unwrap_or(1.0);
+    let mut members: Vec<Member> = (0..batch)
+        .map(|m| {
+            let y = y0[m * n..(m + 1) * n].to_vec();
+            let mut mem = Member {
+                t: 0.0,
+                y,
+                hist: Vec::new(),
+                v: vec![0.0; n],
+                h: opts.dt.unwrap_or(1e-6 * opts.output_times.first().copied().unwrap_or(1.0)),
+                status: status::RUNNING,
+                n_accept: 0,
+                n_reject: 0,
+                evals: 1,
+                reason: String::new(),
+                a_scale: 1.0,
+            };
+            let mut a = vec![0.0; n * n];
+            sys.lhs_matrix(m, 0.0, &mem.y, &mut a);
+            mem.a_scale = a.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+            match ctx.initial_derivative(m, 0.0, &mem.y) {
+                Some(v) => mem.v = v,
+                None => ctx.stop(m, &mut mem, "the initial left-hand matrix cannot be solved"),
+            }
+            mem
+        })
+        .collect();
+    let mut stats = SolveStats::default();
+    for (index, &t_out) in opts.output_times.iter().enumerate() {
+        members.par_iter_mut().enumerate().for_each(|(m, mem)| {
+            ctx.advance(m, mem, t_out, span);
+            if mem.status == status::RUNNING && mem.t >= t_out {
+                mem.status = status::REACHED;
+            }
+        });
+        let state: Vec<f64> = members.iter().flat_map(|m| m.y.iter().cloned()).collect();
+        let reached: Vec<f64> = members.iter().map(|m| m.t).collect();
+        let st: Vec<f64> = members.iter().map(|m| m.status).collect();
+        let na: Vec<f64> = members.iter().map(|m| m.n_accept as f64).collect();
+        let nr: Vec<f64> = members.iter().map(|m| m.n_reject as f64).collect();
+        let messages: Vec<String> = members.iter().map(|m| m.reason.clone()).collect();
+        on_output(&OutputFrame {
+            index,
+            t: t_out,
+            state: &state,
+            time_reached: &reached,
+            status: &st,
+            n_accept: &na,
+            n_reject: &nr,
+            messages: &messages,
+        })?;
+        for m in members.iter_mut() {
+            if m.status == status::REACHED {
+                m.status = status::RUNNING;
+            }
+        }
+    }
+    stats.rhs_evaluations = members.iter().map(|m| m.evals).sum();
+    stats.program_runs = members.iter().map(|m| m.n_accept + m.n_reject).sum();
+    Ok(stats)
+}
