@@ -23,8 +23,9 @@
 //! `1e-12·(|t| + h_output)` or `max_steps` is exceeded. The reason says *why*, from the
 //! left-hand matrix at the last accepted state: its smallest LU pivot relative to its
 //! largest entry and to the largest entry of the initial `A(y0)`, and its 2-norm condition
-//! number (SVD, N ≤ 2000); `A(y)` counts as (nearly) singular when the condition number
-//! exceeds [`SINGULAR_CONDITION`] or the pivot fell below [`SINGULAR_PIVOT`] of `A(y0)`'s scale. Newton failures and
+//! number (SVD, N ≤ 2000), each against its value at `y0`; `A(y)` counts as (nearly)
+//! singular when the condition number grew by [`SINGULAR_CONDITION_GROWTH`] or the pivot
+//! fell below [`SINGULAR_PIVOT_FALL`] of its initial value. Newton failures and
 //! non-finite residuals only shrink the step; a member stops only through these criteria.
 
 use crate::engine::backend::Backend;
@@ -33,11 +34,12 @@ use crate::engine::program::status;
 use crate::engine::solve::{OutputFrame, SolveOptions, SolveStats};
 use crate::{NeqkinError, Result};
 
-/// Condition number of `A(y)` above which a stopped run reports `A` as singular.
-pub const SINGULAR_CONDITION: f64 = 1e8;
-/// Smallest LU pivot of `A(y)`, relative to the largest entry of `A(y0)`, below which a
-/// stopped run reports `A` as (nearly) singular.
-pub const SINGULAR_PIVOT: f64 = 1e-4;
+/// Growth of the condition number of `A(y)` over that of `A(y0)` above which a stopped run
+/// reports `A` as (nearly) singular.
+pub const SINGULAR_CONDITION_GROWTH: f64 = 1e3;
+/// Fall of the smallest LU pivot of `A(y)` (scaled by the largest entry of `A(y0)`) below
+/// this fraction of its initial value makes a stopped run report `A` as (nearly) singular.
+pub const SINGULAR_PIVOT_FALL: f64 = 1e-2;
 /// Newton iterations per attempt.
 const NEWTON_MAX: usize = 7;
 
@@ -172,6 +174,8 @@ struct Member {
     reason: String,
     /// Largest |entry| of `A(y0)` (the scale singularity is judged against).
     a_scale: f64,
+    /// Smallest pivot (scaled by `a_scale`) and condition number of `A(y0)`.
+    initial: (f64, f64),
 }
 
 fn wrms(x: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
@@ -375,10 +379,11 @@ impl Ctx<'_> {
         let amax = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let (piv, cond) = singularity(n, &a);
         let piv0 = piv * amax / mem.a_scale.max(1e-300);
-        let singular = cond > SINGULAR_CONDITION || piv0 < SINGULAR_PIVOT || piv == 0.0;
+        let (p_init, c_init) = mem.initial;
+        let singular = cond > SINGULAR_CONDITION_GROWTH * c_init || piv0 < SINGULAR_PIVOT_FALL * p_init || piv == 0.0;
         mem.status = status::FAILED;
         mem.reason = format!(
-            "stopped at t = {:.6e}: {what}; {} (smallest LU pivot {piv:.3e} of max|A(y)|, {piv0:.3e} of max|A(y0)|; condition number {cond:.3e})",
+            "stopped at t = {:.6e}: {what}; {} (smallest LU pivot / max|A(y0)|: {piv0:.3e}, initially {p_init:.3e}; condition number {cond:.3e}, initially {c_init:.3e})",
             mem.t,
             if singular {
                 "the left-hand matrix A(y) is (nearly) singular"
@@ -453,10 +458,12 @@ pub fn integrate_host(
                 evals: 1,
                 reason: String::new(),
                 a_scale: 1.0,
+                initial: (1.0, 1.0),
             };
             let mut a = vec![0.0; n * n];
             sys.lhs_matrix(m, 0.0, &mem.y, &mut a);
             mem.a_scale = a.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+            mem.initial = singularity(n, &a);
             match ctx.initial_derivative(m, 0.0, &mem.y) {
                 Some(v) => mem.v = v,
                 None => ctx.stop(m, &mut mem, "the initial left-hand matrix cannot be solved"),
