@@ -72,7 +72,8 @@ fn graded_grid_converges_like_the_uniform_grid() {
     };
     let err = |s: &Steady| {
         let w = s.batch.omega(0);
-        let e = w.iter().zip(&s.f[0]).fold(0.0f64, |a, (w, f)| a.max((f - observe::interp_cubic(&wr, &rf.f[0], *w)).abs()));
+        let e =
+            w.iter().zip(&s.f[0]).fold(0.0f64, |a, (w, f)| a.max((f - observe::interp_cubic(&wr, &rf.f[0], *w)).abs()));
         let dmu = (scalar(s, "mu") - scalar(&rf, "mu")).abs();
         let ddo = (scalar(s, "delta_o") - scalar(&rf, "delta_o")).abs();
         (w.len(), e, dmu, ddo)
