@@ -53,6 +53,35 @@ fn cavity_kernels_agree_with_cpu_twins() {
             1.0,
             5.0,
         ),
+        (
+            // Graded grid at large T_mir: pairs on both sides of the coth series/exp switch.
+            "collision_graded",
+            two(serde_json::Value::Object({
+                let mut p = with(
+                    base(),
+                    json!({"level": 1, "gamma_ph": 0.5, "t_cry": 0.2, "t_mir": 4.0, "grid": "graded",
+                           "h_fine": 0.05, "h_coarse": 0.25, "omega_min": -15.0, "omega_max": 15.0}),
+                );
+                p.as_object_mut().unwrap().remove("n_omega");
+                p.as_object().unwrap().clone()
+            })),
+            1.0,
+            5.0,
+        ),
+        (
+            "collision_graded eq5_printed",
+            two(serde_json::Value::Object({
+                let mut p = with(
+                    base(),
+                    json!({"level": 1, "variant": "eq5_printed", "gamma_ph": 0.5, "grid": "graded",
+                           "h_fine": 0.1, "h_coarse": 0.25, "omega_min": -12.0, "omega_max": 12.0}),
+                );
+                p.as_object_mut().unwrap().remove("n_omega");
+                p.as_object().unwrap().clone()
+            })),
+            1.0,
+            5.0,
+        ),
         ("shift", two(with(base(), json!({"level": 2}))), 1.0, 5.0),
         ("fokker_planck", two(with(base(), json!({"level": 3}))), 1.0, 5.0),
         (

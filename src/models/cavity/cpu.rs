@@ -35,6 +35,77 @@ pub fn collision(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f
     }
 }
 
+/// `collision_graded` params: γ, ν0, γ_ph, c = g²S_{d−1}/L, T_mir, even (1: printed Eq 5).
+pub const G_P_GAMMA: usize = 0;
+/// See [`G_P_GAMMA`].
+pub const G_P_NU0: usize = 1;
+/// See [`G_P_GAMMA`].
+pub const G_P_GAMMA_PH: usize = 2;
+/// See [`G_P_GAMMA`].
+pub const G_P_COUPLING: usize = 3;
+/// See [`G_P_GAMMA`].
+pub const G_P_TMIR: usize = 4;
+/// See [`G_P_GAMMA`].
+pub const G_P_EVEN: usize = 5;
+/// `collision_graded` params length.
+pub const G_PARAMS_LEN: usize = 6;
+/// `collision_graded` tables: F0 at 0, A_e·w (trapezoidal weight) at n, preconditioner at
+/// 2n, ω at 3n, e^{(ω−μ0)/T_mir} at 4n, e^{−(ω−μ0)/T_mir} at 5n; length 6n.
+pub fn collision_graded_table_len(n: usize) -> usize {
+    6 * n
+}
+
+/// Photon weight b(ν) and coth(ν/2T_mir) of one node pair (i, j), ν = ω_i − ω_j ≠ 0, as the
+/// `collision_graded` kernel evaluates them (see there): `ep`/`em` are the per-node factors
+/// e^{±(ω−μ0)/T_mir}.
+pub fn graded_pair(params: &[f64], nu: f64, epi: f64, emi: f64, epj: f64, emj: f64) -> (f64, f64) {
+    let (nu0, gph, c) = (params[G_P_NU0], params[G_P_GAMMA_PH], params[G_P_COUPLING]);
+    let dd = nu * nu - nu0 * nu0;
+    let b = if params[G_P_EVEN] > 0.5 {
+        -c * gph / (dd * dd + gph * gph)
+    } else {
+        c * gph * nu / (dd * dd + gph * gph * nu * nu)
+    };
+    let x = nu / (2.0 * params[G_P_TMIR]);
+    let coth = if x.abs() < 0.01 {
+        let x2 = x * x;
+        1.0 / x + x * (1.0 / 3.0 - x2 * (1.0 / 45.0 - x2 * (2.0 / 945.0)))
+    } else {
+        // e^{−|ν|/T_mir} from the node factors (no exp per pair).
+        let r = if nu > 0.0 { emi * epj } else { epi * emj };
+        let c = (1.0 + r) / (1.0 - r);
+        if nu < 0.0 {
+            -c
+        } else {
+            c
+        }
+    };
+    (b, coth)
+}
+
+/// `collision_graded` (level 1 on a non-uniform grid):
+/// `dF_i/dτ = P_i [γ(F0_i − F_i) + Σ_{j≠i} (A w)_j b(ν)((1 − F_iF_j) − coth(ν/2T_mir)(F_i − F_j))]`,
+/// ν = ω_i − ω_j, b from [`graded_pair`].
+pub fn collision_graded(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = y.len();
+    let gamma = params[G_P_GAMMA];
+    let (f0, aw, prec) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n]);
+    let (omega, ep, em) = (&tables[3 * n..4 * n], &tables[4 * n..5 * n], &tables[5 * n..6 * n]);
+    for i in 0..n {
+        let fi = y[i];
+        let mut acc = 0.0;
+        for j in 0..n {
+            if j == i {
+                continue;
+            }
+            let fj = y[j];
+            let (b, coth) = graded_pair(params, omega[i] - omega[j], ep[i], em[i], ep[j], em[j]);
+            acc += aw[j] * b * ((1.0 - fi * fj) - coth * (fi - fj));
+        }
+        dy[i] = prec[i] * (gamma * (f0[i] - fi) + acc);
+    }
+}
+
 /// `shift` params: γ, D (coth(ν0/2T_mir) for level 2, coth(h/2T_mir) for Fokker–Planck),
 /// shift m in grid points, sign of the ω−ν0 channel (+1 consistent, −1 S71 reading).
 pub const S_P_GAMMA: usize = 0;

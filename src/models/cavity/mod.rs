@@ -27,6 +27,8 @@ pub use params::{derive, CavityParams, Derived, Scheme};
 
 /// WGSL of the level-1 kernel.
 pub const COLLISION_WGSL: &str = include_str!("../../../shaders/cavity/collision.wgsl");
+/// WGSL of the level-1 kernel on a graded grid.
+pub const COLLISION_GRADED_WGSL: &str = include_str!("../../../shaders/cavity/collision_graded.wgsl");
 /// WGSL of the level-2 / Fokker–Planck kernel.
 pub const SHIFT_WGSL: &str = include_str!("../../../shaders/cavity/shift.wgsl");
 /// WGSL of the printed-Riccati kernel.
@@ -56,6 +58,7 @@ impl Model for Cavity {
 pub struct CavityBatch {
     members: Vec<Derived>,
     scheme: Scheme,
+    graded: bool,
     n: usize,
     params: Vec<f64>,
     tables: Vec<f64>,
@@ -73,8 +76,11 @@ impl CavityBatch {
     /// Builds params and tables for every member.
     pub fn new(members: Vec<Derived>) -> Result<Self> {
         let first = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
-        let (scheme, n) = (first.scheme, first.n);
+        let (scheme, n, graded) = (first.scheme, first.n, first.nodes.is_some());
         for d in &members {
+            if d.nodes.is_some() != graded {
+                return Err(NeqkinError::invalid("params.grid", "all points of a batch must share the grid kind"));
+            }
             if d.scheme != scheme {
                 return Err(NeqkinError::invalid("params.level", "all points of a batch must share level and variant"));
             }
@@ -85,6 +91,9 @@ impl CavityBatch {
         let mut params = vec![];
         let mut tables = vec![];
         let (state_len, params_len, table_len) = match scheme {
+            Scheme::Collision | Scheme::CollisionEq5 if graded => {
+                (n, cpu::G_PARAMS_LEN, cpu::collision_graded_table_len(n))
+            }
             Scheme::Collision | Scheme::CollisionEq5 => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(n)),
             Scheme::ShiftConsistent | Scheme::ShiftS71Reading | Scheme::FokkerPlanck => {
                 (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n))
@@ -97,6 +106,41 @@ impl CavityBatch {
             let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
             let coth = |x: f64| 1.0 / (x / (2.0 * r.t_mir)).tanh();
             match scheme {
+                Scheme::Collision | Scheme::CollisionEq5 if graded => {
+                    let gph = r.gamma_ph.unwrap();
+                    let even = if scheme == Scheme::CollisionEq5 { 1.0 } else { 0.0 };
+                    let c = r.coupling_g * r.coupling_g * d.s_d / d.cavity_length;
+                    let p = [r.gamma, r.nu0, gph, c, r.t_mir, even];
+                    params.extend_from_slice(&p);
+                    // Trapezoidal weights of the non-uniform nodes.
+                    let aw: Vec<f64> = (0..n)
+                        .map(|j| {
+                            let w = 0.5 * (omega[(j + 1).min(n - 1)] - omega[j.saturating_sub(1)]);
+                            d.spectral(omega[j]) * w
+                        })
+                        .collect();
+                    let ep: Vec<f64> = omega.iter().map(|&w| ((w - r.mu0) / r.t_mir).exp()).collect();
+                    let em: Vec<f64> = omega.iter().map(|&w| (-(w - r.mu0) / r.t_mir).exp()).collect();
+                    let prec: Vec<f64> = (0..n)
+                        .map(|i| {
+                            let off: f64 = (0..n)
+                                .filter(|&j| j != i)
+                                .map(|j| {
+                                    let (b, coth) =
+                                        cpu::graded_pair(&p, omega[i] - omega[j], ep[i], em[i], ep[j], em[j]);
+                                    aw[j] * b.abs() * (1.0 + coth.abs())
+                                })
+                                .sum();
+                            1.0 / (r.gamma + off)
+                        })
+                        .collect();
+                    tables.extend_from_slice(&f0);
+                    tables.extend_from_slice(&aw);
+                    tables.extend_from_slice(&prec);
+                    tables.extend_from_slice(&omega);
+                    tables.extend_from_slice(&ep);
+                    tables.extend_from_slice(&em);
+                }
                 Scheme::Collision | Scheme::CollisionEq5 => {
                     params.push(r.gamma);
                     let a: Vec<f64> = omega.iter().map(|&w| d.spectral(w)).collect();
@@ -181,12 +225,17 @@ impl CavityBatch {
             table_stride: table_len,
             scratch_len: 0,
         };
-        Ok(CavityBatch { members, scheme, n, params, tables, layout })
+        Ok(CavityBatch { members, scheme, graded, n, params, tables, layout })
     }
 
     /// The members' derived parameters.
     pub fn members(&self) -> &[Derived] {
         &self.members
+    }
+
+    /// Whether the batch runs on a graded (non-uniform) ω grid.
+    pub fn graded(&self) -> bool {
+        self.graded
     }
 
     /// Which equation the batch solves.
@@ -274,6 +323,7 @@ impl BatchProblem for CavityBatch {
         _scratch: &mut [f64],
     ) {
         match self.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 if self.graded => cpu::collision_graded(params, tables, t, y, dy),
             Scheme::Collision | Scheme::CollisionEq5 => cpu::collision(params, tables, t, y, dy),
             Scheme::RiccatiS71 => cpu::riccati(params, tables, t, y, dy),
             _ => cpu::shift(params, tables, t, y, dy),
@@ -281,6 +331,9 @@ impl BatchProblem for CavityBatch {
     }
     fn kernel(&self) -> KernelSource {
         let (name, source) = match self.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 if self.graded => {
+                ("cavity/collision_graded", COLLISION_GRADED_WGSL)
+            }
             Scheme::Collision | Scheme::CollisionEq5 => ("cavity/collision", COLLISION_WGSL),
             Scheme::RiccatiS71 => ("cavity/riccati", RICCATI_WGSL),
             _ => ("cavity/shift", SHIFT_WGSL),
@@ -335,6 +388,7 @@ impl BatchProblem for CavityBatch {
         let mu = observe::chemical_potential(&omega, y, r.mu0).unwrap_or(f64::NAN);
         let t_eff = if mu.is_finite() { observe::effective_temperature(&omega, y, mu) } else { f64::NAN };
         let f_sym = if mu.is_finite() { observe::symmetric_part(&omega, y, mu) } else { vec![] };
+        let x_sym = if mu.is_finite() { observe::symmetric_offsets(&omega, mu) } else { vec![] };
         let delta_o = observe::delta_observable(&omega, y, &f0, &r.observable_coeffs, &r.dos_coeffs);
         let pred = observe::paper_predictions(
             r.mu0,
@@ -358,7 +412,13 @@ impl BatchProblem for CavityBatch {
                 ("h".into(), d.h),
                 ("shift".into(), d.shift as f64),
             ],
-            arrays: vec![("omega".into(), omega), ("f".into(), y.to_vec()), ("f0".into(), f0), ("f_sym".into(), f_sym)],
+            arrays: vec![
+                ("omega".into(), omega),
+                ("f".into(), y.to_vec()),
+                ("f0".into(), f0),
+                ("f_sym".into(), f_sym),
+                ("x_sym".into(), x_sym),
+            ],
         }
     }
 }

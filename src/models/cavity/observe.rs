@@ -1,4 +1,4 @@
-//! Host-side observables of a distribution F(ω) on a uniform grid: the shifted chemical
+//! Host-side observables of a distribution F(ω) on an ω grid (uniform or graded): the shifted chemical
 //! potential (F(μ) = 0), the effective temperature from the slope at μ, the symmetric part
 //! F(μ+x) + F(μ−x) (Fig 3), the non-thermal correction ΔO = ∫ O D (F − F0)/2 (Eq 8), and
 //! the paper's predictions for them (S95, S97, Eq 9 / S91).
@@ -8,22 +8,28 @@ pub fn poly(c: &[f64], x: f64) -> f64 {
     c.iter().rev().fold(0.0, |acc, ci| acc * x + ci)
 }
 
-/// Linear interpolation of samples `f` on the uniform grid `omega` at `w` (clamped).
+/// Index i of the grid interval [ω_i, ω_{i+1}] holding `w` (clamped to the grid).
+fn interval(omega: &[f64], w: f64) -> usize {
+    omega.partition_point(|&x| x <= w).saturating_sub(1).min(omega.len() - 2)
+}
+
+/// Linear interpolation of samples `f` on the increasing grid `omega` at `w` (clamped).
 pub fn interp(omega: &[f64], f: &[f64], w: f64) -> f64 {
-    let n = omega.len();
-    let h = omega[1] - omega[0];
-    let s = ((w - omega[0]) / h).clamp(0.0, (n - 1) as f64);
-    let i = (s.floor() as usize).min(n - 2);
-    let u = s - i as f64;
+    let i = interval(omega, w);
+    let u = ((w - omega[i]) / (omega[i + 1] - omega[i])).clamp(0.0, 1.0);
     f[i] * (1.0 - u) + f[i + 1] * u
+}
+
+/// Cubic (4-point Lagrange) interpolation of samples `f` on the increasing grid `omega`
+/// at `w`.
+pub fn interp_cubic(omega: &[f64], f: &[f64], w: f64) -> f64 {
+    cubic(omega, f, w).0
 }
 
 /// Cubic (4-point Lagrange) interpolation of value and derivative at `w`.
 fn cubic(omega: &[f64], f: &[f64], w: f64) -> (f64, f64) {
     let n = omega.len();
-    let h = omega[1] - omega[0];
-    let s = (w - omega[0]) / h;
-    let i0 = (s.floor() as isize - 1).clamp(0, n as isize - 4) as usize;
+    let i0 = (interval(omega, w) as isize - 1).clamp(0, n as isize - 4) as usize;
     let (mut v, mut d) = (0.0, 0.0);
     for a in 0..4 {
         let xa = omega[i0 + a];
@@ -82,34 +88,34 @@ pub fn effective_temperature(omega: &[f64], f: &[f64], mu: f64) -> f64 {
     0.5 / cubic(omega, f, mu).1
 }
 
-/// F(μ + x) + F(μ − x) at x = j·h, j = 0, 1, … while both points lie in the window.
-pub fn symmetric_part(omega: &[f64], f: &[f64], mu: f64) -> Vec<f64> {
-    let h = omega[1] - omega[0];
+/// The offsets x ≥ 0 at which [`symmetric_part`] samples: x_j = j·h on a uniform grid
+/// (h its spacing); on a graded grid the offsets ω_i − μ of the nodes above μ. Stops where
+/// μ ± x leaves the window.
+pub fn symmetric_offsets(omega: &[f64], mu: f64) -> Vec<f64> {
     let (lo, hi) = (omega[0], omega[omega.len() - 1]);
-    let mut out = vec![];
-    let mut j = 0;
-    loop {
-        let x = j as f64 * h;
-        if mu - x < lo || mu + x > hi {
-            break;
-        }
-        out.push(interp(omega, f, mu + x) + interp(omega, f, mu - x));
-        j += 1;
+    let h = omega[1] - omega[0];
+    let uniform = omega.windows(2).all(|p| ((p[1] - p[0]) - h).abs() <= 1e-9 * h);
+    let fits = |x: f64| mu - x >= lo && mu + x <= hi;
+    if uniform {
+        (0..).map(|j| j as f64 * h).take_while(|&x| fits(x)).collect()
+    } else {
+        std::iter::once(0.0)
+            .chain(omega.iter().filter(|&&w| w > mu).map(|&w| w - mu))
+            .take_while(|&x| fits(x))
+            .collect()
     }
-    out
 }
 
-/// ΔO = ∫ dω O(ω) D(ω) (F − F0)/2 (Eq 8), trapezoidal rule on the grid.
+/// F(μ + x) + F(μ − x) at the offsets of [`symmetric_offsets`].
+pub fn symmetric_part(omega: &[f64], f: &[f64], mu: f64) -> Vec<f64> {
+    symmetric_offsets(omega, mu).iter().map(|&x| interp(omega, f, mu + x) + interp(omega, f, mu - x)).collect()
+}
+
+/// ΔO = ∫ dω O(ω) D(ω) (F − F0)/2 (Eq 8), trapezoidal rule on the (possibly non-uniform) grid.
 pub fn delta_observable(omega: &[f64], f: &[f64], f0: &[f64], o: &[f64], dos: &[f64]) -> f64 {
-    let n = omega.len();
-    let h = omega[1] - omega[0];
-    (0..n)
-        .map(|i| {
-            let w = if i == 0 || i == n - 1 { 0.5 } else { 1.0 };
-            w * poly(o, omega[i]) * poly(dos, omega[i]) * (f[i] - f0[i]) / 2.0
-        })
-        .sum::<f64>()
-        * h
+    let g: Vec<f64> =
+        (0..omega.len()).map(|i| poly(o, omega[i]) * poly(dos, omega[i]) * (f[i] - f0[i]) / 2.0).collect();
+    (1..omega.len()).map(|i| 0.5 * (omega[i] - omega[i - 1]) * (g[i] + g[i - 1])).sum()
 }
 
 /// The paper's closed-form predictions, with ΔT = T_cry − T_mir and g̃² as given.

@@ -68,9 +68,24 @@ pub struct CavityParams {
     /// c = 1; this is the normalisation of the paper's figures (π/(Lν0) = 1).
     #[serde(default)]
     pub cavity_length: Option<f64>,
-    /// Number of ω grid points (grid levels) or of ω output points (Riccati).
-    #[serde(default = "default_n_omega")]
-    pub n_omega: usize,
+    /// Number of ω grid points (uniform grid levels) or of ω output points (Riccati);
+    /// default 801. Not allowed with `grid = "graded"`, whose size follows from its spacings.
+    #[serde(default)]
+    pub n_omega: Option<usize>,
+    /// ω grid: `uniform` (default) or `graded` (level 1 only): spacing `h_fine` within
+    /// `fine_halfwidth` of μ0, growing geometrically (5 % per point) to `h_coarse` outside,
+    /// symmetric about μ0. Resolves T_cry ≪ T_mir in a window of many T_mir (Fig S4).
+    #[serde(default)]
+    pub grid: Option<String>,
+    /// Graded grid: spacing near μ0 (resolves T_cry; ≤ 2·min(T_cry, T_mir)).
+    #[serde(default)]
+    pub h_fine: Option<f64>,
+    /// Graded grid: spacing far from μ0 (≤ gamma_ph and ≤ 2·T_mir).
+    #[serde(default)]
+    pub h_coarse: Option<f64>,
+    /// Graded grid: half-width of the fine zone around μ0 (default 20·T_cry).
+    #[serde(default)]
+    pub fine_halfwidth: Option<f64>,
     /// Lower end of the ω window (default min(μ0, ε_k) − W, W = 10·max(T) + 5γ).
     #[serde(default)]
     pub omega_min: Option<f64>,
@@ -95,8 +110,34 @@ fn default_level() -> u32 {
 fn default_dim() -> u32 {
     2
 }
-fn default_n_omega() -> usize {
-    801
+/// Default number of uniform grid points.
+pub const DEFAULT_N_OMEGA: usize = 801;
+/// Graded grid: growth of the spacing per point between the fine and the coarse zone.
+pub const GRID_GROWTH: f64 = 1.05;
+
+/// Nodes of the graded grid on [lo, hi] ∋ μ0: spacing `h_fine` within `w` of μ0, then
+/// growing by [`GRID_GROWTH`] per point up to `h_coarse`; each side marched out from μ0
+/// and scaled (by a factor in (1 − h_coarse/|side|, 1]) so the last node is the window end.
+/// Symmetric about μ0 when the window is.
+pub fn graded_nodes(mu0: f64, lo: f64, hi: f64, h_fine: f64, h_coarse: f64, w: f64) -> Vec<f64> {
+    let side = |len: f64| -> Vec<f64> {
+        let mut x = vec![0.0];
+        let mut h = h_fine;
+        while *x.last().unwrap() < len {
+            let last = *x.last().unwrap();
+            if last >= w {
+                h = (h * GRID_GROWTH).min(h_coarse);
+            }
+            x.push(last + h);
+        }
+        let scale = len / *x.last().unwrap();
+        x.iter().map(|v| v * scale).collect()
+    };
+    let left = side(mu0 - lo);
+    let right = side(hi - mu0);
+    let mut nodes: Vec<f64> = left.iter().rev().map(|x| mu0 - x).collect();
+    nodes.extend(right.iter().skip(1).map(|x| mu0 + x));
+    nodes
 }
 fn default_poly() -> Vec<f64> {
     vec![1.0]
@@ -128,10 +169,12 @@ pub struct Derived {
     /// κ = π g² S_{d−1} / (2 L ν0): weight of each delta channel (level 2) and the paper's
     /// Ã0 = κ / ((ω−ε)² + γ²).
     pub kappa: f64,
-    /// Grid: ω_i = omega0 + i·h, i < n.
+    /// Uniform grid: ω_i = omega0 + i·h, i < n.
     pub omega0: f64,
-    /// Grid spacing.
+    /// Grid spacing (graded grid: the finest spacing, h_fine).
     pub h: f64,
+    /// Graded grid: the nodes ω_i (None: uniform).
+    pub nodes: Option<Vec<f64>>,
     /// Grid points.
     pub n: usize,
     /// Level 2: ν0 = shift·h.
@@ -143,7 +186,10 @@ pub struct Derived {
 impl Derived {
     /// ω of grid point i.
     pub fn omega(&self, i: usize) -> f64 {
-        self.omega0 + i as f64 * self.h
+        match &self.nodes {
+            Some(x) => x[i],
+            None => self.omega0 + i as f64 * self.h,
+        }
     }
     /// Electron spectral function A_e(ω) = γ / ((ω − ε_k)² + γ²) (no 1/π, as in S61).
     pub fn spectral(&self, w: f64) -> f64 {
@@ -219,7 +265,36 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     };
     let s_d = sphere_area(raw.dim);
     let kappa = std::f64::consts::PI * raw.coupling_g * raw.coupling_g * s_d / (2.0 * cavity_length * nu0);
-    if raw.n_omega < 8 {
+    let graded = match raw.grid.as_deref() {
+        None | Some("uniform") => false,
+        Some("graded") => true,
+        Some(v) => {
+            return Err(NeqkinError::invalid("params.grid", format!("must be `uniform` or `graded`, got `{v}`")))
+        }
+    };
+    if graded && !matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
+        return Err(NeqkinError::invalid(
+            "params.grid",
+            "the graded grid is implemented for level 1 only (level 2's ω ± ν0 partners would \
+             need interpolation, which breaks its exact fixed points; level 2 is O(n) per step \
+             and runs a uniform grid at Fig S4 resolution)",
+        ));
+    }
+    if graded && raw.n_omega.is_some() {
+        return Err(NeqkinError::invalid(
+            "params.n_omega",
+            "a graded grid's size follows from h_fine, h_coarse and fine_halfwidth; omit n_omega",
+        ));
+    }
+    if !graded {
+        for (field, v) in [("h_fine", raw.h_fine), ("h_coarse", raw.h_coarse), ("fine_halfwidth", raw.fine_halfwidth)] {
+            if v.is_some() {
+                return Err(NeqkinError::invalid(format!("params.{field}"), "only used with grid = \"graded\""));
+            }
+        }
+    }
+    let n_uniform = raw.n_omega.unwrap_or(DEFAULT_N_OMEGA);
+    if n_uniform < 8 {
         return Err(NeqkinError::invalid("params.n_omega", "must be >= 8"));
     }
     if raw.observable_coeffs.is_empty() || raw.dos_coeffs.is_empty() {
@@ -236,7 +311,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     if hi <= lo {
         return Err(NeqkinError::invalid("params.omega_max", format!("must exceed omega_min ({lo}), got {hi}")));
     }
-    let n = raw.n_omega;
+    let mut n = n_uniform;
     let h_nom = (hi - lo) / (n - 1) as f64;
     let (omega0, h, shift) = match scheme {
         Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
@@ -260,12 +335,52 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         }
         _ => (lo, h_nom, 0),
     };
+    let mut nodes = None;
+    let mut h = h;
+    if graded {
+        let field = |name: &str, v: Option<f64>| -> Result<f64> {
+            let v = v.ok_or_else(|| NeqkinError::invalid(format!("params.{name}"), "required by grid = \"graded\""))?;
+            positive(name, v)
+        };
+        let h_fine = field("h_fine", raw.h_fine)?;
+        let h_coarse = field("h_coarse", raw.h_coarse)?;
+        let w = match raw.fine_halfwidth {
+            Some(w) => positive("fine_halfwidth", w)?,
+            None => 20.0 * t_cry,
+        };
+        if h_coarse < h_fine {
+            return Err(NeqkinError::invalid("params.h_coarse", format!("must be >= h_fine = {h_fine}")));
+        }
+        if !(lo < raw.mu0 && raw.mu0 < hi) {
+            return Err(NeqkinError::invalid("params.omega_min", "a graded grid needs mu0 inside the window"));
+        }
+        if h_coarse > 2.0 * t_mir {
+            return Err(NeqkinError::invalid(
+                "params.h_coarse",
+                format!("{h_coarse} does not resolve T_mir = {t_mir} (needs <= 2·T_mir)"),
+            ));
+        }
+        // The kernel builds coth((ω_i−ω_j)/2T_mir) from per-node factors e^{±(ω−μ0)/T_mir};
+        // keep them inside the f32 range.
+        let reach = (raw.mu0 - lo).max(hi - raw.mu0) / t_mir;
+        if reach > 80.0 {
+            return Err(NeqkinError::invalid(
+                "params.omega_max",
+                format!("a graded window may reach at most 80·T_mir from mu0 (it reaches {reach:.1}·T_mir)"),
+            ));
+        }
+        let x = graded_nodes(raw.mu0, lo, hi, h_fine, h_coarse, w);
+        n = x.len();
+        h = h_fine;
+        nodes = Some(x);
+    }
     let min_t = t_cry.min(t_mir);
     if scheme != Scheme::RiccatiS71 && h > 2.0 * min_t {
+        let field = if graded { "params.h_fine" } else { "params.n_omega" };
         // F0 varies on the scale of T_cry and F on that of the smaller temperature; two
         // points per scale is the least that means anything.
         return Err(NeqkinError::invalid(
-            "params.n_omega",
+            field,
             format!(
                 "grid spacing {h:.3e} does not resolve T = {min_t}; increase n_omega or \
                  narrow the window"
@@ -274,10 +389,14 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     }
     if matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
         let gph = raw.gamma_ph.unwrap();
-        if h > gph {
+        let (field, hmax) = match raw.h_coarse {
+            Some(hc) if graded => ("params.h_coarse", hc),
+            _ => ("params.n_omega", h),
+        };
+        if hmax > gph {
             return Err(NeqkinError::invalid(
-                "params.n_omega",
-                format!("level 1 needs grid spacing {h:.3e} <= gamma_ph = {gph}"),
+                field,
+                format!("level 1 needs grid spacing {hmax:.3e} <= gamma_ph = {gph}"),
             ));
         }
     }
@@ -291,5 +410,5 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             ))
         }
     };
-    Ok(Derived { scheme, eps_k, s_d, cavity_length, kappa, omega0, h, n, shift, direction, raw })
+    Ok(Derived { scheme, eps_k, s_d, cavity_length, kappa, omega0, h, nodes, n, shift, direction, raw })
 }

@@ -1,0 +1,214 @@
+//! Cavity-model throughput (issue 3): sweep points per second of each level on the CPU
+//! backend and on the GPU backend (whatever adapter wgpu finds; lavapipe on GPU-less
+//! machines), side by side in one process, median of `--reps` runs.
+//!
+//! `cargo bench --bench cavity` — cheap default: Fig S4's temperatures (T_cry = 0.1,
+//! T_mir = 100, γ = 10, μ0 = ε_k = 1) in a narrow window μ0 ± 10.
+//! `cargo bench --bench cavity -- --figS4` — grids that resolve Fig S4 over its whole window
+//! μ0 ± 1000 (= ±5·2T_mir): level 1 on the graded grid (h = 0.025 → 0.5, n = 4093), level 2
+//! uniform h = 0.025 (n = 80 001), printed S71 (Riccati) with 80 001 outputs; the
+//! Fokker–Planck level only at μ0 ± 50 (n = 2001; its pseudo-time relaxation is diffusive,
+//! see docs/models/cavity.md §8).
+//! Options: `--backends cpu,gpu`, `--reps N` (default 3), `--batch B` (points per batch,
+//! default 2), `--levels 1,1g,2,3fp,3r` (default all; `1` = level 1 uniform, `1g` graded).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use neqkin::engine::backend::{Backend, Precision};
+use neqkin::engine::cpu::CpuBackend;
+use neqkin::engine::gpu::{GpuBackend, GpuContext};
+use neqkin::engine::model::BatchProblem;
+use neqkin::engine::program::status;
+use neqkin::engine::solve::{integrate, Method, SolveOptions};
+use neqkin::models::cavity::{derive, CavityBatch, Scheme};
+use serde_json::{json, Value};
+
+struct Args {
+    backends: Vec<String>,
+    reps: usize,
+    batch: usize,
+    levels: Vec<String>,
+    fig_s4: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        backends: vec!["cpu".into(), "gpu".into()],
+        reps: 3,
+        batch: 2,
+        levels: ["1", "1g", "2", "3fp", "3r"].map(String::from).to_vec(),
+        fig_s4: false,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let next = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--figS4" => a.fig_s4 = true,
+            "--backends" => {
+                a.backends = next.split(',').map(String::from).collect();
+                i += 1;
+            }
+            "--levels" => {
+                a.levels = next.split(',').map(String::from).collect();
+                i += 1;
+            }
+            "--reps" => {
+                a.reps = next.parse().unwrap_or(3);
+                i += 1;
+            }
+            "--batch" => {
+                a.batch = next.parse().unwrap_or(2);
+                i += 1;
+            }
+            _ => {} // cargo bench passes `--bench`
+        }
+        i += 1;
+    }
+    a
+}
+
+/// Parameters of one benchmark case at member k (g = 0.1 + 0.2k).
+fn point(level: &str, fig_s4: bool, k: usize) -> Value {
+    let mut p = json!({"coupling_g": 0.1 + 0.2 * k as f64, "t_cry": 0.1, "t_mir": 100.0, "nu0": 1.0,
+                       "gamma": 10.0, "mu0": 1.0});
+    let half = if fig_s4 { 1000.0 } else { 10.0 };
+    let set = |p: &mut Value, kv: Value| {
+        for (key, v) in kv.as_object().unwrap() {
+            p[key] = v.clone();
+        }
+    };
+    set(&mut p, json!({"omega_min": 1.0 - half, "omega_max": 1.0 + half}));
+    match level {
+        "1" => set(
+            &mut p,
+            json!({"level": 1, "gamma_ph": 0.2, "n_omega": if fig_s4 { 2001 } else { 401 },
+                                  "omega_min": if fig_s4 { -49.0 } else { -9.0 },
+                                  "omega_max": if fig_s4 { 51.0 } else { 11.0 }}),
+        ),
+        "1g" => set(
+            &mut p,
+            json!({"level": 1, "gamma_ph": 1.0, "grid": "graded", "h_fine": 0.025,
+                                   "h_coarse": 0.5}),
+        ),
+        "2" => set(&mut p, json!({"level": 2, "n_omega": if fig_s4 { 80001 } else { 801 }})),
+        "3fp" => set(
+            &mut p,
+            json!({"level": 3, "n_omega": if fig_s4 { 2001 } else { 401 },
+                                    "omega_min": if fig_s4 { -49.0 } else { -9.0 },
+                                    "omega_max": if fig_s4 { 51.0 } else { 11.0 }}),
+        ),
+        "3r" => set(&mut p, json!({"level": 3, "variant": "riccati_s71", "n_omega": if fig_s4 { 80001 } else { 801 }})),
+        other => panic!("unknown level `{other}` (1, 1g, 2, 3fp, 3r)"),
+    }
+    p
+}
+
+/// One solve of the whole batch: (seconds, converged members, max residual).
+fn solve(backend: &mut dyn Backend, problem: &CavityBatch) -> (f64, usize, f64) {
+    let riccati = problem.scheme() == Scheme::RiccatiS71;
+    let opts = if riccati {
+        SolveOptions {
+            method: Method::Dopri5,
+            rtol: 1e-8,
+            atol: 1e-10,
+            output_times: problem.riccati_output_times(),
+            ..Default::default()
+        }
+    } else {
+        // Pseudo-time: preconditioned RK4 with dτ = 1 (a stable damped fixed point).
+        SolveOptions {
+            method: Method::Rk4,
+            dt: Some(1.0),
+            output_times: vec![1e7],
+            steady_tol: Some(1e-9),
+            ..Default::default()
+        }
+    };
+    let n = problem.layout().state_len;
+    let t0 = Instant::now();
+    let mut ok = 0;
+    let mut res = 0.0f64;
+    integrate(backend, problem, &opts, &mut |fr| {
+        ok = fr.status.iter().filter(|s| **s == status::STEADY || **s == status::REACHED).count();
+        if !riccati {
+            for (m, y) in fr.state.chunks(n).enumerate() {
+                let r = problem.residual(m, y);
+                res = res.max((r.iter().map(|x| x * x).sum::<f64>() / r.len() as f64).sqrt());
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    (t0.elapsed().as_secs_f64(), ok, res)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args = parse_args();
+    let ctx = if args.backends.iter().any(|b| b == "gpu") {
+        match GpuContext::new() {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                println!("no GPU adapter ({e}): CPU only");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let adapter = ctx.as_ref().map(|c| c.info().name.clone()).unwrap_or_else(|| "-".into());
+    println!(
+        "cavity bench: {} sizes, batch {}, median of {} reps; CPU backend (rayon, {} threads) vs GPU `{adapter}` (f64)",
+        if args.fig_s4 { "Fig S4" } else { "cheap (μ0 ± 10)" },
+        args.batch,
+        args.reps,
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<22} {:>7} {:>14} {:>14} {:>8} {:>13} {:>9}",
+        "level", "n", "CPU points/s", "GPU points/s", "GPU/CPU", "ok CPU/GPU", "residual"
+    );
+    for level in &args.levels {
+        let members = (0..args.batch).map(|k| derive(&point(level, args.fig_s4, k)).unwrap()).collect();
+        let problem = Arc::new(CavityBatch::new(members).unwrap());
+        let n = problem.members()[0].n;
+        let name = match level.as_str() {
+            "1" => "1 consistent uniform",
+            "1g" => "1 consistent graded",
+            "2" => "2 consistent",
+            "3fp" => "3 fokker_planck",
+            _ => "3 riccati_s71",
+        };
+        let rate = |backend: &mut dyn Backend| {
+            let mut times = vec![];
+            let (mut ok, mut res) = (0, 0.0);
+            for _ in 0..args.reps {
+                let (t, o, r) = solve(backend, &problem);
+                times.push(t);
+                (ok, res) = (o, r);
+            }
+            (args.batch as f64 / median(times), ok, res)
+        };
+        let mut cpu = CpuBackend::new(problem.clone());
+        let (r_cpu, ok, res) = rate(&mut cpu);
+        let (r_gpu, ok_gpu) = match &ctx {
+            Some(c) => {
+                let mut gpu = GpuBackend::new(c.clone(), problem.clone(), Precision::F64).unwrap();
+                let (r, o, _) = rate(&mut gpu);
+                (r, o)
+            }
+            None => (f64::NAN, 0),
+        };
+        println!(
+            "{name:<22} {n:>7} {r_cpu:>14.4} {r_gpu:>14.4} {:>8.3} {:>13} {res:>9.1e}",
+            r_gpu / r_cpu,
+            format!("{ok}/{ok_gpu} of {}", args.batch)
+        );
+    }
+}

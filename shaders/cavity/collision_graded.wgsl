@@ -1,0 +1,92 @@
+// Cavity model, level 1 on a graded (non-uniform) ω grid (issue 3, Fig S4 resolution).
+// CPU twin: `collision_graded` in src/models/cavity/cpu.rs (same layout constants; kept in sync).
+//
+//   dF_i/dτ = P_i [ γ (F0_i − F_i) + Σ_{j≠i} (A w)_j ( b(ν) (1 − F_i F_j) − b(ν) coth(ν/2T_mir) (F_i − F_j) ) ]
+//   ν = ω_i − ω_j,  b(ν) = c γ_ph ν / ((ν² − ν0²)² + γ_ph² ν²)   (consistent, odd in ν)
+//                   b(ν) = −c γ_ph / ((ν² − ν0²)² + γ_ph²)        (printed Eq 5, even)
+//
+// (A w)_j is the electron spectral function times the node's trapezoidal weight. The grid
+// is not a lattice, so b and coth are evaluated per pair: b is rational; coth needs
+// e^{−|ν|/T_mir}, built without exp from the per-node factors e^{±(ω−μ0)/T_mir} (host
+// tables), and from its Laurent series where |ν|/2T_mir < 0.01 (there 1 − e^{−|ν|/T} would
+// cancel). The j = i term multiplies F_i − F_i = 0 and b(0) = 0 (dropped for Eq 5), so it
+// is skipped: F0 stays an exact fixed point at T_cry = T_mir on any grid.
+
+//! import shared/rhs_bindings
+
+const G_P_GAMMA: u32 = 0u;
+const G_P_NU0: u32 = 1u;
+const G_P_GAMMA_PH: u32 = 2u;
+const G_P_COUPLING: u32 = 3u;
+const G_P_TMIR: u32 = 4u;
+const G_P_EVEN: u32 = 5u;
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m = member_index(wg_id, num_wg);
+    if (m >= dims.batch) {
+        return;
+    }
+    let n = dims.state_len;
+    let yb = m * n;
+    let pb = m * dims.params_len;
+    let tb = m * dims.table_stride;
+    let t_aw = tb + n;
+    let t_prec = tb + 2u * n;
+    let t_omega = tb + 3u * n;
+    let t_ep = tb + 4u * n;
+    let t_em = tb + 5u * n;
+    let gamma = params[pb + G_P_GAMMA];
+    let nu0 = params[pb + G_P_NU0];
+    let gph = params[pb + G_P_GAMMA_PH];
+    let c = params[pb + G_P_COUPLING];
+    let two_t = Real(2.0) * params[pb + G_P_TMIR];
+    let even = params[pb + G_P_EVEN] > Real(0.5);
+    let nu0sq = nu0 * nu0;
+    let gph2 = gph * gph;
+    for (var i = lid; i < n; i += WG) {
+        let fi = y[yb + i];
+        let wi = tables[t_omega + i];
+        let epi = tables[t_ep + i];
+        let emi = tables[t_em + i];
+        var acc = Real(0.0);
+        for (var j = 0u; j < n; j += 1u) {
+            if (j == i) {
+                continue;
+            }
+            let fj = y[yb + j];
+            let nu = wi - tables[t_omega + j];
+            let nu2 = nu * nu;
+            let dd = nu2 - nu0sq;
+            var b: Real;
+            if (even) {
+                b = -c * gph / (dd * dd + gph2);
+            } else {
+                b = c * gph * nu / (dd * dd + gph2 * nu2);
+            }
+            let x = nu / two_t;
+            var coth: Real;
+            if (abs(x) < Real(0.01)) {
+                let x2 = x * x;
+                coth = Real(1.0) / x + x * (Real(1.0) / Real(3.0) - x2 * (Real(1.0) / Real(45.0) - x2 * (Real(2.0) / Real(945.0))));
+            } else {
+                var r: Real;
+                if (nu > Real(0.0)) {
+                    r = emi * tables[t_ep + j];
+                } else {
+                    r = epi * tables[t_em + j];
+                }
+                coth = (Real(1.0) + r) / (Real(1.0) - r);
+                if (nu < Real(0.0)) {
+                    coth = -coth;
+                }
+            }
+            acc += tables[t_aw + j] * b * ((Real(1.0) - fi * fj) - coth * (fi - fj));
+        }
+        dy[yb + i] = tables[t_prec + i] * (gamma * (tables[tb + i] - fi) + acc);
+    }
+}
