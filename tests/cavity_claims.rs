@@ -147,4 +147,22 @@ fn on_shell_sommerfeld_correction() {
     // Particle-hole symmetry: the consistent on-shell ΔF is odd about μ0, so the O(μ)D(μ)
     // term vanishes.
     assert!(weighted(&dcons, false).abs() < 1e-10);
+
+    // The same through the model observable: one member with the ε_k axis inside
+    // (`on_shell_eps_k`), O = D = 1 and O = ε − μ0; must equal the member-per-ε_k assembly
+    // (to the steady-state tolerance: the two runs stop at different pseudo-times).
+    for (coeffs, want) in [(json!([1.0]), weighted(&dcons, false)), (json!([0.0, 1.0]), weighted(&dcons, true))] {
+        let p = with(base_a.clone(), json!({"on_shell_eps_k": eps.clone(), "observable_coeffs": coeffs}));
+        let s = steady(&[p], 1e-12);
+        assert_steady(&s);
+        let o = s.batch.observables(0, 0.0, &s.f[0]);
+        let got = o.scalars.iter().find(|x| x.0 == "delta_o_on_shell").unwrap().1;
+        let main = o.scalars.iter().find(|x| x.0 == "eps_k").unwrap().1;
+        println!(
+            "on-shell observable (one member, {} blocks): {got:+.4e} (assembled {want:+.4e}), scalars at ε_k = {main}",
+            eps.len()
+        );
+        assert!((got - want).abs() < 1e-12 + 1e-7 * want.abs(), "on-shell observable {got:e} vs assembled {want:e}");
+        assert_eq!(main, 0.0);
+    }
 }

@@ -39,12 +39,14 @@ fn points(path: &str) -> Vec<Value> {
     out
 }
 
-const CONFIGS: [&str; 5] = [
+const CONFIGS: [&str; 7] = [
     "configs/cavity/fig2a.toml",
     "configs/cavity/fig2b.toml",
     "configs/cavity/fig3.toml",
     "configs/cavity/fig3_consistent.toml",
     "configs/cavity/figS4.toml",
+    "configs/cavity/figS4_consistent.toml",
+    "configs/cavity/on_shell_eq9.toml",
 ];
 
 #[test]
@@ -102,6 +104,53 @@ fn invalid_parameters_name_their_field() {
             serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
                             "nu0": 0.01, "gamma": 1.0, "mu0": 0.0, "n_omega": 101}),
             "params.n_omega",
+        ),
+        (
+            serde_json::json!({"level": 1, "gamma_ph": 1.0, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0, "grid": "lattice"}),
+            "params.grid",
+        ),
+        (
+            serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "grid": "graded", "h_fine": 0.1, "h_coarse": 0.5}),
+            "params.grid",
+        ),
+        (
+            serde_json::json!({"level": 1, "gamma_ph": 1.0, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0, "grid": "graded", "h_fine": 0.1,
+                            "h_coarse": 0.5, "n_omega": 401}),
+            "params.n_omega",
+        ),
+        (
+            serde_json::json!({"level": 1, "gamma_ph": 1.0, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0, "grid": "graded", "h_fine": 0.1}),
+            "params.h_coarse",
+        ),
+        (
+            serde_json::json!({"level": 1, "gamma_ph": 0.2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0,
+                            "nu0": 1.0, "gamma": 1.0, "mu0": 0.0, "grid": "graded", "h_fine": 0.1,
+                            "h_coarse": 0.5}),
+            "params.h_coarse",
+        ),
+        (
+            serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "h_fine": 0.1}),
+            "params.h_fine",
+        ),
+        (
+            serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "eps_k": 0.0, "on_shell_eps_k": [0.0, 1.0]}),
+            "params.on_shell_eps_k",
+        ),
+        (
+            serde_json::json!({"level": 2, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "on_shell_eps_k": [1.0, 0.0]}),
+            "params.on_shell_eps_k",
+        ),
+        (
+            serde_json::json!({"level": 3, "variant": "riccati_s71", "coupling_g": 0.1, "t_cry": 1.0,
+                            "t_mir": 1.0, "nu0": 1.0, "gamma": 1.0, "mu0": 0.0, "on_shell_eps_k": [0.0, 1.0]}),
+            "params.on_shell_eps_k",
         ),
     ];
     for (p, field) in bad {

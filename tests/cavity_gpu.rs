@@ -83,6 +83,40 @@ fn cavity_kernels_agree_with_cpu_twins() {
             5.0,
         ),
         ("shift", two(with(base(), json!({"level": 2}))), 1.0, 5.0),
+        (
+            // Members with an on-shell ε_k axis: three independent blocks each.
+            "shift on_shell",
+            vec![
+                with(base(), json!({"level": 2, "on_shell_eps_k": [-1.0, 0.0, 2.0]})),
+                with(base(), json!({"level": 2, "on_shell_eps_k": [-0.5, 0.5, 1.0], "coupling_g": 0.6})),
+            ],
+            1.0,
+            5.0,
+        ),
+        (
+            "collision on_shell",
+            vec![with(
+                base(),
+                json!({"level": 1, "gamma_ph": 0.5, "n_omega": 201, "omega_min": -10.0, "omega_max": 10.0,
+                       "on_shell_eps_k": [-1.0, 0.0, 2.0]}),
+            )],
+            1.0,
+            5.0,
+        ),
+        (
+            "collision_graded on_shell",
+            vec![serde_json::Value::Object({
+                let mut p = with(
+                    base(),
+                    json!({"level": 1, "gamma_ph": 0.5, "grid": "graded", "h_fine": 0.1, "h_coarse": 0.25,
+                           "omega_min": -10.0, "omega_max": 10.0, "on_shell_eps_k": [-1.0, 0.0, 2.0]}),
+                );
+                p.as_object_mut().unwrap().remove("n_omega");
+                p.as_object().unwrap().clone()
+            })],
+            1.0,
+            5.0,
+        ),
         ("fokker_planck", two(with(base(), json!({"level": 3}))), 1.0, 5.0),
         (
             "riccati",

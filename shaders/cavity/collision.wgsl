@@ -5,10 +5,13 @@
 //
 // One workgroup per member, threads grid-strided over i; the ω̃ sum over j is the dense
 // quadrature of the photon collision integral. Tables are host-computed (coth, Lorentzians).
+// The state is n_k blocks of nb points (one block per ε_k of the member's on-shell axis,
+// n_k = 1 without one); each block has its own tables (7 nb − 2) and couples to no other.
 
 //! import shared/rhs_bindings
 
 const C_P_GAMMA: u32 = 0u;
+const C_P_BLOCK: u32 = 1u;
 
 @compute @workgroup_size(WG)
 fn rhs(
@@ -20,16 +23,19 @@ fn rhs(
     if (m >= dims.batch) {
         return;
     }
-    let n = dims.state_len;
-    let yb = m * n;
     let pb = m * dims.params_len;
-    let tb = m * dims.table_stride;
-    let t_a = tb + n;
-    let t_prec = tb + 2u * n;
-    let t_b = tb + 3u * n;
-    let t_bd = tb + 5u * n - 1u;
+    let n = u32(params[pb + C_P_BLOCK] + Real(0.5));
+    let n_all = dims.state_len;
     let gamma = params[pb + C_P_GAMMA];
-    for (var i = lid; i < n; i += WG) {
+    for (var ia = lid; ia < n_all; ia += WG) {
+        let blk = ia / n;
+        let i = ia - blk * n;
+        let yb = m * n_all + blk * n;
+        let tb = m * dims.table_stride + blk * (7u * n - 2u);
+        let t_a = tb + n;
+        let t_prec = tb + 2u * n;
+        let t_b = tb + 3u * n;
+        let t_bd = tb + 5u * n - 1u;
         let fi = y[yb + i];
         var acc = Real(0.0);
         for (var j = 0u; j < n; j += 1u) {

@@ -11,6 +11,8 @@
 // tables), and from its Laurent series where |ν|/2T_mir < 0.01 (there 1 − e^{−|ν|/T} would
 // cancel). The j = i term multiplies F_i − F_i = 0 and b(0) = 0 (dropped for Eq 5), so it
 // is skipped: F0 stays an exact fixed point at T_cry = T_mir on any grid.
+// The state is n_k blocks of nb points (one block per ε_k of the member's on-shell axis,
+// n_k = 1 without one); each block has its own tables (6 nb) and couples to no other.
 
 //! import shared/rhs_bindings
 
@@ -20,6 +22,7 @@ const G_P_GAMMA_PH: u32 = 2u;
 const G_P_COUPLING: u32 = 3u;
 const G_P_TMIR: u32 = 4u;
 const G_P_EVEN: u32 = 5u;
+const G_P_BLOCK: u32 = 6u;
 
 @compute @workgroup_size(WG)
 fn rhs(
@@ -31,15 +34,9 @@ fn rhs(
     if (m >= dims.batch) {
         return;
     }
-    let n = dims.state_len;
-    let yb = m * n;
     let pb = m * dims.params_len;
-    let tb = m * dims.table_stride;
-    let t_aw = tb + n;
-    let t_prec = tb + 2u * n;
-    let t_omega = tb + 3u * n;
-    let t_ep = tb + 4u * n;
-    let t_em = tb + 5u * n;
+    let n = u32(params[pb + G_P_BLOCK] + Real(0.5));
+    let n_all = dims.state_len;
     let gamma = params[pb + G_P_GAMMA];
     let nu0 = params[pb + G_P_NU0];
     let gph = params[pb + G_P_GAMMA_PH];
@@ -48,7 +45,16 @@ fn rhs(
     let even = params[pb + G_P_EVEN] > Real(0.5);
     let nu0sq = nu0 * nu0;
     let gph2 = gph * gph;
-    for (var i = lid; i < n; i += WG) {
+    for (var ia = lid; ia < n_all; ia += WG) {
+        let blk = ia / n;
+        let i = ia - blk * n;
+        let yb = m * n_all + blk * n;
+        let tb = m * dims.table_stride + blk * 6u * n;
+        let t_aw = tb + n;
+        let t_prec = tb + 2u * n;
+        let t_omega = tb + 3u * n;
+        let t_ep = tb + 4u * n;
+        let t_em = tb + 5u * n;
         let fi = y[yb + i];
         let wi = tables[t_omega + i];
         let epi = tables[t_ep + i];

@@ -3,6 +3,8 @@
 //
 //   dF_i/dτ = P_i [ γ (F0_i − F_i) + s c⁻_i K(F_i, F_{i−m}, D) − c⁺_i K(F_i, F_{i+m}, −D) ]
 //   K(F, F̃, D) = 1 − F F̃ − D (F − F̃);   partners off the grid contribute nothing.
+// The state is n_k blocks of nb points (one block per ε_k of the member's on-shell axis,
+// n_k = 1 without one); each block has its own tables (4 nb) and couples to no other.
 
 //! import shared/rhs_bindings
 
@@ -10,6 +12,7 @@ const S_P_GAMMA: u32 = 0u;
 const S_P_D: u32 = 1u;
 const S_P_SHIFT: u32 = 2u;
 const S_P_SIGN: u32 = 3u;
+const S_P_BLOCK: u32 = 4u;
 
 @compute @workgroup_size(WG)
 fn rhs(
@@ -21,15 +24,19 @@ fn rhs(
     if (mem >= dims.batch) {
         return;
     }
-    let n = dims.state_len;
-    let yb = mem * n;
     let pb = mem * dims.params_len;
-    let tb = mem * dims.table_stride;
+    let nb = u32(params[pb + S_P_BLOCK] + Real(0.5));
+    let n_all = dims.state_len;
     let gamma = params[pb + S_P_GAMMA];
     let d = params[pb + S_P_D];
     let sh = u32(params[pb + S_P_SHIFT] + Real(0.5));
     let s = params[pb + S_P_SIGN];
-    for (var i = lid; i < n; i += WG) {
+    for (var ia = lid; ia < n_all; ia += WG) {
+        let blk = ia / nb;
+        let i = ia - blk * nb;
+        let n = nb;
+        let yb = mem * n_all + blk * nb;
+        let tb = mem * dims.table_stride + blk * 4u * nb;
         let fi = y[yb + i];
         var ph = Real(0.0);
         if (i >= sh) {

@@ -3,11 +3,17 @@
 //! `docs/models/cavity.md` for the equations.
 //!
 //! Kept in sync with `shaders/cavity/{collision,shift,riccati}.wgsl`.
+//!
+//! Every grid kernel's state is n_k blocks of nb points (one block per ε_k of the member's
+//! on-shell axis; n_k = 1 without one), nb a param; each block has its own tables (the
+//! per-block length below) and couples to no other block.
 
-/// `collision` params: γ.
+/// `collision` params: γ, nb (points per block).
 pub const C_P_GAMMA: usize = 0;
+/// See [`C_P_GAMMA`].
+pub const C_P_BLOCK: usize = 1;
 /// `collision` params length.
-pub const C_PARAMS_LEN: usize = 1;
+pub const C_PARAMS_LEN: usize = 2;
 /// `collision` table offsets, in units of n (B and BD have 2n−1 entries each):
 /// F0 at 0, A_e at n, preconditioner at 2n, b at 3n, bd at 5n−1; length 7n−2.
 pub fn collision_table_len(n: usize) -> usize {
@@ -17,7 +23,15 @@ pub fn collision_table_len(n: usize) -> usize {
 /// `collision` (level 1): `dF_i/dτ = P_i [γ(F0_i − F_i) + Σ_j A_j (b_{i−j}(1 − F_iF_j)
 /// − bd_{i−j}(F_i − F_j))]`, with `b_k = g²S h B(kh)`, `bd_k = b_k coth(kh/2T_mir)` and
 /// `B(ν) = γ_ph ν / (L((ν²−ν0²)² + γ_ph²ν²))` (odd photon spectral function).
-pub fn collision(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+pub fn collision(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = params[C_P_BLOCK] as usize;
+    let tl = collision_table_len(n);
+    for (blk, (yb, dyb)) in y.chunks(n).zip(dy.chunks_mut(n)).enumerate() {
+        collision_block(params, &tables[blk * tl..(blk + 1) * tl], t, yb, dyb);
+    }
+}
+
+fn collision_block(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
     let n = y.len();
     let gamma = params[C_P_GAMMA];
     let (f0, a, prec) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n]);
@@ -35,7 +49,8 @@ pub fn collision(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f
     }
 }
 
-/// `collision_graded` params: γ, ν0, γ_ph, c = g²S_{d−1}/L, T_mir, even (1: printed Eq 5).
+/// `collision_graded` params: γ, ν0, γ_ph, c = g²S_{d−1}/L, T_mir, even (1: printed Eq 5),
+/// nb (points per block).
 pub const G_P_GAMMA: usize = 0;
 /// See [`G_P_GAMMA`].
 pub const G_P_NU0: usize = 1;
@@ -47,8 +62,10 @@ pub const G_P_COUPLING: usize = 3;
 pub const G_P_TMIR: usize = 4;
 /// See [`G_P_GAMMA`].
 pub const G_P_EVEN: usize = 5;
+/// See [`G_P_GAMMA`].
+pub const G_P_BLOCK: usize = 6;
 /// `collision_graded` params length.
-pub const G_PARAMS_LEN: usize = 6;
+pub const G_PARAMS_LEN: usize = 7;
 /// `collision_graded` tables: F0 at 0, A_e·w (trapezoidal weight) at n, preconditioner at
 /// 2n, ω at 3n, e^{(ω−μ0)/T_mir} at 4n, e^{−(ω−μ0)/T_mir} at 5n; length 6n.
 pub fn collision_graded_table_len(n: usize) -> usize {
@@ -86,7 +103,15 @@ pub fn graded_pair(params: &[f64], nu: f64, epi: f64, emi: f64, epj: f64, emj: f
 /// `collision_graded` (level 1 on a non-uniform grid):
 /// `dF_i/dτ = P_i [γ(F0_i − F_i) + Σ_{j≠i} (A w)_j b(ν)((1 − F_iF_j) − coth(ν/2T_mir)(F_i − F_j))]`,
 /// ν = ω_i − ω_j, b from [`graded_pair`].
-pub fn collision_graded(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+pub fn collision_graded(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = params[G_P_BLOCK] as usize;
+    let tl = collision_graded_table_len(n);
+    for (blk, (yb, dyb)) in y.chunks(n).zip(dy.chunks_mut(n)).enumerate() {
+        collision_graded_block(params, &tables[blk * tl..(blk + 1) * tl], t, yb, dyb);
+    }
+}
+
+fn collision_graded_block(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
     let n = y.len();
     let gamma = params[G_P_GAMMA];
     let (f0, aw, prec) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n]);
@@ -107,7 +132,7 @@ pub fn collision_graded(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: 
 }
 
 /// `shift` params: γ, D (coth(ν0/2T_mir) for level 2, coth(h/2T_mir) for Fokker–Planck),
-/// shift m in grid points, sign of the ω−ν0 channel (+1 consistent, −1 S71 reading).
+/// shift m in grid points, sign of the ω−ν0 channel (+1 consistent, −1 S71 reading), nb.
 pub const S_P_GAMMA: usize = 0;
 /// See [`S_P_GAMMA`].
 pub const S_P_D: usize = 1;
@@ -115,8 +140,10 @@ pub const S_P_D: usize = 1;
 pub const S_P_SHIFT: usize = 2;
 /// See [`S_P_GAMMA`].
 pub const S_P_SIGN: usize = 3;
+/// See [`S_P_GAMMA`].
+pub const S_P_BLOCK: usize = 4;
 /// `shift` params length.
-pub const S_PARAMS_LEN: usize = 4;
+pub const S_PARAMS_LEN: usize = 5;
 /// `shift` tables: F0 at 0, c⁻ at n, c⁺ at 2n, preconditioner at 3n; length 4n.
 pub fn shift_table_len(n: usize) -> usize {
     4 * n
@@ -126,7 +153,15 @@ pub fn shift_table_len(n: usize) -> usize {
 /// `dF_i/dτ = P_i [γ(F0_i − F_i) + s c⁻_i K(F_i, F_{i−m}, D) − c⁺_i K(F_i, F_{i+m}, −D)]`
 /// with `K(F, F̃, D) = 1 − F F̃ − D (F − F̃)`; partners off the grid contribute nothing
 /// (zero flux through the window's ends).
-pub fn shift(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+pub fn shift(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = params[S_P_BLOCK] as usize;
+    let tl = shift_table_len(n);
+    for (blk, (yb, dyb)) in y.chunks(n).zip(dy.chunks_mut(n)).enumerate() {
+        shift_block(params, &tables[blk * tl..(blk + 1) * tl], t, yb, dyb);
+    }
+}
+
+fn shift_block(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
     let n = y.len();
     let gamma = params[S_P_GAMMA];
     let d = params[S_P_D];

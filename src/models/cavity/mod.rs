@@ -77,7 +77,14 @@ impl CavityBatch {
     pub fn new(members: Vec<Derived>) -> Result<Self> {
         let first = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?;
         let (scheme, n, graded) = (first.scheme, first.n, first.nodes.is_some());
+        let n_k = first.eps_axis.len();
         for d in &members {
+            if d.eps_axis.len() != n_k {
+                return Err(NeqkinError::invalid(
+                    "params.on_shell_eps_k",
+                    "all points of a batch must share its length",
+                ));
+            }
             if d.nodes.is_some() != graded {
                 return Err(NeqkinError::invalid("params.grid", "all points of a batch must share the grid kind"));
             }
@@ -101,128 +108,142 @@ impl CavityBatch {
             Scheme::RiccatiS71 => (3, cpu::R_PARAMS_LEN, 0),
         };
         for d in &members {
-            let r = &d.raw;
-            let omega: Vec<f64> = (0..n).map(|i| d.omega(i)).collect();
-            let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
-            let coth = |x: f64| 1.0 / (x / (2.0 * r.t_mir)).tanh();
-            match scheme {
-                Scheme::Collision | Scheme::CollisionEq5 if graded => {
-                    let gph = r.gamma_ph.unwrap();
-                    let even = if scheme == Scheme::CollisionEq5 { 1.0 } else { 0.0 };
-                    let c = r.coupling_g * r.coupling_g * d.s_d / d.cavity_length;
-                    let p = [r.gamma, r.nu0, gph, c, r.t_mir, even];
-                    params.extend_from_slice(&p);
-                    // Trapezoidal weights of the non-uniform nodes.
-                    let aw: Vec<f64> = (0..n)
-                        .map(|j| {
-                            let w = 0.5 * (omega[(j + 1).min(n - 1)] - omega[j.saturating_sub(1)]);
-                            d.spectral(omega[j]) * w
-                        })
-                        .collect();
-                    let ep: Vec<f64> = omega.iter().map(|&w| ((w - r.mu0) / r.t_mir).exp()).collect();
-                    let em: Vec<f64> = omega.iter().map(|&w| (-(w - r.mu0) / r.t_mir).exp()).collect();
-                    let prec: Vec<f64> = (0..n)
-                        .map(|i| {
-                            let off: f64 = (0..n)
-                                .filter(|&j| j != i)
-                                .map(|j| {
-                                    let (b, coth) =
-                                        cpu::graded_pair(&p, omega[i] - omega[j], ep[i], em[i], ep[j], em[j]);
-                                    aw[j] * b.abs() * (1.0 + coth.abs())
-                                })
-                                .sum();
-                            1.0 / (r.gamma + off)
-                        })
-                        .collect();
-                    tables.extend_from_slice(&f0);
-                    tables.extend_from_slice(&aw);
-                    tables.extend_from_slice(&prec);
-                    tables.extend_from_slice(&omega);
-                    tables.extend_from_slice(&ep);
-                    tables.extend_from_slice(&em);
-                }
-                Scheme::Collision | Scheme::CollisionEq5 => {
-                    params.push(r.gamma);
-                    let a: Vec<f64> = omega.iter().map(|&w| d.spectral(w)).collect();
-                    let gph = r.gamma_ph.unwrap();
-                    let pref = r.coupling_g * r.coupling_g * d.s_d * d.h;
-                    let mut b = vec![0.0; 2 * n - 1];
-                    let mut bd = vec![0.0; 2 * n - 1];
-                    for k in 0..2 * n - 1 {
-                        let nu = (k as f64 - (n - 1) as f64) * d.h;
-                        if scheme == Scheme::CollisionEq5 {
-                            // Printed Eq 5: −A_ph,even(ν) in place of B(ν) (same delta weight
-                            // π/2Lν0 at ±ν0); the ν = 0 point is dropped (measure zero; keeps F0
-                            // an exact discrete fixed point at equal temperatures).
-                            if k != n - 1 {
-                                let dd = nu * nu - r.nu0 * r.nu0;
-                                b[k] = -pref * gph / (d.cavity_length * (dd * dd + gph * gph));
+            for (blk, &e) in d.eps_axis.iter().enumerate() {
+                // One block per ε_k of the on-shell axis (one block without one): same grid and
+                // params, tables with the block's electron spectral function.
+                let block = Derived { eps_k: e, ..d.clone() };
+                let d = &block;
+                let mut p_out: Vec<f64> = vec![];
+                let r = &d.raw;
+                let omega: Vec<f64> = (0..n).map(|i| d.omega(i)).collect();
+                let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
+                let coth = |x: f64| 1.0 / (x / (2.0 * r.t_mir)).tanh();
+                match scheme {
+                    Scheme::Collision | Scheme::CollisionEq5 if graded => {
+                        let gph = r.gamma_ph.unwrap();
+                        let even = if scheme == Scheme::CollisionEq5 { 1.0 } else { 0.0 };
+                        let c = r.coupling_g * r.coupling_g * d.s_d / d.cavity_length;
+                        let p = [r.gamma, r.nu0, gph, c, r.t_mir, even];
+                        p_out.extend_from_slice(&p);
+                        // Trapezoidal weights of the non-uniform nodes.
+                        let aw: Vec<f64> = (0..n)
+                            .map(|j| {
+                                let w = 0.5 * (omega[(j + 1).min(n - 1)] - omega[j.saturating_sub(1)]);
+                                d.spectral(omega[j]) * w
+                            })
+                            .collect();
+                        let ep: Vec<f64> = omega.iter().map(|&w| ((w - r.mu0) / r.t_mir).exp()).collect();
+                        let em: Vec<f64> = omega.iter().map(|&w| (-(w - r.mu0) / r.t_mir).exp()).collect();
+                        let prec: Vec<f64> = (0..n)
+                            .map(|i| {
+                                let off: f64 = (0..n)
+                                    .filter(|&j| j != i)
+                                    .map(|j| {
+                                        let (b, coth) =
+                                            cpu::graded_pair(&p, omega[i] - omega[j], ep[i], em[i], ep[j], em[j]);
+                                        aw[j] * b.abs() * (1.0 + coth.abs())
+                                    })
+                                    .sum();
+                                1.0 / (r.gamma + off)
+                            })
+                            .collect();
+                        tables.extend_from_slice(&f0);
+                        tables.extend_from_slice(&aw);
+                        tables.extend_from_slice(&prec);
+                        tables.extend_from_slice(&omega);
+                        tables.extend_from_slice(&ep);
+                        tables.extend_from_slice(&em);
+                    }
+                    Scheme::Collision | Scheme::CollisionEq5 => {
+                        p_out.push(r.gamma);
+                        let a: Vec<f64> = omega.iter().map(|&w| d.spectral(w)).collect();
+                        let gph = r.gamma_ph.unwrap();
+                        let pref = r.coupling_g * r.coupling_g * d.s_d * d.h;
+                        let mut b = vec![0.0; 2 * n - 1];
+                        let mut bd = vec![0.0; 2 * n - 1];
+                        for k in 0..2 * n - 1 {
+                            let nu = (k as f64 - (n - 1) as f64) * d.h;
+                            if scheme == Scheme::CollisionEq5 {
+                                // Printed Eq 5: −A_ph,even(ν) in place of B(ν) (same delta weight
+                                // π/2Lν0 at ±ν0); the ν = 0 point is dropped (measure zero; keeps F0
+                                // an exact discrete fixed point at equal temperatures).
+                                if k != n - 1 {
+                                    let dd = nu * nu - r.nu0 * r.nu0;
+                                    b[k] = -pref * gph / (d.cavity_length * (dd * dd + gph * gph));
+                                    bd[k] = b[k] * coth(nu);
+                                }
+                            } else if k == n - 1 {
+                                // ν = 0: B = 0; B·coth → 2T_mir γ_ph/(L ν0⁴) (multiplies F_i − F_i = 0).
+                                bd[k] = pref * gph * 2.0 * r.t_mir / (d.cavity_length * r.nu0.powi(4));
+                            } else {
+                                b[k] = pref * photon_spectral(nu, r.nu0, gph, d.cavity_length);
                                 bd[k] = b[k] * coth(nu);
                             }
-                        } else if k == n - 1 {
-                            // ν = 0: B = 0; B·coth → 2T_mir γ_ph/(L ν0⁴) (multiplies F_i − F_i = 0).
-                            bd[k] = pref * gph * 2.0 * r.t_mir / (d.cavity_length * r.nu0.powi(4));
-                        } else {
-                            b[k] = pref * photon_spectral(nu, r.nu0, gph, d.cavity_length);
-                            bd[k] = b[k] * coth(nu);
                         }
+                        let prec: Vec<f64> = (0..n)
+                            .map(|i| {
+                                let off: f64 =
+                                    (0..n).map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j].abs())).sum();
+                                1.0 / (r.gamma + off)
+                            })
+                            .collect();
+                        tables.extend_from_slice(&f0);
+                        tables.extend_from_slice(&a);
+                        tables.extend_from_slice(&prec);
+                        tables.extend_from_slice(&b);
+                        tables.extend_from_slice(&bd);
                     }
-                    let prec: Vec<f64> = (0..n)
-                        .map(|i| {
-                            let off: f64 =
-                                (0..n).map(|j| a[j] * (b[i + n - 1 - j].abs() + bd[i + n - 1 - j].abs())).sum();
-                            1.0 / (r.gamma + off)
-                        })
-                        .collect();
-                    tables.extend_from_slice(&f0);
-                    tables.extend_from_slice(&a);
-                    tables.extend_from_slice(&prec);
-                    tables.extend_from_slice(&b);
-                    tables.extend_from_slice(&bd);
+                    Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
+                        let m = d.shift;
+                        let dd = coth(r.nu0);
+                        let sign = if scheme == Scheme::ShiftConsistent { 1.0 } else { -1.0 };
+                        p_out.extend_from_slice(&[r.gamma, dd, m as f64, sign]);
+                        let cm: Vec<f64> =
+                            (0..n).map(|i| if i >= m { d.kappa * d.spectral(omega[i] - r.nu0) } else { 0.0 }).collect();
+                        let cp: Vec<f64> = (0..n)
+                            .map(|i| if i + m < n { d.kappa * d.spectral(omega[i] + r.nu0) } else { 0.0 })
+                            .collect();
+                        let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
+                        tables.extend_from_slice(&f0);
+                        tables.extend_from_slice(&cm);
+                        tables.extend_from_slice(&cp);
+                        tables.extend_from_slice(&prec);
+                    }
+                    Scheme::FokkerPlanck => {
+                        let dd = coth(d.h);
+                        p_out.extend_from_slice(&[r.gamma, dd, 1.0, 1.0]);
+                        let eta = d.kappa * r.nu0;
+                        let w = |i: usize, half: f64| {
+                            let am = d.spectral(omega[i] + half * d.h);
+                            eta * am * am / (d.spectral(omega[i]) * d.h)
+                        };
+                        let cm: Vec<f64> = (0..n).map(|i| if i >= 1 { w(i, -0.5) } else { 0.0 }).collect();
+                        let cp: Vec<f64> = (0..n).map(|i| if i + 1 < n { w(i, 0.5) } else { 0.0 }).collect();
+                        let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
+                        tables.extend_from_slice(&f0);
+                        tables.extend_from_slice(&cm);
+                        tables.extend_from_slice(&cp);
+                        tables.extend_from_slice(&prec);
+                    }
+                    Scheme::RiccatiS71 => {
+                        let start = if d.direction < 0.0 { omega[n - 1] } else { omega[0] };
+                        p_out.extend_from_slice(&[start, d.direction, r.t_mir, r.t_cry, d.eps_k, r.gamma, d.kappa]);
+                    }
                 }
-                Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
-                    let m = d.shift;
-                    let dd = coth(r.nu0);
-                    let sign = if scheme == Scheme::ShiftConsistent { 1.0 } else { -1.0 };
-                    params.extend_from_slice(&[r.gamma, dd, m as f64, sign]);
-                    let cm: Vec<f64> =
-                        (0..n).map(|i| if i >= m { d.kappa * d.spectral(omega[i] - r.nu0) } else { 0.0 }).collect();
-                    let cp: Vec<f64> =
-                        (0..n).map(|i| if i + m < n { d.kappa * d.spectral(omega[i] + r.nu0) } else { 0.0 }).collect();
-                    let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
-                    tables.extend_from_slice(&f0);
-                    tables.extend_from_slice(&cm);
-                    tables.extend_from_slice(&cp);
-                    tables.extend_from_slice(&prec);
-                }
-                Scheme::FokkerPlanck => {
-                    let dd = coth(d.h);
-                    params.extend_from_slice(&[r.gamma, dd, 1.0, 1.0]);
-                    let eta = d.kappa * r.nu0;
-                    let w = |i: usize, half: f64| {
-                        let am = d.spectral(omega[i] + half * d.h);
-                        eta * am * am / (d.spectral(omega[i]) * d.h)
-                    };
-                    let cm: Vec<f64> = (0..n).map(|i| if i >= 1 { w(i, -0.5) } else { 0.0 }).collect();
-                    let cp: Vec<f64> = (0..n).map(|i| if i + 1 < n { w(i, 0.5) } else { 0.0 }).collect();
-                    let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
-                    tables.extend_from_slice(&f0);
-                    tables.extend_from_slice(&cm);
-                    tables.extend_from_slice(&cp);
-                    tables.extend_from_slice(&prec);
-                }
-                Scheme::RiccatiS71 => {
-                    let start = if d.direction < 0.0 { omega[n - 1] } else { omega[0] };
-                    params.extend_from_slice(&[start, d.direction, r.t_mir, r.t_cry, d.eps_k, r.gamma, d.kappa]);
+                if blk == 0 {
+                    params.extend_from_slice(&p_out);
+                    if scheme != Scheme::RiccatiS71 {
+                        params.push(n as f64);
+                    }
                 }
             }
         }
         let layout = BatchLayout {
             batch: members.len(),
-            state_len,
+            state_len: state_len * n_k,
             params_len,
-            table_len,
-            table_stride: table_len,
+            table_len: table_len * n_k,
+            table_stride: table_len * n_k,
             scratch_len: 0,
         };
         Ok(CavityBatch { members, scheme, graded, n, params, tables, layout })
@@ -256,21 +277,58 @@ impl CavityBatch {
         (1..self.n).map(|i| i as f64 * d.h).collect()
     }
 
-    /// Unpreconditioned residual R(F) of the steady-state equation of member `m`
-    /// (grid levels; zero length for Riccati).
+    /// Unpreconditioned residual R(F) of the steady-state equation of member `m`, all its
+    /// ε_k blocks (grid levels; zero length for Riccati).
     pub fn residual(&self, m: usize, y: &[f64]) -> Vec<f64> {
         if self.scheme == Scheme::RiccatiS71 {
             return vec![];
         }
         let n = self.n;
-        let mut dy = vec![0.0; n];
+        let mut dy = vec![0.0; y.len()];
         self.rhs_member(m, self.member_params(m), self.member_tables(m), 0.0, y, &mut dy, &mut []);
         let prec_off = match self.scheme {
             Scheme::Collision | Scheme::CollisionEq5 => 2 * n,
             _ => 3 * n,
         };
         let t = self.member_tables(m);
-        (0..n).map(|i| dy[i] / t[prec_off + i]).collect()
+        let block_len = self.layout.table_len / self.n_blocks();
+        (0..y.len()).map(|i| dy[i] / t[(i / n) * block_len + prec_off + i % n]).collect()
+    }
+
+    /// ε_k blocks per member (the on-shell axis length; 1 without one).
+    pub fn n_blocks(&self) -> usize {
+        self.members[0].eps_axis.len()
+    }
+
+    /// Index of the block the scalar observables describe (ε_k nearest μ0).
+    pub fn main_block(&self, m: usize) -> usize {
+        let d = &self.members[m];
+        d.eps_axis.iter().position(|&e| e == d.eps_k).unwrap_or(0)
+    }
+
+    /// On-shell analysis of member `m` (S84–S86): per axis value ε the deviation
+    /// F(k_ε, ω = ε) − F0(ε) (ω-interpolated, cubic), and ΔO = ∫dε O D (F − F0)/2 over the
+    /// axis (trapezoid). `None` without an on-shell axis.
+    pub fn on_shell(&self, m: usize, y: &[f64]) -> Option<(Vec<f64>, f64)> {
+        let d = &self.members[m];
+        d.raw.on_shell_eps_k.as_ref()?;
+        let omega = self.omega(m);
+        let df: Vec<f64> = d
+            .eps_axis
+            .iter()
+            .enumerate()
+            .map(|(b, &e)| observe::interp_cubic(&omega, &y[b * self.n..(b + 1) * self.n], e) - d.f0(e))
+            .collect();
+        let r = &d.raw;
+        let g: Vec<f64> = d
+            .eps_axis
+            .iter()
+            .zip(&df)
+            .map(|(&e, x)| observe::poly(&r.observable_coeffs, e) * observe::poly(&r.dos_coeffs, e) * x / 2.0)
+            .collect();
+        let e = &d.eps_axis;
+        let integral = (1..e.len()).map(|i| 0.5 * (e[i] - e[i - 1]) * (g[i] + g[i - 1])).sum();
+        Some((df, integral))
     }
 
     fn member_params(&self, m: usize) -> &[f64] {
@@ -307,7 +365,9 @@ impl BatchProblem for CavityBatch {
                 let f = if d.direction < 0.0 { p0 - n0 } else { -1.0 };
                 y.extend_from_slice(&[f, n0, p0]);
             } else {
-                y.extend((0..self.n).map(|i| d.f0(d.omega(i))));
+                for _ in 0..d.eps_axis.len() {
+                    y.extend((0..self.n).map(|i| d.f0(d.omega(i))));
+                }
             }
         }
         y
@@ -384,6 +444,9 @@ impl BatchProblem for CavityBatch {
         let omega = self.omega(member);
         let f0: Vec<f64> = omega.iter().map(|&w| d.f0(w)).collect();
         let res = self.residual(member, y);
+        let on_shell = self.on_shell(member, y);
+        let main = self.main_block(member);
+        let y = &y[main * self.n..(main + 1) * self.n];
         let residual = (res.iter().map(|x| x * x).sum::<f64>() / res.len() as f64).sqrt();
         let mu = observe::chemical_potential(&omega, y, r.mu0).unwrap_or(f64::NAN);
         let t_eff = if mu.is_finite() { observe::effective_temperature(&omega, y, mu) } else { f64::NAN };
@@ -411,14 +474,24 @@ impl BatchProblem for CavityBatch {
                 ("delta_o_eq9".into(), pred.delta_o_eq9),
                 ("h".into(), d.h),
                 ("shift".into(), d.shift as f64),
+                ("eps_k".into(), d.eps_k),
+                // S84–S86 on the member's ε_k axis (NaN without `on_shell_eps_k`).
+                ("delta_o_on_shell".into(), on_shell.as_ref().map_or(f64::NAN, |o| o.1)),
             ],
-            arrays: vec![
-                ("omega".into(), omega),
-                ("f".into(), y.to_vec()),
-                ("f0".into(), f0),
-                ("f_sym".into(), f_sym),
-                ("x_sym".into(), x_sym),
-            ],
+            arrays: {
+                let mut a = vec![
+                    ("omega".into(), omega),
+                    ("f".into(), y.to_vec()),
+                    ("f0".into(), f0),
+                    ("f_sym".into(), f_sym),
+                    ("x_sym".into(), x_sym),
+                ];
+                if let Some((df, _)) = on_shell {
+                    a.push(("on_shell_eps_k".into(), d.eps_axis.clone()));
+                    a.push(("on_shell_df".into(), df));
+                }
+                a
+            },
         }
     }
 }

@@ -61,6 +61,12 @@ pub struct CavityParams {
     /// Single-particle energy ε_k of the member's momentum (default μ0: k = k_F⁰).
     #[serde(default)]
     pub eps_k: Option<f64>,
+    /// On-shell ε_k axis (S84–S86; grid levels): the member solves F(k, ω) at every listed
+    /// ε_k (increasing, ≥ 2 values; one independent block each) and reports the on-shell
+    /// ΔO = ∫dε O D (F(k_ε, ω = ε) − F0(ε))/2 over the axis (trapezoid). Excludes `eps_k`;
+    /// the scalar observables then refer to the block with ε_k nearest μ0.
+    #[serde(default)]
+    pub on_shell_eps_k: Option<Vec<f64>>,
     /// Spatial dimension d ∈ {1, 2, 3}; enters through S_{d−1} = 2π^{d/2}/Γ(d/2).
     #[serde(default = "default_dim")]
     pub dim: u32,
@@ -160,8 +166,10 @@ pub struct Derived {
     pub raw: CavityParams,
     /// Which equation.
     pub scheme: Scheme,
-    /// ε_k.
+    /// ε_k (with an on-shell axis: the axis value nearest μ0).
     pub eps_k: f64,
+    /// The member's ε_k values, one state block each: the on-shell axis, or [ε_k].
+    pub eps_axis: Vec<f64>,
     /// S_{d−1}.
     pub s_d: f64,
     /// L.
@@ -257,8 +265,40 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             None => return Err(NeqkinError::invalid("params.gamma_ph", "level 1 needs the photon damping gamma_ph")),
         }
     }
-    let eps_k = raw.eps_k.unwrap_or(raw.mu0);
-    check_finite("params.eps_k", eps_k)?;
+    let eps_axis = match &raw.on_shell_eps_k {
+        None => {
+            let e = raw.eps_k.unwrap_or(raw.mu0);
+            check_finite("params.eps_k", e)?;
+            vec![e]
+        }
+        Some(axis) => {
+            if raw.eps_k.is_some() {
+                return Err(NeqkinError::invalid(
+                    "params.on_shell_eps_k",
+                    "give either eps_k or on_shell_eps_k, not both",
+                ));
+            }
+            if scheme == Scheme::RiccatiS71 {
+                return Err(NeqkinError::invalid(
+                    "params.on_shell_eps_k",
+                    "not available for riccati_s71 (grid levels only: 1, 2, 3 fokker_planck)",
+                ));
+            }
+            if axis.len() < 2 {
+                return Err(NeqkinError::invalid("params.on_shell_eps_k", "needs at least 2 values"));
+            }
+            for (k, e) in axis.iter().enumerate() {
+                check_finite(&format!("params.on_shell_eps_k[{k}]"), *e)?;
+            }
+            if axis.windows(2).any(|p| p[1] <= p[0]) {
+                return Err(NeqkinError::invalid("params.on_shell_eps_k", "must be strictly increasing"));
+            }
+            axis.clone()
+        }
+    };
+    let eps_k =
+        *eps_axis.iter().min_by(|a, b| (*a - raw.mu0).abs().partial_cmp(&(*b - raw.mu0).abs()).unwrap()).unwrap();
+    let (eps_lo, eps_hi) = (eps_axis[0], eps_axis[eps_axis.len() - 1]);
     let cavity_length = match raw.cavity_length {
         Some(l) => positive("cavity_length", l)?,
         None => std::f64::consts::PI / nu0,
@@ -304,8 +344,11 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         check_finite(&format!("params.observable_coeffs[{k}]"), *c)?;
     }
     let w = 10.0 * t_cry.max(t_mir) + 5.0 * gamma;
-    let lo = raw.omega_min.unwrap_or(raw.mu0.min(eps_k) - w);
-    let hi = raw.omega_max.unwrap_or(raw.mu0.max(eps_k) + w);
+    let lo = raw.omega_min.unwrap_or(raw.mu0.min(eps_lo) - w);
+    let hi = raw.omega_max.unwrap_or(raw.mu0.max(eps_hi) + w);
+    if raw.on_shell_eps_k.is_some() && (eps_lo < lo || eps_hi > hi) {
+        return Err(NeqkinError::invalid("params.on_shell_eps_k", format!("must lie inside the window [{lo}, {hi}]")));
+    }
     check_finite("params.omega_min", lo)?;
     check_finite("params.omega_max", hi)?;
     if hi <= lo {
@@ -410,5 +453,5 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             ))
         }
     };
-    Ok(Derived { scheme, eps_k, s_d, cavity_length, kappa, omega0, h, nodes, n, shift, direction, raw })
+    Ok(Derived { scheme, eps_k, eps_axis, s_d, cavity_length, kappa, omega0, h, nodes, n, shift, direction, raw })
 }
