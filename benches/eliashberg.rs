@@ -140,7 +140,7 @@ fn main() {
                     let p = problem(n);
                     let steps = if n >= 2048 { 1 } else { 4 };
                     let dt = 1e-6;
-                    let mut run = |k: usize| -> neqkin::Result<f64> {
+                    let run = |k: usize| -> neqkin::Result<f64> {
                         let mut gpu = neqkin::engine::gpu::GpuBackend::new(ctx.clone(), p.clone(), prec)?;
                         let opts = SolveOptions {
                             method: Method::Rk4,

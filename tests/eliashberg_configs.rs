@@ -32,6 +32,10 @@ fn shipped_configs_validate() {
         if path.extension().is_some_and(|x| x == "toml") {
             let (_, params) = load(&path);
             Eliashberg.validate(&params).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // The whole config as the CLI checks it (solver section, every sweep point);
+            // table paths are relative to the repository root.
+            std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+            neqkin::config::load_plan(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
     }

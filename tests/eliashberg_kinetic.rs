@@ -378,3 +378,44 @@ fn table_one_grid_rates() {
         );
     }
 }
+
+/// Kinetic vs analytic discretisation of the stability problem on refined grids (fixed
+/// physics: modes ω1 = 1, ω2 = 9/8, T0 = 0.2, ε = 1/n): slowest rate below λc, least and
+/// most negative γ above. Prints the table of the model doc; ignored (~a minute):
+/// `cargo test --test eliashberg_kinetic -- --ignored --nocapture kinetic_vs_analytic`.
+#[test]
+#[ignore = "prints a convergence table"]
+fn kinetic_vs_analytic_convergence() {
+    let t0 = 0.2;
+    let s1 = Spectrum::from_modes("m", &[(1.0, 0.5), (1.125, 0.5)]).unwrap();
+    let lc =
+        neqkin::models::eliashberg::threshold::lambda_c(&s1, t0, neqkin::models::eliashberg::threshold::Units::Input)
+            .unwrap()
+            .lambda_c;
+    for (tag, lam) in [("below (0.8 λc)", 0.8 * lc), ("above (1.3 λc)", 1.3 * lc)] {
+        for n in [8usize, 16, 32] {
+            let l = (3.5 * n as f64).ceil() as usize + (25.0 * t0 * n as f64).ceil() as usize;
+            let p = Params::parse(&serde_json::json!({
+                "task": "stability", "modes": [[1.0, 0.5 * lam], [1.125, 0.5 * lam]], "units": "input",
+                "temperature": t0, "grid_step": 1.0 / n as f64, "grid_points": l
+            }))
+            .unwrap();
+            let an = neqkin::models::eliashberg::evaluate_point(&p).unwrap();
+            let mut q = p.clone();
+            q.discretisation = neqkin::models::eliashberg::Discretisation::Kinetic;
+            let ki = neqkin::models::eliashberg::evaluate_point(&q).unwrap();
+            let g = |o: &neqkin::engine::model::Observables, k: &str| o.scalars.iter().find(|x| x.0 == k).unwrap().1;
+            eprintln!(
+                "{tag} λ = {lam:.4}, ε = 1/{n}, L = {l}: γ_min+ an {:.6} ki {:.6} | n_neg an {} ki {} | least neg an {:.5} ki {:.5} | most neg an {:.4} ki {:.4}",
+                g(&an, "gamma_min_positive"),
+                g(&ki, "gamma_min_positive"),
+                g(&an, "n_negative"),
+                g(&ki, "n_negative"),
+                g(&an, "gamma_least_negative"),
+                g(&ki, "gamma_least_negative"),
+                g(&an, "gamma_most_negative"),
+                g(&ki, "gamma_most_negative"),
+            );
+        }
+    }
+}

@@ -56,7 +56,7 @@ fn narrow_gaussian_threshold_is_the_einstein_one() {
     for w in [0.08, 0.04, 0.02] {
         let p = Params::parse(&serde_json::json!({
             "task": "threshold", "shape": "gaussian", "shape_center": 1.0, "shape_width": w,
-            "shape_step": w / 5.0, "lambda": 1.0, "units": "g", "temperature": t0
+            "shape_step": w / 4.0, "lambda": 1.0, "units": "g", "temperature": t0
         }))
         .unwrap();
         let lc = scalar(&evaluate_point(&p).unwrap(), "lambda_c");
