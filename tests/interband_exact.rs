@@ -147,7 +147,7 @@ fn each_term_alone_matches_exact() {
 /// exact master equation on its 4-momentum grid.
 #[test]
 fn built_problem_equals_exact_master_equation() {
-    use neqkin::engine::model::{BatchProblem, Model};
+    use neqkin::engine::model::Model;
     use neqkin::models::interband::{Interband, InterbandParams};
     let spec = serde_json::json!({
         "cutoff": 0.2, "grid_step": 0.1, "phonon_velocity": 0.5, "band_a1": 7.0, "band_a2": 24.0,

@@ -225,13 +225,16 @@ pub fn normal_state_stability(params: &[f64], tables: &[f64], y: &[f64]) -> (f64
     (growth, pop_rate)
 }
 
-/// A paired point stops when |Δ| has been steady, to this relative spread (a quarter of
-/// the summary's 1e-2, no absolute part), over the last quarter of the run so far.
-pub const STOP_STEADY_REL: f64 = 2.5e-3;
+/// A paired point stops when |Δ| has been steady, to this relative spread (a tenth of the
+/// summary's 1e-2, no absolute part), over the last quarter of the run so far.
+pub const STOP_STEADY_REL: f64 = 1e-3;
 /// ... with a window mean of at least this (far above the exponential-growth regime).
 pub const STOP_STEADY_MIN_DELTA: f64 = 1e-6;
-/// ... and that quarter spans at least this many phonon relaxation times 1/Γ^ph_L.
-pub const STOP_WINDOW_RELAXATIONS: f64 = 20.0;
+/// ... and that quarter spans at least this many phonon relaxation times 1/Γ^ph_L (1500 at
+/// Γ^ph_L = 0.04). Shorter windows can sit on the flat top of a slow overshoot: with 20
+/// relaxation times and 2.5·10⁻³, one Fig 2 point (Ω = 0.071, V = 7.49) stopped at
+/// t = 3300 with a window mean 0.8 % above its t = 12000 value.
+pub const STOP_WINDOW_RELAXATIONS: f64 = 60.0;
 /// ... and holds at least this many output samples.
 pub const STOP_MIN_SAMPLES: usize = 8;
 
