@@ -207,32 +207,5 @@ fn claims() {
             .collect();
         println!("{}", show.join("\n"));
     }
-    if on("P") {
-        // Cost of phase-diagram points on the CPU backend: 8 points (Ω sweep at V = 5) per
-        // batch, t_end = 12000, as the grid grows.
-        let dks: Vec<f64> = std::env::var("DKS")
-            .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())
-            .unwrap_or(vec![0.01, 0.005, 0.002]);
-        let npts: usize = std::env::var("NPTS").map(|s| s.parse().unwrap()).unwrap_or(8);
-        let t_end: f64 = std::env::var("TEND").map(|s| s.parse().unwrap()).unwrap_or(12000.0);
-        for dk in dks {
-            let xs: Vec<_> = (0..npts)
-                .map(|i| {
-                    j(&format!(
-                        r#"{{"coupling_v":5.0,"rabi_frequency":{},"grid_step":{dk}}}"#,
-                        0.05 + 0.4 * i as f64 / npts as f64
-                    ))
-                })
-                .collect();
-            let t0 = std::time::Instant::now();
-            study(&format!("benchmark dk = {dk}"), &fig2, &xs, t_end);
-            let s = t0.elapsed().as_secs_f64();
-            println!(
-                "benchmark ({}): dk = {dk}: {npts} points to t = {t_end} in {s:.1} s = {:.3} points/s ({} threads)",
-                std::env::var("BACKEND").unwrap_or("cpu".into()),
-                npts as f64 / s,
-                rayon::current_num_threads()
-            );
-        }
-    }
+    // Phase-diagram timing moved to the bench binary: `cargo bench --bench interband`.
 }

@@ -103,7 +103,7 @@ fn rhs_equals_exact_master_equation_on_gaussian_states() {
             let y = state_of(&f, &rho);
             let exact = exact_derivative(&f, &rho, &params, &e1, &e2, &jumps);
             let mut dy = vec![0.0; 6 * M];
-            lindblad(&params, &tables, 0.0, &y, &mut dy);
+            lindblad(&params, &tables, 0.0, &y, &mut dy, &mut vec![0.0; 4 * M]);
             let scale = exact.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             assert!(scale > 1e-2, "derivative trivially small");
             let err = dy.iter().zip(&exact).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
@@ -136,7 +136,7 @@ fn each_term_alone_matches_exact() {
         }
         let exact = exact_derivative(&f, &rho, &params, &e1, &e2, &jumps);
         let mut dy = vec![0.0; 6 * M];
-        lindblad(&params, &tables, 0.0, &y, &mut dy);
+        lindblad(&params, &tables, 0.0, &y, &mut dy, &mut vec![0.0; 4 * M]);
         let err = dy.iter().zip(&exact).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
         assert!(err < 1e-13, "term {keep}: deviation {err:e}");
     }
@@ -147,7 +147,7 @@ fn each_term_alone_matches_exact() {
 /// exact master equation on its 4-momentum grid.
 #[test]
 fn built_problem_equals_exact_master_equation() {
-    use neqkin::engine::model::{BatchProblem, Model};
+    use neqkin::engine::model::Model;
     use neqkin::models::interband::{Interband, InterbandParams};
     let spec = serde_json::json!({
         "cutoff": 0.2, "grid_step": 0.1, "phonon_velocity": 0.5, "band_a1": 7.0, "band_a2": 24.0,
@@ -168,7 +168,15 @@ fn built_problem_equals_exact_master_equation() {
         let y = state_of(&f, &rho);
         let exact = exact_derivative(&f, &rho, &params, &e1, &e2, &jumps);
         let mut dy = vec![0.0; 6 * M];
-        problem.rhs_member(0, &params, problem.tables(), 0.0, &y, &mut dy, &mut []);
+        problem.rhs_member(
+            0,
+            &params,
+            problem.tables(),
+            0.0,
+            &y,
+            &mut dy,
+            &mut vec![0.0; problem.layout().scratch_len],
+        );
         let err = dy.iter().zip(&exact).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
         eprintln!("built problem: max |rhs − exact| = {err:.3e}");
         assert!(err < 1e-13, "built problem deviates from the exact master equation by {err:e}");

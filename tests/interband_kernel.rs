@@ -68,7 +68,7 @@ fn rhs_with(problem: &InterbandProblem, keep: &[usize], y: &[f64]) -> Vec<f64> {
         }
     }
     let mut dy = vec![0.0; y.len()];
-    lindblad(&params, problem.tables(), 0.0, y, &mut dy);
+    lindblad(&params, problem.tables(), 0.0, y, &mut dy, &mut vec![0.0; y.len()]);
     dy
 }
 

@@ -4,8 +4,11 @@
 // Derivation: docs/models/interband.md.
 //
 // One workgroup per member. Pass 1: workgroup-memory reduction of Σ_k s21_k, giving
-// Δ* = cv Σ s (the only coupling between momenta besides the phonon jumps). Pass 2 (after
-// the barrier, same dispatch): every thread writes the derivatives of its momenta.
+// Δ* = cv Σ s (the only coupling between momenta besides the phonon jumps), and each
+// momentum's phonon rates of both bands (in1, out1, in2, out2) into the member's scratch
+// block (4n reals), so pass 2 reads the rates at p and at its partner −p instead of
+// recomputing them. Pass 2 (after the barriers, same dispatch): every thread writes the
+// derivatives of its momenta.
 // Arithmetic only: the rotating frame removes the laser's time dependence.
 //
 // State of a member (n momenta): n11[n] n22[n] re n21[n] im n21[n] re s21[n] im s21[n],
@@ -62,7 +65,18 @@ fn rhs(
     let n = u32(params[pb + P_N]);
     let w = u32(params[pb + P_W]);
 
-    // Pass 1: Σ_k s21_k.
+    let gph = params[pb + P_GPH];
+    let sb = member * dims.scratch_len;
+
+    // Pass 1: phonon rates per momentum, and Σ_k s21_k.
+    for (var p = lid; p < n; p += WG) {
+        let r1 = phonon_rates(tb, yb, n, w, gph, 0u, p);
+        let r2 = phonon_rates(tb, yb, n, w, gph, 1u, p);
+        scratch[sb + 4u * p] = r1.x;
+        scratch[sb + 4u * p + 1u] = r1.y;
+        scratch[sb + 4u * p + 2u] = r2.x;
+        scratch[sb + 4u * p + 3u] = r2.y;
+    }
     var acc_re = Real(0.0);
     var acc_im = Real(0.0);
     for (var p = lid; p < n; p += WG) {
@@ -71,6 +85,8 @@ fn rhs(
     }
     red_re[lid] = acc_re;
     red_im[lid] = acc_im;
+    // The scratch rates written above are read by other threads in pass 2.
+    storageBarrier();
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
@@ -88,7 +104,6 @@ fn rhs(
 
     // Pass 2: derivatives.
     let omega = params[pb + P_OMEGA];
-    let gph = params[pb + P_GPH];
     let grr = params[pb + P_GRR];
     let det = params[pb + P_DET];
     for (var p = lid; p < n; p += WG) {
@@ -106,9 +121,9 @@ fn rhs(
         let e1p = tables[tb + p] + Real(0.5) * det;
         let e2p = tables[tb + n + p] - Real(0.5) * det;
         let e1m = tables[tb + m] + Real(0.5) * det;
-        let r1 = phonon_rates(tb, yb, n, w, gph, 0u, p);
-        let r2 = phonon_rates(tb, yb, n, w, gph, 1u, p);
-        let r1m = phonon_rates(tb, yb, n, w, gph, 0u, m);
+        let r1 = vec2<Real>(scratch[sb + 4u * p], scratch[sb + 4u * p + 1u]);
+        let r2 = vec2<Real>(scratch[sb + 4u * p + 2u], scratch[sb + 4u * p + 3u]);
+        let r1m = vec2<Real>(scratch[sb + 4u * m], scratch[sb + 4u * m + 1u]);
         // Radiative recombination: <n2(1 − n1)> = n2(1 − n1) + |n21|².
         let rr = grr * (n2 * (Real(1.0) - n1) + xr * xr + xi * xi);
         let im_dsm = dr * smi + di * smr;

@@ -15,119 +15,124 @@ use crate::engine::program::{status, ControlIds, ControlLaw, Op, ScalarId, StepP
 use crate::{NeqkinError, Result};
 
 /// CPU backend for one batch problem.
+///
+/// Storage is member-major: each member owns its vectors, scalars and RHS scratch
+/// ([`MemberStore`]), and [`Backend::run`] replays the whole chunk of steps for one
+/// member inside one rayon task. Members are independent (every op acts per member), so
+/// this gives the same arithmetic as running op by op across the batch, but keeps a small
+/// member's state in cache and synchronises the thread pool once per chunk instead of once
+/// per op (with a few hundred reals per member, per-op synchronisation dominated; see
+/// docs/benchmarks.md). A member that is not running when a step begins is frozen for the
+/// rest of the chunk (see [`Op::BeginStep`]), so finished members cost nothing.
 pub struct CpuBackend {
     problem: Arc<dyn BatchProblem>,
-    vectors: Vec<Vec<f64>>,
-    scalars: Vec<Vec<f64>>,
-    scratch: Vec<f64>,
+    members: Vec<MemberStore>,
+    n_vectors: usize,
+    n_scalars: usize,
     programs: Vec<StepProgram>,
+}
+
+/// One member's storage on the CPU backend.
+struct MemberStore {
+    /// Vectors by id, `state_len` reals each.
+    vectors: Vec<Vec<f64>>,
+    /// Scalars by id.
+    scalars: Vec<f64>,
+    /// The RHS scratch block.
+    scratch: Vec<f64>,
+    /// Work array of `state_len` reals (the `h`-scaled sum of `Lincomb`).
+    work: Vec<f64>,
 }
 
 impl CpuBackend {
     /// Creates a backend holding `problem`.
     pub fn new(problem: Arc<dyn BatchProblem>) -> Self {
         let l = problem.layout();
-        CpuBackend {
-            scratch: vec![0.0; l.batch * l.scratch_len.max(1)],
-            problem,
-            vectors: Vec::new(),
-            scalars: Vec::new(),
-            programs: Vec::new(),
-        }
+        let members = (0..l.batch)
+            .map(|_| MemberStore {
+                vectors: Vec::new(),
+                scalars: Vec::new(),
+                scratch: vec![0.0; l.scratch_len.max(1)],
+                work: vec![0.0; l.state_len],
+            })
+            .collect();
+        CpuBackend { problem, members, n_vectors: 0, n_scalars: 0, programs: Vec::new() }
     }
+}
 
-    fn exec(&mut self, op: &Op) {
-        let l = self.problem.layout();
-        let n = l.state_len;
-        match op {
-            Op::BeginStep { ctrl } => {
-                let (t, h, t_end, st) = (
-                    self.scalars[ctrl.t.0].clone(),
-                    self.scalars[ctrl.h.0].clone(),
-                    self.scalars[ctrl.t_end.0].clone(),
-                    self.scalars[ctrl.status.0].clone(),
-                );
-                let h_max = self.scalars[ctrl.h_max.0].clone();
-                let mut h_used = std::mem::take(&mut self.scalars[ctrl.h_used.0]);
-                for m in 0..l.batch {
-                    h_used[m] = begin_step(t[m], h[m], h_max[m], t_end[m], st[m]);
-                }
-                self.scalars[ctrl.h_used.0] = h_used;
-            }
-            Op::Rhs { t, y, dy } => {
-                let problem = &*self.problem;
-                let params = problem.params();
-                let tables = problem.tables();
-                let (pl, tl, ts, sl) = (l.params_len, l.table_len, l.table_stride, l.scratch_len.max(1));
-                let tv = &self.scalars[t.0];
-                let mut out = std::mem::take(&mut self.vectors[dy.0]);
-                let yv = &self.vectors[y.0];
-                out.par_chunks_mut(n).zip(self.scratch.par_chunks_mut(sl)).enumerate().for_each(|(m, (dym, scr))| {
-                    problem.rhs_member(
-                        m,
-                        &params[m * pl..(m + 1) * pl],
-                        &tables[m * ts..m * ts + tl],
-                        tv[m],
-                        &yv[m * n..(m + 1) * n],
-                        dym,
-                        scr,
-                    )
-                });
-                self.vectors[dy.0] = out;
-            }
-            Op::Lincomb { out, plain, h, scaled } => {
-                let mut o = std::mem::take(&mut self.vectors[out.0]);
-                let hv = &self.scalars[h.0];
-                let plain: Vec<(f64, &[f64])> = plain.iter().map(|(c, v)| (*c, &self.vectors[v.0][..])).collect();
-                let scaled: Vec<(f64, &[f64])> = scaled.iter().map(|(c, v)| (*c, &self.vectors[v.0][..])).collect();
-                o.par_chunks_mut(n).enumerate().for_each(|(m, om)| {
-                    lincomb(om, m * n, &plain, hv[m], &scaled);
-                });
-                self.vectors[out.0] = o;
-            }
-            Op::ScalarAxpy { out, a, c, h } => {
-                let r: Vec<f64> = (0..l.batch).map(|m| self.scalars[a.0][m] + c * self.scalars[h.0][m]).collect();
-                self.scalars[out.0] = r;
-            }
-            Op::ErrorNorm { out, err, y, y_new, blocks } => {
-                let (e, y0, y1) = (&self.vectors[err.0], &self.vectors[y.0], &self.vectors[y_new.0]);
-                let r: Vec<f64> = (0..l.batch)
-                    .into_par_iter()
-                    .map(|m| {
-                        let s = m * n..(m + 1) * n;
-                        error_norm(&e[s.clone()], &y0[s.clone()], &y1[s], blocks)
-                    })
-                    .collect();
-                self.scalars[out.0] = r;
-            }
-            Op::Control { ctrl, law } => {
-                for m in 0..l.batch {
-                    let mut c = MemberControl::load(&self.scalars, ctrl, m);
-                    control(&mut c, law);
-                    c.store(&mut self.scalars, ctrl, m);
-                }
-            }
-            Op::Select { dst, src, flag } => {
-                let mut d = std::mem::take(&mut self.vectors[dst.0]);
-                let (s, f) = (&self.vectors[src.0], &self.scalars[flag.0]);
-                d.par_chunks_mut(n).enumerate().for_each(|(m, dm)| {
-                    if f[m] != 0.0 {
-                        dm.copy_from_slice(&s[m * n..(m + 1) * n]);
-                    }
-                });
-                self.vectors[dst.0] = d;
-            }
-            Op::SteadyCheck { ctrl, dy, range, tol } => {
-                let d = &self.vectors[dy.0];
-                for m in 0..l.batch {
-                    let st = self.scalars[ctrl.status.0][m];
-                    let acc = self.scalars[ctrl.accept.0][m];
-                    let rms = rms(&d[m * n + range.0..m * n + range.1]);
-                    self.scalars[ctrl.status.0][m] = steady_check(st, acc, rms, *tol);
-                }
+/// Executes `op` for member `m`. Returns `false` when the op is a `BeginStep` and the
+/// member is not running: the rest of the program is then a no-op for it.
+fn exec_member(problem: &dyn BatchProblem, m: usize, st: &mut MemberStore, op: &Op) -> bool {
+    let s = &mut st.scalars;
+    match op {
+        Op::BeginStep { ctrl } => {
+            s[ctrl.h_used.0] = begin_step(s[ctrl.t.0], s[ctrl.h.0], s[ctrl.h_max.0], s[ctrl.t_end.0], s[ctrl.status.0]);
+            if s[ctrl.status.0] != status::RUNNING {
+                return false;
             }
         }
+        Op::Rhs { t, y, dy } => {
+            let l = problem.layout();
+            let (pl, tl, ts) = (l.params_len, l.table_len, l.table_stride);
+            let mut out = std::mem::take(&mut st.vectors[dy.0]);
+            problem.rhs_member(
+                m,
+                &problem.params()[m * pl..(m + 1) * pl],
+                &problem.tables()[m * ts..m * ts + tl],
+                s[t.0],
+                &st.vectors[y.0],
+                &mut out,
+                &mut st.scratch,
+            );
+            st.vectors[dy.0] = out;
+        }
+        Op::Lincomb { out, plain, h, scaled } => {
+            // Term by term, in the order of `lincomb`: per component the same sums in the
+            // same order, so the result is bit-identical to the twin.
+            let mut o = std::mem::take(&mut st.vectors[out.0]);
+            let work = &mut st.work;
+            o.fill(0.0);
+            for (c, v) in plain {
+                for (oi, vi) in o.iter_mut().zip(&st.vectors[v.0]) {
+                    *oi += c * vi;
+                }
+            }
+            work.fill(0.0);
+            for (c, v) in scaled {
+                for (wi, vi) in work.iter_mut().zip(&st.vectors[v.0]) {
+                    *wi += c * vi;
+                }
+            }
+            let hm = s[h.0];
+            for (oi, wi) in o.iter_mut().zip(work.iter()) {
+                *oi += hm * wi;
+            }
+            st.vectors[out.0] = o;
+        }
+        Op::ScalarAxpy { out, a, c, h } => {
+            s[out.0] = s[a.0] + c * s[h.0];
+        }
+        Op::ErrorNorm { out, err, y, y_new, blocks } => {
+            s[out.0] = error_norm(&st.vectors[err.0], &st.vectors[y.0], &st.vectors[y_new.0], blocks);
+        }
+        Op::Control { ctrl, law } => {
+            let mut c = MemberControl::load(s, ctrl);
+            control(&mut c, law);
+            c.store(s, ctrl);
+        }
+        Op::Select { dst, src, flag } => {
+            if s[flag.0] != 0.0 {
+                let mut d = std::mem::take(&mut st.vectors[dst.0]);
+                d.copy_from_slice(&st.vectors[src.0]);
+                st.vectors[dst.0] = d;
+            }
+        }
+        Op::SteadyCheck { ctrl, dy, range, tol } => {
+            let r = rms(&st.vectors[dy.0][range.0..range.1]);
+            s[ctrl.status.0] = steady_check(s[ctrl.status.0], s[ctrl.accept.0], r, *tol);
+        }
     }
+    true
 }
 
 /// Twin of `begin_step` in `shaders/engine/ops.wgsl`.
@@ -215,26 +220,26 @@ pub struct MemberControl {
 }
 
 impl MemberControl {
-    fn load(s: &[Vec<f64>], c: &ControlIds, m: usize) -> Self {
+    fn load(s: &[f64], c: &ControlIds) -> Self {
         MemberControl {
-            t: s[c.t.0][m],
-            h: s[c.h.0][m],
-            t_end: s[c.t_end.0][m],
-            status: s[c.status.0][m],
-            accept: s[c.accept.0][m],
-            n_accept: s[c.n_accept.0][m],
-            n_reject: s[c.n_reject.0][m],
-            h_used: s[c.h_used.0][m],
-            err: s[c.err.0][m],
+            t: s[c.t.0],
+            h: s[c.h.0],
+            t_end: s[c.t_end.0],
+            status: s[c.status.0],
+            accept: s[c.accept.0],
+            n_accept: s[c.n_accept.0],
+            n_reject: s[c.n_reject.0],
+            h_used: s[c.h_used.0],
+            err: s[c.err.0],
         }
     }
-    fn store(&self, s: &mut [Vec<f64>], c: &ControlIds, m: usize) {
-        s[c.t.0][m] = self.t;
-        s[c.h.0][m] = self.h;
-        s[c.status.0][m] = self.status;
-        s[c.accept.0][m] = self.accept;
-        s[c.n_accept.0][m] = self.n_accept;
-        s[c.n_reject.0][m] = self.n_reject;
+    fn store(&self, s: &mut [f64], c: &ControlIds) {
+        s[c.t.0] = self.t;
+        s[c.h.0] = self.h;
+        s[c.status.0] = self.status;
+        s[c.accept.0] = self.accept;
+        s[c.n_accept.0] = self.n_accept;
+        s[c.n_reject.0] = self.n_reject;
     }
 }
 
@@ -305,43 +310,67 @@ pub fn control(c: &mut MemberControl, law: &ControlLaw) {
 
 impl Backend for CpuBackend {
     fn new_vector(&mut self) -> Result<VecId> {
-        let l = self.problem.layout();
-        self.vectors.push(vec![0.0; l.batch * l.state_len]);
-        Ok(VecId(self.vectors.len() - 1))
+        let n = self.problem.layout().state_len;
+        for st in &mut self.members {
+            st.vectors.push(vec![0.0; n]);
+        }
+        self.n_vectors += 1;
+        Ok(VecId(self.n_vectors - 1))
     }
     fn new_scalars(&mut self) -> Result<ScalarId> {
-        self.scalars.push(vec![0.0; self.problem.layout().batch]);
-        Ok(ScalarId(self.scalars.len() - 1))
+        for st in &mut self.members {
+            st.scalars.push(0.0);
+        }
+        self.n_scalars += 1;
+        Ok(ScalarId(self.n_scalars - 1))
     }
     fn write_vector(&mut self, v: VecId, data: &[f64]) -> Result<()> {
-        let dst = &mut self.vectors[v.0];
-        if dst.len() != data.len() {
-            return Err(NeqkinError::invalid("state", format!("length {} != {}", data.len(), dst.len())));
+        let l = self.problem.layout();
+        if data.len() != l.batch * l.state_len {
+            return Err(NeqkinError::invalid("state", format!("length {} != {}", data.len(), l.batch * l.state_len)));
         }
-        dst.copy_from_slice(data);
+        for (st, d) in self.members.iter_mut().zip(data.chunks(l.state_len.max(1))) {
+            st.vectors[v.0].copy_from_slice(d);
+        }
         Ok(())
     }
     fn read_vector(&mut self, v: VecId) -> Result<Vec<f64>> {
-        Ok(self.vectors[v.0].clone())
+        let l = self.problem.layout();
+        let mut out = Vec::with_capacity(l.batch * l.state_len);
+        for st in &self.members {
+            out.extend_from_slice(&st.vectors[v.0]);
+        }
+        Ok(out)
     }
     fn write_scalars(&mut self, s: ScalarId, data: &[f64]) -> Result<()> {
-        self.scalars[s.0].copy_from_slice(data);
+        if data.len() != self.members.len() {
+            return Err(NeqkinError::invalid("scalars", format!("length {} != {}", data.len(), self.members.len())));
+        }
+        for (st, d) in self.members.iter_mut().zip(data) {
+            st.scalars[s.0] = *d;
+        }
         Ok(())
     }
     fn read_scalars(&mut self, s: ScalarId) -> Result<Vec<f64>> {
-        Ok(self.scalars[s.0].clone())
+        Ok(self.members.iter().map(|st| st.scalars[s.0]).collect())
     }
     fn compile(&mut self, program: &StepProgram) -> Result<ProgramId> {
         self.programs.push(program.clone());
         Ok(ProgramId(self.programs.len() - 1))
     }
     fn run(&mut self, program: ProgramId, repeats: usize) -> Result<()> {
-        let ops = self.programs[program.0].ops.clone();
-        for _ in 0..repeats {
-            for op in &ops {
-                self.exec(op);
+        let ops = &self.programs[program.0].ops;
+        let problem = &*self.problem;
+        // One task per member for the whole chunk: no pool synchronisation between ops.
+        self.members.par_iter_mut().with_max_len(1).enumerate().for_each(|(m, st)| {
+            'steps: for _ in 0..repeats {
+                for op in ops {
+                    if !exec_member(problem, m, st, op) {
+                        break 'steps;
+                    }
+                }
             }
-        }
+        });
         Ok(())
     }
     fn info(&self) -> BackendInfo {

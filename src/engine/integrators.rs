@@ -354,6 +354,7 @@ pub fn drive(
         set_rkc_stages(backend, rkc_stages)?;
     }
 
+    let mut stop = crate::engine::solve::StopCriterion::new(problem);
     let mut t_prev = 0.0;
     for (index, &t_out) in opts.output_times.iter().enumerate() {
         if !(t_out > t_prev) && !(index == 0 && t_out == 0.0) {
@@ -407,7 +408,7 @@ pub fn drive(
         let st = backend.read_scalars(w.ctrl.status)?;
         let n_acc = backend.read_scalars(w.ctrl.n_accept)?;
         let n_rej = backend.read_scalars(w.ctrl.n_reject)?;
-        on_output(&OutputFrame {
+        let frame = OutputFrame {
             index,
             t: t_out,
             state: &state,
@@ -416,7 +417,11 @@ pub fn drive(
             n_accept: &n_acc,
             n_reject: &n_rej,
             messages: &[],
-        })?;
+        };
+        on_output(&frame)?;
+        if let Some(new_status) = stop.as_mut().and_then(|s| s.apply(problem, &frame)) {
+            backend.write_scalars(w.ctrl.status, &new_status)?;
+        }
     }
     stats.rkc_stages = rkc_stages;
     Ok(stats)

@@ -93,6 +93,23 @@ pub trait BatchProblem: Send + Sync {
     fn summary_names(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether [`BatchProblem::answer_known`] may stop members of this batch (the driver
+    /// then evaluates observables at every output time for it). Default: no.
+    fn has_stop_criterion(&self) -> bool {
+        false
+    }
+    /// Host-side per-member stop criterion, evaluated by the driver at every output time
+    /// that member `member` reached: `y` is its state at `t`, `history` its scalar
+    /// observables `(t, scalars)` at every output so far, this one included. Returning
+    /// `true` means the member's answer is known (e.g. a settled state, or one proven to
+    /// stay where it is): the engine stops integrating it (status
+    /// [`crate::engine::program::status::STOPPED`]) and later output frames repeat its
+    /// final state with `time_reached` = the stop time. Only called when
+    /// [`BatchProblem::has_stop_criterion`] is true. Default: never.
+    fn answer_known(&self, member: usize, t: f64, y: &[f64], history: &[(f64, Vec<(String, f64)>)]) -> bool {
+        let _ = (member, t, y, history);
+        false
+    }
     /// The summaries of [`BatchProblem::summary_names`], in that order, from `history`:
     /// `(time reached, scalar observables)` at every output time.
     fn summary(&self, member: usize, history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {

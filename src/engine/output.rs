@@ -64,6 +64,8 @@ pub fn status_name(code: f64) -> &'static str {
         "reached"
     } else if code == status::STEADY {
         "steady"
+    } else if code == status::STOPPED {
+        "stopped"
     } else {
         "failed"
     }

@@ -55,6 +55,9 @@ pub mod status {
     pub const STEADY: f64 = 2.0;
     /// Step size underflow or non-finite error: the member diverged.
     pub const FAILED: f64 = 3.0;
+    /// Stopped by the model's host-side stop criterion
+    /// ([`crate::engine::model::BatchProblem::answer_known`]): its answer is known.
+    pub const STOPPED: f64 = 4.0;
 }
 
 /// Step-size control law applied per member by [`Op::Control`].
@@ -83,6 +86,12 @@ pub enum ControlLaw {
 #[derive(Clone, Debug)]
 pub enum Op {
     /// Start of an attempt: `h_used = status==RUNNING ? min(h, t_end - t) : 0`.
+    ///
+    /// Programs keep this invariant: after a `BeginStep` that finds a member not
+    /// RUNNING, the rest of the program changes none of that member's persistent data
+    /// (state, derivative carried between steps, time, step, status, counters); only
+    /// stage scratch is rewritten. A backend may therefore skip a non-running member until
+    /// the end of the chunk (the CPU backend does).
     BeginStep {
         /// Controller arrays.
         ctrl: ControlIds,

@@ -99,3 +99,38 @@ pub fn integrate(
 ) -> Result<SolveStats> {
     crate::engine::integrators::drive(backend, problem, opts, on_output)
 }
+
+/// Per-member histories of scalar observables kept by the driver for
+/// [`BatchProblem::answer_known`].
+pub(crate) struct StopCriterion {
+    history: Vec<Vec<(f64, Vec<(String, f64)>)>>,
+}
+
+impl StopCriterion {
+    /// `None` when the problem has no stop criterion (nothing is computed then).
+    pub(crate) fn new(problem: &dyn BatchProblem) -> Option<Self> {
+        problem.has_stop_criterion().then(|| StopCriterion { history: vec![Vec::new(); problem.layout().batch] })
+    }
+
+    /// After output frame `frame`: asks the problem about every member that reached this
+    /// output and returns the new status array when any member stops.
+    pub(crate) fn apply(&mut self, problem: &dyn BatchProblem, frame: &OutputFrame<'_>) -> Option<Vec<f64>> {
+        use crate::engine::program::status;
+        let n = problem.layout().state_len;
+        let mut stopped = false;
+        let mut st = frame.status.to_vec();
+        for (m, s) in st.iter_mut().enumerate() {
+            if *s != status::REACHED {
+                continue;
+            }
+            let y = &frame.state[m * n..(m + 1) * n];
+            let obs = problem.observables(m, frame.t, y);
+            self.history[m].push((frame.t, obs.scalars));
+            if problem.answer_known(m, frame.t, y, &self.history[m]) {
+                *s = status::STOPPED;
+                stopped = true;
+            }
+        }
+        stopped.then_some(st)
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::engine::model::Observables;
 
-use super::lindblad::{delta_star, P_N};
+use super::lindblad::{delta_star, lindblad, P_CV, P_DET, P_GPH, P_GRR, P_N, SCRATCH_PER_MOMENTUM};
 use super::InterbandParams;
 
 /// Observables of one state: scalars `delta_abs`, `delta_re`, `delta_im` (Δ, not Δ*),
@@ -136,11 +136,12 @@ pub const SUMMARY_WINDOW_FRACTION: f64 = 0.25;
 /// 2 oscillating, 3 damped (run longer), 4 drifting (run longer); NaN when the window holds
 /// fewer than 3 outputs (ask for more output times). Thresholds: |Δ| < 1e-10 is the normal
 /// state; steady when spread ≤ 1e-6 + 1e-2·mean.
+///
+/// A point stopped early (status `stopped`, see [`answer_known`]) repeats its final state
+/// at the later output times with the stop time as time reached; those repeats are
+/// dropped, so the window is the last quarter of the time actually integrated.
 pub fn summary(history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {
-    let samples: Vec<(f64, f64)> = history
-        .iter()
-        .filter_map(|(t, obs)| obs.iter().find(|(n, _)| n == "delta_abs").map(|(_, v)| (*t, *v)))
-        .collect();
+    let samples = delta_samples(history);
     let t_end = samples.last().map(|s| s.0).unwrap_or(0.0);
     let t_start = (1.0 - SUMMARY_WINDOW_FRACTION) * t_end;
     match summarize_window(&samples, t_start, 1e-10, 1e-6, 1e-2) {
@@ -156,6 +157,120 @@ pub fn summary(history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {
         }
         None => vec![t_start, f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN],
     }
+}
+
+/// `(t, |Δ|)` from a history of scalar observables, keeping only strictly increasing
+/// times (drops the frozen repeats of a stopped point).
+fn delta_samples(history: &[(f64, Vec<(String, f64)>)]) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(history.len());
+    for (t, obs) in history {
+        if out.last().is_some_and(|l| *t <= l.0) {
+            continue;
+        }
+        if let Some((_, v)) = obs.iter().find(|(n, _)| n == "delta_abs") {
+            out.push((*t, *v));
+        }
+    }
+    out
+}
+
+fn scalar_samples(history: &[(f64, Vec<(String, f64)>)], name: &str, t_start: f64) -> Vec<f64> {
+    history
+        .iter()
+        .filter(|(t, _)| *t >= t_start)
+        .filter_map(|(_, obs)| obs.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+        .collect()
+}
+
+/// Largest real part of the eigenvalues of the s21 equations linearised about the normal
+/// state (Δ = 0) with the populations of `y`, and the largest |d/dt| of the populations
+/// and n21 (blocks `[0, 4n)` of the state) at `y`.
+///
+/// With the populations fixed, `ds_p/dt = (i es_p − gs_p) s_p + i nt_p Δ*`,
+/// `Δ* = cv Σ_q s_q` (the s21 rows of [`lindblad`] in complex form): a diagonal plus a
+/// rank-one matrix `M_pq = δ_pq (i es_p − gs_p) + i cv nt_p`. At Δ = 0 the populations
+/// depend on s21 only quadratically (through Im(Δ s)), so the Jacobian of the full system
+/// at a normal fixed point is block-triangular and its s21 block is `M`: the normal state
+/// is linearly stable against pairing iff max Re eig(M) < 0 (a Thouless criterion), and
+/// max Re eig(M) > 0 is the exponential growth rate of |Δ| before the onset.
+/// `+inf` when the eigenvalue iteration does not converge.
+pub fn normal_state_stability(params: &[f64], tables: &[f64], y: &[f64]) -> (f64, f64) {
+    use nalgebra::{Complex, DMatrix};
+    let n = params[P_N] as usize;
+    let (cv, det, grr) = (params[P_CV], params[P_DET], params[P_GRR]);
+    let mut dy = vec![0.0; 6 * n];
+    let mut rates = vec![0.0; SCRATCH_PER_MOMENTUM * n];
+    lindblad(params, tables, 0.0, y, &mut dy, &mut rates);
+    let pop_rate = dy[..4 * n].iter().fold(0.0f64, |a, d| a.max(d.abs()));
+    let diag = |p: usize| {
+        let m = n - 1 - p;
+        let es = (tables[n + p] - 0.5 * det) + (tables[m] + 0.5 * det);
+        let gs = 0.5
+            * (rates[4 * m] + rates[4 * m + 1] + rates[4 * p + 2] + rates[4 * p + 3] + grr * (1.0 - y[p] + y[n + m]));
+        Complex::new(-gs, es)
+    };
+    let nt = |p: usize| y[n + p] + y[n - 1 - p] - 1.0;
+    let mat = DMatrix::<Complex<f64>>::from_fn(n, n, |p, q| {
+        let c = Complex::new(0.0, cv * nt(p));
+        if p == q {
+            diag(p) + c
+        } else {
+            c
+        }
+    });
+    let growth = nalgebra::linalg::Schur::try_new(mat, 1e-15, 100_000)
+        .and_then(|s| s.eigenvalues())
+        .map(|ev| ev.iter().map(|l| l.re).fold(f64::NEG_INFINITY, f64::max))
+        .unwrap_or(f64::INFINITY);
+    (growth, pop_rate)
+}
+
+/// A paired point stops when |Δ| has been steady, to this relative spread (a tenth of the
+/// summary's 1e-2, no absolute part), over the last quarter of the run so far.
+pub const STOP_STEADY_REL: f64 = 1e-3;
+/// ... with a window mean of at least this (far above the exponential-growth regime).
+pub const STOP_STEADY_MIN_DELTA: f64 = 1e-6;
+/// ... and that quarter spans at least this many phonon relaxation times 1/Γ^ph_L (1500 at
+/// Γ^ph_L = 0.04). Shorter windows can sit on the flat top of a slow overshoot: with 20
+/// relaxation times and 2.5·10⁻³, one Fig 2 point (Ω = 0.071, V = 7.49) stopped at
+/// t = 3300 with a window mean 0.8 % above its t = 12000 value.
+pub const STOP_WINDOW_RELAXATIONS: f64 = 60.0;
+/// ... and holds at least this many output samples.
+pub const STOP_MIN_SAMPLES: usize = 8;
+
+/// The early-stop criterion of one point at output time `t` (its history of scalar
+/// observables up to `t`; `params` its parameter block): `Some(Steady)` when |Δ| has been
+/// steady to [`STOP_STEADY_REL`] (relative, no absolute floor) with a mean of at least
+/// [`STOP_STEADY_MIN_DELTA`], and the mean populations steady to the same relative spread,
+/// over the last quarter of the run so far — a window of at least
+/// [`STOP_WINDOW_RELAXATIONS`] phonon relaxation times and [`STOP_MIN_SAMPLES`] outputs;
+/// `None` otherwise (keep integrating). [`summary`] of the stopped history then gives the
+/// verdict Steady with that window's mean.
+///
+/// Normal-looking points are **not** stopped: the populations relax algebraically
+/// (n11 − ½ ≈ 1.2·10⁻³ at t = 10³, 5·10⁻⁵ at t = 1.2·10⁴ for Ω = 0.25), and the growth rate
+/// of the linearised pairing mode ([`normal_state_stability`]) drifts with them: at V = 2.5,
+/// Ω = 0.25 (dk = 0.01) it is −9.6·10⁻⁴ at t = 3000 and crosses zero at t ≈ 5800
+/// (+4.5·10⁻⁴ at t = 12000), so a normal state that is stable at one time is not proven
+/// stable later, and the verdict Normal depends on the run's horizon. A normal point runs
+/// to `t_end`. `tests/interband_early_stop.rs` compares stopped and full runs.
+pub fn answer_known(params: &[f64], t: f64, history: &[(f64, Vec<(String, f64)>)]) -> Option<Verdict> {
+    let samples = delta_samples(history);
+    let t_start = (1.0 - SUMMARY_WINDOW_FRACTION) * t;
+    let g = params[P_GPH];
+    if g <= 0.0 || SUMMARY_WINDOW_FRACTION * t < STOP_WINDOW_RELAXATIONS / g {
+        return None;
+    }
+    let w = summarize_window(&samples, t_start, STOP_STEADY_MIN_DELTA, 0.0, STOP_STEADY_REL)?;
+    if w.verdict != Verdict::Steady || w.samples < STOP_MIN_SAMPLES {
+        return None;
+    }
+    let settled = ["n11_mean", "n22_mean"].iter().all(|name| {
+        let v = scalar_samples(history, name, t_start);
+        let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
+        hi - lo <= STOP_STEADY_REL * hi.abs().max(1e-3)
+    });
+    settled.then_some(Verdict::Steady)
 }
 
 /// Ground-state populations `(n1(−k), n2(k))` of the effective BdG model (Eq 12 with the

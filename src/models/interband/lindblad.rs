@@ -38,37 +38,51 @@ pub fn delta_star(params: &[f64], y: &[f64]) -> (f64, f64) {
     (cv * sr, cv * si)
 }
 
+/// Scratch reals per momentum: the phonon rates `(in1, out1, in2, out2)`.
+pub const SCRATCH_PER_MOMENTUM: usize = 4;
+
 /// Rates `(in, out)` of band `band` at momentum `p`: `in = g Σ_{i→p} w nα_i`,
 /// `out = g Σ_{p→j} w (1 − nα_j)`.
 #[inline]
-fn phonon_rates(params: &[f64], tables: &[f64], y: &[f64], band: usize, p: usize) -> (f64, f64) {
-    let n = params[P_N] as usize;
-    let w = params[P_W] as usize;
-    let g = params[P_GPH];
+fn phonon_rates(tables: &[f64], y: &[f64], n: usize, w: usize, g: f64, band: usize, p: usize) -> (f64, f64) {
     let base = 2 * n + band * band_len(n, w);
     let pop = &y[band * n..(band + 1) * n];
     let mut out = 0.0;
+    let outgoing = &tables[base + 4 * p..base + 4 * p + 4];
     for s in 0..2 {
-        let j = tables[base + 4 * p + 2 * s] as usize;
-        out += tables[base + 4 * p + 2 * s + 1] * (1.0 - pop[j]);
+        out += outgoing[2 * s + 1] * (1.0 - pop[outgoing[2 * s] as usize]);
     }
     let mut inc = 0.0;
-    for s in 0..w {
-        let o = base + 4 * n + 2 * (w * p + s);
-        inc += tables[o + 1] * pop[tables[o] as usize];
+    let o = base + 4 * n + 2 * w * p;
+    for slot in tables[o..o + 2 * w].chunks_exact(2) {
+        inc += slot[1] * pop[slot[0] as usize];
     }
     (g * inc, g * out)
 }
 
-/// The right-hand side of one member (twin of the kernel entry point `rhs`).
-pub fn lindblad(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+/// The right-hand side of one member (twin of the kernel entry point `rhs`). `scratch`
+/// holds at least `SCRATCH_PER_MOMENTUM · n` reals.
+///
+/// Pass 1 (the kernel: before its barrier) stores each momentum's phonon rates of both
+/// bands in `scratch`, so that pass 2 reads the rates at `p` and at its partner `−p`
+/// instead of recomputing them (the jump sums were two thirds of the cost).
+pub fn lindblad(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) {
     let n = params[P_N] as usize;
+    let w = params[P_W] as usize;
+    let gph = params[P_GPH];
     let omega = params[P_OMEGA];
     let grr = params[P_GRR];
     let det = params[P_DET];
     // Reduction (the kernel does it in workgroup memory): Δ* = cv Σ s, Δ = conj(Δ*).
     let (dsr, dsi) = delta_star(params, y);
     let (dr, di) = (dsr, -dsi);
+    let rates = &mut scratch[..SCRATCH_PER_MOMENTUM * n];
+    for p in 0..n {
+        let (in1, out1) = phonon_rates(tables, y, n, w, gph, 0, p);
+        let (in2, out2) = phonon_rates(tables, y, n, w, gph, 1, p);
+        rates[4 * p..4 * p + 4].copy_from_slice(&[in1, out1, in2, out2]);
+    }
+    let rates = &scratch[..SCRATCH_PER_MOMENTUM * n];
     for p in 0..n {
         let m = n - 1 - p;
         let n1 = y[p];
@@ -81,9 +95,8 @@ pub fn lindblad(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f6
         let e1p = tables[p] + 0.5 * det;
         let e2p = tables[n + p] - 0.5 * det;
         let e1m = tables[m] + 0.5 * det;
-        let (in1, out1) = phonon_rates(params, tables, y, 0, p);
-        let (in2, out2) = phonon_rates(params, tables, y, 1, p);
-        let (in1m, out1m) = phonon_rates(params, tables, y, 0, m);
+        let (in1, out1, in2, out2) = (rates[4 * p], rates[4 * p + 1], rates[4 * p + 2], rates[4 * p + 3]);
+        let (in1m, out1m) = (rates[4 * m], rates[4 * m + 1]);
         // Radiative recombination c†_{p1} c_{p2}: ⟨n2(1 − n1)⟩ = n2(1 − n1) + |n21|².
         let rr = grr * (n2 * (1.0 - n1) + xr * xr + xi * xi);
         // Im(Δ s) for s_{−p} and s_p.

@@ -128,6 +128,11 @@ pub struct InterbandParams {
     /// down to 12 decades below the seed; below that a decaying s21 hits a numerical floor).
     #[serde(default)]
     pub s21_atol: Option<f64>,
+    /// Stop integrating this point once its answer is known ([`analysis::answer_known`]:
+    /// a settled steady |Δ|; normal points run to the end). For phase diagrams; off by
+    /// default so time traces run to the end.
+    #[serde(default)]
+    pub early_stop: bool,
 }
 
 impl InterbandParams {
@@ -337,7 +342,7 @@ impl BatchProblem for InterbandProblem {
             params_len: PARAMS_LEN,
             table_len: tables::table_len(self.n, self.w),
             table_stride: self.table_stride,
-            scratch_len: 0,
+            scratch_len: lindblad::SCRATCH_PER_MOMENTUM * self.n,
         }
     }
     fn params(&self) -> &[f64] {
@@ -365,9 +370,9 @@ impl BatchProblem for InterbandProblem {
         t: f64,
         y: &[f64],
         dy: &mut [f64],
-        _scratch: &mut [f64],
+        scratch: &mut [f64],
     ) {
-        lindblad::lindblad(params, tables, t, y, dy);
+        lindblad::lindblad(params, tables, t, y, dy, scratch);
     }
     fn kernel(&self) -> KernelSource {
         KernelSource { name: "interband/lindblad".into(), source: KERNEL_SOURCE.into() }
@@ -390,6 +395,15 @@ impl BatchProblem for InterbandProblem {
     }
     fn observables(&self, member: usize, _t: f64, y: &[f64]) -> Observables {
         analysis::observables(&self.points[member], &self.params[member * PARAMS_LEN..(member + 1) * PARAMS_LEN], y)
+    }
+    fn has_stop_criterion(&self) -> bool {
+        self.points.iter().any(|p| p.early_stop)
+    }
+    fn answer_known(&self, member: usize, t: f64, y: &[f64], history: &[(f64, Vec<(String, f64)>)]) -> bool {
+        let _ = y;
+        self.points[member].early_stop
+            && analysis::answer_known(&self.params[member * PARAMS_LEN..(member + 1) * PARAMS_LEN], t, history)
+                .is_some()
     }
     fn summary_names(&self) -> Vec<String> {
         analysis::SUMMARY_NAMES.iter().map(|s| s.to_string()).collect()
