@@ -5,7 +5,7 @@
 //! `cargo bench --bench cavity` — cheap default: Fig S4's temperatures (T_cry = 0.1,
 //! T_mir = 100, γ = 10, μ0 = ε_k = 1) in a narrow window μ0 ± 10.
 //! `cargo bench --bench cavity -- --figS4` — grids that resolve Fig S4 over its whole window
-//! μ0 ± 1000 (= ±5·2T_mir): level 1 on the graded grid (h = 0.025 → 0.5, n = 4093), level 2
+//! μ0 ± 1000 (= ±5·2T_mir): level 1 on the graded grid (h = 0.025 → 0.5, n = 4239), level 2
 //! uniform h = 0.025 (n = 80 001), printed S71 (Riccati) with 80 001 outputs; the
 //! Fokker–Planck level only at μ0 ± 50 (n = 2001; its pseudo-time relaxation is diffusive,
 //! see docs/models/cavity.md §8).

@@ -92,6 +92,10 @@ pub struct CavityParams {
     /// Graded grid: half-width of the fine zone around μ0 (default 20·T_cry).
     #[serde(default)]
     pub fine_halfwidth: Option<f64>,
+    /// Graded grid: spacing growth factor per point in the ramp, in (1, 1.5] (default 1.05;
+    /// smaller is more accurate: the ramp is where the graded grid loses accuracy).
+    #[serde(default)]
+    pub grid_growth: Option<f64>,
     /// Lower end of the ω window (default min(μ0, ε_k) − W, W = 10·max(T) + 5γ).
     #[serde(default)]
     pub omega_min: Option<f64>,
@@ -118,21 +122,21 @@ fn default_dim() -> u32 {
 }
 /// Default number of uniform grid points.
 pub const DEFAULT_N_OMEGA: usize = 801;
-/// Graded grid: growth of the spacing per point between the fine and the coarse zone.
+/// Graded grid: default growth of the spacing per point between the fine and the coarse zone.
 pub const GRID_GROWTH: f64 = 1.05;
 
 /// Nodes of the graded grid on [lo, hi] ∋ μ0: spacing `h_fine` within `w` of μ0, then
-/// growing by [`GRID_GROWTH`] per point up to `h_coarse`; each side marched out from μ0
+/// growing by `growth` per point up to `h_coarse`; each side marched out from μ0
 /// and scaled (by a factor in (1 − h_coarse/|side|, 1]) so the last node is the window end.
 /// Symmetric about μ0 when the window is.
-pub fn graded_nodes(mu0: f64, lo: f64, hi: f64, h_fine: f64, h_coarse: f64, w: f64) -> Vec<f64> {
+pub fn graded_nodes(mu0: f64, lo: f64, hi: f64, h_fine: f64, h_coarse: f64, w: f64, growth: f64) -> Vec<f64> {
     let side = |len: f64| -> Vec<f64> {
         let mut x = vec![0.0];
         let mut h = h_fine;
         while *x.last().unwrap() < len {
             let last = *x.last().unwrap();
             if last >= w {
-                h = (h * GRID_GROWTH).min(h_coarse);
+                h = (h * growth).min(h_coarse);
             }
             x.push(last + h);
         }
@@ -327,7 +331,12 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         ));
     }
     if !graded {
-        for (field, v) in [("h_fine", raw.h_fine), ("h_coarse", raw.h_coarse), ("fine_halfwidth", raw.fine_halfwidth)] {
+        for (field, v) in [
+            ("h_fine", raw.h_fine),
+            ("h_coarse", raw.h_coarse),
+            ("fine_halfwidth", raw.fine_halfwidth),
+            ("grid_growth", raw.grid_growth),
+        ] {
             if v.is_some() {
                 return Err(NeqkinError::invalid(format!("params.{field}"), "only used with grid = \"graded\""));
             }
@@ -412,7 +421,12 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
                 format!("a graded window may reach at most 80·T_mir from mu0 (it reaches {reach:.1}·T_mir)"),
             ));
         }
-        let x = graded_nodes(raw.mu0, lo, hi, h_fine, h_coarse, w);
+        let growth = raw.grid_growth.unwrap_or(GRID_GROWTH);
+        check_finite("params.grid_growth", growth)?;
+        if !(growth > 1.0 && growth <= 1.5) {
+            return Err(NeqkinError::invalid("params.grid_growth", format!("must lie in (1, 1.5], got {growth}")));
+        }
+        let x = graded_nodes(raw.mu0, lo, hi, h_fine, h_coarse, w, growth);
         n = x.len();
         h = h_fine;
         nodes = Some(x);
