@@ -103,7 +103,7 @@ fn rhs_equals_exact_master_equation_on_gaussian_states() {
             let y = state_of(&f, &rho);
             let exact = exact_derivative(&f, &rho, &params, &e1, &e2, &jumps);
             let mut dy = vec![0.0; 6 * M];
-            lindblad(&params, &tables, 0.0, &y, &mut dy, &mut vec![0.0; 4 * M]);
+            lindblad(&params, &tables, 0.0, &y, &mut dy, &mut [0.0; 4 * M]);
             let scale = exact.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             assert!(scale > 1e-2, "derivative trivially small");
             let err = dy.iter().zip(&exact).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
@@ -136,7 +136,7 @@ fn each_term_alone_matches_exact() {
         }
         let exact = exact_derivative(&f, &rho, &params, &e1, &e2, &jumps);
         let mut dy = vec![0.0; 6 * M];
-        lindblad(&params, &tables, 0.0, &y, &mut dy, &mut vec![0.0; 4 * M]);
+        lindblad(&params, &tables, 0.0, &y, &mut dy, &mut [0.0; 4 * M]);
         let err = dy.iter().zip(&exact).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
         assert!(err < 1e-13, "term {keep}: deviation {err:e}");
     }

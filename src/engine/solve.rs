@@ -100,10 +100,13 @@ pub fn integrate(
     crate::engine::integrators::drive(backend, problem, opts, on_output)
 }
 
+/// One member's scalar observables `(t, [(name, value)])` at every output so far.
+type History = Vec<(f64, Vec<(String, f64)>)>;
+
 /// Per-member histories of scalar observables kept by the driver for
 /// [`BatchProblem::answer_known`].
 pub(crate) struct StopCriterion {
-    history: Vec<Vec<(f64, Vec<(String, f64)>)>>,
+    history: Vec<History>,
 }
 
 impl StopCriterion {
