@@ -5,8 +5,9 @@
 // BiCGSTAB). Kept in sync with `PARAMS_LEN`, `table_len` and `SCRATCH_VECTORS` there.
 //
 // params (per member): [time_scale, L, n_modes, 0]
-// tables (per member): K ((L+1)×L row-major, rows E = 1…L+1), b (L+1),
-//                      r_k, π λ_k r_k, N_k (n_modes each)
+// tables (per member): the self-energy kernel K_ij = T[i − j + L − 1] + H[i + j]
+//                      (rows i = 0…L for E = 1…L+1, columns j = 0…L−1): T (2L), H (2L);
+//                      b (L+1); r_k, π λ_k r_k, N_k (n_modes each)
 // scratch (per member): vectors of stride L+1: 0 Σ then Jacobi diagonal, 1 d = 1 − Σ′,
 //                      2 f′, 3 x, 4 r, 5 r̂0, 6 p, 7 v, 8 s, 9 t
 // A singular or unconverged solve writes NaN (0/0 with a runtime zero) so the engine marks
@@ -55,11 +56,17 @@ fn fext(sb: u32, l: i32, j: i32) -> Real {
     return Real(1.0) - y[sb + u32(-j - 1)];
 }
 
+// K_ij from its Toeplitz and Hankel parts: neighbouring rows (threads) read neighbouring
+// table entries, and the kernel costs O(L) storage instead of O(L²).
+fn kernel_entry(tb: u32, l: u32, i: u32, j: u32) -> Real {
+    return tables[tb + i + l - 1u - j] + tables[tb + 2u * l + i + j];
+}
+
 // (M z)_i = d_i z_i + f′_i Σ_j K_ij z_j with z = p / diag (Jacobi), for i = row.
 fn matvec_row(tb: u32, cb: u32, st: u32, l: u32, row: u32, src: u32) -> Real {
     var acc = Real(0.0);
     for (var j = 0u; j < l; j = j + 1u) {
-        acc = acc + tables[tb + row * l + j] * (scratch[cb + src * st + j] / scratch[cb + j]);
+        acc = acc + kernel_entry(tb, l, row, j) * (scratch[cb + src * st + j] / scratch[cb + j]);
     }
     let zi = scratch[cb + src * st + row] / scratch[cb + row];
     return scratch[cb + st + row] * zi + scratch[cb + 2u * st + row] * acc;
@@ -89,8 +96,8 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
     let sb = m * dims.state_len;
     let cb = m * dims.scratch_len;
     let st = l + 1u;
-    let kb = tb;                       // K
-    let bb = tb + (l + 1u) * l;        // b
+    let kb = tb;                       // K: T then H
+    let bb = tb + 4u * l;              // b
     let mb = bb + l + 1u;              // modes: r, c, N
     let zero = params[pb + 3u];        // runtime 0 (for NaN)
     let li = i32(l);
@@ -99,7 +106,7 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
     for (var i = lid; i <= l; i = i + WG) {
         var acc = tables[bb + i];
         for (var j = 0u; j < l; j = j + 1u) {
-            acc = acc + tables[kb + i * l + j] * y[sb + j];
+            acc = acc + kernel_entry(kb, l, i, j) * y[sb + j];
         }
         scratch[cb + i] = acc;
     }
@@ -129,7 +136,7 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
     // 3. Jacobi diagonal into vector 0; x = 0, r̂0 = r, p = v = 0; ‖b‖².
     var part = Real(0.0);
     for (var i = lid; i < l; i = i + WG) {
-        scratch[cb + i] = scratch[cb + st + i] + scratch[cb + 2u * st + i] * tables[kb + i * l + i];
+        scratch[cb + i] = scratch[cb + st + i] + scratch[cb + 2u * st + i] * kernel_entry(kb, l, i, i);
         let bi = scratch[cb + 4u * st + i];
         scratch[cb + 3u * st + i] = Real(0.0);
         scratch[cb + 5u * st + i] = bi;

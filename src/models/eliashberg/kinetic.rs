@@ -78,61 +78,121 @@ fn ramp_pv(p: f64, lo: f64) -> f64 {
     xlogx(p - lo - 1.0) - xlogx(p - lo)
 }
 
-/// The matrix `K` ((L+1) × L, rows E = 1…L+1, columns f_1…f_L) and offset `b` (L+1) with
-/// `Σ_i = Σ_j K_ij f_j + b_i`, in units of ε, for modes `r_k` (units of ε) and couplings λ_k.
-pub fn sigma_operator(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> (Vec<f64>, Vec<f64>) {
-    let mut k = vec![0.0; (l + 1) * l];
-    let mut b = vec![0.0; l + 1];
+/// The self-energy kernel in the form it is stored: `K_ij = T(i − j) + H(i + j)` (rows
+/// `i = 0…L` for E = 1…L+1, columns `j = 0…L−1` for f_1…f_L), because every partial
+/// fraction of the PV integral depends on `Ẽ ∓ E` only. `toeplitz[d + L − 1]` for
+/// `d = i − j ∈ [−(L−1), L]`, `hankel[s]` for `s = i + j ∈ [0, 2L−1]`, and the offset `b`
+/// (L+1) with `Σ_i = Σ_j K_ij f_j + b_i`, in units of ε. O(L) storage instead of the
+/// dense (L+1)·L: at L = 4096 the dense f64 matrix (134 MB) exceeds common GPU storage
+/// bindings (lavapipe: 128 MiB), the diagonals take 64 KB.
+#[derive(Clone, Debug)]
+pub struct SigmaKernel {
+    /// Grid points L.
+    pub l: usize,
+    /// T(d), `2L` entries.
+    pub toeplitz: Vec<f64>,
+    /// H(s), `2L` entries.
+    pub hankel: Vec<f64>,
+    /// b, `L + 1` entries.
+    pub offset: Vec<f64>,
+}
+
+impl SigmaKernel {
+    /// `K_ij`.
+    #[inline]
+    pub fn entry(&self, i: usize, j: usize) -> f64 {
+        self.toeplitz[i + self.l - 1 - j] + self.hankel[i + j]
+    }
+    /// The dense (L+1) × L matrix, row-major.
+    pub fn dense(&self) -> Vec<f64> {
+        let l = self.l;
+        let mut k = vec![0.0; (l + 1) * l];
+        for i in 0..=l {
+            for j in 0..l {
+                k[i * l + j] = self.entry(i, j);
+            }
+        }
+        k
+    }
+}
+
+/// The kernel of `Σ[f]` for modes `r_k` (units of ε) and couplings λ_k on L grid points.
+pub fn sigma_kernel(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> SigmaKernel {
+    let mut toeplitz = vec![0.0; 2 * l];
+    let mut hankel = vec![0.0; 2 * l];
+    // Terms of b that are not row sums of K (the ramp to −½ beyond L, or the rectangle
+    // rule's tail).
+    let mut extra = vec![0.0; l + 1];
     for (m, &rk) in r.iter().enumerate() {
         let rf = rk as f64;
         let lam = lambda[m];
-        for i in 1..=l + 1 {
-            let e = i as f64;
-            match rule {
-                PvRule::Product => {
-                    // Σ(E) = −λ r²/(2r) [J(E + r) − J(E − r)],
-                    // J(p) = Σ_j h_j [F(p−j) − F(p+j)] − ½ G(p) − ½ G(−p).
-                    let c = -0.5 * lam * rf;
+        match rule {
+            PvRule::Product => {
+                // Σ(E) = −λ r²/(2r) [J(E + r) − J(E − r)],
+                // J(p) = Σ_j h_j [F(p−j) − F(p+j)] − ½ G(p) − ½ G(−p), h_j = f_j − ½;
+                // with p = E ± r, E = i + 1, grid index j + 1: p − (j+1) = (i − j) ± r and
+                // p + (j+1) = (i + j + 2) ± r.
+                let c = -0.5 * lam * rf;
+                for (d_idx, t) in toeplitz.iter_mut().enumerate() {
+                    let d = d_idx as f64 - (l as f64 - 1.0);
+                    *t += c * (hat_pv(d + rf) - hat_pv(d - rf));
+                }
+                for (s_idx, h) in hankel.iter_mut().enumerate() {
+                    let s = s_idx as f64 + 2.0;
+                    *h -= c * (hat_pv(s + rf) - hat_pv(s - rf));
+                }
+                let lo = l as f64;
+                for (i, x) in extra.iter_mut().enumerate() {
+                    let e = (i + 1) as f64;
                     for (sgn, p) in [(1.0, e + rf), (-1.0, e - rf)] {
-                        let mut wsum = 0.0;
-                        for j in 1..=l {
-                            let w = hat_pv(p - j as f64) - hat_pv(p + j as f64);
-                            k[(i - 1) * l + (j - 1)] += c * sgn * w;
-                            wsum += w;
-                        }
-                        // h_j = f_j − ½ and the ramps to −½.
-                        let lo = l as f64;
-                        b[i - 1] += c * sgn * (-0.5 * wsum - 0.5 * ramp_pv(p, lo) - 0.5 * ramp_pv(-p, lo));
+                        *x += c * sgn * (-0.5 * ramp_pv(p, lo) - 0.5 * ramp_pv(-p, lo));
                     }
                 }
-                PvRule::Drop => {
-                    let kern = |x: f64| {
-                        let d1 = (x - e).powi(2) - rf * rf;
-                        let d2 = (x + e).powi(2) - rf * rf;
-                        let a = if d1 == 0.0 { 0.0 } else { 1.0 / d1 };
-                        let bb = if d2 == 0.0 { 0.0 } else { 1.0 / d2 };
-                        a - bb
-                    };
-                    let c = -lam * rf * rf;
-                    let mut wsum = 0.0;
-                    for j in 1..=l {
-                        let w = kern(j as f64);
-                        k[(i - 1) * l + (j - 1)] += c * w;
-                        wsum += w;
+            }
+            PvRule::Drop => {
+                // kern(x = j+1; E = i+1) = 1/((j − i)² − r²) − 1/((i + j + 2)² − r²), the
+                // singular points (zero denominators) dropped.
+                let c = -lam * rf * rf;
+                let inv = |x: f64| {
+                    let d = x * x - rf * rf;
+                    if d == 0.0 {
+                        0.0
+                    } else {
+                        1.0 / d
                     }
+                };
+                for (d_idx, t) in toeplitz.iter_mut().enumerate() {
+                    *t += c * inv(d_idx as f64 - (l as f64 - 1.0));
+                }
+                for (s_idx, h) in hankel.iter_mut().enumerate() {
+                    *h -= c * inv(s_idx as f64 + 2.0);
+                }
+                for (i, x) in extra.iter_mut().enumerate() {
+                    let e = (i + 1) as f64;
+                    let kern = |x: f64| inv(x - e) - inv(x + e);
                     // h = −½ beyond L: sum the rectangle rule far out, then the analytic tail.
                     let far = l + 1 + 40 * (l + rk);
                     let mut tail: f64 = (l + 1..=far).map(|j| kern(j as f64)).sum();
-                    let x = far as f64 + 0.5;
+                    let x0 = far as f64 + 0.5;
                     // ∫_x^∞ dy/((y ∓ e)² − r²) = −(1/2r) ln|(x ∓ e − r)/(x ∓ e + r)|
                     tail -= (1.0 / (2.0 * rf))
-                        * (((x - e - rf) / (x - e + rf)).abs().ln() - ((x + e - rf) / (x + e + rf)).abs().ln());
-                    b[i - 1] += c * (-0.5 * wsum - 0.5 * tail);
+                        * (((x0 - e - rf) / (x0 - e + rf)).abs().ln() - ((x0 + e - rf) / (x0 + e + rf)).abs().ln());
+                    *x += c * (-0.5 * tail);
                 }
             }
         }
     }
-    (k, b)
+    let mut kern = SigmaKernel { l, toeplitz, hankel, offset: vec![] };
+    // h_j = f_j − ½ inside the grid: the −½ of every column.
+    kern.offset = (0..=l).map(|i| extra[i] - 0.5 * (0..l).map(|j| kern.entry(i, j)).sum::<f64>()).collect();
+    kern
+}
+
+/// The matrix `K` ((L+1) × L dense, rows E = 1…L+1, columns f_1…f_L) and offset `b` (L+1)
+/// with `Σ_i = Σ_j K_ij f_j + b_i`, in units of ε: [`sigma_kernel`] expanded.
+pub fn sigma_operator(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> (Vec<f64>, Vec<f64>) {
+    let k = sigma_kernel(r, lambda, l, rule);
+    (k.dense(), k.offset)
 }
 
 /// One member's fixed data.
@@ -229,15 +289,28 @@ impl KineticProblem {
     }
 }
 
-/// Table block length: K ((L+1)L), b (L+1), r, πλr, N (n_modes each).
+/// Table block length: the kernel's Toeplitz part T (2L) and Hankel part H (2L)
+/// ([`SigmaKernel`]), b (L+1), then r, πλr, N (n_modes each).
 pub fn table_len(l: usize, nm: usize) -> usize {
-    (l + 1) * l + (l + 1) + 3 * nm
+    4 * l + (l + 1) + 3 * nm
+}
+
+/// Offset of the mode tables (r, πλr, N) in a member's table block.
+fn modes_offset(l: usize) -> usize {
+    5 * l + 1
+}
+
+/// `K_ij` from a member's table block (`T[i − j + L − 1] + H[2L + i + j]`).
+#[inline]
+fn k_entry(l: usize, tab: &[f64], i: usize, j: usize) -> f64 {
+    tab[i + l - 1 - j] + tab[2 * l + i + j]
 }
 
 fn member_tables(m: &Member, lambda: &[f64], rule: PvRule) -> Vec<f64> {
-    let (k, b) = sigma_operator(&m.r, lambda, m.l, rule);
-    let mut t = k;
-    t.extend(b);
+    let k = sigma_kernel(&m.r, lambda, m.l, rule);
+    let mut t = k.toeplitz;
+    t.extend(k.hankel);
+    t.extend(k.offset);
     t.extend(m.r.iter().map(|&r| r as f64));
     t.extend(m.r.iter().zip(lambda).map(|(&r, l)| PI * l * r as f64));
     t.extend(m.r.iter().map(|&r| bose(r as f64, m.t0)));
@@ -262,13 +335,13 @@ pub fn f_ext(f: &[f64], j: i64) -> f64 {
 }
 
 fn sigma_nodes(l: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
-    let (k, b) = (&tab[..(l + 1) * l], &tab[(l + 1) * l..(l + 1) * l + l + 1]);
-    (0..=l).map(|i| b[i] + k[i * l..(i + 1) * l].iter().zip(f).map(|(a, x)| a * x).sum::<f64>()).collect()
+    let b = &tab[4 * l..5 * l + 1];
+    (0..=l).map(|i| b[i] + (0..l).map(|j| k_entry(l, tab, i, j) * f[j]).sum::<f64>()).collect()
 }
 
 /// Collision integral (Eq 38) in units of ε.
 pub fn collision(l: usize, nm: usize, tab: &[f64], f: &[f64], out: &mut [f64]) {
-    let base = (l + 1) * l + l + 1;
+    let base = modes_offset(l);
     let (r, c, n) = (&tab[base..base + nm], &tab[base + nm..base + 2 * nm], &tab[base + 2 * nm..base + 3 * nm]);
     for i in 1..=l as i64 {
         let fi = f_ext(f, i);
@@ -284,14 +357,13 @@ pub fn collision(l: usize, nm: usize, tab: &[f64], f: &[f64], out: &mut [f64]) {
 
 fn lhs(l: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
     let s = sigma_nodes(l, tab, f);
-    let k = &tab[..(l + 1) * l];
     let mut a = vec![0.0; l * l];
     for i in 1..=l {
         let sm = if i >= 2 { s[i - 2] } else { 0.0 };
         let dsig = 0.5 * (s[i] - sm);
         let df = 0.5 * (f_ext(f, i as i64 + 1) - f_ext(f, i as i64 - 1));
         for j in 0..l {
-            a[(i - 1) * l + j] = df * k[(i - 1) * l + j];
+            a[(i - 1) * l + j] = df * k_entry(l, tab, i - 1, j);
         }
         a[(i - 1) * l + (i - 1)] += 1.0 - dsig;
     }
@@ -439,7 +511,7 @@ pub const SCRATCH_VECTORS: usize = 11;
 /// with the boundary conditions (31) (`f(−E) = 1 − f(E)` flips the sign of reflected
 /// columns; `f(0) = ½` and `f(E > Λ) = 0` are constants).
 pub fn collision_jacobian(l: usize, nm: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
-    let base = (l + 1) * l + l + 1;
+    let base = modes_offset(l);
     let (r, c, n) = (&tab[base..base + nm], &tab[base + nm..base + 2 * nm], &tab[base + 2 * nm..base + 3 * nm]);
     let mut jac = vec![0.0; l * l];
     // d f_ext(j) / d f_col as (column, sign), or None for a constant.
@@ -473,14 +545,13 @@ pub fn collision_jacobian(l: usize, nm: usize, tab: &[f64], f: &[f64]) -> Vec<f6
 /// `∂[A(f) v]/∂f` at fixed `v` for the left-hand matrix `A(f) = diag(1 − Σ′) + diag(f′) K`
 /// (row-major L×L): `Σ′_i = ½(Σ_{i+1} − Σ_{i−1})` with `Σ = K f + b`, `f′_i = ½(f_{i+1} − f_{i−1})`.
 pub fn lhs_apply_jacobian(l: usize, tab: &[f64], v: &[f64]) -> Vec<f64> {
-    let k = &tab[..(l + 1) * l];
     let mut jac = vec![0.0; l * l];
     for i in 1..=l {
         let row = i - 1;
-        let kv: f64 = k[row * l..(row + 1) * l].iter().zip(v).map(|(a, b)| a * b).sum();
+        let kv: f64 = (0..l).map(|j| k_entry(l, tab, row, j) * v[j]).sum();
         for j in 0..l {
-            let below = if i >= 2 { k[(i - 2) * l + j] } else { 0.0 };
-            jac[row * l + j] -= 0.5 * v[row] * (k[i * l + j] - below);
+            let below = if i >= 2 { k_entry(l, tab, i - 2, j) } else { 0.0 };
+            jac[row * l + j] -= 0.5 * v[row] * (k_entry(l, tab, i, j) - below);
         }
         if i < l {
             jac[row * l + i] += 0.5 * kv; // f_{i+1}
