@@ -117,7 +117,22 @@ fn cavity_kernels_agree_with_cpu_twins() {
             1.0,
             5.0,
         ),
-        ("fokker_planck", two(with(base(), json!({"level": 3}))), 1.0, 5.0),
+        ("fokker_planck (flux)", two(with(base(), json!({"level": 3}))), 1.0, 5.0),
+        (
+            "fokker_planck (flux) graded, on_shell",
+            vec![serde_json::Value::Object({
+                let mut p = with(
+                    base(),
+                    json!({"level": 3, "t_cry": 0.2, "t_mir": 4.0, "grid": "graded", "h_fine": 0.05,
+                           "h_coarse": 0.5, "omega_min": -30.0, "omega_max": 30.0,
+                           "on_shell_eps_k": [-1.0, 0.0, 2.0]}),
+                );
+                p.as_object_mut().unwrap().remove("n_omega");
+                p.as_object().unwrap().clone()
+            })],
+            1.0,
+            5.0,
+        ),
         (
             "riccati",
             two(with(base(), json!({"level": 3, "variant": "riccati_s71", "omega_min": -3.0, "omega_max": 3.0}))),
@@ -142,5 +157,54 @@ fn cavity_kernels_agree_with_cpu_twins() {
             println!("{name} {p}: rel. max difference {err:.2e} (moved {moved:.2e})");
             assert!(err <= tol, "{name} {p}: GPU vs CPU {err:e} > {tol:e}");
         }
+    }
+}
+
+/// The Newton steady-state method on the GPU backend (right-hand sides evaluated by the
+/// `flux` kernel on the device, banded LU on the host) finds the same steady state as on
+/// the CPU backend: f64 to 1e-10, f32 to the f32 residual floor.
+#[test]
+fn newton_on_gpu_matches_cpu() {
+    if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
+        println!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
+        return;
+    }
+    let ctx = Arc::new(GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip)")));
+    let mut p = with(
+        base(),
+        json!({"level": 3, "t_cry": 0.2, "t_mir": 4.0, "grid": "graded", "h_fine": 0.05, "h_coarse": 0.5,
+               "omega_min": -40.0, "omega_max": 40.0, "eps_k": 0.5}),
+    );
+    p.as_object_mut().unwrap().remove("n_omega");
+    let pts = [p.clone(), with(p, json!({"coupling_g": 1.0}))];
+    let members = pts.iter().map(|p| derive(p).unwrap()).collect();
+    let problem = Arc::new(CavityBatch::new(members).unwrap());
+    let solve = |backend: &mut dyn Backend, tol: f64| {
+        let opts = SolveOptions { method: Method::Newton, steady_tol: Some(tol), ..Default::default() };
+        let (mut y, mut st, mut steps) = (vec![], vec![], vec![]);
+        integrate(backend, &*problem, &opts, &mut |fr| {
+            y = fr.state.to_vec();
+            st = fr.status.to_vec();
+            steps = fr.n_accept.to_vec();
+            Ok(())
+        })
+        .unwrap();
+        (y, st, steps)
+    };
+    let mut cpu = CpuBackend::new(problem.clone());
+    let (want, st, steps) = solve(&mut cpu, 1e-12);
+    assert!(st.iter().all(|&s| s == neqkin::engine::program::status::STEADY), "CPU: {st:?}");
+    println!("CPU Newton steps {steps:?}");
+    let mut precisions = vec![(Precision::F32, 3e-7, 2e-4)];
+    if ctx.supports_f64() {
+        precisions.push((Precision::F64, 1e-12, 1e-10));
+    }
+    for (prec, tol, allowed) in precisions {
+        let mut gpu = GpuBackend::new(ctx.clone(), problem.clone(), prec).unwrap();
+        let (got, st, steps) = solve(&mut gpu, tol);
+        assert!(st.iter().all(|&s| s == neqkin::engine::program::status::STEADY), "GPU {prec}: {st:?}");
+        let err = got.iter().zip(&want).fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+        println!("GPU {prec}: Newton steps {steps:?}, max |F_gpu − F_cpu| = {err:.3e} (tolerance {allowed:.0e})");
+        assert!(err <= allowed, "{prec}: {err:e}");
     }
 }

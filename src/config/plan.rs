@@ -183,11 +183,16 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         RawMethod::Dopri5 => Method::Dopri5,
         RawMethod::Rkc => Method::Rkc,
         RawMethod::Bdf => Method::Bdf,
+        RawMethod::Newton => Method::Newton,
     };
-    let t_end = positive(
-        "solver.t_end",
-        s.t_end.ok_or_else(|| NeqkinError::invalid("solver.t_end", "required key is missing"))?,
-    )?;
+    // Newton has no physical time: t_end only labels its output rows (default 1).
+    let t_end = match (s.t_end, method) {
+        (None, Method::Newton) => 1.0,
+        (t_end, _) => positive(
+            "solver.t_end",
+            t_end.ok_or_else(|| NeqkinError::invalid("solver.t_end", "required key is missing"))?,
+        )?,
+    };
     let dt = s.dt.map(|dt| positive("solver.dt", dt)).transpose()?;
     if method == Method::Rk4 && dt.is_none() {
         return Err(NeqkinError::invalid("solver.dt", "rk4 needs a fixed step dt"));
@@ -236,6 +241,12 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         None => defaults.atol,
     };
     let steady_tol = s.steady_tol.map(|v| positive("solver.steady_tol", v)).transpose()?;
+    if method == Method::Newton && steady_tol.is_none() {
+        return Err(NeqkinError::invalid(
+            "solver.steady_tol",
+            "\"newton\" needs the residual tolerance steady_tol (e.g. 1e-10)",
+        ));
+    }
     let max_steps = match s.max_steps {
         Some(0) => return Err(NeqkinError::invalid("solver.max_steps", "must be ≥ 1")),
         Some(n) => n,

@@ -48,6 +48,8 @@ pub enum RawMethod {
     Rkc,
     /// Variable-step BDF 1–2 on the host (CPU backend only).
     Bdf,
+    /// Steady state by Newton's method (pseudo-transient continuation); needs steady_tol.
+    Newton,
     /// No time integration: the model's [`crate::engine::model::Model::evaluate`].
     Direct,
 }

@@ -282,6 +282,7 @@ pub fn drive(
         Method::Dopri5 => 9,
         Method::Rkc => 6,
         Method::Bdf => return crate::engine::implicit::drive(backend, problem, opts, on_output),
+        Method::Newton => return crate::engine::steady::drive(backend, problem, opts, on_output),
     };
     let w = alloc(backend, n_scratch)?;
     let y0 = problem.initial_state();
@@ -331,7 +332,7 @@ pub fn drive(
             Method::Rk4 => rk4_program(&w, n),
             Method::Dopri5 => dopri5_program(&w, &blocks, h_min),
             Method::Rkc => rkc_program(&w, s, &blocks, h_min),
-            Method::Bdf => unreachable!("bdf is driven on the host"),
+            Method::Bdf | Method::Newton => unreachable!("bdf and newton are driven on the host"),
         };
         let steady =
             opts.steady_tol.map(|tol| Op::SteadyCheck { ctrl: w.ctrl, dy: w.f0, range: problem.steady_range(), tol });

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cpu;
 pub mod gpu;
 pub mod implicit;
+pub mod steady;
 pub mod integrators;
 pub mod model;
 pub mod output;

@@ -80,6 +80,12 @@ pub trait BatchProblem: Send + Sync {
     fn linearly_implicit(&self) -> Option<&dyn crate::engine::implicit::LinearlyImplicit> {
         None
     }
+    /// Band `(lower, upper)` of the RHS Jacobian `∂rhs_i/∂y_j` (nonzero only for
+    /// `−lower ≤ j − i ≤ upper`), used by the Newton steady-state method to colour its
+    /// difference Jacobian; `None` (default): dense.
+    fn jacobian_band(&self) -> Option<(usize, usize)> {
+        None
+    }
     /// Range of state components whose derivative decides steadiness.
     fn steady_range(&self) -> (usize, usize) {
         (0, self.layout().state_len)

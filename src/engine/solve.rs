@@ -21,6 +21,9 @@ pub enum Method {
     /// linearly-implicit ones `A(y) y′ = F(y)` whose `A` may turn singular; CPU backend
     /// only (see [`crate::engine::implicit`]).
     Bdf,
+    /// Steady state `rhs(y) = 0` by Newton's method with pseudo-transient continuation and
+    /// a banded difference Jacobian (see [`crate::engine::steady`]); any backend.
+    Newton,
 }
 
 /// Options of one integration, filled with defaults once by the config layer.

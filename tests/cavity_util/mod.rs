@@ -107,3 +107,29 @@ pub fn riccati(points: &[Value]) -> (Arc<CavityBatch>, Curves, Vec<f64>) {
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
+
+/// Steady state of every point by Newton's method (`solver.method = "newton"`) on the CPU
+/// backend; `time` holds the accepted Newton steps.
+pub fn steady_newton(points: &[Value], tol: f64) -> Steady {
+    let members = points.iter().map(|p| derive(p).unwrap()).collect();
+    let batch = Arc::new(CavityBatch::new(members).unwrap());
+    let n = batch.layout().state_len;
+    let mut backend = CpuBackend::new(batch.clone());
+    let opts = SolveOptions { method: Method::Newton, steady_tol: Some(tol), ..Default::default() };
+    let (mut f, mut st, mut steps) = (vec![], vec![], vec![]);
+    integrate(&mut backend, &*batch, &opts, &mut |fr| {
+        f = fr.state.chunks(n).map(|c| c.to_vec()).collect();
+        st = fr.status.to_vec();
+        steps = fr.n_accept.to_vec();
+        Ok(())
+    })
+    .unwrap();
+    Steady { batch, f, status: st, time: steps }
+}
+
+/// `p` on a graded grid (drops `n_omega`).
+pub fn graded(p: Value, h_fine: f64, h_coarse: f64) -> Value {
+    let mut p = with(p, json!({"grid": "graded", "h_fine": h_fine, "h_coarse": h_coarse}));
+    p.as_object_mut().unwrap().remove("n_omega");
+    p
+}

@@ -183,6 +183,53 @@ fn shift_block(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64
     }
 }
 
+/// `flux` params: γ, nb (points per block).
+pub const F_P_GAMMA: usize = 0;
+/// See [`F_P_GAMMA`].
+pub const F_P_BLOCK: usize = 1;
+/// `flux` params length.
+pub const F_PARAMS_LEN: usize = 2;
+/// `flux` tables: F0 at 0, c⁻ at n, d⁻ at 2n, c⁺ at 3n, d⁺ at 4n, preconditioner at 5n;
+/// length 6n. `c±_i = η A_e²(ω_{i±½}) / (A_e(ω_i) w_i)` with the cell width `w_i`, and
+/// `d±_i = c±_i coth(|ω_{i±1} − ω_i| / 2T_mir)` (one coth per edge, so the discrete mirror
+/// tanh is exact on any node set); zero at the window's ends (no flux through them).
+pub fn flux_table_len(n: usize) -> usize {
+    6 * n
+}
+
+/// `flux` (the Fokker–Planck level 3 on any node set, uniform or graded):
+/// `dF_i/dτ = P_i [γ(F0_i − F_i) + c⁻_i(1 − F_iF_{i−1}) − d⁻_i(F_i − F_{i−1})
+///                 − c⁺_i(1 − F_iF_{i+1}) − d⁺_i(F_i − F_{i+1})]`,
+/// i.e. `γ(F0 − F) − (η/(A_e w_i)) (Φ_{i+½} − Φ_{i−½})` with the edge flux
+/// `Φ_{i+½} = A_e²(ω_{i+½}) [1 − F_iF_{i+1} − coth(h_{i+½}/2T_mir)(F_{i+1} − F_i)]`.
+pub fn flux(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = params[F_P_BLOCK] as usize;
+    let tl = flux_table_len(n);
+    for (blk, (yb, dyb)) in y.chunks(n).zip(dy.chunks_mut(n)).enumerate() {
+        flux_block(params, &tables[blk * tl..(blk + 1) * tl], t, yb, dyb);
+    }
+}
+
+fn flux_block(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]) {
+    let n = y.len();
+    let gamma = params[F_P_GAMMA];
+    let (f0, cm, dm) = (&tables[..n], &tables[n..2 * n], &tables[2 * n..3 * n]);
+    let (cp, dp, prec) = (&tables[3 * n..4 * n], &tables[4 * n..5 * n], &tables[5 * n..6 * n]);
+    for i in 0..n {
+        let fi = y[i];
+        let mut ph = 0.0;
+        if i >= 1 {
+            let fm = y[i - 1];
+            ph += cm[i] * (1.0 - fi * fm) - dm[i] * (fi - fm);
+        }
+        if i + 1 < n {
+            let fp = y[i + 1];
+            ph -= cp[i] * (1.0 - fi * fp) + dp[i] * (fi - fp);
+        }
+        dy[i] = prec[i] * (gamma * (f0[i] - fi) + ph);
+    }
+}
+
 /// `riccati` params: ω at t = 0, direction (+1: ω = ω_start + t; −1: ω = ω_start − t),
 /// T_mir, T_cry, ε_k, γ, κ.
 pub const R_P_OMEGA: usize = 0;

@@ -9,8 +9,9 @@
 //!   the ω̃ integral a dense quadrature in the kernel; steady state of a Jacobi-preconditioned
 //!   pseudo-time relaxation (use `steady_tol`).
 //! * Level 2 (`shift`): B → delta peaks at ±ν0 (S69), grid commensurate with ν0.
-//! * Level 3: `fokker_planck` (the consistent ν0 → 0 limit, `shift` kernel with flux
-//!   weights) or `riccati_s71` (the printed Eq 6 / S71 integrated along ω, `riccati` kernel).
+//! * Level 3: `fokker_planck` (the consistent ν0 → 0 limit in finite-volume form, `flux`
+//!   kernel, uniform or graded grid, tridiagonal: Newton converges in O(10) steps) or
+//!   `riccati_s71` (the printed Eq 6 / S71 integrated along ω, `riccati` kernel).
 //!
 //! `K(ω, ω̃) = 1 − F(ω)F(ω̃) − coth((ω−ω̃)/2T_mir)(F(ω) − F(ω̃))` vanishes for
 //! F = tanh((ω−μ)/2T_mir) at any μ; with the odd photon spectral function B it relaxes F.
@@ -31,6 +32,8 @@ pub const COLLISION_WGSL: &str = include_str!("../../../shaders/cavity/collision
 pub const COLLISION_GRADED_WGSL: &str = include_str!("../../../shaders/cavity/collision_graded.wgsl");
 /// WGSL of the level-2 / Fokker–Planck kernel.
 pub const SHIFT_WGSL: &str = include_str!("../../../shaders/cavity/shift.wgsl");
+/// WGSL of the Fokker–Planck (level 3) kernel.
+pub const FLUX_WGSL: &str = include_str!("../../../shaders/cavity/flux.wgsl");
 /// WGSL of the printed-Riccati kernel.
 pub const RICCATI_WGSL: &str = include_str!("../../../shaders/cavity/riccati.wgsl");
 
@@ -102,9 +105,8 @@ impl CavityBatch {
                 (n, cpu::G_PARAMS_LEN, cpu::collision_graded_table_len(n))
             }
             Scheme::Collision | Scheme::CollisionEq5 => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(n)),
-            Scheme::ShiftConsistent | Scheme::ShiftS71Reading | Scheme::FokkerPlanck => {
-                (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n))
-            }
+            Scheme::ShiftConsistent | Scheme::ShiftS71Reading => (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n)),
+            Scheme::FokkerPlanck => (n, cpu::F_PARAMS_LEN, cpu::flux_table_len(n)),
             Scheme::RiccatiS71 => (3, cpu::R_PARAMS_LEN, 0),
         };
         for d in &members {
@@ -210,20 +212,44 @@ impl CavityBatch {
                         tables.extend_from_slice(&prec);
                     }
                     Scheme::FokkerPlanck => {
-                        let dd = coth(d.h);
-                        p_out.extend_from_slice(&[r.gamma, dd, 1.0, 1.0]);
+                        p_out.push(r.gamma);
                         let eta = d.kappa * r.nu0;
-                        let w = |i: usize, half: f64| {
-                            let am = d.spectral(omega[i] + half * d.h);
-                            eta * am * am / (d.spectral(omega[i]) * d.h)
+                        // Cell widths: half the distance between the neighbours inside, the
+                        // one spacing at the window's ends (the uniform grid's h everywhere).
+                        let width = |i: usize| {
+                            if i == 0 {
+                                omega[1] - omega[0]
+                            } else if i == n - 1 {
+                                omega[n - 1] - omega[n - 2]
+                            } else {
+                                0.5 * (omega[i + 1] - omega[i - 1])
+                            }
                         };
-                        let cm: Vec<f64> = (0..n).map(|i| if i >= 1 { w(i, -0.5) } else { 0.0 }).collect();
-                        let cp: Vec<f64> = (0..n).map(|i| if i + 1 < n { w(i, 0.5) } else { 0.0 }).collect();
-                        let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + (cm[i] + cp[i]) * (dd + 1.0))).collect();
-                        tables.extend_from_slice(&f0);
-                        tables.extend_from_slice(&cm);
-                        tables.extend_from_slice(&cp);
-                        tables.extend_from_slice(&prec);
+                        // Edge i+½ between nodes i and i+1: weight A_e² at the midpoint, and
+                        // coth(h_e/2T_mir), which makes the discrete flux vanish exactly for the
+                        // mirror tanh (and for F0 at equal temperatures).
+                        let edge = |i: usize| {
+                            let am = d.spectral(0.5 * (omega[i] + omega[i + 1]));
+                            (eta * am * am, coth(omega[i + 1] - omega[i]))
+                        };
+                        let (mut cm, mut dm, mut cp, mut dp) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                        for i in 0..n {
+                            let node = d.spectral(omega[i]) * width(i);
+                            if i >= 1 {
+                                let (w, dd) = edge(i - 1);
+                                cm[i] = w / node;
+                                dm[i] = cm[i] * dd;
+                            }
+                            if i + 1 < n {
+                                let (w, dd) = edge(i);
+                                cp[i] = w / node;
+                                dp[i] = cp[i] * dd;
+                            }
+                        }
+                        let prec: Vec<f64> = (0..n).map(|i| 1.0 / (r.gamma + cm[i] + dm[i] + cp[i] + dp[i])).collect();
+                        for t in [&f0, &cm, &dm, &cp, &dp, &prec] {
+                            tables.extend_from_slice(t);
+                        }
                     }
                     Scheme::RiccatiS71 => {
                         let start = if d.direction < 0.0 { omega[n - 1] } else { omega[0] };
@@ -288,6 +314,7 @@ impl CavityBatch {
         self.rhs_member(m, self.member_params(m), self.member_tables(m), 0.0, y, &mut dy, &mut []);
         let prec_off = match self.scheme {
             Scheme::Collision | Scheme::CollisionEq5 => 2 * n,
+            Scheme::FokkerPlanck => 5 * n,
             _ => 3 * n,
         };
         let t = self.member_tables(m);
@@ -386,6 +413,7 @@ impl BatchProblem for CavityBatch {
             Scheme::Collision | Scheme::CollisionEq5 if self.graded => cpu::collision_graded(params, tables, t, y, dy),
             Scheme::Collision | Scheme::CollisionEq5 => cpu::collision(params, tables, t, y, dy),
             Scheme::RiccatiS71 => cpu::riccati(params, tables, t, y, dy),
+            Scheme::FokkerPlanck => cpu::flux(params, tables, t, y, dy),
             _ => cpu::shift(params, tables, t, y, dy),
         }
     }
@@ -396,9 +424,22 @@ impl BatchProblem for CavityBatch {
             }
             Scheme::Collision | Scheme::CollisionEq5 => ("cavity/collision", COLLISION_WGSL),
             Scheme::RiccatiS71 => ("cavity/riccati", RICCATI_WGSL),
+            Scheme::FokkerPlanck => ("cavity/flux", FLUX_WGSL),
             _ => ("cavity/shift", SHIFT_WGSL),
         };
         KernelSource { name: name.into(), source: source.into() }
+    }
+    fn jacobian_band(&self) -> Option<(usize, usize)> {
+        // Blocks (on-shell ε_k values) do not couple, so each block's band is the member's.
+        match self.scheme {
+            Scheme::FokkerPlanck => Some((1, 1)),
+            Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
+                let m = self.members.iter().map(|d| d.shift).max().unwrap_or(1);
+                Some((m, m))
+            }
+            // Level 1 couples every pair of frequencies; Riccati is an ODE in ω (1 × 3).
+            Scheme::Collision | Scheme::CollisionEq5 | Scheme::RiccatiS71 => None,
+        }
     }
     fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
         use crate::engine::program::ToleranceBlock;

@@ -23,8 +23,9 @@ pub enum Scheme {
     /// channel enters with the wrong sign (anti-relaxing). Kernel `shift`.
     ShiftS71Reading,
     /// Level 3, consistent: the ν0 → 0 limit of level 2 at fixed cavity length, a
-    /// drift-diffusion (Fokker–Planck) equation in ω, relaxed in pseudo-time. Kernel `shift`
-    /// with unit shift and flux weights.
+    /// drift-diffusion (Fokker–Planck) equation in ω in finite-volume form on a uniform or
+    /// graded grid; steady state by Newton (`solver.method = "newton"`) or pseudo-time.
+    /// Kernel `flux`.
     FokkerPlanck,
     /// Level 3, printed: the Riccati ODE S71 / Eq 6 integrated along ω (ω is the engine's
     /// time). Kernel `riccati`.
@@ -78,7 +79,7 @@ pub struct CavityParams {
     /// default 801. Not allowed with `grid = "graded"`, whose size follows from its spacings.
     #[serde(default)]
     pub n_omega: Option<usize>,
-    /// ω grid: `uniform` (default) or `graded` (level 1 only): spacing `h_fine` within
+    /// ω grid: `uniform` (default) or `graded` (level 1 and level 3 `fokker_planck`): spacing `h_fine` within
     /// `fine_halfwidth` of μ0, growing geometrically (5 % per point) to `h_coarse` outside,
     /// symmetric about μ0. Resolves T_cry ≪ T_mir in a window of many T_mir (Fig S4).
     #[serde(default)]
@@ -316,12 +317,12 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             return Err(NeqkinError::invalid("params.grid", format!("must be `uniform` or `graded`, got `{v}`")))
         }
     };
-    if graded && !matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) {
+    if graded && !matches!(scheme, Scheme::Collision | Scheme::CollisionEq5 | Scheme::FokkerPlanck) {
         return Err(NeqkinError::invalid(
             "params.grid",
-            "the graded grid is implemented for level 1 only (level 2's ω ± ν0 partners would \
-             need interpolation, which breaks its exact fixed points; level 2 is O(n) per step \
-             and runs a uniform grid at Fig S4 resolution)",
+            "the graded grid is implemented for level 1 and level 3 fokker_planck (level 2's \
+             ω ± ν0 partners would need interpolation, which breaks its exact fixed points; \
+             level 2 is O(n) per step and runs a uniform grid at Fig S4 resolution)",
         ));
     }
     if graded && raw.n_omega.is_some() {
@@ -412,10 +413,17 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
                 format!("{h_coarse} does not resolve T_mir = {t_mir} (needs <= 2·T_mir)"),
             ));
         }
-        // The kernel builds coth((ω_i−ω_j)/2T_mir) from per-node factors e^{±(ω−μ0)/T_mir};
-        // keep them inside the f32 range.
+        if scheme == Scheme::FokkerPlanck && h_coarse > gamma {
+            return Err(NeqkinError::invalid(
+                "params.h_coarse",
+                format!("{h_coarse} does not resolve the electron spectral width gamma = {gamma} (needs <= gamma)"),
+            ));
+        }
+        // The level-1 kernel builds coth((ω_i−ω_j)/2T_mir) from per-node factors
+        // e^{±(ω−μ0)/T_mir}; keep them inside the f32 range. (The flux kernel's coth per
+        // edge comes from the host.)
         let reach = (raw.mu0 - lo).max(hi - raw.mu0) / t_mir;
-        if reach > 80.0 {
+        if reach > 80.0 && scheme != Scheme::FokkerPlanck {
             return Err(NeqkinError::invalid(
                 "params.omega_max",
                 format!("a graded window may reach at most 80·T_mir from mu0 (it reaches {reach:.1}·T_mir)"),
