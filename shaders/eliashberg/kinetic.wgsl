@@ -62,11 +62,88 @@ fn kernel_entry(tb: u32, l: u32, i: u32, j: u32) -> Real {
     return tables[tb + i + l - 1u - j] + tables[tb + 2u * l + i + j];
 }
 
+// Σ_{j0 ≤ j < j0+16} K_ij y_j, written out: the row sums are the kernel's O(L²) work, and
+// unrolling keeps its loop count 16× below lavapipe's per-invocation loop budget (see
+// `loop_budget_intact`).
+fn kernel_dot16_state(tb: u32, l: u32, i: u32, j0: u32, sb: u32) -> Real {
+    let t_lo = tb + i + l - 1u - j0;
+    let t_hi = tb + 2u * l + i + j0;
+    let yb = sb + j0;
+    return Real(0.0)
+        + (tables[t_lo - 0u] + tables[t_hi + 0u]) * y[yb + 0u]
+        + (tables[t_lo - 1u] + tables[t_hi + 1u]) * y[yb + 1u]
+        + (tables[t_lo - 2u] + tables[t_hi + 2u]) * y[yb + 2u]
+        + (tables[t_lo - 3u] + tables[t_hi + 3u]) * y[yb + 3u]
+        + (tables[t_lo - 4u] + tables[t_hi + 4u]) * y[yb + 4u]
+        + (tables[t_lo - 5u] + tables[t_hi + 5u]) * y[yb + 5u]
+        + (tables[t_lo - 6u] + tables[t_hi + 6u]) * y[yb + 6u]
+        + (tables[t_lo - 7u] + tables[t_hi + 7u]) * y[yb + 7u]
+        + (tables[t_lo - 8u] + tables[t_hi + 8u]) * y[yb + 8u]
+        + (tables[t_lo - 9u] + tables[t_hi + 9u]) * y[yb + 9u]
+        + (tables[t_lo - 10u] + tables[t_hi + 10u]) * y[yb + 10u]
+        + (tables[t_lo - 11u] + tables[t_hi + 11u]) * y[yb + 11u]
+        + (tables[t_lo - 12u] + tables[t_hi + 12u]) * y[yb + 12u]
+        + (tables[t_lo - 13u] + tables[t_hi + 13u]) * y[yb + 13u]
+        + (tables[t_lo - 14u] + tables[t_hi + 14u]) * y[yb + 14u]
+        + (tables[t_lo - 15u] + tables[t_hi + 15u]) * y[yb + 15u];
+}
+
+// Σ_{j0 ≤ j < j0+16} K_ij z_j with z = scratch vector at `vb0` divided by the diagonal.
+fn kernel_dot16_scaled(tb: u32, l: u32, i: u32, j0: u32, vb0: u32, db0: u32) -> Real {
+    let t_lo = tb + i + l - 1u - j0;
+    let t_hi = tb + 2u * l + i + j0;
+    let vb = vb0 + j0;
+    let db = db0 + j0;
+    return Real(0.0)
+        + (tables[t_lo - 0u] + tables[t_hi + 0u]) * (scratch[vb + 0u] / scratch[db + 0u])
+        + (tables[t_lo - 1u] + tables[t_hi + 1u]) * (scratch[vb + 1u] / scratch[db + 1u])
+        + (tables[t_lo - 2u] + tables[t_hi + 2u]) * (scratch[vb + 2u] / scratch[db + 2u])
+        + (tables[t_lo - 3u] + tables[t_hi + 3u]) * (scratch[vb + 3u] / scratch[db + 3u])
+        + (tables[t_lo - 4u] + tables[t_hi + 4u]) * (scratch[vb + 4u] / scratch[db + 4u])
+        + (tables[t_lo - 5u] + tables[t_hi + 5u]) * (scratch[vb + 5u] / scratch[db + 5u])
+        + (tables[t_lo - 6u] + tables[t_hi + 6u]) * (scratch[vb + 6u] / scratch[db + 6u])
+        + (tables[t_lo - 7u] + tables[t_hi + 7u]) * (scratch[vb + 7u] / scratch[db + 7u])
+        + (tables[t_lo - 8u] + tables[t_hi + 8u]) * (scratch[vb + 8u] / scratch[db + 8u])
+        + (tables[t_lo - 9u] + tables[t_hi + 9u]) * (scratch[vb + 9u] / scratch[db + 9u])
+        + (tables[t_lo - 10u] + tables[t_hi + 10u]) * (scratch[vb + 10u] / scratch[db + 10u])
+        + (tables[t_lo - 11u] + tables[t_hi + 11u]) * (scratch[vb + 11u] / scratch[db + 11u])
+        + (tables[t_lo - 12u] + tables[t_hi + 12u]) * (scratch[vb + 12u] / scratch[db + 12u])
+        + (tables[t_lo - 13u] + tables[t_hi + 13u]) * (scratch[vb + 13u] / scratch[db + 13u])
+        + (tables[t_lo - 14u] + tables[t_hi + 14u]) * (scratch[vb + 14u] / scratch[db + 14u])
+        + (tables[t_lo - 15u] + tables[t_hi + 15u]) * (scratch[vb + 15u] / scratch[db + 15u]);
+}
+
+// Σ_i = Σ_j K_ij y_j over the whole row (blocks of 64, then the rest).
+fn kernel_row_state(tb: u32, l: u32, i: u32, sb: u32) -> Real {
+    var acc = Real(0.0);
+    var j0 = 0u;
+    for (; j0 + 64u <= l; j0 = j0 + 64u) {
+        acc = acc + kernel_dot16_state(tb, l, i, j0, sb) + kernel_dot16_state(tb, l, i, j0 + 16u, sb)
+            + kernel_dot16_state(tb, l, i, j0 + 32u, sb) + kernel_dot16_state(tb, l, i, j0 + 48u, sb);
+    }
+    for (; j0 + 16u <= l; j0 = j0 + 16u) {
+        acc = acc + kernel_dot16_state(tb, l, i, j0, sb);
+    }
+    for (var j = j0; j < l; j = j + 1u) {
+        acc = acc + kernel_entry(tb, l, i, j) * y[sb + j];
+    }
+    return acc;
+}
+
 // (M z)_i = d_i z_i + f′_i Σ_j K_ij z_j with z = p / diag (Jacobi), for i = row.
 fn matvec_row(tb: u32, cb: u32, st: u32, l: u32, row: u32, src: u32) -> Real {
     var acc = Real(0.0);
-    for (var j = 0u; j < l; j = j + 1u) {
-        acc = acc + kernel_entry(tb, l, row, j) * (scratch[cb + src * st + j] / scratch[cb + j]);
+    let vb = cb + src * st;
+    var j0 = 0u;
+    for (; j0 + 64u <= l; j0 = j0 + 64u) {
+        acc = acc + kernel_dot16_scaled(tb, l, row, j0, vb, cb) + kernel_dot16_scaled(tb, l, row, j0 + 16u, vb, cb)
+            + kernel_dot16_scaled(tb, l, row, j0 + 32u, vb, cb) + kernel_dot16_scaled(tb, l, row, j0 + 48u, vb, cb);
+    }
+    for (; j0 + 16u <= l; j0 = j0 + 16u) {
+        acc = acc + kernel_dot16_scaled(tb, l, row, j0, vb, cb);
+    }
+    for (var j = j0; j < l; j = j + 1u) {
+        acc = acc + kernel_entry(tb, l, row, j) * (scratch[vb + j] / scratch[cb + j]);
     }
     let zi = scratch[cb + src * st + row] / scratch[cb + row];
     return scratch[cb + st + row] * zi + scratch[cb + 2u * st + row] * acc;
@@ -104,11 +181,7 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
 
     // 1. Σ on nodes 1…L+1: the N×N kernel.
     for (var i = lid; i <= l; i = i + WG) {
-        var acc = tables[bb + i];
-        for (var j = 0u; j < l; j = j + 1u) {
-            acc = acc + kernel_entry(kb, l, i, j) * y[sb + j];
-        }
-        scratch[cb + i] = acc;
+        scratch[cb + i] = tables[bb + i] + kernel_row_state(kb, l, i, sb);
     }
     storageBarrier();
     // 2. d = 1 − Σ′, f′ (central differences), collision integral into r (vector 4).
@@ -213,7 +286,10 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
         storageBarrier();
         ok = rn2 <= tol * tol * bnorm2;
     }
-    // 5. ḟ = time_scale · diag⁻¹ x, or NaN when the solve failed (singular left-hand side).
+    // 5. ḟ = time_scale · diag⁻¹ x, or NaN when the solve failed (singular left-hand side)
+    // or the driver cut a loop short.
+    let cut = workgroup_loops_cut();
+    ok = ok && !cut;
     let scale = params[pb];
     for (var i = lid; i < l; i = i + WG) {
         if (ok) {

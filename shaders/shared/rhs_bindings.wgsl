@@ -30,3 +30,41 @@ const WG: u32 = 256u;
 fn member_index(wg_id: vec3<u32>, num_wg: vec3<u32>) -> u32 {
     return wg_id.x + wg_id.y * num_wg.x;
 }
+
+// Mesa's llvmpipe (the lavapipe Vulkan driver) caps the loop iterations of one shader
+// invocation at 65535, summed over every loop of the shader (LP_MAX_TGSI_LOOP_ITERATIONS,
+// "shared between every loop"), and silently leaves loops beyond it. Kernels with O(n²)
+// work per member unroll their inner loops to stay below it, and check at the end with this
+// function that nothing was cut: once the budget is spent every loop stops after (at most)
+// one iteration, so a loop that must run twice, with a bound the compiler cannot fold,
+// tells whether the loops before it ran in full. On other drivers it always returns true.
+fn loop_budget_intact() -> bool {
+    var count = 0u;
+    for (var k = 0u; k < dims.batch + 1u; k = k + 1u) {
+        count = count + 1u;
+        if (count == 2u) {
+            break;
+        }
+    }
+    return count == 2u;
+}
+
+var<workgroup> loop_budget_cut: atomic<u32>;
+
+// Whether any invocation of this workgroup lost loop iterations (see `loop_budget_intact`;
+// the budget is counted per invocation group, so one invocation's answer is not enough).
+// Contains a barrier: call from uniform control flow, after the kernel's loops.
+fn workgroup_loops_cut() -> bool {
+    if (!loop_budget_intact()) {
+        atomicStore(&loop_budget_cut, 1u);
+    }
+    workgroupBarrier();
+    return atomicLoad(&loop_budget_cut) != 0u;
+}
+
+// A NaN made at run time (WGSL constant expressions may not be NaN): written into a
+// member's derivative it makes the engine mark that member failed.
+fn runtime_nan() -> Real {
+    let zero = Real(dims.batch - dims.batch);
+    return zero / zero;
+}

@@ -1,0 +1,107 @@
+//! Mesa's lavapipe (the CI adapter) caps the loop iterations of one shader invocation at
+//! 65535 summed over all loops, and silently leaves loops beyond it
+//! (LP_MAX_TGSI_LOOP_ITERATIONS). Before the O(n²) kernels were unrolled this cut the
+//! Migdal-Eliashberg BiCGSTAB solve from N ≈ 1200 on and the graded level-1 cavity sum at
+//! Fig S4 size (n = 4239: 397 of 4239 entries wrong by up to 0.15). These tests run one
+//! right-hand side past the old limits against the CPU twin, and one past even the
+//! unrolled budget, which must fail the member (NaN) instead of returning a wrong number.
+//! Needs a GPU adapter; `NEQKIN_SKIP_GPU=1` skips explicitly.
+use std::sync::Arc;
+
+use neqkin::engine::backend::{Backend, Precision};
+use neqkin::engine::gpu::{GpuBackend, GpuContext};
+use neqkin::engine::model::BatchProblem;
+use neqkin::engine::program::{Op, StepProgram};
+use neqkin::models::cavity::{derive, CavityBatch};
+use neqkin::models::eliashberg::kinetic::KineticProblem;
+use neqkin::models::eliashberg::Params;
+
+fn context() -> Option<Arc<GpuContext>> {
+    if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
+        println!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
+        return None;
+    }
+    Some(Arc::new(GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip)"))))
+}
+
+/// One right-hand-side evaluation of member 0 on the GPU (f64 when available) and on the
+/// CPU twin: (gpu, cpu).
+fn one_rhs(ctx: &Arc<GpuContext>, p: Arc<dyn BatchProblem>, y0: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let l = p.layout();
+    let mut cpu = vec![0.0; l.state_len];
+    let mut scratch = vec![0.0; l.scratch_len];
+    p.rhs_member(0, &p.params()[..l.params_len], &p.tables()[..l.table_len], 0.0, y0, &mut cpu, &mut scratch);
+    let prec = if ctx.supports_f64() { Precision::F64 } else { Precision::F32 };
+    let mut g = GpuBackend::new(ctx.clone(), p.clone(), prec).unwrap();
+    let t = g.new_scalars().unwrap();
+    let (y, dy) = (g.new_vector().unwrap(), g.new_vector().unwrap());
+    let prog = g.compile(&StepProgram { ops: vec![Op::Rhs { t, y, dy }] }).unwrap();
+    g.write_vector(y, y0).unwrap();
+    g.run(prog, 1).unwrap();
+    (g.read_vector(dy).unwrap(), cpu)
+}
+
+fn rel_err(gpu: &[f64], cpu: &[f64]) -> f64 {
+    let scale = cpu.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+    gpu.iter().zip(cpu).map(|(a, b)| (a - b).abs()).fold(0.0f64, f64::max) / scale
+}
+
+#[test]
+fn large_kernels_agree_with_their_cpu_twins() {
+    let Some(ctx) = context() else { return };
+    println!("adapter: {:?}", ctx.info());
+    let tol = if ctx.supports_f64() { 1e-9 } else { 1e-3 };
+    // Eliashberg kinetic stage, Table I modes, N = 2048 (BiCGSTAB with two N×N matvecs per
+    // iteration).
+    let p = Params::parse(&serde_json::json!({
+        "task": "kinetic", "comb": {"start": 40.0, "step": 1.0, "count": 21}, "lambda": 1.0,
+        "units": "g", "temperature": 0.18, "initial_temperature": 0.1800001, "grid_step": 1.0, "grid_points": 2048
+    }))
+    .unwrap();
+    let kp: Arc<dyn BatchProblem> = Arc::new(KineticProblem::new(&[p]).unwrap());
+    let y0 = kp.initial_state();
+    let (g, c) = one_rhs(&ctx, kp, &y0);
+    let e = rel_err(&g, &c);
+    println!("eliashberg kinetic N = 2048: max |Δ| / max |cpu| = {e:.2e} (tolerance {tol:.0e})");
+    assert!(g.iter().all(|x| x.is_finite()) && e < tol, "{e:e}");
+    // Cavity level 1 on the Fig S4 graded grid (n = 4239), off the fixed point.
+    let p = serde_json::json!({"level": 1, "coupling_g": 0.5, "t_cry": 0.1, "t_mir": 100.0, "nu0": 1.0,
+        "gamma": 10.0, "mu0": 1.0, "gamma_ph": 1.0, "omega_min": -999.0, "omega_max": 1001.0,
+        "grid": "graded", "h_fine": 0.025, "h_coarse": 0.5});
+    let b: Arc<dyn BatchProblem> = Arc::new(CavityBatch::new(vec![derive(&p).unwrap()]).unwrap());
+    let y0: Vec<f64> =
+        b.initial_state().iter().enumerate().map(|(i, v)| 0.9 * v + 0.05 * (i as f64 * 0.01).sin()).collect();
+    let (g, c) = one_rhs(&ctx, b, &y0);
+    let e = rel_err(&g, &c);
+    println!("cavity collision_graded n = {}: max |Δ| / max |cpu| = {e:.2e} (tolerance {tol:.0e})", y0.len());
+    assert!(g.iter().all(|x| x.is_finite()) && e < tol, "{e:e}");
+}
+
+#[test]
+fn a_kernel_cut_short_by_the_driver_fails_instead_of_returning_wrong_numbers() {
+    let Some(ctx) = context() else { return };
+    // Uniform level 1 with n = 17001: (n/256 rows) × (n/16 blocks) ≈ 70 000 loop iterations
+    // per invocation, over lavapipe's 65535 even unrolled.
+    let p = serde_json::json!({"level": 1, "coupling_g": 0.3, "t_cry": 1.0, "t_mir": 2.0, "nu0": 1.0,
+        "gamma": 1.0, "mu0": 0.0, "gamma_ph": 0.5, "n_omega": 17001, "omega_min": -850.0, "omega_max": 850.0});
+    let b: Arc<dyn BatchProblem> = Arc::new(CavityBatch::new(vec![derive(&p).unwrap()]).unwrap());
+    let y0: Vec<f64> =
+        b.initial_state().iter().enumerate().map(|(i, v)| 0.9 * v + 0.05 * (i as f64 * 0.01).sin()).collect();
+    let (g, c) = one_rhs(&ctx, b, &y0);
+    let nan = g.iter().filter(|x| x.is_nan()).count();
+    let finite_err = g
+        .iter()
+        .zip(&c)
+        .filter(|(a, _)| a.is_finite())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max)
+        / c.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+    let lavapipe = ctx.info().name.contains("llvmpipe");
+    println!("n = 17001 on {}: {nan} NaN entries; finite entries off by {finite_err:.2e}", ctx.info().name);
+    if lavapipe {
+        assert!(nan > 0, "lavapipe cuts this kernel's loops: the member must come back as NaN");
+    } else {
+        // Any other driver must either run it in full or fail it, never be wrong.
+        assert!(nan > 0 || finite_err < 1e-9, "{finite_err:e}");
+    }
+}
