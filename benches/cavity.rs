@@ -7,10 +7,12 @@
 //! `cargo bench --bench cavity -- --figS4` — grids that resolve Fig S4 over its whole window
 //! μ0 ± 1000 (= ±5·2T_mir): level 1 on the graded grid (h = 0.025 → 0.5, n = 4239), level 2
 //! uniform h = 0.025 (n = 80 001), printed S71 (Riccati) with 80 001 outputs; the
-//! Fokker–Planck level only at μ0 ± 50 (n = 2001; its pseudo-time relaxation is diffusive,
-//! see docs/models/cavity.md §8).
+//! Fokker–Planck level by Newton on the graded grid over the whole window (`3fpn`,
+//! h = 0.025 → 2.5), and by pseudo-time on a uniform grid only at μ0 ± 50 (`3fp`, n = 2001;
+//! its pseudo-time relaxation is diffusive, see docs/models/cavity.md §8).
 //! Options: `--backends cpu,gpu`, `--reps N` (default 3), `--batch B` (points per batch,
-//! default 2), `--levels 1,1g,2,3fp,3r` (default all; `1` = level 1 uniform, `1g` graded).
+//! default 2), `--levels 1,1g,2,3fp,3fpn,3r` (default all; `1` = level 1 uniform, `1g`
+//! graded, `3fpn` Fokker–Planck graded + Newton).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +39,7 @@ fn parse_args() -> Args {
         backends: vec!["cpu".into(), "gpu".into()],
         reps: 3,
         batch: 2,
-        levels: ["1", "1g", "2", "3fp", "3r"].map(String::from).to_vec(),
+        levels: ["1", "1g", "2", "3fp", "3fpn", "3r"].map(String::from).to_vec(),
         fig_s4: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -99,16 +101,22 @@ fn point(level: &str, fig_s4: bool, k: usize) -> Value {
                                     "omega_min": if fig_s4 { -49.0 } else { -9.0 },
                                     "omega_max": if fig_s4 { 51.0 } else { 11.0 }}),
         ),
+        "3fpn" => set(
+            &mut p,
+            json!({"level": 3, "grid": "graded", "h_fine": 0.025, "h_coarse": if fig_s4 { 2.5 } else { 0.5 }}),
+        ),
         "3r" => set(&mut p, json!({"level": 3, "variant": "riccati_s71", "n_omega": if fig_s4 { 80001 } else { 801 }})),
-        other => panic!("unknown level `{other}` (1, 1g, 2, 3fp, 3r)"),
+        other => panic!("unknown level `{other}` (1, 1g, 2, 3fp, 3fpn, 3r)"),
     }
     p
 }
 
 /// One solve of the whole batch: (seconds, converged members, max residual).
-fn solve(backend: &mut dyn Backend, problem: &CavityBatch) -> (f64, usize, f64) {
+fn solve(backend: &mut dyn Backend, problem: &CavityBatch, newton: bool) -> (f64, usize, f64) {
     let riccati = problem.scheme() == Scheme::RiccatiS71;
-    let opts = if riccati {
+    let opts = if newton {
+        SolveOptions { method: Method::Newton, steady_tol: Some(1e-10), ..Default::default() }
+    } else if riccati {
         SolveOptions {
             method: Method::Dopri5,
             rtol: 1e-8,
@@ -171,8 +179,8 @@ fn main() {
         rayon::current_num_threads()
     );
     println!(
-        "{:<22} {:>7} {:>14} {:>14} {:>8} {:>13} {:>9}",
-        "level", "n", "CPU points/s", "GPU points/s", "GPU/CPU", "ok CPU/GPU", "residual"
+        "{:<24} {:>7} {:>14} {:>14} {:>8} {:>13} {:>9} {:>9}",
+        "level", "n", "CPU points/s", "GPU points/s", "GPU/CPU", "ok CPU/GPU", "res. CPU", "res. GPU"
     );
     for level in &args.levels {
         let members = (0..args.batch).map(|k| derive(&point(level, args.fig_s4, k)).unwrap()).collect();
@@ -183,13 +191,15 @@ fn main() {
             "1g" => "1 consistent graded",
             "2" => "2 consistent",
             "3fp" => "3 fokker_planck",
+            "3fpn" => "3 fokker_planck newton",
             _ => "3 riccati_s71",
         };
+        let newton = level == "3fpn";
         let rate = |backend: &mut dyn Backend| {
             let mut times = vec![];
             let (mut ok, mut res) = (0, 0.0);
             for _ in 0..args.reps {
-                let (t, o, r) = solve(backend, &problem);
+                let (t, o, r) = solve(backend, &problem, newton);
                 times.push(t);
                 (ok, res) = (o, r);
             }
@@ -197,16 +207,15 @@ fn main() {
         };
         let mut cpu = CpuBackend::new(problem.clone());
         let (r_cpu, ok, res) = rate(&mut cpu);
-        let (r_gpu, ok_gpu) = match &ctx {
+        let (r_gpu, ok_gpu, res_gpu) = match &ctx {
             Some(c) => {
                 let mut gpu = GpuBackend::new(c.clone(), problem.clone(), Precision::F64).unwrap();
-                let (r, o, _) = rate(&mut gpu);
-                (r, o)
+                rate(&mut gpu)
             }
-            None => (f64::NAN, 0),
+            None => (f64::NAN, 0, f64::NAN),
         };
         println!(
-            "{name:<22} {n:>7} {r_cpu:>14.4} {r_gpu:>14.4} {:>8.3} {:>13} {res:>9.1e}",
+            "{name:<24} {n:>7} {r_cpu:>14.4} {r_gpu:>14.4} {:>8.3} {:>13} {res:>9.1e} {res_gpu:>9.1e}",
             r_gpu / r_cpu,
             format!("{ok}/{ok_gpu} of {}", args.batch)
         );

@@ -39,13 +39,14 @@ fn points(path: &str) -> Vec<Value> {
     out
 }
 
-const CONFIGS: [&str; 7] = [
+const CONFIGS: [&str; 8] = [
     "configs/cavity/fig2a.toml",
     "configs/cavity/fig2b.toml",
     "configs/cavity/fig3.toml",
     "configs/cavity/fig3_consistent.toml",
     "configs/cavity/figS4.toml",
     "configs/cavity/figS4_consistent.toml",
+    "configs/cavity/figS4_fokker_planck.toml",
     "configs/cavity/on_shell_eq9.toml",
 ];
 

@@ -64,7 +64,7 @@ fn graded_grid_keeps_the_exact_fixed_points() {
     let worst = r.iter().zip(&r0).fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
     println!("mirror tanh: max |R_g(F_mir) − R_0(F_mir)| = {worst:.2e}");
     assert!(worst < 1e-11, "{worst:e}"); // photon terms O(10³): rounding of their sum
-    // Particle-hole symmetry at ε_k = μ0 on the symmetric graded grid.
+                                         // Particle-hole symmetry at ε_k = μ0 on the symmetric graded grid.
     let s = steady_newton(&[graded(case(), 0.05, 0.5)], 1e-13);
     assert_steady(&s);
     let f = &s.f[0];

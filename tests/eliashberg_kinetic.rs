@@ -442,7 +442,8 @@ fn toeplitz_hankel_kernel_equals_direct_matrix() {
                         PvRule::Product => {
                             -0.5 * lk
                                 * rf
-                                * ((hat_pv(e + rf - x) - hat_pv(e + rf + x)) - (hat_pv(e - rf - x) - hat_pv(e - rf + x)))
+                                * ((hat_pv(e + rf - x) - hat_pv(e + rf + x))
+                                    - (hat_pv(e - rf - x) - hat_pv(e - rf + x)))
                         }
                         // −λr² [1/((x−E)² − r²) − 1/((x+E)² − r²)], singular points dropped
                         PvRule::Drop => {

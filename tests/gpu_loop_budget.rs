@@ -89,12 +89,7 @@ fn a_kernel_cut_short_by_the_driver_fails_instead_of_returning_wrong_numbers() {
         b.initial_state().iter().enumerate().map(|(i, v)| 0.9 * v + 0.05 * (i as f64 * 0.01).sin()).collect();
     let (g, c) = one_rhs(&ctx, b, &y0);
     let nan = g.iter().filter(|x| x.is_nan()).count();
-    let finite_err = g
-        .iter()
-        .zip(&c)
-        .filter(|(a, _)| a.is_finite())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f64, f64::max)
+    let finite_err = g.iter().zip(&c).filter(|(a, _)| a.is_finite()).map(|(a, b)| (a - b).abs()).fold(0.0f64, f64::max)
         / c.iter().fold(0.0f64, |a, x| a.max(x.abs()));
     let lavapipe = ctx.info().name.contains("llvmpipe");
     println!("n = 17001 on {}: {nan} NaN entries; finite entries off by {finite_err:.2e}", ctx.info().name);

@@ -153,6 +153,7 @@ impl BandLu {
     }
 
     /// Solves `A x = b` with the factors (x overwrites b).
+    #[allow(clippy::needless_range_loop)] // band index arithmetic reads clearer with indices
     pub fn solve(&self, b: &mut [f64]) {
         let (n, kl, ku) = (self.n, self.kl, self.ku);
         for k in 0..n {
@@ -288,8 +289,7 @@ pub fn drive(
         // Difference Jacobians of the members that moved, colour by colour.
         let need: Vec<bool> = members.iter().map(|m| m.status == status::RUNNING && m.jac.is_none()).collect();
         if need.iter().any(|&x| x) {
-            let mut jacs: Vec<Option<BandLu>> =
-                need.iter().map(|&x| x.then(|| BandLu::zeros(n, kl, ku))).collect();
+            let mut jacs: Vec<Option<BandLu>> = need.iter().map(|&x| x.then(|| BandLu::zeros(n, kl, ku))).collect();
             let steps: Vec<Vec<f64>> = members
                 .iter()
                 .map(|mem| {
