@@ -153,6 +153,25 @@ fn invalid_parameters_name_their_field() {
                             "t_mir": 1.0, "nu0": 1.0, "gamma": 1.0, "mu0": 0.0, "on_shell_eps_k": [0.0, 1.0]}),
             "params.on_shell_eps_k",
         ),
+        // Issue 10: values whose derived quantities leave the f64 range.
+        (
+            // κ ∝ g² overflows: every table would be inf/NaN.
+            serde_json::json!({"level": 2, "coupling_g": 1e160, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0}),
+            "params.coupling_g",
+        ),
+        (
+            // κ ∝ g² underflows: S71's 1/(2Ã0) = ((ω−ε)² + γ²)/(2κ) is inf.
+            serde_json::json!({"level": 3, "variant": "riccati_s71", "coupling_g": 1e-170, "t_cry": 1.0,
+                            "t_mir": 1.0, "nu0": 1.0, "gamma": 1.0, "mu0": 0.0}),
+            "params.coupling_g",
+        ),
+        (
+            // A graded grid of ~4e12 nodes is refused before it is built.
+            serde_json::json!({"level": 3, "coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
+                            "gamma": 1.0, "mu0": 0.0, "grid": "graded", "h_fine": 1e-11, "h_coarse": 0.5}),
+            "params.h_fine",
+        ),
     ];
     for (p, field) in bad {
         let e = Cavity.validate(&p).unwrap_err().to_string();

@@ -139,6 +139,16 @@ fn cavity_kernels_agree_with_cpu_twins() {
             0.005,
             4.0,
         ),
+        (
+            // |ω − μ0| up to 150 T_cry: F0 = ±1 past 40 T_cry, the table and Taylor path inside.
+            "riccati wide",
+            two(with(
+                base(),
+                json!({"level": 3, "variant": "riccati_s71", "t_cry": 0.02, "omega_min": -3.0, "omega_max": 3.0}),
+            )),
+            0.002,
+            4.0,
+        ),
     ];
     for (name, pts, dt, t) in cases {
         let members = pts.iter().map(|p| derive(p).unwrap()).collect();

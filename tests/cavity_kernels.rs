@@ -57,10 +57,20 @@ fn cavity_kernel_constants_match_cpu_twins() {
         ("R_P_EPS", cpu::R_P_EPS),
         ("R_P_GAMMA", cpu::R_P_GAMMA),
         ("R_P_KAPPA", cpu::R_P_KAPPA),
+        ("R_P_MU0", cpu::R_P_MU0),
     ];
     let all: Vec<(String, usize)> = [COLLISION_WGSL, SHIFT_WGSL, RICCATI_WGSL].iter().flat_map(|s| consts(s)).collect();
     for (name, v) in want {
         let got = all.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         assert_eq!(got, Some(v), "WGSL constant {name}");
     }
+    // The riccati kernel's F0 table: density and reach as in the CPU twin, and one Horner
+    // line per Taylor degree.
+    for (name, v) in [("FERMI_TABLE_DENSITY", cpu::FERMI_TABLE_DENSITY), ("FERMI_TABLE_REACH", cpu::FERMI_TABLE_REACH)]
+    {
+        let line = format!("const {name}: f32 = {v:.1};");
+        assert!(RICCATI_WGSL.contains(&line), "riccati.wgsl lacks `{line}`");
+    }
+    let horner = RICCATI_WGSL.matches("p = Real(1.0) - d * p").count();
+    assert_eq!(horner, cpu::FERMI_TAYLOR_DEGREE as usize, "riccati.wgsl Taylor degree");
 }

@@ -1,9 +1,10 @@
-// Cavity model, level 3 printed (Eq 6 / S71), ω as the integrator's time (issue 3).
+// Cavity model, level 3 printed (Eq 6 / S71), ω as the integrator's time (issues 3, 10).
 // CPU twin: `riccati` in src/models/cavity/cpu.rs (same layout constants; kept in sync).
 //
 //   ω = ω_start + dir·t;  2 T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0),  Ã0 = κ / ((ω−ε)² + γ²)
-//   F0 = p0 − n0 with the Fermi function n0 and p0 = 1 − n0 carried as state (no exp):
-//   T_cry dn0/dω = −n0 p0,  T_cry dp0/dω = n0 p0
+//   F0 = tanh(x/2), x = (ω − μ0)/T_cry, without exp: e^{−|x|} = e^{−k/4} (host table, k < 161)
+//   × e^{−δ} (Taylor, degree 12, 0 ≤ δ < 1/4); F0 = ±1 for |x| ≥ 40 (tanh rounds to ±1).
+//   Nothing here spans e^{±x}, so a window of any width in units of T_cry is exact.
 
 //! import shared/rhs_bindings
 
@@ -14,6 +15,40 @@ const R_P_TCRY: u32 = 3u;
 const R_P_EPS: u32 = 4u;
 const R_P_GAMMA: u32 = 5u;
 const R_P_KAPPA: u32 = 6u;
+const R_P_MU0: u32 = 7u;
+
+const FERMI_TABLE_DENSITY: f32 = 4.0;
+const FERMI_TABLE_REACH: f32 = 40.0;
+
+// tanh(x/2) from the table of e^{−k/4} at `tb` (CPU twin: `thermal_tanh`).
+fn thermal_tanh(tb: u32, x: Real) -> Real {
+    let ax = abs(x);
+    if (ax >= Real(FERMI_TABLE_REACH)) {
+        return sign(x);
+    }
+    let kf = floor(ax * Real(FERMI_TABLE_DENSITY));
+    let d = ax - kf / Real(FERMI_TABLE_DENSITY);
+    // e^{−d} = Σ (−d)^j / j!, j ≤ 12, by Horner (written out: no loop).
+    var p = Real(1.0);
+    p = Real(1.0) - d * p / Real(12.0);
+    p = Real(1.0) - d * p / Real(11.0);
+    p = Real(1.0) - d * p / Real(10.0);
+    p = Real(1.0) - d * p / Real(9.0);
+    p = Real(1.0) - d * p / Real(8.0);
+    p = Real(1.0) - d * p / Real(7.0);
+    p = Real(1.0) - d * p / Real(6.0);
+    p = Real(1.0) - d * p / Real(5.0);
+    p = Real(1.0) - d * p / Real(4.0);
+    p = Real(1.0) - d * p / Real(3.0);
+    p = Real(1.0) - d * p / Real(2.0);
+    p = Real(1.0) - d * p;
+    let e = tables[tb + u32(kf)] * p;
+    let f = (Real(1.0) - e) / (Real(1.0) + e);
+    if (x < Real(0.0)) {
+        return -f;
+    }
+    return f;
+}
 
 @compute @workgroup_size(WG)
 fn rhs(
@@ -27,19 +62,15 @@ fn rhs(
     }
     let yb = m * dims.state_len;
     let pb = m * dims.params_len;
+    let tb = m * dims.table_stride;
     let t = scalars[dims.t_offset + m];
     let dir = params[pb + R_P_DIR];
     let omega = params[pb + R_P_OMEGA] + dir * t;
     let f = y[yb];
-    let n0 = y[yb + 1u];
-    let p0 = y[yb + 2u];
-    let f0 = p0 - n0;
+    let f0 = thermal_tanh(tb, (omega - params[pb + R_P_MU0]) / params[pb + R_P_TCRY]);
     let x = omega - params[pb + R_P_EPS];
     let g = params[pb + R_P_GAMMA];
     let inv_2a = (x * x + g * g) / (Real(2.0) * params[pb + R_P_KAPPA]);
     let dfdw = (Real(1.0) - f * f + (f - f0) * inv_2a) / (Real(2.0) * params[pb + R_P_TMIR]);
-    let flow = n0 * p0 / params[pb + R_P_TCRY];
     dy[yb] = dir * dfdw;
-    dy[yb + 1u] = -dir * flow;
-    dy[yb + 2u] = dir * flow;
 }

@@ -19,6 +19,16 @@ pub enum Precision {
     F64,
 }
 
+impl Precision {
+    /// Unit roundoff: 2⁻²⁴ (f32), 2⁻⁵³ (f64).
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            Precision::F32 => f32::EPSILON as f64 / 2.0,
+            Precision::F64 => f64::EPSILON / 2.0,
+        }
+    }
+}
+
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

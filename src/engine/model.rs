@@ -80,6 +80,15 @@ pub trait BatchProblem: Send + Sync {
     fn linearly_implicit(&self) -> Option<&dyn crate::engine::implicit::LinearlyImplicit> {
         None
     }
+    /// Whether the batch's kernel can give a trustworthy answer at a precision whose unit
+    /// roundoff is `unit_roundoff` (2⁻²⁴ for f32, 2⁻⁵³ for f64). A backend that runs the
+    /// kernel in that precision calls it before anything runs; an error (naming the field
+    /// that makes the precision insufficient) fails the batch's points with that reason
+    /// instead of returning numbers the precision cannot carry. Default: any precision.
+    fn check_precision(&self, unit_roundoff: f64) -> Result<()> {
+        let _ = unit_roundoff;
+        Ok(())
+    }
     /// Band `(lower, upper)` of the RHS Jacobian `∂rhs_i/∂y_j` (nonzero only for
     /// `−lower ≤ j − i ≤ upper`), used by the Newton steady-state method to colour its
     /// difference Jacobian; `None` (default): dense.

@@ -73,16 +73,15 @@ pub fn assert_steady(s: &Steady) {
 pub type Curves = Vec<Vec<(f64, f64)>>;
 
 pub fn riccati(points: &[Value]) -> (Arc<CavityBatch>, Curves, Vec<f64>) {
+    riccati_with(points, SolveOptions { method: Method::Dopri5, rtol: 1e-9, atol: 1e-11, ..Default::default() })
+}
+
+/// [`riccati`] with the given solver options (their output times are replaced by the grid's).
+pub fn riccati_with(points: &[Value], opts: SolveOptions) -> (Arc<CavityBatch>, Curves, Vec<f64>) {
     let members = points.iter().map(|p| derive(p).unwrap()).collect();
     let batch = Arc::new(CavityBatch::new(members).unwrap());
     let mut backend = CpuBackend::new(batch.clone());
-    let opts = SolveOptions {
-        method: Method::Dopri5,
-        rtol: 1e-9,
-        atol: 1e-11,
-        output_times: batch.riccati_output_times(),
-        ..Default::default()
-    };
+    let opts = SolveOptions { output_times: batch.riccati_output_times(), ..opts };
     let nb = points.len();
     let mut out = vec![vec![]; nb];
     let mut st = vec![];

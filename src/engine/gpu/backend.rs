@@ -99,6 +99,7 @@ impl GpuBackend {
     /// at `precision` (see [`GpuContext::resolve_precision`]).
     pub fn new(ctx: Arc<GpuContext>, problem: Arc<dyn BatchProblem>, precision: Precision) -> Result<Self> {
         let precision = ctx.resolve_precision(Some(precision))?;
+        problem.check_precision(precision.unit_roundoff())?;
         let layout = problem.layout();
         if layout.batch == 0 || layout.state_len == 0 {
             return Err(NeqkinError::invalid("batch", format!("empty batch layout {layout:?}")));

@@ -231,7 +231,7 @@ fn flux_block(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64]
 }
 
 /// `riccati` params: ω at t = 0, direction (+1: ω = ω_start + t; −1: ω = ω_start − t),
-/// T_mir, T_cry, ε_k, γ, κ.
+/// T_mir, T_cry, ε_k, γ, κ, μ0.
 pub const R_P_OMEGA: usize = 0;
 /// See [`R_P_OMEGA`].
 pub const R_P_DIR: usize = 1;
@@ -245,26 +245,67 @@ pub const R_P_EPS: usize = 4;
 pub const R_P_GAMMA: usize = 5;
 /// See [`R_P_OMEGA`].
 pub const R_P_KAPPA: usize = 6;
+/// See [`R_P_OMEGA`].
+pub const R_P_MU0: usize = 7;
 /// `riccati` params length.
-pub const R_PARAMS_LEN: usize = 7;
+pub const R_PARAMS_LEN: usize = 8;
 
-/// `riccati` (printed S71 / Eq 6, ω as time): state (F, n0, p0) with the cryostat's Fermi
-/// function n0 = 1/(e^{(ω−μ0)/T_cry} + 1) and p0 = 1 − n0 carried as state (no exp in the
-/// kernel; two components so that each keeps full relative precision in the tail where it
-/// is tiny), F0 = p0 − n0;
-/// `2T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0)`, `Ã0 = κ/((ω−ε)² + γ²)`,
-/// `T_cry dn0/dω = −n0 p0`, `T_cry dp0/dω = n0 p0`.
-pub fn riccati(params: &[f64], _tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+/// Points per unit of |x| = |ω − μ0|/T_cry in the `riccati` table of e^{−|x|}.
+pub const FERMI_TABLE_DENSITY: f64 = 4.0;
+/// Beyond |x| = 40, e^{−|x|} < 4.3e-18 and tanh(x/2) = ±(1 − 2e^{−|x|} + …) rounds to ±1
+/// in f64 (and f32): F0 is the constant ±1 there, exactly.
+pub const FERMI_TABLE_REACH: f64 = 40.0;
+/// Degree of the Taylor polynomial of e^{−δ}, 0 ≤ δ < 1/FERMI_TABLE_DENSITY: remainder
+/// ≤ (1/4)¹³/13! = 2.4e-18.
+pub const FERMI_TAYLOR_DEGREE: u32 = 12;
+
+/// `riccati` tables: e^{−k/FERMI_TABLE_DENSITY} for k = 0 … 160 (shared by every member,
+/// `table_stride` 0); length 161.
+pub fn riccati_table_len() -> usize {
+    (FERMI_TABLE_REACH * FERMI_TABLE_DENSITY) as usize + 1
+}
+
+/// The table of [`riccati_table_len`] (host side: the only `exp`).
+pub fn riccati_table() -> Vec<f64> {
+    (0..riccati_table_len()).map(|k| (-(k as f64) / FERMI_TABLE_DENSITY).exp()).collect()
+}
+
+/// F0 = tanh(x/2) with arithmetic only: e^{−|x|} = e^{−k/4} (table) × e^{−δ} (Taylor),
+/// F0 = sign(x)(1 − e^{−|x|})/(1 + e^{−|x|}); ±1 for |x| ≥ 40. Every intermediate value is
+/// O(1) or the table's e^{−|x|} ≥ 4.2e-18, so nothing underflows or overflows however far
+/// the window reaches (absolute error ≤ 3e-16 in f64).
+pub fn thermal_tanh(table: &[f64], x: f64) -> f64 {
+    let ax = x.abs();
+    if ax >= FERMI_TABLE_REACH {
+        return x.signum();
+    }
+    let k = (ax * FERMI_TABLE_DENSITY).floor();
+    let d = ax - k / FERMI_TABLE_DENSITY;
+    let mut p = 1.0;
+    for j in (1..=FERMI_TAYLOR_DEGREE).rev() {
+        p = 1.0 - d * p / j as f64;
+    }
+    let e = table[k as usize] * p;
+    let f = (1.0 - e) / (1.0 + e);
+    if x < 0.0 {
+        -f
+    } else {
+        f
+    }
+}
+
+/// `riccati` (printed S71 / Eq 6, ω as time): state F alone,
+/// `2T_mir dF/dω = 1 − F² + (F − F0)/(2Ã0)`, `Ã0 = κ/((ω−ε)² + γ²)`, with the cryostat's
+/// F0 = tanh((ω − μ0)/2T_cry) from [`thermal_tanh`] (no exp in the kernel, and no state that
+/// spans e^{±(ω−μ0)/T_cry}: issue 10).
+pub fn riccati(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
     let dir = params[R_P_DIR];
     let omega = params[R_P_OMEGA] + dir * t;
-    let (f, n0, p0) = (y[0], y[1], y[2]);
-    let f0 = p0 - n0;
+    let f = y[0];
+    let f0 = thermal_tanh(tables, (omega - params[R_P_MU0]) / params[R_P_TCRY]);
     let x = omega - params[R_P_EPS];
     let g = params[R_P_GAMMA];
     let inv_2a = (x * x + g * g) / (2.0 * params[R_P_KAPPA]);
     let dfdw = (1.0 - f * f + (f - f0) * inv_2a) / (2.0 * params[R_P_TMIR]);
-    let flow = n0 * p0 / params[R_P_TCRY];
     dy[0] = dir * dfdw;
-    dy[1] = -dir * flow;
-    dy[2] = dir * flow;
 }

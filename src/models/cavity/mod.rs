@@ -46,8 +46,24 @@ impl Model for Cavity {
     }
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         let d = derive(params)?;
-        if d.scheme == Scheme::RiccatiS71 && d.raw.coupling_g == 0.0 {
-            return Err(NeqkinError::invalid("params.coupling_g", "riccati_s71 divides by Ã0 ∝ g²: needs g > 0"));
+        if d.scheme == Scheme::RiccatiS71 {
+            if d.raw.coupling_g == 0.0 {
+                return Err(NeqkinError::invalid("params.coupling_g", "riccati_s71 divides by Ã0 ∝ g²: needs g > 0"));
+            }
+            // 1/(2Ã0) = ((ω−ε)² + γ²)/(2κ) over the window must be a finite f64 (κ ∝ g² can
+            // underflow to a subnormal or zero, and the RHS would then be inf/NaN).
+            let (lo, hi) = (d.omega(0), d.omega(d.n - 1));
+            let x = (lo - d.eps_k).abs().max((hi - d.eps_k).abs());
+            let inv_2a = (x * x + d.raw.gamma * d.raw.gamma) / (2.0 * d.kappa);
+            if !(d.kappa >= f64::MIN_POSITIVE && inv_2a.is_finite()) {
+                return Err(NeqkinError::invalid(
+                    "params.coupling_g",
+                    format!(
+                        "riccati_s71: κ = πg²S/(2Lν0) = {:e} makes 1/(2Ã0) = {inv_2a:e} over the window: out of the f64 range",
+                        d.kappa
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -66,6 +82,17 @@ pub struct CavityBatch {
     params: Vec<f64>,
     tables: Vec<f64>,
     layout: BatchLayout,
+}
+
+/// Every value finite, or an error naming `field` (the parameter that drove it out of range).
+fn check_finite_values(field: &str, values: &[f64]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(k) => Err(NeqkinError::invalid(
+            field,
+            format!("leaves the f64 range: a derived parameter or table entry is {} (index {k})", values[k]),
+        )),
+    }
 }
 
 /// Photon spectral function of level 1, odd in ν (S60 with γ_ph(ν) = γ_ph ν):
@@ -107,7 +134,7 @@ impl CavityBatch {
             Scheme::Collision | Scheme::CollisionEq5 => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(n)),
             Scheme::ShiftConsistent | Scheme::ShiftS71Reading => (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(n)),
             Scheme::FokkerPlanck => (n, cpu::F_PARAMS_LEN, cpu::flux_table_len(n)),
-            Scheme::RiccatiS71 => (3, cpu::R_PARAMS_LEN, 0),
+            Scheme::RiccatiS71 => (1, cpu::R_PARAMS_LEN, cpu::riccati_table_len()),
         };
         for d in &members {
             for (blk, &e) in d.eps_axis.iter().enumerate() {
@@ -253,7 +280,20 @@ impl CavityBatch {
                     }
                     Scheme::RiccatiS71 => {
                         let start = if d.direction < 0.0 { omega[n - 1] } else { omega[0] };
-                        p_out.extend_from_slice(&[start, d.direction, r.t_mir, r.t_cry, d.eps_k, r.gamma, d.kappa]);
+                        p_out.extend_from_slice(&[
+                            start,
+                            d.direction,
+                            r.t_mir,
+                            r.t_cry,
+                            d.eps_k,
+                            r.gamma,
+                            d.kappa,
+                            r.mu0,
+                        ]);
+                        // One table of e^{−k/4} for the whole batch (table_stride 0).
+                        if tables.is_empty() {
+                            tables = cpu::riccati_table();
+                        }
                     }
                 }
                 if blk == 0 {
@@ -264,14 +304,19 @@ impl CavityBatch {
                 }
             }
         }
+        let shared_tables = scheme == Scheme::RiccatiS71;
         let layout = BatchLayout {
             batch: members.len(),
             state_len: state_len * n_k,
             params_len,
             table_len: table_len * n_k,
-            table_stride: table_len * n_k,
+            table_stride: if shared_tables { 0 } else { table_len * n_k },
             scratch_len: 0,
         };
+        // Host-side overflow/underflow (a coupling so large or small that κ, Ã0⁻¹ or a table
+        // entry leaves the f64 range) must not reach a kernel as inf/NaN or a frozen zero.
+        check_finite_values("params.coupling_g", &params)?;
+        check_finite_values("params.omega_max", &tables)?;
         Ok(CavityBatch { members, scheme, graded, n, params, tables, layout })
     }
 
@@ -364,8 +409,8 @@ impl CavityBatch {
     }
 
     fn member_tables(&self, m: usize) -> &[f64] {
-        let t = self.layout.table_len;
-        &self.tables[m * t..(m + 1) * t]
+        let (t, stride) = (self.layout.table_len, self.layout.table_stride);
+        &self.tables[m * stride..m * stride + t]
     }
 }
 
@@ -384,13 +429,9 @@ impl BatchProblem for CavityBatch {
         for (m, d) in self.members.iter().enumerate() {
             if self.scheme == Scheme::RiccatiS71 {
                 let start = self.member_params(m)[cpu::R_P_OMEGA];
-                let x = (start - d.raw.mu0) / d.raw.t_cry;
-                // Fermi function and its complement, each accurate where it is tiny.
-                let (n0, p0) = (1.0 / (x.exp() + 1.0), 1.0 / ((-x).exp() + 1.0));
                 // Backward: start on F0 (the slow manifold far above μ). Forward: filled
                 // Fermi sea F = −1, as the paper states the boundary condition.
-                let f = if d.direction < 0.0 { p0 - n0 } else { -1.0 };
-                y.extend_from_slice(&[f, n0, p0]);
+                y.push(if d.direction < 0.0 { d.f0(start) } else { -1.0 });
             } else {
                 for _ in 0..d.eps_axis.len() {
                     y.extend((0..self.n).map(|i| d.f0(d.omega(i))));
@@ -437,22 +478,57 @@ impl BatchProblem for CavityBatch {
                 let m = self.members.iter().map(|d| d.shift).max().unwrap_or(1);
                 Some((m, m))
             }
-            // Level 1 couples every pair of frequencies; Riccati is an ODE in ω (1 × 3).
+            // Level 1 couples every pair of frequencies; Riccati is an ODE in ω (1 × 1).
             Scheme::Collision | Scheme::CollisionEq5 | Scheme::RiccatiS71 => None,
         }
     }
-    fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
-        use crate::engine::program::ToleranceBlock;
-        let n = self.layout.state_len;
-        if self.scheme != Scheme::RiccatiS71 {
-            return vec![ToleranceBlock { start: 0, end: n, atol, rtol }];
+    fn check_precision(&self, unit_roundoff: f64) -> Result<()> {
+        // The largest magnitude the precision holds (f32: 3.4e38; f64: 1.8e308).
+        let max = if unit_roundoff > f64::EPSILON { f32::MAX as f64 } else { f64::MAX };
+        if let Some(k) = self.params.iter().chain(&self.tables).position(|v| v.abs() > max) {
+            return Err(NeqkinError::invalid(
+                "params.coupling_g",
+                format!(
+                    "a derived parameter or table entry (index {k}) overflows at unit roundoff {unit_roundoff:.1e}"
+                ),
+            ));
         }
-        // n0 and p0 grow from e^{-W/T_cry} (as small as 1e-200): pure relative control, or
-        // the absolute tolerance lets their tails (and hence F0 near μ0) drift.
-        vec![
-            ToleranceBlock { start: 0, end: 1, atol, rtol },
-            ToleranceBlock { start: 1, end: n, atol: f64::MIN_POSITIVE, rtol },
-        ]
+        if self.scheme != Scheme::RiccatiS71 {
+            return Ok(());
+        }
+        for d in &self.members {
+            let r = &d.raw;
+            // The kernel's ω = ω_start ± t carries an absolute error ~ u·(|ω_start| + span),
+            // which moves F0's step (width T_cry) by that much: F0 near μ0 is wrong by
+            // about half of it over T_cry. Refuse where that exceeds 1e-3.
+            let (lo, hi) = (d.omega(0), d.omega(d.n - 1));
+            let shift = unit_roundoff * (lo.abs().max(hi.abs()) + (hi - lo)) / r.t_cry;
+            if shift > 1e-3 {
+                return Err(NeqkinError::invalid(
+                    "params.omega_max",
+                    format!(
+                        "riccati_s71 at unit roundoff {unit_roundoff:.1e}: ω over [{lo}, {hi}] is only known to \
+                         {:.1e}, which moves the cryostat step (T_cry = {}) by {shift:.1e}·T_cry (> 1e-3): \
+                         narrow the window or use f64",
+                        shift * r.t_cry,
+                        r.t_cry
+                    ),
+                ));
+            }
+            let x = (lo - d.eps_k).abs().max((hi - d.eps_k).abs());
+            let inv_2a = (x * x + r.gamma * r.gamma) / (2.0 * d.kappa);
+            if d.kappa < (if max < f64::MAX { f32::MIN_POSITIVE as f64 } else { f64::MIN_POSITIVE }) || inv_2a > max {
+                return Err(NeqkinError::invalid(
+                    "params.coupling_g",
+                    format!(
+                        "riccati_s71 at unit roundoff {unit_roundoff:.1e}: κ = {:.2e} (Ã0⁻¹ up to {inv_2a:.2e}) \
+                         leaves the precision's range",
+                        d.kappa
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
     fn spectral_radius(&self) -> Option<Vec<f64>> {
         // Grid levels are Jacobi-preconditioned with a diagonal that bounds every row's
@@ -465,7 +541,7 @@ impl BatchProblem for CavityBatch {
                         let r = &d.raw;
                         let x = (d.omega(0) - d.eps_k).abs().max((d.omega(self.n - 1) - d.eps_k).abs());
                         let inv_2a = (x * x + r.gamma * r.gamma) / (2.0 * d.kappa);
-                        ((2.0 + inv_2a) / (2.0 * r.t_mir)).max(1.0 / r.t_cry)
+                        (2.0 + inv_2a) / (2.0 * r.t_mir)
                     }
                     _ => 2.0,
                 })
@@ -478,7 +554,7 @@ impl BatchProblem for CavityBatch {
         if self.scheme == Scheme::RiccatiS71 {
             let omega = self.member_params(member)[cpu::R_P_OMEGA] + d.direction * t;
             return Observables {
-                scalars: vec![("omega".into(), omega), ("f".into(), y[0]), ("f0".into(), y[2] - y[1])],
+                scalars: vec![("omega".into(), omega), ("f".into(), y[0]), ("f0".into(), d.f0(omega))],
                 arrays: vec![],
             };
         }

@@ -123,6 +123,9 @@ fn default_dim() -> u32 {
 }
 /// Default number of uniform grid points.
 pub const DEFAULT_N_OMEGA: usize = 801;
+/// Most ω points of one grid (uniform `n_omega` or graded): 10⁷ reals per block is already
+/// 80 MB of state per member.
+pub const MAX_GRID_POINTS: usize = 10_000_000;
 /// Graded grid: default growth of the spacing per point between the fine and the coarse zone.
 pub const GRID_GROWTH: f64 = 1.05;
 
@@ -310,6 +313,12 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     };
     let s_d = sphere_area(raw.dim);
     let kappa = std::f64::consts::PI * raw.coupling_g * raw.coupling_g * s_d / (2.0 * cavity_length * nu0);
+    if !kappa.is_finite() {
+        return Err(NeqkinError::invalid(
+            "params.coupling_g",
+            format!("the photon weight κ = πg²S/(2Lν0) overflows (g = {:e})", raw.coupling_g),
+        ));
+    }
     let graded = match raw.grid.as_deref() {
         None | Some("uniform") => false,
         Some("graded") => true,
@@ -344,8 +353,8 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         }
     }
     let n_uniform = raw.n_omega.unwrap_or(DEFAULT_N_OMEGA);
-    if n_uniform < 8 {
-        return Err(NeqkinError::invalid("params.n_omega", "must be >= 8"));
+    if !(8..=MAX_GRID_POINTS).contains(&n_uniform) {
+        return Err(NeqkinError::invalid("params.n_omega", format!("must lie in [8, {MAX_GRID_POINTS}]")));
     }
     if raw.observable_coeffs.is_empty() || raw.dos_coeffs.is_empty() {
         return Err(NeqkinError::invalid("params.observable_coeffs", "polynomial coefficient lists must not be empty"));
@@ -433,6 +442,20 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         check_finite("params.grid_growth", growth)?;
         if !(growth > 1.0 && growth <= 1.5) {
             return Err(NeqkinError::invalid("params.grid_growth", format!("must lie in (1, 1.5], got {growth}")));
+        }
+        // Node count before building the nodes: a tiny h_fine would otherwise march out
+        // billions of nodes (memory, or a hang) before any check could see them.
+        let side = |len: f64| {
+            let fine = len.min(w) / h_fine;
+            let ramp = (h_coarse / h_fine).ln() / growth.ln();
+            fine + ramp + len / h_coarse
+        };
+        let estimate = side(raw.mu0 - lo) + side(hi - raw.mu0);
+        if !(estimate <= MAX_GRID_POINTS as f64) {
+            return Err(NeqkinError::invalid(
+                "params.h_fine",
+                format!("the graded grid would have ~{estimate:.2e} nodes (at most {MAX_GRID_POINTS})"),
+            ));
         }
         let x = graded_nodes(raw.mu0, lo, hi, h_fine, h_coarse, w, growth);
         n = x.len();
