@@ -11,5 +11,6 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod models;
+pub mod run;
 
 pub use error::{NeqkinError, Result};

@@ -1,4 +1,4 @@
-//! The `neqkin` command line: `run`, `devices`, `merge`.
+//! The `neqkin` command line: `run`, `devices`, `params`, `init`, `merge`.
 //!
 //! The only place that uses `anyhow`; errors are printed with `{:#}` (the whole chain)
 //! and mapped to fixed exit codes:
@@ -9,6 +9,10 @@
 //! | 1 | the run finished, but some points are flagged `failed` |
 //! | 2 | bad config or usage (including a non-empty output folder without `--resume`/`--force`) |
 //! | 3 | runtime error (I/O, GPU, ...) |
+//! | 130 | stopped by SIGINT/SIGTERM after the batch in flight was written (`--resume` continues) |
+//!
+//! The run itself is [`neqkin::run`], shared with the Python package; this file only
+//! parses arguments, hooks the signals and maps errors to exit codes.
 //!
 //! Test hook: the environment variable `NEQKIN_TEST_ABORT_AFTER_BATCHES=N` makes `run`
 //! abort the process (no cleanup, like a kill) right after N batches have been written;
@@ -16,16 +20,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use neqkin::engine::backend::{Backend, Precision};
-use neqkin::engine::cpu::CpuBackend;
-use neqkin::engine::gpu::{self, GpuBackend, GpuContext};
-use neqkin::engine::model::{BatchLayout, Model};
 use neqkin::engine::output::{self, OpenMode};
-use neqkin::engine::schedule::{self, Shard, SweepOptions};
+use neqkin::engine::schedule::Shard;
+use neqkin::run::{self, RunOptions};
 use neqkin::NeqkinError;
 
 /// Exit code: some points failed.
@@ -34,6 +36,8 @@ const EXIT_FAILED_POINTS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// Exit code: runtime error.
 const EXIT_RUNTIME: u8 = 3;
+/// Exit code: stopped by SIGINT/SIGTERM (128 + SIGINT); the folder is resumable.
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser)]
 #[command(name = "neqkin", version, about = "Batched solver for non-equilibrium kinetic equations")]
@@ -48,6 +52,16 @@ enum Command {
     Run(RunArgs),
     /// List the compute devices neqkin can use.
     Devices,
+    /// Every parameter of a model: default, unit, allowed range, meaning.
+    Params {
+        /// Model name (`neqkin devices` lists them).
+        model: String,
+    },
+    /// Print a commented starter config for a model (`neqkin init MODEL > run.toml`).
+    Init {
+        /// Model name.
+        model: String,
+    },
     /// Join the output folders of shards (`run --shard I/N`) into one.
     Merge {
         /// Folder to create.
@@ -102,6 +116,26 @@ enum PrecisionChoice {
     F64,
 }
 
+impl From<BackendChoice> for run::BackendChoice {
+    fn from(c: BackendChoice) -> Self {
+        match c {
+            BackendChoice::Auto => run::BackendChoice::Auto,
+            BackendChoice::Gpu => run::BackendChoice::Gpu,
+            BackendChoice::Cpu => run::BackendChoice::Cpu,
+        }
+    }
+}
+
+impl From<PrecisionChoice> for run::PrecisionChoice {
+    fn from(c: PrecisionChoice) -> Self {
+        match c {
+            PrecisionChoice::Auto => run::PrecisionChoice::Auto,
+            PrecisionChoice::F32 => run::PrecisionChoice::F32,
+            PrecisionChoice::F64 => run::PrecisionChoice::F64,
+        }
+    }
+}
+
 /// An error with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -129,6 +163,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Devices => devices(),
+        Command::Params { model } => neqkin::models::find(&model)
+            .map(|m| print!("{}", run::starter::params_table(&*m)))
+            .map(|_| 0)
+            .map_err(usage),
+        Command::Init { model } => {
+            neqkin::models::find(&model).map(|m| print!("{}", run::starter::init_toml(&*m))).map(|_| 0).map_err(usage)
+        }
         Command::Merge { out, shards, force } => merge(&out, &shards, force),
     };
     match result {
@@ -140,96 +181,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The backend chosen for a run: how many members a batch may hold and how to create
-/// the backend of each batch.
-struct BackendSetup {
-    capacity: Box<dyn Fn(&BatchLayout) -> usize>,
-    factory: Box<schedule::BackendFactory<'static>>,
-    /// Where models run set-up map jobs (Brillouin-zone sampling); CPU when `None`.
-    map_device: Option<schedule::MapDeviceHandle>,
-}
-
-/// Vectors and scalar arrays the integrators allocate per batch, upper bounds for the
-/// GPU capacity estimate (DOPRI5: state, FSAL derivative, 9 work vectors; 10 controller
-/// arrays plus stage times).
-const GPU_VECTORS: usize = 16;
-const GPU_SCALARS: usize = 24;
-/// Largest automatic GPU batch: bigger batches gain little and make each write (and the
-/// work lost to a kill) larger. `output.batch_size` overrides it.
-const GPU_AUTO_BATCH_CAP: usize = 4096;
-
-fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<BackendSetup, Failure> {
-    let requested: Option<Precision> = match precision {
-        PrecisionChoice::Auto => None,
-        PrecisionChoice::F32 => Some(Precision::F32),
-        PrecisionChoice::F64 => Some(Precision::F64),
-    };
-    let cpu = || BackendSetup {
-        capacity: Box::new(schedule::cpu_capacity),
-        factory: Box::new(|p| Ok(Box::new(CpuBackend::new(p)) as Box<dyn Backend>)),
-        map_device: None,
-    };
-    let gpu = || -> neqkin::Result<BackendSetup> {
-        let ctx = Arc::new(GpuContext::new()?);
-        let precision = ctx.resolve_precision(requested)?;
-        let cap_ctx = ctx.clone();
-        let map_device = Some(schedule::MapDeviceHandle(Arc::new(gpu::GpuMap::new(ctx.clone(), precision))));
-        Ok(BackendSetup {
-            map_device,
-            capacity: Box::new(move |l| {
-                gpu::max_batch(&cap_ctx, l, precision, GPU_VECTORS, GPU_SCALARS).min(GPU_AUTO_BATCH_CAP)
-            }),
-            factory: Box::new(move |p| Ok(Box::new(GpuBackend::new(ctx.clone(), p, precision)?) as Box<dyn Backend>)),
-        })
-    };
-    match choice {
-        BackendChoice::Cpu => {
-            if precision == PrecisionChoice::F32 {
-                return Err(usage(anyhow::anyhow!("--precision f32: the CPU backend computes in f64 only")));
-            }
-            Ok(cpu())
-        }
-        BackendChoice::Gpu => gpu().map_err(classify),
-        // A software adapter (lavapipe, device type Cpu) is slower than the native CPU
-        // backend, so `auto` takes the GPU path only for hardware adapters; `--backend gpu`
-        // still runs on it (that is how the GPU path is tested on GPU-less machines).
-        BackendChoice::Auto if software_adapters_only() => {
-            if let Some(a) = gpu::list_adapters().first() {
-                eprintln!(
-                    "neqkin: only a software adapter ({}); using the CPU backend (--backend gpu forces it)",
-                    a.name
-                );
-            }
-            if precision == PrecisionChoice::F32 {
-                eprintln!("neqkin: note: the CPU backend computes in f64");
-            }
-            Ok(cpu())
-        }
-        BackendChoice::Auto => match gpu() {
-            Ok(setup) => Ok(setup),
-            Err(NeqkinError::NoAdapter(why)) => {
-                eprintln!("neqkin: no GPU adapter ({why}); using the CPU backend");
-                if precision == PrecisionChoice::F32 {
-                    eprintln!("neqkin: note: the CPU backend computes in f64");
-                }
-                Ok(cpu())
-            }
-            Err(e) => Err(classify(e)),
-        },
-    }
-}
-
-/// True when every adapter wgpu finds is a software one (or there is none).
-fn software_adapters_only() -> bool {
-    gpu::list_adapters().iter().all(|a| a.device_type == "Cpu")
-}
-
-fn default_out(config: &Path, shard: Shard) -> PathBuf {
-    let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
-    let name = if shard.count > 1 { format!("{stem}_shard{}of{}", shard.index, shard.count) } else { stem };
-    PathBuf::from("results").join(name)
-}
-
 fn run(args: RunArgs) -> Result<u8, Failure> {
     let (plan, model) = neqkin::config::load_plan(&args.config)
         .map_err(|e| usage(anyhow::Error::new(e).context(format!("config {}", args.config.display()))))?;
@@ -237,73 +188,63 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
         Some(s) => s.parse().map_err(usage)?,
         None => Shard::default(),
     };
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.config, shard));
-    let mode = if args.resume {
-        OpenMode::Resume
-    } else if args.force {
-        OpenMode::Force
-    } else {
-        OpenMode::New
-    };
-    output::check_folder(&out, mode).map_err(usage)?;
-    // The implicit method runs on the host: `auto` picks the CPU backend for it (said on
-    // stderr); an explicit `--backend gpu` is refused, naming the field.
-    let implicit = matches!(&plan.solver, neqkin::config::SolverPlan::Integrate(o)
-        if o.method == neqkin::engine::solve::Method::Bdf);
-    let backend_choice = match (implicit, args.backend) {
-        (true, BackendChoice::Gpu) => return Err(usage(anyhow::Error::new(NeqkinError::invalid(
-            "solver.method",
-            "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto",
-        )))),
-        (true, BackendChoice::Auto) => {
-            eprintln!("neqkin: solver.method = \"bdf\" runs on the CPU backend");
-            BackendChoice::Cpu
+    let out = args.out.clone().unwrap_or_else(|| run::default_out(&args.config, shard));
+    // SIGINT/SIGTERM set the flag; the sweep ends after the batch in flight is written.
+    // A second signal while that batch runs kills the process the usual way.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED as i32);
         }
-        (_, c) => c,
-    };
-    let mut setup = backend_setup(backend_choice, args.precision)?;
-    let abort_after_batches = std::env::var("NEQKIN_TEST_ABORT_AFTER_BATCHES").ok().and_then(|v| v.parse().ok());
-    let opts = SweepOptions {
+        eprintln!("neqkin: interrupted; stopping after the batch in flight (again to kill now)");
+    });
+    let opts = RunOptions {
+        backend: args.backend.into(),
+        precision: args.precision.into(),
+        out: Some(out.clone()),
+        resume: args.resume,
+        force: args.force,
         shard,
-        mode: Some(mode),
         progress: args.progress,
-        abort_after_batches,
-        map_device: setup.map_device.clone(),
+        cancel: Some(cancel),
     };
-    let summary =
-        schedule::run_sweep(&plan, &*model, &out, &opts, &*setup.capacity, &mut *setup.factory).map_err(classify)?;
-    let failed = output::failed_points(&out).map_err(classify)?;
+    let summary = run::run_plan(&plan, &*model, &out, &opts).map_err(classify)?;
+    let s = &summary.sweep;
     eprintln!(
         "neqkin: {} of {} points in shard {shard} done now ({} skipped as already done), {} batches; \
          {} points failed in total; results in {}",
-        summary.points_run,
-        summary.points_in_shard,
-        summary.points_skipped,
-        summary.batches,
-        failed.len(),
+        s.points_run,
+        s.points_in_shard,
+        s.points_skipped,
+        s.batches,
+        summary.failed_points,
         out.display()
     );
-    Ok(if failed.is_empty() { 0 } else { EXIT_FAILED_POINTS })
+    if summary.cancelled {
+        eprintln!("neqkin: run interrupted; continue it with --resume --out {}", out.display());
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Ok(if summary.failed_points == 0 { 0 } else { EXIT_FAILED_POINTS })
 }
 
 fn devices() -> Result<u8, Failure> {
-    let probe =
-        neqkin::models::relaxation::Relaxation.build(&[serde_json::json!({ "grid_points": 1 })]).map_err(classify)?;
-    let cpu = CpuBackend::new(probe).info();
-    println!("cpu: {} ({}, {} threads, {}) — always available", cpu.adapter, cpu.api, cpu.threads, cpu.precision);
-    let adapters = gpu::list_adapters();
-    if adapters.is_empty() {
-        println!("gpu: no Vulkan, Metal or DX12 adapter found");
+    let list = run::devices().map_err(classify)?;
+    for d in &list {
+        match d.kind.as_str() {
+            "cpu" => println!("cpu: {} ({}, {}, f64) — always available", d.name, d.api, d.device_type),
+            _ => println!(
+                "gpu: {} ({}, {}, f64: {}, max storage binding {} MiB)",
+                d.name,
+                d.api,
+                d.device_type,
+                if d.f64 { "yes" } else { "no" },
+                d.max_storage_binding.unwrap_or(0) >> 20
+            ),
+        }
     }
-    for a in adapters {
-        println!(
-            "gpu: {} ({}, {}, f64: {}, max storage binding {} MiB)",
-            a.name,
-            a.api,
-            a.device_type,
-            if a.f64 { "yes" } else { "no" },
-            a.max_storage_binding >> 20
-        );
+    if list.iter().all(|d| d.kind != "gpu") {
+        println!("gpu: no Vulkan, Metal or DX12 adapter found");
     }
     let names: Vec<&str> = neqkin::models::registry().iter().map(|m| m.name()).collect();
     println!("models: {}", names.join(", "));

@@ -161,6 +161,103 @@ pub trait Model: Send + Sync {
         let _ = points;
         None
     }
+    /// Every key the model accepts in `[params]`, with its default, unit, allowed range
+    /// and meaning (`neqkin params MODEL`, Python's `neqkin.models()`). A test checks the
+    /// list against the keys `validate` accepts.
+    fn parameters(&self) -> Vec<ParamDoc> {
+        Vec::new()
+    }
+    /// A small run that `neqkin init MODEL` writes out as a starter config: the
+    /// `[solver]` table and the parameters set explicitly (every required one).
+    fn starter(&self) -> Starter {
+        Starter::default()
+    }
+}
+
+/// What a parameter is when the config leaves it out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamDefault {
+    /// This value is used.
+    Value(serde_json::Value),
+    /// Nothing is used: the feature is off or the value follows from other parameters;
+    /// the text says which.
+    Unset(&'static str),
+    /// The key must be given.
+    Required,
+}
+
+/// One model parameter as documented to the user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDoc {
+    /// Key in `[params]`.
+    pub name: &'static str,
+    /// What an absent key means.
+    pub default: ParamDefault,
+    /// Unit (`W`, `1/Γ_eph`, `g`, ... or `—` for pure numbers and choices).
+    pub unit: &'static str,
+    /// Allowed values, as the model's checks enforce them.
+    pub range: &'static str,
+    /// One line of physics.
+    pub meaning: &'static str,
+}
+
+impl ParamDoc {
+    /// A parameter with a default value.
+    pub fn new(
+        name: &'static str,
+        default: serde_json::Value,
+        unit: &'static str,
+        range: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        ParamDoc { name, default: ParamDefault::Value(default), unit, range, meaning }
+    }
+    /// An optional parameter without a default value (`absent` says what absence means).
+    pub fn unset(
+        name: &'static str,
+        absent: &'static str,
+        unit: &'static str,
+        range: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        ParamDoc { name, default: ParamDefault::Unset(absent), unit, range, meaning }
+    }
+    /// A required parameter.
+    pub fn required(name: &'static str, unit: &'static str, range: &'static str, meaning: &'static str) -> Self {
+        ParamDoc { name, default: ParamDefault::Required, unit, range, meaning }
+    }
+    /// The default as text for tables (`required`, `unset: <why>`, or the JSON value).
+    pub fn default_text(&self) -> String {
+        match &self.default {
+            ParamDefault::Value(v) => v.to_string(),
+            ParamDefault::Unset(why) => format!("unset ({why})"),
+            ParamDefault::Required => "required".into(),
+        }
+    }
+}
+
+/// The starter run of a model (see [`Model::starter`]).
+#[derive(Clone, Debug)]
+pub struct Starter {
+    /// One line on what the starter computes.
+    pub what: &'static str,
+    /// Body of the `[solver]` table, TOML.
+    pub solver: &'static str,
+    /// Parameters set explicitly, in order.
+    pub params: Vec<(&'static str, serde_json::Value)>,
+    /// An optional `[[sweep]]` axis: name and values.
+    pub sweep: Option<(&'static str, Vec<f64>)>,
+}
+
+impl Default for Starter {
+    fn default() -> Self {
+        Starter {
+            what: "one point, integrated to t_end",
+            solver: "method = \"dopri5\"\nt_end = 10.0\nn_outputs = 10\nrtol = 1e-6\natol = 1e-9",
+            params: Vec::new(),
+            sweep: None,
+        }
+    }
 }
 
 /// Observables of one member at one output time.

@@ -151,6 +151,10 @@ pub struct SweepOptions {
     pub abort_after_batches: Option<usize>,
     /// Where models run bulk set-up work while building batches (CPU when `None`).
     pub map_device: Option<MapDeviceHandle>,
+    /// Cooperative cancellation: when the flag is set, the sweep stops before starting
+    /// its next batch (the batch in flight is finished and written first), so the folder
+    /// stays resumable. Set by the CLI's SIGINT/SIGTERM handler and by Python's Ctrl-C.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Shared handle on a [`crate::engine::model::MapDevice`] (printable in option dumps).
@@ -178,6 +182,8 @@ pub struct SweepSummary {
     pub points_failed: usize,
     /// Batches run now.
     pub batches: usize,
+    /// The sweep stopped early because [`SweepOptions::cancel`] was set.
+    pub cancelled: bool,
 }
 
 /// Creates a backend for one batch. The GPU factory captures a shared device context.
@@ -219,7 +225,12 @@ pub fn run_sweep(
         plan.output.batch_size.unwrap_or_else(|| per_member.as_ref().map_or(CPU_DEFAULT_BATCH, capacity)).max(1);
 
     let bar = Progress::new(todo.len(), opts.progress, summary.points_skipped);
+    let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
     for chunk in todo.chunks(batch_size) {
+        if cancelled() {
+            summary.cancelled = true;
+            break;
+        }
         let started = Instant::now();
         // A panic in a model or backend fails this batch only; the sweep goes on.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

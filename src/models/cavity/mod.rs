@@ -44,6 +44,26 @@ impl Model for Cavity {
     fn name(&self) -> &'static str {
         "cavity"
     }
+    fn parameters(&self) -> Vec<crate::engine::model::ParamDoc> {
+        params::docs()
+    }
+    fn starter(&self) -> crate::engine::model::Starter {
+        use serde_json::json;
+        crate::engine::model::Starter {
+            what: "steady photon-dressed distribution F(ω) of the Fokker-Planck limit (level 3), Newton solve",
+            solver: "method = \"newton\"\nsteady_tol = 1e-10",
+            params: vec![
+                ("level", json!(3)),
+                ("coupling_g", json!(0.3)),
+                ("t_cry", json!(1.0)),
+                ("t_mir", json!(10.0)),
+                ("nu0", json!(1.0)),
+                ("gamma", json!(1.0)),
+                ("mu0", json!(1.0)),
+            ],
+            sweep: Some(("coupling_g", vec![0.1, 0.3, 0.5])),
+        }
+    }
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         let d = derive(params)?;
         if d.scheme == Scheme::RiccatiS71 {

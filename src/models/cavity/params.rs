@@ -500,3 +500,37 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
     };
     Ok(Derived { scheme, eps_k, eps_axis, s_d, cavity_length, kappa, omega0, h, nodes, n, shift, direction, raw })
 }
+
+/// Every key of [`CavityParams`] with its default, unit, range and meaning
+/// (`neqkin params cavity`). Energies and temperatures share one unit E (ħ = k_B = c = 1).
+#[rustfmt::skip]
+pub fn docs() -> Vec<crate::engine::model::ParamDoc> {
+    use crate::engine::model::ParamDoc as P;
+    use serde_json::json;
+    vec![
+        P::new("level", json!(default_level()), "—", "1 | 2 | 3", "equation solved: 1 general (Eq 5/S56), 2 delta photon (S69), 3 the ν0 → 0 limit"),
+        P::unset("variant", "consistent (level 1, 2), fokker_planck (level 3)", "—", "1: consistent | eq5_printed; 2: consistent | s71_reading; 3: fokker_planck | riccati_s71", "the consistent equation or the printed reading"),
+        P::required("coupling_g", "E", "≥ 0", "light-matter coupling g"),
+        P::required("t_cry", "E", "> 0", "cryostat (electron bath) temperature T_cry"),
+        P::required("t_mir", "E", "> 0", "mirror (photon bath) temperature T_mir"),
+        P::required("nu0", "E", "> 0", "cavity fundamental frequency ν0"),
+        P::unset("gamma_ph", "required at level 1, unused otherwise", "E", "> 0, ≥ grid spacing", "photon damping γ_ph (level 1)"),
+        P::required("gamma", "E", "> 0", "electron damping γ (width of the spectral function)"),
+        P::required("mu0", "E", "finite", "bare chemical potential μ0"),
+        P::unset("eps_k", "mu0 (k = k_F⁰)", "E", "finite; excludes on_shell_eps_k", "single-particle energy ε_k of the member's momentum"),
+        P::unset("on_shell_eps_k", "one block at eps_k", "E", "≥ 2 increasing values inside the ω window; grid levels", "ε_k axis of the on-shell ΔO (S84–S86)"),
+        P::new("dim", json!(default_dim()), "—", "1 | 2 | 3", "spatial dimension d (through S_{d−1})"),
+        P::unset("cavity_length", "π/ν0 (the figures' normalisation)", "1/E", "> 0", "cavity length L"),
+        P::unset("n_omega", "801 (uniform grid)", "—", "≥ 8; not with grid = \"graded\"", "ω grid points (Riccati: ω output points)"),
+        P::new("grid", json!("uniform"), "—", "uniform | graded (levels 1 and 3 fokker_planck)", "ω grid: uniform, or fine near μ0 and coarse outside"),
+        P::unset("h_fine", "required with grid = \"graded\"", "E", "> 0, ≤ 2·min(T_cry, T_mir)", "graded grid spacing near μ0"),
+        P::unset("h_coarse", "required with grid = \"graded\"", "E", "≥ h_fine, ≤ 2·T_mir (≤ gamma_ph level 1, ≤ gamma level 3)", "graded grid spacing far from μ0"),
+        P::unset("fine_halfwidth", "20·T_cry", "E", "> 0; graded grid", "half-width of the fine zone around μ0"),
+        P::unset("grid_growth", "1.05", "—", "(1, 1.5]; graded grid", "spacing growth factor per point between the zones"),
+        P::unset("omega_min", "min(μ0, ε_k) − (10·max(T) + 5γ)", "E", "< omega_max", "lower end of the ω window"),
+        P::unset("omega_max", "max(μ0, ε_k) + (10·max(T) + 5γ)", "E", "> omega_min", "upper end of the ω window"),
+        P::unset("riccati_direction", "backward", "—", "backward | forward; riccati_s71 only", "direction of the Riccati integration along ω"),
+        P::new("observable_coeffs", json!(default_poly()), "—", "non-empty list of finite numbers", "O(ε) = Σ c_n εⁿ of the on-shell ΔO"),
+        P::new("dos_coeffs", json!(default_poly()), "—", "non-empty list of finite numbers", "D(ε) = Σ d_n εⁿ of the on-shell ΔO"),
+    ]
+}

@@ -182,6 +182,42 @@ fn default_nvec() -> usize {
 }
 
 impl Params {
+    /// Every key with its default, unit, range and meaning (`neqkin params eliashberg`).
+    /// Energies in the unit chosen by `units` (g = sqrt(λ⟨ω²⟩) by default) or, for the
+    /// spectrum and grid, in the input unit of the mode frequencies.
+    #[rustfmt::skip]
+    pub fn docs() -> Vec<crate::engine::model::ParamDoc> {
+        use crate::engine::model::ParamDoc as P;
+        use serde_json::json;
+        let one_source = "exactly one of modes, comb, alpha2f_table, shape";
+        vec![
+            P::required("task", "—", "self_energy | threshold | stability | specific_heat | strong_coupling | kinetic", "what to compute (kinetic steps in time; the others need solver.method = \"direct\")"),
+            P::unset("modes", one_source, "input", "[[ω_k, λ_k], …], ω_k > 0", "Einstein modes of α²F"),
+            P::unset("comb", one_source, "input", "{ start > 0, step ≥ 0, count ≥ 1 }", "equally spaced modes sharing λ equally (Table I: 40, 1, 21)"),
+            P::unset("alpha2f_table", one_source, "input", "CSV path or list of paths", "α²F(ω) table of rows ω, α²F; a list is indexed by table_index"),
+            P::unset("table_index", "required with a list alpha2f_table", "—", "integer in 0..len", "which table of a list (sweepable)"),
+            P::unset("shape", one_source, "—", "gaussian | lorentzian | debye", "parametric α²F (needs lambda, shape_center, shape_width)"),
+            P::unset("shape_center", "required with shape", "input", "> 0", "peak position, or Debye frequency ω_D"),
+            P::unset("shape_width", "required with gaussian/lorentzian shape", "input", "> 0", "Gaussian σ or Lorentzian half width"),
+            P::unset("shape_cutoff", "centre + 5σ (gaussian), + 20·width (lorentzian), ω_D (debye)", "input", "> 0", "largest sampled frequency of the shape"),
+            P::unset("shape_step", "grid_step, else cutoff/400", "input", "> 0, a multiple of grid_step (stability, kinetic)", "sampling step of the shape"),
+            P::unset("lambda", "the spectrum's own total (required with comb or shape)", "—", "> 0", "total coupling λ (rescales the λ_k)"),
+            P::required("temperature", "units", "> 0", "temperature T0 of the phonons and the equilibrium electrons"),
+            P::new("units", json!("g"), "—", "g | input", "energy unit of temperatures and outputs: g = sqrt(λ⟨ω²⟩) or the input unit"),
+            P::unset("grid_step", "required for stability and kinetic", "input", "> 0; mode frequencies multiples of it", "energy grid step ε"),
+            P::unset("grid_points", "cutoff 2ω_max + 25T", "—", "≥ 4", "number of positive grid points L"),
+            P::new("reading", json!("derived"), "—", "derived | literal", "reading of the Eq 22 prefactor"),
+            P::new("offdiag_sign", json!(1.0), "—", "+1 | −1", "sign of the f′Σ̇ term in A (+1 Eq 18, −1 Eq 22 with f0′ → |f0′|)"),
+            P::new("find_lambda_c", json!(false), "—", "true | false", "stability: also find λc of the linear analysis"),
+            P::new("solve_eigen", json!(true), "—", "true | false", "stability: solve the eigenproblem at lambda"),
+            P::new("save_eigenvectors", json!(default_nvec()), "—", "≥ 0", "stability: eigenvectors saved at each end of the spectrum"),
+            P::unset("e_max", "2ω_max + 10T (self_energy), 3 (strong_coupling)", "units", "> 0", "energy window [0, e_max] of self_energy/strong_coupling outputs"),
+            P::unset("initial_temperature", "required for kinetic", "units", "> 0", "kinetic: initial electron temperature T_in"),
+            P::unset("pv", "product", "—", "product | drop", "kinetic: principal-value rule (2nd order product integration, or drop)"),
+            P::new("discretisation", json!("analytic"), "—", "analytic | kinetic", "stability: Eqs 17–23 with analytic Z0⁻¹, or the kinetic task's linearisation"),
+        ]
+    }
+
     /// Parses and checks one parameter set.
     pub fn parse(v: &serde_json::Value) -> Result<Self> {
         let p: Params = serde_json::from_value(v.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
@@ -340,6 +376,22 @@ pub struct Eliashberg;
 impl Model for Eliashberg {
     fn name(&self) -> &'static str {
         "eliashberg"
+    }
+    fn parameters(&self) -> Vec<crate::engine::model::ParamDoc> {
+        Params::docs()
+    }
+    fn starter(&self) -> crate::engine::model::Starter {
+        use serde_json::json;
+        crate::engine::model::Starter {
+            what: "threshold coupling λc(T0) of Table I's 21-mode comb at a few temperatures (direct task)",
+            solver: "method = \"direct\"",
+            params: vec![
+                ("task", json!("threshold")),
+                ("comb", json!({ "start": 40.0, "step": 1.0, "count": 21 })),
+                ("temperature", json!(0.18)),
+            ],
+            sweep: Some(("temperature", vec![0.18, 0.2, 0.22])),
+        }
     }
 
     fn validate(&self, params: &serde_json::Value) -> Result<()> {

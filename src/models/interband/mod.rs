@@ -194,6 +194,33 @@ impl InterbandParams {
         Ok(())
     }
 
+    /// Every key with its default, unit, range and meaning (`neqkin params interband`).
+    /// Units: E_g = 1, ħ = 1, lattice constant 1.
+    #[rustfmt::skip]
+    pub fn docs() -> Vec<crate::engine::model::ParamDoc> {
+        use crate::engine::model::ParamDoc as P;
+        use serde_json::json;
+        vec![
+            P::new("band_a1", json!(d_a1()), "E_g·a²", "> 0", "valence-band curvature A1 (E = −A1 k² − E_g/2)"),
+            P::new("band_a2", json!(d_a2()), "E_g·a²", "> 0", "conduction-band curvature A2 (E = A2 k² + E_g/2)"),
+            P::new("coupling_v", json!(d_v()), "E_g", "≥ 0", "interband interaction V: Δ* = (V/2π) Σ_k dk s21_k"),
+            P::new("rabi_frequency", json!(d_omega()), "E_g", "≥ 0", "Rabi frequency Ω of the laser Ω cos νt"),
+            P::new("detuning", json!(0.0), "E_g", "finite", "detuning ν − E_g of the laser (the paper: 0)"),
+            P::new("gamma_ph", json!(d_gph()), "E_g", "≥ 0", "intraband acoustic-phonon emission rate Γ^ph"),
+            P::new("gamma_rr", json!(d_grr()), "E_g", "≥ 0", "interband radiative-recombination rate Γ^rr"),
+            P::new("rate_factor", json!(d_rf()), "—", "> 0", "Lindblad rate per quoted rate (2 from Eq 5's + h.c., 1 for transfer rates)"),
+            P::new("phonon_velocity", json!(d_vel()), "E_g·a", "> 0", "acoustic phonon velocity v (not given in the paper)"),
+            P::new("phonon_profile", json!("constant"), "—", "constant | eq_b2", "momentum dependence of the phonon emission rate"),
+            P::new("phonon_profile_cap", json!(d_cap()), "—", "≥ 1", "cap of the Eq B2 rate factor"),
+            P::new("cutoff", json!(d_cut()), "1/a", "> 0", "momentum cutoff δk of the grid |k| ≤ δk"),
+            P::new("grid_step", json!(d_dk()), "1/a", "> 0, 4 ≤ 2·round(δk/dk) ≤ 16384", "momentum grid step dk"),
+            P::new("seed_re", json!(d_seed()), "—", "finite", "real part of the initial s21 at every k"),
+            P::new("seed_im", json!(d_seed()), "—", "finite", "imaginary part of the initial s21 at every k"),
+            P::unset("s21_atol", "1e-12·|seed|", "—", "> 0", "absolute tolerance of the s21 block"),
+            P::new("early_stop", json!(false), "—", "true | false", "stop a point once its answer is known (phase diagrams)"),
+        ]
+    }
+
     /// Number of grid points (even).
     pub fn n_momenta(&self) -> usize {
         2 * (self.cutoff / self.grid_step).round() as usize
@@ -266,6 +293,18 @@ pub struct Interband;
 impl Model for Interband {
     fn name(&self) -> &'static str {
         "interband"
+    }
+    fn parameters(&self) -> Vec<crate::engine::model::ParamDoc> {
+        InterbandParams::docs()
+    }
+    fn starter(&self) -> crate::engine::model::Starter {
+        use serde_json::json;
+        crate::engine::model::Starter {
+            what: "populations and pairing amplitude under a resonant laser (Fig 3 parameters, coarse grid, short run)",
+            solver: "method = \"dopri5\"\nt_end = 2000.0\nn_outputs = 20\nrtol = 1e-6\natol = 1e-9",
+            params: vec![("gamma_ph", json!(0.01)), ("gamma_rr", json!(0.001)), ("grid_step", json!(0.01))],
+            sweep: Some(("coupling_v", vec![0.0, 5.0])),
+        }
     }
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         InterbandParams::from_json(params).map(|_| ())

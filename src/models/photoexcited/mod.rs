@@ -363,6 +363,18 @@ impl Model for Photoexcited {
     fn name(&self) -> &'static str {
         "photoexcited"
     }
+    fn parameters(&self) -> Vec<crate::engine::model::ParamDoc> {
+        params::docs()
+    }
+    fn starter(&self) -> crate::engine::model::Starter {
+        use serde_json::json;
+        crate::engine::model::Starter {
+            what: "σ/σ0 after 10/Γ_eph at fixed phonon occupation ζ, half filling (a column of Fig 2a)",
+            solver: "method = \"dopri5\"\nt_end = 10.0\noutput_times = [10.0]\nrtol = 1e-6\natol = 1e-9",
+            params: vec![("filling", json!(0.5)), ("zeta", json!(5.0))],
+            sweep: Some(("phonon_frequency", vec![0.2, 0.5, 0.8])),
+        }
+    }
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         let p = PhotoexcitedParams::from_json(params)?;
         if p.dos == DosKind::Table {

@@ -380,3 +380,38 @@ impl PhotoexcitedParams {
         Ok(())
     }
 }
+
+/// Every key of [`PhotoexcitedParams`] with its default, unit, range and meaning
+/// (`neqkin params photoexcited`). Units: energies in W, rates in Γ_eph, times in 1/Γ_eph.
+#[rustfmt::skip]
+pub fn docs() -> Vec<crate::engine::model::ParamDoc> {
+    use crate::engine::model::ParamDoc as P;
+    use serde_json::json;
+    vec![
+        P::new("band_width", json!(d_band_width()), "W", "> 0", "band width W, the energy unit"),
+        P::new("dos", json!("semicircular"), "—", "semicircular | one_dimensional | p_band | table", "electronic density of states of the band"),
+        P::unset("dos_table", "no table", "—", "CSV path; only with dos = \"table\"", "file of rows ε, D, v² rescaled to [-W/2, W/2]"),
+        P::unset("dos_cap", "no cap", "1/W", "> 1", "cap on D before normalisation, for DoS with edge singularities"),
+        P::new("k_points", json!(d_k_points()), "—", "4..=400 (dos = \"p_band\")", "Brillouin-zone sampling n_k per direction (n_k³ points) of the p band"),
+        P::new("p_band_hopping", json!(d_hopping()), "any (rescaled to W)", "3 finite numbers", "hoppings [t1, t2, t3] of the K3C60-like p band"),
+        P::new("p_band_smoothing", json!(d_smoothing()), "cells", "[0, 50]", "Gaussian smoothing of the sampled p-band histogram against sampling noise"),
+        P::new("transport", json!("constant_v2_tau"), "—", "constant | impurity | constant_v_tau | constant_v2_tau", "energy dependence of the transport time τ_tr (footnote 19)"),
+        P::new("grid_points", json!(d_grid_points()), "—", "16..=1048576", "number of energy cells N (cell width h = W/N)"),
+        P::new("temperature", json!(d_temperature()), "W", "> 0", "bath and initial electron temperature T"),
+        P::unset("chemical_potential", "from filling", "W", "(-W/2, W/2); excludes filling", "chemical potential μ of the initial Fermi function"),
+        P::unset("filling", "0.5 when chemical_potential is unset", "—", "(0, 1); excludes chemical_potential", "fraction of the band filled initially"),
+        P::new("phonon_frequency", json!(d_phonon_frequency()), "W", "[2h, W)", "optical phonon frequency ω_p"),
+        P::new("phonon_width", json!(0.0), "W", "0 or ≥ h, band ω_p ± 4δω inside (h, W)", "Gaussian width δω of a dispersive phonon (Eq 52)"),
+        P::new("coupling_rate", json!(d_one()), "Γ_eph", "≥ 0", "electron-phonon rate Γ_eph (sets the time unit)"),
+        P::new("inelastic_rate", json!(0.0), "Γ_eph", "≥ 0", "inelastic bath rate Γ_in of Eq 6"),
+        P::unset("zeta", "ζ evolves (zeta_initial, pump)", "—", "≥ 0; excludes pump_strength and zeta_initial", "fixed phonon occupation ζ switched on at t = 0 (Figs 1, 2)"),
+        P::new("zeta_initial", json!(0.0), "—", "≥ 0", "initial ζ when ζ evolves"),
+        P::new("pump_strength", json!(0.0), "—", "≥ 0", "pump ζ0: I_p(t) = ζ0/τ_pulse · exp(-t/τ_pulse)"),
+        P::new("pulse_duration", json!(d_pulse()), "1/Γ_eph", "> 0", "pump pulse duration τ_pulse"),
+        P::unset("phonon_lifetime", "infinite", "1/Γ_eph", "> 0", "phonon lifetime τ_ph (anharmonic decay of ζ)"),
+        P::new("electric_field", json!(0.0), "W·sqrt(Γ_eph/(v_F² τ_tr))", "≥ 0", "applied dc field E (Joule heating E² v_F² τ_tr in W² Γ_eph)"),
+        P::new("self_consistent_field", json!(false), "—", "true | false", "evolve the internal field E*(t) of the σ < 0 instability (Fig 3b)"),
+        P::new("field_growth_rate", json!(d_kappa()), "Γ_eph", "> 0", "κ = 4πσ0, growth rate of E*² per unit of −σ/σ0"),
+        P::new("field_seed", json!(d_seed()), "field²", "> 0", "seed E² of the internal field (charge fluctuations)"),
+    ]
+}

@@ -134,6 +134,27 @@ impl Model for Relaxation {
     fn name(&self) -> &'static str {
         "relaxation"
     }
+    #[rustfmt::skip]
+    fn parameters(&self) -> Vec<crate::engine::model::ParamDoc> {
+        use crate::engine::model::ParamDoc as P;
+        use serde_json::json;
+        vec![
+            P::new("grid_points", json!(32), "—", "integer in [1, 4194304], equal within a batch", "number of values y_i (cells of [0, 1])"),
+            P::new("rate", json!(1.0), "1/time", "finite (negative grows)", "relaxation rate toward target"),
+            P::new("target", json!(0.0), "—", "finite", "value every y_i relaxes to"),
+            P::new("initial", json!(1.0), "—", "a number or grid_points numbers", "initial profile y_i(0)"),
+            P::new("diffusion", json!(0.0), "1/time", "≥ 0", "diffusion constant between neighbours (zero-flux ends)"),
+        ]
+    }
+    fn starter(&self) -> crate::engine::model::Starter {
+        use serde_json::json;
+        crate::engine::model::Starter {
+            what: "exact exponential relaxation toward a target, a rate sweep",
+            solver: "method = \"dopri5\"\nt_end = 5.0\nn_outputs = 5\nrtol = 1e-8\natol = 1e-10",
+            params: vec![("initial", json!(2.0))],
+            sweep: Some(("rate", vec![0.1, 1.0, 10.0])),
+        }
+    }
     fn validate(&self, params: &Value) -> Result<()> {
         RelaxationParams::from_json(params).map(|_| ())
     }
