@@ -218,3 +218,27 @@ fn newton_on_gpu_matches_cpu() {
         assert!(err <= allowed, "{prec}: {err:e}");
     }
 }
+
+/// The GPU backend asks the batch whether its precision can carry it (issue 10): the
+/// printed Riccati over Fig S4's μ0 ± 1000 at T_cry = 0.1 is refused in f32 with an error
+/// naming `params.omega_max` (so the sweep records its points `failed` with that reason)
+/// and accepted in f64.
+#[test]
+fn gpu_backend_refuses_an_f32_riccati_window_it_cannot_resolve() {
+    if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
+        println!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
+        return;
+    }
+    let ctx = Arc::new(GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip)")));
+    let p = json!({
+        "level": 3, "variant": "riccati_s71", "coupling_g": 0.5, "t_cry": 0.1, "t_mir": 100.0,
+        "nu0": 1.0, "gamma": 10.0, "mu0": 1.0, "n_omega": 40001, "omega_min": -999.0, "omega_max": 1001.0
+    });
+    let problem = Arc::new(CavityBatch::new(vec![derive(&p).unwrap()]).unwrap());
+    let err = GpuBackend::new(ctx.clone(), problem.clone(), Precision::F32).err().expect("f32 must be refused");
+    println!("f32: {err}");
+    assert!(err.to_string().contains("`params.omega_max`"), "{err}");
+    if ctx.supports_f64() {
+        GpuBackend::new(ctx, problem, Precision::F64).unwrap();
+    }
+}

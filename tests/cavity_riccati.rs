@@ -153,7 +153,7 @@ fn bdf_matches_dopri5_at_the_fig3_points() {
 #[test]
 fn bdf_matches_dopri5_at_small_g_on_a_narrow_window() {
     let p = with(fig3(0.001), json!({"n_omega": 201, "omega_min": -9.0, "omega_max": 11.0}));
-    let (_, e, se) = riccati(&[p.clone()]);
+    let (_, e, se) = riccati(std::slice::from_ref(&p));
     let (_, i, si) = riccati_with(&[p], bdf());
     assert_eq!((se[0], si[0]), (status::REACHED, status::REACHED));
     let (mu_e, te_e) = mu_t_eff(&e[0], 1.0);

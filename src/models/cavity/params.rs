@@ -451,7 +451,7 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
             fine + ramp + len / h_coarse
         };
         let estimate = side(raw.mu0 - lo) + side(hi - raw.mu0);
-        if !(estimate <= MAX_GRID_POINTS as f64) {
+        if estimate.is_nan() || estimate > MAX_GRID_POINTS as f64 {
             return Err(NeqkinError::invalid(
                 "params.h_fine",
                 format!("the graded grid would have ~{estimate:.2e} nodes (at most {MAX_GRID_POINTS})"),
