@@ -20,3 +20,22 @@ fn observables_recover_a_thermal_distribution() {
     assert!((d + mu).abs() < 1e-9, "ΔO {d}");
     assert_eq!(poly(&[1.0, 2.0, 3.0], 2.0), 17.0);
 }
+
+/// μ stays in the sign change it was bracketed by (issue 10 audit): on a distribution with
+/// a small wiggle through zero (three sign changes within 3 points) the unguarded Newton
+/// iteration on the local cubic jumped to ω = 21.58, outside the whole window [−10, 10],
+/// and returned it silently. The safeguarded iteration (Newton inside the bracket,
+/// bisection otherwise) returns the zero of the cubic interpolant inside [−1, 0].
+#[test]
+fn chemical_potential_stays_inside_its_bracket() {
+    let omega: Vec<f64> = (0..21).map(|i| -10.0 + i as f64).collect();
+    let f = [
+        -0.9354, -0.9019, -0.8523, -0.7805, -0.6798, -0.5447, -0.3739, -0.1736, 0.0185, -0.0175, 0.0311, 0.517, 0.7208,
+        0.8118, 0.8741, 0.9167, 0.9453, 0.9643, 0.9768, 0.9849, 0.9902,
+    ];
+    let mu = chemical_potential(&omega, &f, 0.0).unwrap();
+    let v = interp_cubic(&omega, &f, mu);
+    println!("μ = {mu}, cubic interpolant there {v:.1e}");
+    assert!((-1.0..=0.0).contains(&mu), "μ = {mu} left the bracket [−1, 0]");
+    assert!(v.abs() < 1e-12, "F(μ) = {v}");
+}

@@ -56,27 +56,41 @@ fn cubic(omega: &[f64], f: &[f64], w: f64) -> (f64, f64) {
     (v, d)
 }
 
-/// The zero of F nearest to `near` (cubic interpolation refined by Newton steps).
+/// The zero of F nearest to `near`: the sign change of the samples nearest to it, refined
+/// to the zero of the local cubic interpolant inside that interval (Newton steps, with
+/// bisection whenever a Newton step would leave the interval: an unguarded Newton step on
+/// a flat cubic can jump anywhere, even outside the grid).
 pub fn chemical_potential(omega: &[f64], f: &[f64], near: f64) -> Option<f64> {
-    let mut best: Option<(f64, f64)> = None;
+    let mut best: Option<(f64, f64, usize)> = None;
     for i in 0..f.len() - 1 {
         if (f[i] <= 0.0) != (f[i + 1] <= 0.0) {
             let w = omega[i] + (omega[i + 1] - omega[i]) * f[i] / (f[i] - f[i + 1]);
             let dist = (w - near).abs();
-            if best.is_none_or(|(_, d)| dist < d) {
-                best = Some((w, dist));
+            if best.is_none_or(|(_, d, _)| dist < d) {
+                best = Some((w, dist, i));
             }
         }
     }
-    let mut w = best?.0;
-    for _ in 0..20 {
+    let (mut w, _, i) = best?;
+    // The cubic through nodes i−1 … i+2 (clamped) takes the samples' values at ω_i and
+    // ω_{i+1}, which have opposite signs: it has a zero in between.
+    let (mut a, mut b) = (omega[i], omega[i + 1]);
+    let left_non_positive = f[i] <= 0.0;
+    for _ in 0..100 {
         let (v, d) = cubic(omega, f, w);
-        if d == 0.0 {
+        if v == 0.0 {
             break;
         }
-        let step = v / d;
-        w -= step;
-        if step.abs() < 1e-15 * (1.0 + w.abs()) {
+        if (v <= 0.0) == left_non_positive {
+            a = w;
+        } else {
+            b = w;
+        }
+        let newton = if d != 0.0 { w - v / d } else { f64::NAN };
+        let next = if newton > a && newton < b { newton } else { 0.5 * (a + b) };
+        let done = (next - w).abs() < 1e-15 * (1.0 + w.abs()) || b - a < 1e-15 * (1.0 + w.abs());
+        w = next;
+        if done {
             break;
         }
     }
