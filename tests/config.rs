@@ -76,6 +76,26 @@ fn solver_ranges() {
 }
 
 #[test]
+fn error_scale_is_checked() {
+    let with = |extra: &str| BASE.replace("t_end = 1.0", &format!("t_end = 1.0\n{extra}"));
+    let p = plan(&with("error_scale = \"deviation\"\natol = 1e-12")).unwrap();
+    match p.solver {
+        neqkin::config::SolverPlan::Integrate(o) => {
+            assert_eq!(o.error_scale, neqkin::engine::solve::ErrorScale::Deviation)
+        }
+        _ => panic!("an integration"),
+    }
+    fails_on(&with("error_scale = \"relative\""), "solver.error_scale");
+    // Components that do not deviate would get weight 0.
+    fails_on(&with("error_scale = \"deviation\"\natol = 0.0"), "solver.atol");
+    // rk4 has no error control to scale.
+    fails_on(
+        &with("error_scale = \"deviation\"").replace("method = \"dopri5\"", "method = \"rk4\"\ndt = 0.1"),
+        "solver.error_scale",
+    );
+}
+
+#[test]
 fn bad_sweep_specs() {
     let sweep = |body: &str| {
         format!("{BASE}\n[[sweep]]\nname = \"rate\"\nvalues = [1.0]\n[[sweep]]\nname = \"target\"\n{body}\n")

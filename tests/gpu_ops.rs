@@ -319,6 +319,10 @@ fn error_norm_select_and_steady_check_match_cpu() {
         let dst = pair.vector(&noise(BATCH * N, 7));
         let flag = pair.scalars(&[1.0, 0.0, 1.0, 0.0, 1.0]);
         let norm = pair.scalars(&[0.0; BATCH]);
+        let norm_dev = pair.scalars(&[0.0; BATCH]);
+        // A reference close to y0 (deviations ~1e-3 of it): weights from |y − r|.
+        let y_ref: Vec<f64> = noise(BATCH * N, 4).iter().zip(noise(BATCH * N, 8)).map(|(a, b)| a + 1e-3 * b).collect();
+        let y_ref = pair.vector(&y_ref);
         let st = pair.scalars(&[status::RUNNING, status::RUNNING, status::RUNNING, status::REACHED, status::RUNNING]);
         let accept = pair.scalars(&[1.0, 1.0, 1.0, 1.0, 0.0]);
         let ctrl = controls(&mut pair, st, accept);
@@ -328,13 +332,15 @@ fn error_norm_select_and_steady_check_match_cpu() {
         ];
         pair.run(
             vec![
-                Op::ErrorNorm { out: norm, err: e, y: y0, y_new: y1, blocks },
+                Op::ErrorNorm { out: norm, err: e, y: y0, y_new: y1, reference: None, blocks: blocks.clone() },
+                Op::ErrorNorm { out: norm_dev, err: e, y: y0, y_new: y1, reference: Some(y_ref), blocks },
                 Op::Select { dst, src: y0, flag },
                 Op::SteadyCheck { ctrl, dy, range: (10, N - 10), tol: 5e-3 },
             ],
             1,
         );
         pair.check_scalars("error_norm", norm, tol(p));
+        pair.check_scalars("error_norm (deviation from a reference)", norm_dev, tol(p));
         pair.check_vector("select", dst, 0.0);
         pair.check_exact("steady_check status", st);
     }
@@ -445,6 +451,7 @@ fn rk4_program_replay_matches_cpu() {
                 err: y_new,
                 y: y_new,
                 y_new,
+                reference: None,
                 blocks: vec![ToleranceBlock { start: 0, end: N, atol: 1.0, rtol: 0.0 }],
             },
             Op::Control { ctrl, law: ControlLaw::Fixed },
@@ -565,6 +572,7 @@ fn batch_beyond_one_grid_dimension() {
                 err: dy,
                 y,
                 y_new: out,
+                reference: None,
                 blocks: vec![ToleranceBlock { start: 0, end: n, atol: 1e-3, rtol: 1e-3 }],
             },
             Op::ScalarAxpy { out: t2, a: t, c: 1.0, h },

@@ -216,7 +216,9 @@ struct ErrorNormParams {
     out: u32,
     n_blocks: u32,
     blocks: u32,
-    _pad0: u32,
+    // 1: weights from the deviation from the reference state `error_norm_ref`; 0: from the
+    // state (the reference binding is then not read).
+    deviation: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -225,8 +227,10 @@ struct ErrorNormParams {
 @group(0) @binding(3) var<storage, read> error_norm_e: array<Real>;
 @group(0) @binding(4) var<storage, read> error_norm_y0: array<Real>;
 @group(0) @binding(5) var<storage, read> error_norm_y1: array<Real>;
+@group(0) @binding(6) var<storage, read> error_norm_ref: array<Real>;
 
-// Max over tolerance blocks of each block's weighted RMS, one workgroup per member;
+// Max over tolerance blocks of each block's weighted RMS, one workgroup per member, with
+// weights atol + rtol·max(|y0 − r|, |y1 − r|) (r = the reference state, or 0);
 // a non-finite block makes the norm NaN. The sums run strided over the workgroup and
 // then as a tree, so they round differently from the CPU twin's sequential sums.
 @compute @workgroup_size(WG)
@@ -251,7 +255,11 @@ fn error_norm(
         let rtol = consts[k + 3u];
         var sum: Real = 0.0;
         for (var i = start + lid; i < end; i += WG) {
-            let w = atol + rtol * max(abs(error_norm_y0[base + i]), abs(error_norm_y1[base + i]));
+            var ref_i: Real = 0.0;
+            if p.deviation != 0u {
+                ref_i = error_norm_ref[base + i];
+            }
+            let w = atol + rtol * max(abs(error_norm_y0[base + i] - ref_i), abs(error_norm_y1[base + i] - ref_i));
             let r = error_norm_e[base + i] / w;
             sum += r * r;
         }

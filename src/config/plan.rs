@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::raw::{RawConfig, RawMethod, RawSweep};
 use crate::engine::model::Model;
-use crate::engine::solve::{Method, SolveOptions};
+use crate::engine::solve::{ErrorScale, Method, SolveOptions};
 use crate::{NeqkinError, Result};
 
 /// What the solver does for each point.
@@ -252,7 +252,21 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         Some(n) => n,
         None => defaults.max_steps,
     };
-    Ok(SolverPlan::Integrate(SolveOptions { method, dt, rtol, atol, output_times, steady_tol, max_steps }))
+    let error_scale = s.error_scale.unwrap_or_default();
+    if error_scale == ErrorScale::Deviation && matches!(method, Method::Rk4 | Method::Newton) {
+        return Err(NeqkinError::invalid(
+            "solver.error_scale",
+            "\"deviation\" scales the error control of the adaptive methods (dopri5, rkc, bdf); rk4 and newton have none",
+        ));
+    }
+    if error_scale == ErrorScale::Deviation && atol <= 0.0 {
+        // Components that do not deviate (or not yet) would get weight 0.
+        return Err(NeqkinError::invalid(
+            "solver.atol",
+            "must be > 0 with error_scale = \"deviation\" (the floor where the deviation vanishes)",
+        ));
+    }
+    Ok(SolverPlan::Integrate(SolveOptions { method, dt, rtol, atol, error_scale, output_times, steady_tol, max_steps }))
 }
 
 /// Largest number of values one axis may expand to.

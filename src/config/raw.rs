@@ -79,6 +79,10 @@ pub struct RawSolver {
     /// Absolute tolerance.
     #[serde(default)]
     pub atol: Option<f64>,
+    /// What `rtol` is relative to: `"state"` (default) or `"deviation"` (from the model's
+    /// reference state).
+    #[serde(default)]
+    pub error_scale: Option<crate::engine::solve::ErrorScale>,
     /// Steady-state threshold on the RMS of the derivative.
     #[serde(default)]
     pub steady_tol: Option<f64>,

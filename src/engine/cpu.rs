@@ -112,8 +112,9 @@ fn exec_member(problem: &dyn BatchProblem, m: usize, st: &mut MemberStore, op: &
         Op::ScalarAxpy { out, a, c, h } => {
             s[out.0] = s[a.0] + c * s[h.0];
         }
-        Op::ErrorNorm { out, err, y, y_new, blocks } => {
-            s[out.0] = error_norm(&st.vectors[err.0], &st.vectors[y.0], &st.vectors[y_new.0], blocks);
+        Op::ErrorNorm { out, err, y, y_new, reference, blocks } => {
+            let r = reference.map(|r| st.vectors[r.0].as_slice());
+            s[out.0] = error_norm(&st.vectors[err.0], &st.vectors[y.0], &st.vectors[y_new.0], r, blocks);
         }
         Op::Control { ctrl, law } => {
             let mut c = MemberControl::load(s, ctrl);
@@ -163,13 +164,15 @@ pub fn lincomb(out: &mut [f64], offset: usize, plain: &[(f64, &[f64])], h: f64, 
 }
 
 /// Twin of `error_norm` in `shaders/engine/ops.wgsl`: max over blocks of each block's
-/// weighted RMS. NaN/inf propagate (the controller treats them as a failed attempt).
-pub fn error_norm(e: &[f64], y0: &[f64], y1: &[f64], blocks: &[ToleranceBlock]) -> f64 {
+/// weighted RMS, with weights `atol + rtol·max(|y0 − r|, |y1 − r|)` (`r` = `reference`, or
+/// 0 without one). NaN/inf propagate (the controller treats them as a failed attempt).
+pub fn error_norm(e: &[f64], y0: &[f64], y1: &[f64], reference: Option<&[f64]>, blocks: &[ToleranceBlock]) -> f64 {
     let mut norm: f64 = 0.0;
     for b in blocks {
         let mut sum = 0.0;
         for i in b.start..b.end {
-            let w = b.atol + b.rtol * y0[i].abs().max(y1[i].abs());
+            let ref_i = reference.map_or(0.0, |r| r[i]);
+            let w = b.atol + b.rtol * (y0[i] - ref_i).abs().max((y1[i] - ref_i).abs());
             let r = e[i] / w;
             sum += r * r;
         }

@@ -14,7 +14,12 @@
 //! (the second term from [`LinearlyImplicit::residual_jacobian`] or by finite differences),
 //! factorised once per attempt. Local error estimates: order 1 `(h/2)‖v_{n+1} − v_n‖`;
 //! order 2 `(2/9) h³ y‴` with `y‴` from the difference between the corrector and the
-//! quadratic extrapolation through the last three points. Controller
+//! quadratic extrapolation through the last three points. Both the local error and the
+//! Newton corrections are measured in the explicit methods' norm (the `ErrorNorm` op's CPU
+//! twin [`error_norm`]): the maximum over the model's tolerance blocks
+//! ([`BatchProblem::tolerance_blocks`]) of each block's weighted RMS, with weights
+//! `atol + rtol·max(|y_n|, |y_{n+1}|)`, or `atol + rtol·max(|y_n − y_ref|, |y_{n+1} − y_ref|)`
+//! under `solver.error_scale = "deviation"`. Controller
 //! `h·clamp(0.9 err^{−1/(k+1)}, 0.2, 2)` (2 < 1 + √2 keeps variable-step BDF2 zero-stable).
 //! Order 2 is used once three points exist and the step ratio is below 2.4.
 //!
@@ -29,9 +34,10 @@
 //! non-finite residuals only shrink the step; a member stops only through these criteria.
 
 use crate::engine::backend::Backend;
+use crate::engine::cpu::error_norm;
 use crate::engine::model::BatchProblem;
-use crate::engine::program::status;
-use crate::engine::solve::{OutputFrame, SolveOptions, SolveStats};
+use crate::engine::program::{status, ToleranceBlock};
+use crate::engine::solve::{ErrorScale, OutputFrame, SolveOptions, SolveStats};
 use crate::{NeqkinError, Result};
 
 /// Growth of the condition number of `A(y)` over that of `A(y0)` above which a stopped run
@@ -178,18 +184,27 @@ struct Member {
     initial: (f64, f64),
 }
 
-fn wrms(x: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
-    let n = x.len().max(1) as f64;
-    (x.iter().zip(y).map(|(a, b)| (a / (atol + rtol * b.abs())).powi(2)).sum::<f64>() / n).sqrt()
-}
-
 struct Ctx<'a> {
     sys: &'a dyn LinearlyImplicit,
     n: usize,
     opts: &'a SolveOptions,
+    /// The model's tolerance blocks: the same weighted RMS norm as the explicit methods'
+    /// `ErrorNorm` op ([`error_norm`]), for the local error and the Newton corrections.
+    blocks: Vec<ToleranceBlock>,
+    /// Per component, the size below which a finite-difference Jacobian column is perturbed
+    /// by a fixed amount (the tolerance blocks' `atol/rtol`, at most 1e-6): a block with a
+    /// tiny `atol` controls tiny components relatively, so their columns must be too.
+    fd_floor: Vec<f64>,
+    /// `batch × n` reference state of `solver.error_scale = "deviation"`.
+    reference: Option<Vec<f64>>,
 }
 
 impl Ctx<'_> {
+    /// Member `m`'s reference state, if errors are relative to the deviation from it.
+    fn reference(&self, m: usize) -> Option<&[f64]> {
+        self.reference.as_ref().map(|r| &r[m * self.n..(m + 1) * self.n])
+    }
+
     fn residual(&self, m: usize, t: f64, y: &[f64], v: &[f64], a: &mut [f64], out: &mut Vec<f64>) {
         let n = self.n;
         self.sys.lhs_matrix(m, t, y, a);
@@ -213,7 +228,7 @@ impl Ctx<'_> {
             let mut g1 = Vec::new();
             let mut yp = y.to_vec();
             for j in 0..n {
-                let d = 1e-8 * y[j].abs().max(1e-6);
+                let d = 1e-8 * y[j].abs().max(self.fd_floor[j]);
                 yp[j] = y[j] + d;
                 self.residual(m, t, &yp, v, &mut scratch, &mut g1);
                 yp[j] = y[j];
@@ -248,7 +263,6 @@ impl Ctx<'_> {
     /// state, its BDF derivative and the error norm, or None when Newton failed.
     fn attempt(&self, m: usize, mem: &mut Member, h: f64, k: usize) -> Option<(Vec<f64>, Vec<f64>, f64)> {
         let n = self.n;
-        let (atol, rtol) = (self.opts.atol, self.opts.rtol);
         let t1 = mem.t + h;
         // Coefficients and predictor.
         let (a0, a1, a2, pred): (f64, f64, f64, Vec<f64>) = if k == 1 {
@@ -281,16 +295,18 @@ impl Ctx<'_> {
                 return None;
             }
             let d = lu_apply(n, &jm, &perm, &g);
+            let y_before = y.clone();
             for i in 0..n {
                 y[i] -= d[i];
             }
             v = vof(&y);
-            let dn = wrms(&d, &y, atol, rtol);
+            let dn = error_norm(&d, &y_before, &y, self.reference(m), &self.blocks);
             if !dn.is_finite() {
                 return None;
             }
-            // Converged when the correction is well below the error tolerance.
-            if dn < 1e-3 || (it > 0 && dn * dn / (prev - dn).abs().max(1e-300) < 0.03) {
+            // Converged when the correction is well below the error tolerance, or when a
+            // contracting iteration (rate ρ = dn/prev < 1) has at most ρ/(1 − ρ)·dn left.
+            if dn < 1e-3 || (it > 0 && dn < prev && dn * dn / (prev - dn) < 0.03) {
                 converged = true;
                 break;
             }
@@ -310,7 +326,7 @@ impl Ctx<'_> {
             let f = (2.0 / 9.0) * h * h * h * 6.0 / (h * (h + h1) * (h + h1 + h2));
             (0..n).map(|i| f * (y[i] - pred[i])).collect()
         };
-        let err = wrms(&err_vec, &y, atol, rtol);
+        let err = error_norm(&err_vec, &mem.y, &y, self.reference(m), &self.blocks);
         Some((y, v, if err.is_finite() { err } else { f64::INFINITY }))
     }
 
@@ -428,10 +444,18 @@ pub fn drive(
     }
     let explicit = Explicit(problem);
     let sys: &dyn LinearlyImplicit = problem.linearly_implicit().unwrap_or(&explicit);
-    integrate_host(sys, problem.layout().batch, problem.layout().state_len, problem.initial_state(), opts, on_output)
+    let n = problem.layout().state_len;
+    let mut blocks = problem.tolerance_blocks(opts.atol, opts.rtol);
+    for b in &mut blocks {
+        b.end = b.end.min(n);
+    }
+    let reference = crate::engine::integrators::reference_state(problem, opts)?;
+    integrate_host_with(sys, problem.layout().batch, n, problem.initial_state(), opts, &blocks, reference, on_output)
 }
 
-/// Integrates `batch` members of `sys` from `y0` (member-major) with variable-step BDF.
+/// Integrates `batch` members of `sys` from `y0` (member-major) with variable-step BDF and
+/// one tolerance block `(solver.atol, solver.rtol)` over the whole state (deviations, under
+/// `error_scale = "deviation"`, from `y0`).
 pub fn integrate_host(
     sys: &dyn LinearlyImplicit,
     batch: usize,
@@ -440,8 +464,35 @@ pub fn integrate_host(
     opts: &SolveOptions,
     on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
 ) -> Result<SolveStats> {
+    let blocks = [ToleranceBlock { start: 0, end: n, atol: opts.atol, rtol: opts.rtol }];
+    let reference = (opts.error_scale == ErrorScale::Deviation).then(|| y0.clone());
+    integrate_host_with(sys, batch, n, y0, opts, &blocks, reference, on_output)
+}
+
+/// Integrates `batch` members of `sys` from `y0` (member-major) with variable-step BDF,
+/// measuring local errors and Newton corrections in the norm of the `ErrorNorm` op over
+/// `blocks` (components in no block are not controlled), with weights from the deviation
+/// from `reference` (`batch × n`) when given.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_host_with(
+    sys: &dyn LinearlyImplicit,
+    batch: usize,
+    n: usize,
+    y0: Vec<f64>,
+    opts: &SolveOptions,
+    blocks: &[ToleranceBlock],
+    reference: Option<Vec<f64>>,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<SolveStats> {
     use rayon::prelude::*;
-    let ctx = Ctx { sys, n, opts };
+    let mut fd_floor = vec![1e-6f64; n];
+    for b in blocks {
+        let floor = if b.rtol > 0.0 { (b.atol / b.rtol).min(1e-6) } else { 1e-6 };
+        for x in &mut fd_floor[b.start.min(n)..b.end.min(n)] {
+            *x = x.min(floor).max(1e-290);
+        }
+    }
+    let ctx = Ctx { sys, n, opts, blocks: blocks.to_vec(), fd_floor, reference };
     let span = opts.output_times.last().copied().unwrap_or(1.0);
     let mut members: Vec<Member> = (0..batch)
         .map(|m| {

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use crate::engine::backend::{Backend, ProgramId};
 use crate::engine::model::BatchProblem;
 use crate::engine::program::{status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId};
-use crate::engine::solve::{Method, OutputFrame, SolveOptions, SolveStats};
+use crate::engine::solve::{ErrorScale, Method, OutputFrame, SolveOptions, SolveStats};
 use crate::{NeqkinError, Result};
 
 /// Dormand-Prince 5(4) nodes.
@@ -118,10 +118,13 @@ struct Workspace {
     y: VecId,
     /// Derivative at the current state (FSAL for DOPRI5/RKC).
     f0: VecId,
+    /// Reference state of `solver.error_scale = "deviation"` (`None`: errors relative to
+    /// the state).
+    reference: Option<VecId>,
     scratch: Vec<VecId>,
 }
 
-fn alloc(backend: &mut dyn Backend, n_scratch: usize) -> Result<Workspace> {
+fn alloc(backend: &mut dyn Backend, n_scratch: usize, deviation: bool) -> Result<Workspace> {
     let mut s = || backend.new_scalars();
     let ctrl = ControlIds {
         t: s()?,
@@ -138,8 +141,9 @@ fn alloc(backend: &mut dyn Backend, n_scratch: usize) -> Result<Workspace> {
     let stage_time = backend.new_scalars()?;
     let y = backend.new_vector()?;
     let f0 = backend.new_vector()?;
+    let reference = if deviation { Some(backend.new_vector()?) } else { None };
     let scratch = (0..n_scratch).map(|_| backend.new_vector()).collect::<Result<Vec<_>>>()?;
-    Ok(Workspace { ctrl, stage_time, y, f0, scratch })
+    Ok(Workspace { ctrl, stage_time, y, f0, reference, scratch })
 }
 
 /// RK4 step program. Scratch: ytmp, ynew, k2, k3, k4.
@@ -170,6 +174,7 @@ fn rk4_program(w: &Workspace, state_len: usize) -> StepProgram {
             err: ynew,
             y,
             y_new: ynew,
+            reference: None,
             blocks: vec![ToleranceBlock { start: 0, end: state_len, atol: 1.0, rtol: 0.0 }],
         },
         Op::Control { ctrl: c, law: ControlLaw::Fixed },
@@ -200,7 +205,7 @@ fn dopri5_program(w: &Workspace, blocks: &[ToleranceBlock], h_min: f64) -> StepP
     let scaled: Vec<(f64, VecId)> =
         DP_E.iter().enumerate().filter(|(_, e)| **e != 0.0).map(|(j, e)| (*e, k[j])).collect();
     ops.push(Op::Lincomb { out: e, plain: vec![], h, scaled });
-    ops.push(Op::ErrorNorm { out: c.err, err: e, y, y_new: ynew, blocks: blocks.to_vec() });
+    ops.push(Op::ErrorNorm { out: c.err, err: e, y, y_new: ynew, reference: w.reference, blocks: blocks.to_vec() });
     ops.push(Op::Control {
         ctrl: c,
         law: ControlLaw::Adaptive { order: 4, safety: 0.9, min_factor: 0.2, max_factor: 10.0, h_min },
@@ -239,7 +244,7 @@ fn rkc_program(w: &Workspace, s: usize, blocks: &[ToleranceBlock], h_min: f64) -
     ops.push(Op::Rhs { t: ts, y: ynew, dy: fnew });
     // Local error estimate of Sommeijer et al.: (12(y0 − y1) + 6h(F0 + F1))/15.
     ops.push(Op::Lincomb { out: e, plain: vec![(0.8, y), (-0.8, ynew)], h, scaled: vec![(0.4, f0), (0.4, fnew)] });
-    ops.push(Op::ErrorNorm { out: c.err, err: e, y, y_new: ynew, blocks: blocks.to_vec() });
+    ops.push(Op::ErrorNorm { out: c.err, err: e, y, y_new: ynew, reference: w.reference, blocks: blocks.to_vec() });
     ops.push(Op::Control {
         ctrl: c,
         law: ControlLaw::Adaptive { order: 2, safety: 0.8, min_factor: 0.1, max_factor: 10.0, h_min },
@@ -284,9 +289,14 @@ pub fn drive(
         Method::Bdf => return crate::engine::implicit::drive(backend, problem, opts, on_output),
         Method::Newton => return crate::engine::steady::drive(backend, problem, opts, on_output),
     };
-    let w = alloc(backend, n_scratch)?;
+    let deviation = opts.error_scale == ErrorScale::Deviation && opts.method != Method::Rk4;
+    let w = alloc(backend, n_scratch, deviation)?;
     let y0 = problem.initial_state();
     backend.write_vector(w.y, &y0)?;
+    let y_ref = reference_state(problem, opts)?;
+    if let (Some(r), Some(v)) = (&y_ref, w.reference) {
+        backend.write_vector(v, r)?;
+    }
     let mut stats = SolveStats::default();
 
     // f0 = f(0, y0): FSAL start and the initial step heuristic.
@@ -308,10 +318,15 @@ pub fn drive(
             if let Some(dt) = opts.dt {
                 return dt;
             }
-            // Hairer-Wanner heuristic h0 = 0.01·‖y0‖/‖f0‖ in the tolerance-weighted norm.
+            // Hairer-Wanner heuristic h0 = 0.01·‖y0‖/‖f0‖ in the tolerance-weighted norm
+            // (‖y0 − y_ref‖ for deviation-relative errors).
             let (ym, fm) = (&y0[m * n..(m + 1) * n], &f_init[m * n..(m + 1) * n]);
-            let d0 = weighted_rms(ym, ym, opts.atol, opts.rtol);
-            let d1 = weighted_rms(fm, ym, opts.atol, opts.rtol);
+            let scale: Vec<f64> = match &y_ref {
+                Some(r) => ym.iter().zip(&r[m * n..(m + 1) * n]).map(|(y, r)| y - r).collect(),
+                None => ym.to_vec(),
+            };
+            let d0 = weighted_rms(&scale, &scale, opts.atol, opts.rtol);
+            let d1 = weighted_rms(fm, &scale, opts.atol, opts.rtol);
             let h = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
             h.clamp(1e-10 * t_final, 0.1 * opts.output_times[0])
         })
@@ -356,6 +371,8 @@ pub fn drive(
     }
 
     let mut stop = crate::engine::solve::StopCriterion::new(problem);
+    // Why each failed member stopped, for `results.csv`'s `message`.
+    let mut reasons = vec![String::new(); batch];
     let mut t_prev = 0.0;
     for (index, &t_out) in opts.output_times.iter().enumerate() {
         if !(t_out > t_prev) && !(index == 0 && t_out == 0.0) {
@@ -380,8 +397,15 @@ pub fn drive(
                 break;
             }
             if attempts >= opts.max_steps {
+                let t_now = backend.read_scalars(w.ctrl.t)?;
                 let failed: Vec<f64> =
                     st.iter().map(|s| if *s == status::RUNNING { status::FAILED } else { *s }).collect();
+                for m in (0..batch).filter(|m| st[*m] == status::RUNNING) {
+                    reasons[m] = format!(
+                        "stopped at t = {:.6e}: max_steps = {} step attempts exceeded before the output time {t_out}",
+                        t_now[m], opts.max_steps
+                    );
+                }
                 backend.write_scalars(w.ctrl.status, &failed)?;
                 break;
             }
@@ -409,6 +433,14 @@ pub fn drive(
         let st = backend.read_scalars(w.ctrl.status)?;
         let n_acc = backend.read_scalars(w.ctrl.n_accept)?;
         let n_rej = backend.read_scalars(w.ctrl.n_reject)?;
+        if st.iter().zip(&reasons).any(|(s, r)| *s == status::FAILED && r.is_empty()) {
+            let (h, err) = (backend.read_scalars(w.ctrl.h)?, backend.read_scalars(w.ctrl.err)?);
+            for (m, why) in reasons.iter_mut().enumerate() {
+                if st[m] == status::FAILED && why.is_empty() {
+                    *why = failure_reason(opts.method, t_reached[m], h[m], h_min, err[m]);
+                }
+            }
+        }
         let frame = OutputFrame {
             index,
             t: t_out,
@@ -417,7 +449,7 @@ pub fn drive(
             status: &st,
             n_accept: &n_acc,
             n_reject: &n_rej,
-            messages: &[],
+            messages: &reasons,
         };
         on_output(&frame)?;
         if let Some(new_status) = stop.as_mut().and_then(|s| s.apply(problem, &frame)) {
@@ -426,6 +458,43 @@ pub fn drive(
     }
     stats.rkc_stages = rkc_stages;
     Ok(stats)
+}
+
+/// The reference state of `solver.error_scale = "deviation"` (`batch × state_len`, the
+/// model's [`BatchProblem::reference_state`] or the initial state), `None` for `"state"`.
+pub(crate) fn reference_state(problem: &dyn BatchProblem, opts: &SolveOptions) -> Result<Option<Vec<f64>>> {
+    if opts.error_scale != ErrorScale::Deviation {
+        return Ok(None);
+    }
+    let l = problem.layout();
+    let r = problem.reference_state().unwrap_or_else(|| problem.initial_state());
+    if r.len() != l.batch * l.state_len || !r.iter().all(|x| x.is_finite()) {
+        return Err(NeqkinError::invalid(
+            "solver.error_scale",
+            format!(
+                "\"deviation\": the model's reference state has {} reals (need {}) or non-finite entries",
+                r.len(),
+                l.batch * l.state_len
+            ),
+        ));
+    }
+    Ok(Some(r))
+}
+
+/// Why the `Control` op failed a member (the only other way to fail, `max_steps`, is
+/// recorded by the driver when it happens).
+fn failure_reason(method: Method, t: f64, h: f64, h_min: f64, err: f64) -> String {
+    match method {
+        Method::Rk4 => format!(
+            "stopped at t = {t:.6e}: the state turned non-finite (fixed step dt too large for stability, or the right-hand side returned NaN/inf)"
+        ),
+        _ if !err.is_finite() => format!(
+            "stopped at t = {t:.6e}: step size underflow (h = {h:.3e} < h_min = {h_min:.1e}): the error estimate is not finite (the right-hand side returned NaN/inf or overflowed)"
+        ),
+        _ => format!(
+            "stopped at t = {t:.6e}: step size underflow (h = {h:.3e} < h_min = {h_min:.1e}) with error norm {err:.3e} > 1: stiffness beyond the method, or a blow-up of the solution"
+        ),
+    }
 }
 
 /// Smallest RKC stage count whose stability limit covers `h·ρ`.

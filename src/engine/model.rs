@@ -75,6 +75,12 @@ pub trait BatchProblem: Send + Sync {
     fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<crate::engine::program::ToleranceBlock> {
         vec![crate::engine::program::ToleranceBlock { start: 0, end: self.layout().state_len, atol, rtol }]
     }
+    /// `batch × state_len` reals: the state deviations are measured from under
+    /// `solver.error_scale = "deviation"` (e.g. the equilibrium a perturbation relaxes to).
+    /// `None` (default): the initial state.
+    fn reference_state(&self) -> Option<Vec<f64>> {
+        None
+    }
     /// The problem in linearly-implicit form `A(y) y′ = F(y)` for the implicit method
     /// ([`crate::engine::implicit`]); `None` (default): `y′ = rhs` with `A = I`.
     fn linearly_implicit(&self) -> Option<&dyn crate::engine::implicit::LinearlyImplicit> {

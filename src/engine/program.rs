@@ -127,8 +127,9 @@ pub enum Op {
         /// Per-member step.
         h: ScalarId,
     },
-    /// `out_m = sqrt(mean_i (e_i / (atol + rtol·max(|y_i|, |y_new_i|)))²)`, per member,
-    /// over component range `[start, end)` of the state and with per-range tolerances.
+    /// `out_m = sqrt(mean_i (e_i / (atol + rtol·max(|y_i − r_i|, |y_new_i − r_i|)))²)`, per
+    /// member, over component range `[start, end)` of the state and with per-range
+    /// tolerances; `r` is the reference state (`solver.error_scale = "deviation"`) or 0.
     ErrorNorm {
         /// Destination (per member).
         out: ScalarId,
@@ -138,6 +139,9 @@ pub enum Op {
         y: VecId,
         /// Proposed state.
         y_new: VecId,
+        /// Reference state deviations are measured from; `None`: errors relative to the
+        /// state itself.
+        reference: Option<VecId>,
         /// Tolerance blocks: `(start, end, atol, rtol)`; components in no block are
         /// not controlled. The norm is the maximum over blocks of each block's RMS.
         blocks: Vec<ToleranceBlock>,

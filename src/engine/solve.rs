@@ -26,6 +26,21 @@ pub enum Method {
     Newton,
 }
 
+/// What the relative tolerance is relative to (`solver.error_scale`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorScale {
+    /// Weights `atol + rtol·max(|y_n|, |y_{n+1}|)`: errors relative to the state itself.
+    #[default]
+    State,
+    /// Weights `atol + rtol·max(|y_n − y_ref|, |y_{n+1} − y_ref|)` with `y_ref` the model's
+    /// reference state ([`crate::engine::model::BatchProblem::reference_state`], e.g. the
+    /// equilibrium a small deviation relaxes to; default the initial state): errors relative
+    /// to the deviation, so a deviation of 1e-7 is resolved to `rtol` of itself whatever the
+    /// size of the state. `atol` is the floor where the deviation vanishes.
+    Deviation,
+}
+
 /// Options of one integration, filled with defaults once by the config layer.
 #[derive(Clone, Debug)]
 pub struct SolveOptions {
@@ -37,6 +52,8 @@ pub struct SolveOptions {
     pub rtol: f64,
     /// Absolute tolerance (adaptive).
     pub atol: f64,
+    /// What `rtol` is relative to (adaptive methods: dopri5, rkc, bdf).
+    pub error_scale: ErrorScale,
     /// Increasing output times (> 0); the state is reported at each.
     pub output_times: Vec<f64>,
     /// Stop a member once the RMS of its derivative is below this.
@@ -52,6 +69,7 @@ impl Default for SolveOptions {
             dt: None,
             rtol: 1e-6,
             atol: 1e-9,
+            error_scale: ErrorScale::State,
             output_times: vec![1.0],
             steady_tol: None,
             max_steps: 10_000_000,

@@ -42,7 +42,7 @@ use Access::{Read as R, ReadWrite as RW, Uniform as U};
 const BEGIN_STEP: &[(u32, Access)] = &[(0, U), (1, RW)];
 const LINCOMB: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, RW), (4, R), (5, R), (6, R), (7, R), (8, R)];
 const SCALAR_AXPY: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
-const ERROR_NORM: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), (5, R)];
+const ERROR_NORM: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), (5, R), (6, R)];
 const CONTROL: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
 const SELECT: &[(u32, Access)] = &[(0, U), (1, RW), (3, RW), (4, R)];
 const STEADY_CHECK: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R)];
@@ -316,7 +316,7 @@ impl GpuBackend {
                         grid: per_member,
                     });
                 }
-                Op::ErrorNorm { out, err, y, y_new, blocks } => {
+                Op::ErrorNorm { out, err, y, y_new, reference, blocks } => {
                     let mut values = Vec::with_capacity(4 * blocks.len());
                     for b in blocks {
                         if b.start > b.end || b.end > l.state_len {
@@ -333,14 +333,17 @@ impl GpuBackend {
                         out: self.scalar_offset(*out)?,
                         n_blocks: blocks.len() as u32,
                         blocks: push(&values),
+                        deviation: u32::from(reference.is_some()),
                         ..Default::default()
                     };
+                    // Without a reference the kernel never reads binding 6: bind y there.
                     let storage = vec![
                         (1, arena),
                         (2, None),
                         (3, Some(self.vector(*err)?)),
                         (4, Some(self.vector(*y)?)),
                         (5, Some(self.vector(*y_new)?)),
+                        (6, Some(self.vector(reference.unwrap_or(*y))?)),
                     ];
                     planned.push(Planned {
                         kernel: &k.error_norm,

@@ -89,8 +89,8 @@ pub struct ErrorNormParams {
     pub n_blocks: u32,
     /// Offset in `consts` of the blocks, 4 reals each: start, end, atol, rtol.
     pub blocks: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// 1: weights from the deviation from the reference state (binding 6); 0: from the state.
+    pub deviation: u32,
     /// Padding.
     pub _pad1: u32,
     /// Padding.

@@ -472,6 +472,11 @@ impl BatchProblem for KineticProblem {
             source: include_str!("../../../shaders/eliashberg/kinetic.wgsl").into(),
         }
     }
+    /// The equilibrium f0 at T0 that a deviation relaxes to (or grows from): rates of small
+    /// deviations need errors relative to `f − f0`, not to f (`solver.error_scale`).
+    fn reference_state(&self) -> Option<Vec<f64>> {
+        Some(self.members.iter().flat_map(|m| (1..=self.l).map(move |i| fermi(i as f64, m.t0))).collect())
+    }
     fn linearly_implicit(&self) -> Option<&dyn LinearlyImplicit> {
         Some(self)
     }
