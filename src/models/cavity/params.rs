@@ -397,6 +397,19 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         }
         _ => (lo, h_nom, 0),
     };
+    // Level 2's commensurate grid spans (n − 1)·ν0/shift around the window's centre, which
+    // is narrower than the window when ν0/h rounds up: an on-shell ε_k outside it would be
+    // read off the clamped end of the grid (extrapolated), silently.
+    let (grid_lo, grid_hi) = (omega0, omega0 + (n - 1) as f64 * h);
+    if raw.on_shell_eps_k.is_some() && (eps_lo < grid_lo || eps_hi > grid_hi) {
+        return Err(NeqkinError::invalid(
+            "params.on_shell_eps_k",
+            format!(
+                "must lie inside the grid [{grid_lo}, {grid_hi}] (level 2 makes the grid commensurate with \
+                 nu0, narrowing the window [{lo}, {hi}]; raise n_omega)"
+            ),
+        ));
+    }
     let mut nodes = None;
     let mut h = h;
     if graded {
