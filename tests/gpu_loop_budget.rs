@@ -5,7 +5,7 @@
 //! Fig S4 size (n = 4239: 397 of 4239 entries wrong by up to 0.15). These tests run one
 //! right-hand side past the old limits against the CPU twin, and one past even the
 //! unrolled budget, which must fail the member (NaN) instead of returning a wrong number.
-//! Needs a GPU adapter; `NEQKIN_SKIP_GPU=1` skips explicitly.
+//! Needs a GPU adapter. GPU policy: `neqkin::engine::gpu::testing` (skipped with a notice without an adapter, failed when `NEQKIN_REQUIRE_GPU=1`, as in CI).
 use std::sync::Arc;
 
 use neqkin::engine::backend::{Backend, Precision};
@@ -17,11 +17,7 @@ use neqkin::models::eliashberg::kinetic::KineticProblem;
 use neqkin::models::eliashberg::Params;
 
 fn context() -> Option<Arc<GpuContext>> {
-    if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
-        println!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
-        return None;
-    }
-    Some(Arc::new(GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip)"))))
+    neqkin::engine::gpu::testing::gpu_context("gpu_loop_budget")
 }
 
 /// One right-hand-side evaluation of member 0 on the GPU (f64 when available) and on the

@@ -6,8 +6,8 @@
 //! on upload, so f32 results carry ~1e-7 relative noise per op). Status and accept
 //! codes must match exactly.
 //!
-//! These tests need a GPU adapter (lavapipe in CI) and FAIL without one; set
-//! `NEQKIN_SKIP_GPU=1` to skip them explicitly.
+//! These tests need a GPU adapter (lavapipe in CI). GPU policy: `neqkin::engine::gpu::testing`
+//! (skipped with a notice without an adapter, failed when `NEQKIN_REQUIRE_GPU=1`, as in CI).
 
 use std::sync::{Arc, OnceLock};
 
@@ -18,22 +18,15 @@ use neqkin::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables
 use neqkin::engine::program::{status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId};
 use neqkin::NeqkinError;
 
-/// Shared device for all tests; `None` only when skipped with `NEQKIN_SKIP_GPU=1`.
+/// Shared device for all tests; `None` when the GPU tests are skipped.
 fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     CTX.get_or_init(|| {
-        if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
-            return None;
-        }
-        let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip GPU tests)"));
+        let ctx = neqkin::engine::gpu::testing::gpu_context("gpu_ops")?;
         println!("adapter: {:?}", ctx.info());
-        Some(Arc::new(ctx))
+        Some(ctx)
     })
     .clone()
-    .or_else(|| {
-        println!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
-        None
-    })
 }
 
 /// Precisions to test on this adapter: f32 always, f64 when the adapter has it.

@@ -3,8 +3,8 @@
 //! shared tables, then a short RK4 integration with pairing active.
 //!
 //! Tolerances (max abs difference over max abs CPU value): f64 1e-12, f32 1e-4 (RHS), 1e-3
-//! (integration). Needs a GPU adapter (lavapipe in CI) and FAILS without one; set
-//! `NEQKIN_SKIP_GPU=1` to skip explicitly.
+//! (integration). Needs a GPU adapter (lavapipe in CI).
+//! GPU policy: `neqkin::engine::gpu::testing` (skipped with a notice without an adapter, failed when `NEQKIN_REQUIRE_GPU=1`, as in CI).
 
 use std::sync::Arc;
 
@@ -17,13 +17,9 @@ use neqkin::engine::solve::{integrate, Method, SolveOptions};
 use neqkin::models::interband::Interband;
 
 fn gpu() -> Option<Arc<GpuContext>> {
-    if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
-        println!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
-        return None;
-    }
-    let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e} (set NEQKIN_SKIP_GPU=1 to skip GPU tests)"));
+    let ctx = neqkin::engine::gpu::testing::gpu_context("interband_gpu")?;
     println!("adapter: {:?}", ctx.info());
-    Some(Arc::new(ctx))
+    Some(ctx)
 }
 
 fn precisions(ctx: &GpuContext) -> Vec<Precision> {

@@ -2,8 +2,7 @@
 //! GPU backend (one `Rhs` op), and a whole adaptive integration on both backends. Runs on any Vulkan adapter, lavapipe included, in
 //! f32 and (where the adapter has SHADER_F64) f64.
 //!
-//! Skipped only by the explicit switch `NEQKIN_SKIP_GPU=1`; without an adapter the
-//! test fails rather than passing with nothing run.
+//! GPU policy: `neqkin::engine::gpu::testing` (skipped with a notice without an adapter, failed when `NEQKIN_REQUIRE_GPU=1`, as in CI).
 
 use neqkin::engine::model::BatchProblem;
 use neqkin::models::photoexcited::{PhotoexcitedBatch, PhotoexcitedParams};
@@ -17,15 +16,11 @@ use neqkin::engine::gpu::{GpuBackend, GpuContext};
 use neqkin::engine::program::{Op, StepProgram};
 use neqkin::engine::solve::{integrate, Method, SolveOptions};
 
-/// Shared device, created once; `None` only when skipped with `NEQKIN_SKIP_GPU=1`.
+/// Shared device, created once; `None` when the GPU tests are skipped.
 fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     CTX.get_or_init(|| {
-        if std::env::var("NEQKIN_SKIP_GPU").as_deref() == Ok("1") {
-            eprintln!("skipped: NEQKIN_SKIP_GPU=1, GPU test not run");
-            return None;
-        }
-        Some(Arc::new(GpuContext::new().expect("no GPU adapter (set NEQKIN_SKIP_GPU=1 to skip explicitly)")))
+        neqkin::engine::gpu::testing::gpu_context("photoexcited_gpu")
     })
     .clone()
 }

@@ -11,6 +11,7 @@
 mod backend;
 mod map;
 pub mod preprocess;
+pub mod testing;
 pub mod uniforms;
 
 use std::collections::HashMap;
