@@ -1,7 +1,8 @@
 //! Records the git commit and a dirty flag for `meta.json` (`NEQKIN_GIT_COMMIT`,
 //! `NEQKIN_GIT_DIRTY`); "unknown" where git or the repository is unavailable.
 //!
-//! Reruns when HEAD or the index change (commits, checkouts, `git add`); edits to files
+//! Reruns when HEAD, the index or the checked-out branch's ref change (commits, checkouts,
+//! `git add`); edits to files
 //! that are not yet staged do not refresh the dirty flag until the next rebuild trigger.
 
 use std::process::Command;
@@ -28,10 +29,14 @@ fn main() {
                 println!("cargo:rerun-if-changed={}", p.display());
             }
         }
-        if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
-            let refs = std::path::Path::new(&common).join("refs").join("heads");
-            if refs.exists() {
-                println!("cargo:rerun-if-changed={}", refs.display());
+        // Only this checkout's branch: watching all of refs/heads rebuilt every worktree
+        // whenever any branch moved.
+        if let (Some(common), Some(branch)) = (git(&["rev-parse", "--git-common-dir"]), git(&["symbolic-ref", "-q", "HEAD"])) {
+            let common = std::path::Path::new(&common);
+            for p in [common.join(&branch), common.join("packed-refs")] {
+                if p.exists() {
+                    println!("cargo:rerun-if-changed={}", p.display());
+                }
             }
         }
     }

@@ -36,9 +36,9 @@ pub fn report_skip(test: &str, why: &str) {
     );
 }
 
-/// Whether a GPU test may run: `Ok(())` when an adapter is there, `Err(why)` when the test
-/// is to be skipped; panics when it may not be skipped ([`REQUIRE_ENV`] = 1) but cannot run.
-/// For tests that drive the `neqkin` binary with `--backend gpu`.
+/// Whether a GPU test may run: true when an adapter opens, false (after a skip notice) when
+/// the test is to be skipped; panics when it may not be skipped ([`REQUIRE_ENV`] = 1) but
+/// cannot run. For tests that drive the `neqkin` binary with `--backend gpu`.
 pub fn gpu_available(test: &str) -> bool {
     gpu_context(test).is_some()
 }
