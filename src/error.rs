@@ -58,6 +58,10 @@ pub enum NeqkinError {
     /// A model or backend panicked while running a batch (caught by the scheduler).
     #[error("batch panicked: {0}")]
     Panic(String),
+    /// The run would not fit its limits (memory per batch, points, output size); the
+    /// message carries the estimate and the option that raises the cap.
+    #[error("run refused before it started: {0}")]
+    TooLarge(String),
     /// An output folder cannot be used as asked (not empty, written by another config,
     /// shards that do not belong together, damaged files).
     #[error("output folder {path}: {reason}")]
@@ -83,7 +87,10 @@ impl NeqkinError {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            NeqkinError::InvalidParameter { .. } | NeqkinError::ConfigParse { .. } | NeqkinError::UnknownModel(..)
+            NeqkinError::InvalidParameter { .. }
+                | NeqkinError::ConfigParse { .. }
+                | NeqkinError::UnknownModel(..)
+                | NeqkinError::TooLarge(..)
         )
     }
     /// Shorthand for [`NeqkinError::Io`].

@@ -100,6 +100,19 @@ struct RunArgs {
     /// Report progress on stderr even when it is not a terminal.
     #[arg(long)]
     progress: bool,
+    /// Print what the run would do (points, batches by key, memory per batch, output
+    /// size, backend) and stop; nothing is written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Most memory one batch may need, e.g. 16G (default: half the machine's memory).
+    #[arg(long, value_name = "BYTES")]
+    max_memory: Option<String>,
+    /// Most bytes the run may write, e.g. 500G (default: the free space where it writes).
+    #[arg(long, value_name = "BYTES")]
+    max_output: Option<String>,
+    /// Most sweep points (default 1000000).
+    #[arg(long, value_name = "N")]
+    max_points: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -182,7 +195,18 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<u8, Failure> {
-    let (plan, model) = neqkin::config::load_plan(&args.config)
+    let bytes = |flag: &str, v: &Option<String>| -> Result<Option<u64>, Failure> {
+        v.as_deref()
+            .map(|s| run::batches::parse_bytes(s).map_err(|e| usage(anyhow::anyhow!("{flag}: {e}"))))
+            .transpose()
+    };
+    let limits = run::Limits {
+        max_memory: bytes("--max-memory", &args.max_memory)?,
+        max_output: bytes("--max-output", &args.max_output)?,
+        max_points: args.max_points,
+    };
+    let max_points = limits.max_points.unwrap_or(neqkin::config::plan::DEFAULT_MAX_POINTS);
+    let (plan, model) = neqkin::config::load_plan_limited(&args.config, max_points)
         .map_err(|e| usage(anyhow::Error::new(e).context(format!("config {}", args.config.display()))))?;
     let shard: Shard = match &args.shard {
         Some(s) => s.parse().map_err(usage)?,
@@ -208,7 +232,15 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
         shard,
         progress: args.progress,
         cancel: Some(cancel),
+        limits,
     };
+    if args.dry_run {
+        let (est, backend) = run::dry_run(&plan, &*model, &out, &opts).map_err(classify)?;
+        print!("{}", est.report());
+        println!("backend: {backend}");
+        println!("output folder: {} (not created)", out.display());
+        return Ok(0);
+    }
     let summary = run::run_plan(&plan, &*model, &out, &opts).map_err(classify)?;
     let s = &summary.sweep;
     eprintln!(

@@ -39,8 +39,13 @@ use crate::Result;
 /// Reads `path` and checks it against its model from [`crate::models::registry`]:
 /// the whole input pipeline in one call. Returns the model with the plan.
 pub fn load_plan(path: &std::path::Path) -> Result<(Plan, Box<dyn Model>)> {
+    load_plan_limited(path, plan::DEFAULT_MAX_POINTS)
+}
+
+/// [`load_plan`] with a cap on the number of sweep points (`neqkin run --max-points`).
+pub fn load_plan_limited(path: &std::path::Path, max_points: u64) -> Result<(Plan, Box<dyn Model>)> {
     let raw = load(path)?;
     let model = crate::models::find(&raw.model)?;
-    let plan = Plan::check(raw, &*model)?;
+    let plan = Plan::check_limited(raw, &*model, max_points)?;
     Ok((plan, model))
 }

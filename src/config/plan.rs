@@ -61,6 +61,13 @@ impl Plan {
     /// `raw.model` names; see [`crate::models::find`]). Errors name the field:
     /// `solver.rtol`, `sweep[1].linspace`, or the model's `params.<key>` with the point.
     pub fn check(raw: RawConfig, model: &dyn Model) -> Result<Plan> {
+        Plan::check_limited(raw, model, DEFAULT_MAX_POINTS)
+    }
+
+    /// [`Plan::check`] with a cap on the number of sweep points other than
+    /// [`DEFAULT_MAX_POINTS`] (`neqkin run --max-points`). The count is checked (overflow
+    /// included) before any point is expanded or validated.
+    pub fn check_limited(raw: RawConfig, model: &dyn Model, max_points: u64) -> Result<Plan> {
         if raw.model != model.name() {
             return Err(NeqkinError::invalid(
                 "model",
@@ -68,6 +75,36 @@ impl Plan {
             ));
         }
         let solver = check_solver(&raw)?;
+        // The point count from the axes' declared lengths, before any axis is expanded
+        // (two axes of 10⁷ values would take seconds and gigabytes to expand and validate).
+        let declared = raw.sweep.iter().try_fold(1u64, |acc, s| {
+            let n = match (&s.values, &s.linspace, &s.logspace) {
+                (Some(v), _, _) => v.len() as u64,
+                (None, Some(v), _) | (None, None, Some(v)) if v.len() == 3 && v[2] >= 1.0 && v[2] <= MAX_AXIS_LEN => {
+                    v[2] as u64
+                }
+                _ => 1,
+            };
+            acc.checked_mul(n)
+        });
+        if declared.is_none_or(|n| n > max_points) {
+            let lens: Vec<String> = raw
+                .sweep
+                .iter()
+                .map(|s| {
+                    s.values
+                        .as_ref()
+                        .map(|v| v.len() as f64)
+                        .or_else(|| s.linspace.as_ref().or(s.logspace.as_ref()).and_then(|v| v.get(2).copied()))
+                        .map_or("?".into(), |n| format!("{n}"))
+                })
+                .collect();
+            return Err(NeqkinError::TooLarge(format!(
+                "the sweep's axes ({}) make {} points, more than {max_points} (--max-points)",
+                lens.join(" × "),
+                declared.map_or("more than 2^64".to_string(), |n| n.to_string())
+            )));
+        }
         let mut axes: Vec<SweepAxis> = Vec::new();
         for (i, s) in raw.sweep.iter().enumerate() {
             let axis = check_axis(i, s)?;
@@ -91,8 +128,23 @@ impl Plan {
             },
             raw,
         };
-        if plan.n_points() == 0 {
-            return Err(NeqkinError::invalid("sweep", "the sweep has no points"));
+        let lens: Vec<String> = plan.axes.iter().map(|a| a.values.len().to_string()).collect();
+        let count = plan.axes.iter().try_fold(1u64, |acc, a| acc.checked_mul(a.values.len() as u64));
+        match count {
+            None => {
+                return Err(NeqkinError::TooLarge(format!(
+                    "the sweep's axes ({}) multiply to more than 2^64 points (at most {max_points}, --max-points)",
+                    lens.join(" × ")
+                )))
+            }
+            Some(0) => return Err(NeqkinError::invalid("sweep", "the sweep has no points")),
+            Some(n) if n > max_points => {
+                return Err(NeqkinError::TooLarge(format!(
+                    "the sweep has {n} points ({}), more than {max_points} (--max-points)",
+                    lens.join(" × ")
+                )))
+            }
+            Some(_) => {}
         }
         if matches!(plan.solver, SolverPlan::Direct) && model.evaluate(&[]).is_none() {
             return Err(NeqkinError::invalid(
@@ -100,14 +152,32 @@ impl Plan {
                 format!("model `{}` has no direct evaluation", plan.model),
             ));
         }
+        let direct = matches!(plan.solver, SolverPlan::Direct);
         for p in crate::engine::schedule::points(&plan) {
-            model.validate(&p.params).map_err(|e| match e {
+            let at = |e: NeqkinError| match e {
                 NeqkinError::InvalidParameter { field, reason } => NeqkinError::InvalidParameter {
                     field,
                     reason: format!("{reason} (at sweep point {}{})", p.index, p.describe(&plan)),
                 },
                 other => other,
-            })?;
+            };
+            model.validate(&p.params).map_err(at)?;
+            match model.requires_direct(&p.params).map_err(at)? {
+                Some(true) if !direct => {
+                    return Err(at(NeqkinError::invalid(
+                        "solver.method",
+                        "this point is a direct computation (e.g. params.task): use method = \"direct\"",
+                    )))
+                }
+                Some(false) if direct => {
+                    return Err(at(NeqkinError::invalid(
+                        "solver.method",
+                        "\"direct\" does not integrate in time, and this point needs it (e.g. params.task = \"kinetic\"): \
+                         use dopri5, rkc, rk4 or bdf",
+                    )))
+                }
+                _ => {}
+            }
         }
         Ok(plan)
     }
@@ -210,6 +280,12 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
             if times.is_empty() {
                 return Err(NeqkinError::invalid("solver.output_times", "must not be empty"));
             }
+            if times.len() as u64 > MAX_OUTPUTS {
+                return Err(NeqkinError::invalid(
+                    "solver.output_times",
+                    format!("{} output times: at most {MAX_OUTPUTS}", times.len()),
+                ));
+            }
             let mut prev = f64::NEG_INFINITY;
             for (i, &t) in times.iter().enumerate() {
                 let field = format!("solver.output_times[{i}]");
@@ -226,6 +302,12 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         (None, Some(n)) => {
             if n == 0 {
                 return Err(NeqkinError::invalid("solver.n_outputs", "must be ≥ 1"));
+            }
+            if n > MAX_OUTPUTS {
+                return Err(NeqkinError::invalid(
+                    "solver.n_outputs",
+                    format!("{n} output times: at most {MAX_OUTPUTS} (each writes a row per point)"),
+                ));
             }
             (1..=n).map(|k| if k == n { t_end } else { t_end * k as f64 / n as f64 }).collect()
         }
@@ -268,6 +350,12 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
     }
     Ok(SolverPlan::Integrate(SolveOptions { method, dt, rtol, atol, error_scale, output_times, steady_tol, max_steps }))
 }
+
+/// Default cap on the number of sweep points ([`Plan::check_limited`] takes another).
+pub const DEFAULT_MAX_POINTS: u64 = 1_000_000;
+
+/// Most output times of one run (`solver.n_outputs`, `solver.output_times`).
+pub const MAX_OUTPUTS: u64 = 1_000_000;
 
 /// Largest number of values one axis may expand to.
 const MAX_AXIS_LEN: f64 = 1e7;

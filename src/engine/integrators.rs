@@ -402,7 +402,7 @@ pub fn drive(
                     st.iter().map(|s| if *s == status::RUNNING { status::FAILED } else { *s }).collect();
                 for m in (0..batch).filter(|m| st[*m] == status::RUNNING) {
                     reasons[m] = format!(
-                        "stopped at t = {:.6e}: max_steps = {} step attempts exceeded before the output time {t_out}",
+                        "max_steps reached at t = {:.6e}: {} step attempts before the output time {t_out}",
                         t_now[m], opts.max_steps
                     );
                 }
@@ -484,15 +484,16 @@ pub(crate) fn reference_state(problem: &dyn BatchProblem, opts: &SolveOptions) -
 /// Why the `Control` op failed a member (the only other way to fail, `max_steps`, is
 /// recorded by the driver when it happens).
 fn failure_reason(method: Method, t: f64, h: f64, h_min: f64, err: f64) -> String {
+    let too_small = NeqkinError::StepSizeTooSmall { t, h };
     match method {
         Method::Rk4 => format!(
-            "stopped at t = {t:.6e}: the state turned non-finite (fixed step dt too large for stability, or the right-hand side returned NaN/inf)"
+            "non-finite state at t = {t:.6e}: fixed step dt too large for stability, or the right-hand side returned NaN/inf"
         ),
         _ if !err.is_finite() => format!(
-            "stopped at t = {t:.6e}: step size underflow (h = {h:.3e} < h_min = {h_min:.1e}): the error estimate is not finite (the right-hand side returned NaN/inf or overflowed)"
+            "{too_small}, h_min = {h_min:.1e}: non-finite state in every trial step (the right-hand side returned NaN/inf or overflowed)"
         ),
         _ => format!(
-            "stopped at t = {t:.6e}: step size underflow (h = {h:.3e} < h_min = {h_min:.1e}) with error norm {err:.3e} > 1: stiffness beyond the method, or a blow-up of the solution"
+            "{too_small}, h_min = {h_min:.1e}: error norm {err:.3e} > 1: stiffness beyond the method, or a blow-up of the solution"
         ),
     }
 }

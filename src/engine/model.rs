@@ -131,6 +131,12 @@ pub trait BatchProblem: Send + Sync {
         let _ = (member, t, y, history);
         false
     }
+    /// Why [`BatchProblem::answer_known`] stopped member `member`, for the `message`
+    /// column of its `stopped` rows.
+    fn stop_reason(&self, member: usize) -> String {
+        let _ = member;
+        "the model's stop criterion says the answer is known".into()
+    }
     /// The summaries of [`BatchProblem::summary_names`], in that order, from `history`:
     /// `(time reached, scalar observables)` at every output time.
     fn summary(&self, member: usize, history: &[(f64, Vec<(String, f64)>)]) -> Vec<f64> {
@@ -148,7 +154,33 @@ pub trait Model: Send + Sync {
     /// Checks one resolved parameter set. Errors name the field as `params.<key>`
     /// (unknown keys, wrong types, out-of-range or non-finite values, grids too coarse).
     fn validate(&self, params: &serde_json::Value) -> Result<()>;
-    /// Builds one batch from validated parameter sets.
+    /// Whether this point is a direct computation ([`Model::evaluate`], `solver.method =
+    /// "direct"`: `Some(true)`) or a time integration (any other method: `Some(false)`);
+    /// `None` (default): the model does not say. The config layer refuses a mismatch
+    /// before anything runs, naming the field.
+    fn requires_direct(&self, params: &serde_json::Value) -> Result<Option<bool>> {
+        let _ = params;
+        Ok(None)
+    }
+    /// Which points may share a batch: points whose keys are equal have the same grid
+    /// size and array shapes (e.g. `grid_points`, `n_omega`, level), so a sweep over
+    /// any parameter is grouped by key into uniform batches by the run layer
+    /// ([`crate::run`]). Called on validated parameter sets; it must not allocate at the
+    /// point's size. Default: one key for every point (the model pads what differs).
+    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
+        let _ = params;
+        Ok(String::new())
+    }
+    /// Sizes of one member of this point, from its parameters alone (nothing allocated at
+    /// the point's size), so that the run layer can refuse a run whose batches or output
+    /// would not fit before anything runs. `None` (default): unknown; the run layer then
+    /// builds a one-member probe batch for the array sizes.
+    fn footprint(&self, params: &serde_json::Value) -> Result<Option<Footprint>> {
+        let _ = params;
+        Ok(None)
+    }
+    /// Builds one batch from validated parameter sets (all with the same
+    /// [`Model::batch_key`]).
     fn build(&self, points: &[serde_json::Value]) -> Result<std::sync::Arc<dyn BatchProblem>>;
     /// Builds one batch, offloading bulk set-up work (e.g. sampling a Brillouin zone) to
     /// `device`. Models without such work keep the default, which ignores the device.
@@ -178,6 +210,86 @@ pub trait Model: Send + Sync {
     fn starter(&self) -> Starter {
         Starter::default()
     }
+}
+
+/// Sizes of one batch member as a model estimates them from its parameters
+/// ([`Model::footprint`]); counts of reals (f64) unless said otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Reals of the member's state vector.
+    pub state_len: u64,
+    /// Reals of its parameter block.
+    pub params_len: u64,
+    /// Reals of its table block.
+    pub table_len: u64,
+    /// Whether members of one batch usually share one table block (counted once).
+    pub table_shared: bool,
+    /// Reals of RHS scratch space.
+    pub scratch_len: u64,
+    /// Bytes of transient set-up, RHS or direct-evaluation work for one member beyond the
+    /// arrays above (dense matrices, eigenproblems, sampled Brillouin zones); counted once
+    /// per worker thread of a batch, not per member.
+    pub work_bytes: u64,
+    /// Reals of the arrays the member writes per output time (`output.arrays = true`).
+    pub array_reals: u64,
+    /// Band `(lower, upper)` of the RHS Jacobian ([`BatchProblem::jacobian_band`]);
+    /// `None`: dense (the Newton and BDF memory estimates use it).
+    pub jacobian_band: Option<(u64, u64)>,
+}
+
+impl Footprint {
+    /// The larger of each field (a batch holds its largest member).
+    pub fn max(self, o: Footprint) -> Footprint {
+        Footprint {
+            state_len: self.state_len.max(o.state_len),
+            params_len: self.params_len.max(o.params_len),
+            table_len: self.table_len.max(o.table_len),
+            table_shared: self.table_shared && o.table_shared,
+            scratch_len: self.scratch_len.max(o.scratch_len),
+            work_bytes: self.work_bytes.max(o.work_bytes),
+            array_reals: self.array_reals.max(o.array_reals),
+            jacobian_band: match (self.jacobian_band, o.jacobian_band) {
+                (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
+                _ => None,
+            },
+        }
+    }
+    /// The one-member [`BatchLayout`] these sizes describe (for backend capacity
+    /// functions), saturated at `usize::MAX`.
+    pub fn layout(&self) -> BatchLayout {
+        let u = |x: u64| usize::try_from(x).unwrap_or(usize::MAX);
+        BatchLayout {
+            batch: 1,
+            state_len: u(self.state_len),
+            params_len: u(self.params_len),
+            table_len: u(self.table_len),
+            table_stride: if self.table_shared { 0 } else { u(self.table_len) },
+            scratch_len: u(self.scratch_len),
+        }
+    }
+}
+
+/// Parses a model's parameter table into its typed struct; a type error names the key by
+/// its path (`params.temperature: invalid type: string "hot", expected f64`,
+/// `params.comb.count: ...`), via `serde_path_to_error`.
+pub fn parse_params<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let mut field = if path == "." || path.is_empty() { "params".to_string() } else { format!("params.{path}") };
+        // Missing and unknown keys are reported at their parent's path: name the key.
+        for pre in ["missing field `", "unknown field `"] {
+            if let Some(rest) = inner.strip_prefix(pre) {
+                if let Some(key) = rest.split('`').next() {
+                    if !field.ends_with(&format!(".{key}")) {
+                        field = format!("{field}.{key}");
+                    }
+                }
+            }
+        }
+        let hint = if inner.contains("null") { " (NaN and infinity are not allowed)" } else { "" };
+        crate::NeqkinError::invalid(field, format!("{inner}{hint}"))
+    })
 }
 
 /// What a parameter is when the config leaves it out.

@@ -151,10 +151,24 @@ pub struct SweepOptions {
     pub abort_after_batches: Option<usize>,
     /// Where models run bulk set-up work while building batches (CPU when `None`).
     pub map_device: Option<MapDeviceHandle>,
+    /// Batches grouped by the model's batch key ([`crate::engine::model::Model::batch_key`]),
+    /// computed by the run layer: each group's points (global indices, any shard) share a
+    /// key and run in batches of the group's size. `None`: every point in index order,
+    /// batches of the plan's (or the capacity's) size.
+    pub groups: Option<Vec<BatchGroup>>,
     /// Cooperative cancellation: when the flag is set, the sweep stops before starting
     /// its next batch (the batch in flight is finished and written first), so the folder
     /// stays resumable. Set by the CLI's SIGINT/SIGTERM handler and by Python's Ctrl-C.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// Points that may share a batch (equal batch keys) and the batch size for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchGroup {
+    /// Global point indices in run order.
+    pub points: Vec<usize>,
+    /// Members per batch (≥ 1).
+    pub batch_size: usize,
 }
 
 /// Shared handle on a [`crate::engine::model::MapDevice`] (printable in option dumps).
@@ -226,7 +240,29 @@ pub fn run_sweep(
 
     let bar = Progress::new(todo.len(), opts.progress, summary.points_skipped);
     let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
-    for chunk in todo.chunks(batch_size) {
+    let batches: Vec<Vec<Point>> = match &opts.groups {
+        Some(groups) => {
+            let todo_set: std::collections::HashSet<usize> = todo.iter().map(|p| p.index).collect();
+            let batches: Vec<Vec<Point>> = groups
+                .iter()
+                .flat_map(|g| {
+                    let pts: Vec<Point> =
+                        g.points.iter().filter(|i| todo_set.contains(i)).map(|i| point(plan, *i)).collect();
+                    pts.chunks(g.batch_size.max(1)).map(|c| c.to_vec()).collect::<Vec<_>>()
+                })
+                .collect();
+            let grouped: usize = batches.iter().map(|b| b.len()).sum();
+            if grouped != todo.len() {
+                return Err(NeqkinError::invalid(
+                    "params",
+                    format!("batch groups hold {grouped} of the {} points to run", todo.len()),
+                ));
+            }
+            batches
+        }
+        None => todo.chunks(batch_size).map(|c| c.to_vec()).collect(),
+    };
+    for chunk in batches.iter().map(|b| b.as_slice()) {
         if cancelled() {
             summary.cancelled = true;
             break;
@@ -402,7 +438,9 @@ fn run_batch(
                 message: if let Some(why) = f.messages.get(m).filter(|s| !s.is_empty()) {
                     why.clone()
                 } else if status == "failed" {
-                    format!("member diverged or step size underflowed before t = {}", f.time_reached[m])
+                    format!("failed at t = {:.6e} (the integrator gave no reason)", f.time_reached[m])
+                } else if status == "stopped" {
+                    format!("stopped at t = {:.6e}: {}", f.time_reached[m], problem.stop_reason(m))
                 } else {
                     String::new()
                 },

@@ -7,7 +7,10 @@
 //! Notes for the user (a fallback to the CPU backend, why) go to stderr prefixed
 //! `neqkin:`, as the CLI always printed them.
 
+pub mod batches;
 pub mod starter;
+
+pub use batches::{Estimate, Limits};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -91,6 +94,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set it to stop after the batch in flight is written (the folder stays resumable).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Caps on memory per batch, output size and points, checked before anything runs.
+    pub limits: Limits,
 }
 
 /// What a run did.
@@ -115,12 +120,41 @@ pub fn default_out(config: &Path, shard: Shard) -> PathBuf {
 
 /// Loads, checks and runs the config file `config` (TOML, or JSON by extension).
 pub fn run_config(config: &Path, opts: &RunOptions) -> Result<RunSummary> {
-    let (plan, model) = crate::config::load_plan(config)?;
+    let max_points = opts.limits.max_points.unwrap_or(crate::config::plan::DEFAULT_MAX_POINTS);
+    let (plan, model) = crate::config::load_plan_limited(config, max_points)?;
     let out = opts.out.clone().unwrap_or_else(|| default_out(config, opts.shard));
     run_plan(&plan, &*model, &out, opts)
 }
 
-/// Runs a checked plan into `out` (`opts.out` is ignored here).
+/// What a run of a checked plan would do, without creating or touching `out`: the
+/// [`Estimate`] (points, batches by key, memory, output size; an error where a cap is
+/// exceeded) and a line naming the backend that would run.
+pub fn dry_run(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) -> Result<(Estimate, String)> {
+    let setup = backend_setup(choose_backend(plan, opts.backend)?, opts.precision)?;
+    let est = batches::estimate(plan, model, opts.shard, &opts.limits, out, &*setup.capacity)?;
+    Ok((est, setup.describe))
+}
+
+/// The backend after the method's constraints: the implicit method runs on the host, so
+/// `auto` picks the CPU backend for it (said on stderr) and an explicit GPU request is
+/// refused, naming the field.
+fn choose_backend(plan: &Plan, requested: BackendChoice) -> Result<BackendChoice> {
+    let implicit = matches!(&plan.solver, SolverPlan::Integrate(o) if o.method == Method::Bdf);
+    Ok(match (implicit, requested) {
+        (true, BackendChoice::Gpu) => return Err(NeqkinError::invalid(
+            "solver.method",
+            "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto",
+        )),
+        (true, BackendChoice::Auto) => {
+            eprintln!("neqkin: solver.method = \"bdf\" runs on the CPU backend");
+            BackendChoice::Cpu
+        }
+        (_, c) => c,
+    })
+}
+
+/// Runs a checked plan into `out` (`opts.out` is ignored here). The limits
+/// ([`RunOptions::limits`]) are checked before the output folder is created or touched.
 pub fn run_plan(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let mode = if opts.resume && opts.force {
         return Err(NeqkinError::invalid("resume", "resume and force exclude each other"));
@@ -131,22 +165,10 @@ pub fn run_plan(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) -
     } else {
         OpenMode::New
     };
+    let mut setup = backend_setup(choose_backend(plan, opts.backend)?, opts.precision)?;
+    // Batches by key and the limits, before the folder is created or touched.
+    let est = batches::estimate(plan, model, opts.shard, &opts.limits, out, &*setup.capacity)?;
     output::check_folder(out, mode)?;
-    // The implicit method runs on the host: `auto` picks the CPU backend for it (said on
-    // stderr); an explicit GPU request is refused, naming the field.
-    let implicit = matches!(&plan.solver, SolverPlan::Integrate(o) if o.method == Method::Bdf);
-    let backend = match (implicit, opts.backend) {
-        (true, BackendChoice::Gpu) => return Err(NeqkinError::invalid(
-            "solver.method",
-            "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto",
-        )),
-        (true, BackendChoice::Auto) => {
-            eprintln!("neqkin: solver.method = \"bdf\" runs on the CPU backend");
-            BackendChoice::Cpu
-        }
-        (_, c) => c,
-    };
-    let mut setup = backend_setup(backend, opts.precision)?;
     let abort_after_batches = std::env::var("NEQKIN_TEST_ABORT_AFTER_BATCHES").ok().and_then(|v| v.parse().ok());
     let sweep_opts = SweepOptions {
         shard: opts.shard,
@@ -155,6 +177,7 @@ pub fn run_plan(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) -
         abort_after_batches,
         map_device: setup.map_device.clone(),
         cancel: opts.cancel.clone(),
+        groups: Some(est.batch_groups()),
     };
     let sweep = schedule::run_sweep(plan, model, out, &sweep_opts, &*setup.capacity, &mut *setup.factory)?;
     let failed_points = output::failed_points(out)?.len();
@@ -168,6 +191,8 @@ struct BackendSetup {
     factory: Box<schedule::BackendFactory<'static>>,
     /// Where models run set-up map jobs (Brillouin-zone sampling); CPU when `None`.
     map_device: Option<schedule::MapDeviceHandle>,
+    /// The backend in words (`--dry-run`).
+    describe: String,
 }
 
 /// Vectors and scalar arrays the integrators allocate per batch, upper bounds for the
@@ -189,13 +214,16 @@ fn backend_setup(choice: BackendChoice, precision: PrecisionChoice) -> Result<Ba
         capacity: Box::new(schedule::cpu_capacity),
         factory: Box::new(|p| Ok(Box::new(CpuBackend::new(p)) as Box<dyn Backend>)),
         map_device: None,
+        describe: format!("cpu (f64, {} threads)", rayon::current_num_threads()),
     };
     let gpu = || -> Result<BackendSetup> {
         let ctx = Arc::new(GpuContext::new()?);
         let precision = ctx.resolve_precision(requested)?;
         let cap_ctx = ctx.clone();
         let map_device = Some(schedule::MapDeviceHandle(Arc::new(gpu::GpuMap::new(ctx.clone(), precision))));
+        let a = ctx.info();
         Ok(BackendSetup {
+            describe: format!("gpu {} ({}, {}, {precision:?})", a.name, a.api, a.device_type),
             map_device,
             capacity: Box::new(move |l| {
                 gpu::max_batch(&cap_ctx, l, precision, GPU_VECTORS, GPU_SCALARS).min(GPU_AUTO_BATCH_CAP)

@@ -87,6 +87,46 @@ impl Model for Cavity {
         }
         Ok(())
     }
+    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
+        let d = derive(params)?;
+        Ok(format!(
+            "scheme={:?} n={} graded={} blocks={}",
+            d.scheme,
+            d.n,
+            d.nodes.is_some(),
+            d.eps_axis.len()
+        ))
+    }
+    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
+        let d = derive(params)?;
+        let (n, k) = (d.n as u64, d.eps_axis.len() as u64);
+        let graded = d.nodes.is_some();
+        let (state, params_len, table) = match d.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 if graded => {
+                (n, cpu::G_PARAMS_LEN, cpu::collision_graded_table_len(d.n))
+            }
+            Scheme::Collision | Scheme::CollisionEq5 => (n, cpu::C_PARAMS_LEN, cpu::collision_table_len(d.n)),
+            Scheme::ShiftConsistent | Scheme::ShiftS71Reading => (n, cpu::S_PARAMS_LEN, cpu::shift_table_len(d.n)),
+            Scheme::FokkerPlanck => (n, cpu::F_PARAMS_LEN, cpu::flux_table_len(d.n)),
+            Scheme::RiccatiS71 => (1, cpu::R_PARAMS_LEN, cpu::riccati_table_len()),
+        };
+        let riccati = d.scheme == Scheme::RiccatiS71;
+        Ok(Some(crate::engine::model::Footprint {
+            state_len: state * k,
+            params_len: params_len as u64 + 1,
+            table_len: table as u64 * if riccati { 1 } else { k },
+            table_shared: riccati,
+            scratch_len: 0,
+            // Observables: ω, F, F0 and the symmetric parts per block evaluated.
+            work_bytes: 8 * 6 * n,
+            array_reals: if riccati { 0 } else { 5 * n + if k > 1 { k + n * k } else { 0 } },
+            jacobian_band: match d.scheme {
+                Scheme::FokkerPlanck => Some((1, 1)),
+                Scheme::ShiftConsistent | Scheme::ShiftS71Reading => Some((d.shift as u64, d.shift as u64)),
+                _ => None,
+            },
+        }))
+    }
     fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
         let members = points.iter().map(derive).collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(CavityBatch::new(members)?))

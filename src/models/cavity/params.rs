@@ -123,6 +123,10 @@ fn default_dim() -> u32 {
 }
 /// Default number of uniform grid points.
 pub const DEFAULT_N_OMEGA: usize = 801;
+/// Most ω points of a level-1 grid: its kernel sums a dense quadrature, n² per
+/// right-hand side (Fig S4's graded level 1 has 4239 points).
+pub const MAX_DENSE_POINTS: usize = 20_000;
+
 /// Most ω points of one grid (uniform `n_omega` or graded): 10⁷ reals per block is already
 /// 80 MB of state per member.
 pub const MAX_GRID_POINTS: usize = 10_000_000;
@@ -232,8 +236,7 @@ fn positive(field: &str, v: f64) -> Result<f64> {
 
 /// Parses and checks one parameter set.
 pub fn derive(value: &serde_json::Value) -> Result<Derived> {
-    let raw: CavityParams =
-        serde_json::from_value(value.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
+    let raw: CavityParams = crate::engine::model::parse_params(value)?;
     let scheme = match (raw.level, raw.variant.as_deref()) {
         (1, None | Some("consistent")) => Scheme::Collision,
         (1, Some("eq5_printed")) => Scheme::CollisionEq5,
@@ -474,6 +477,15 @@ pub fn derive(value: &serde_json::Value) -> Result<Derived> {
         n = x.len();
         h = h_fine;
         nodes = Some(x);
+    }
+    if matches!(scheme, Scheme::Collision | Scheme::CollisionEq5) && n > MAX_DENSE_POINTS {
+        return Err(NeqkinError::invalid(
+            if graded { "params.h_fine" } else { "params.n_omega" },
+            format!(
+                "level 1 sums a dense ω̃ quadrature (n² work per right-hand side): {n} points, at most \
+                 {MAX_DENSE_POINTS} (a graded grid resolves μ0 with fewer points)"
+            ),
+        ));
     }
     let min_t = t_cry.min(t_mir);
     if scheme != Scheme::RiccatiS71 && h > 2.0 * min_t {

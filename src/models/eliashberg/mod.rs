@@ -220,7 +220,7 @@ impl Params {
 
     /// Parses and checks one parameter set.
     pub fn parse(v: &serde_json::Value) -> Result<Self> {
-        let p: Params = serde_json::from_value(v.clone()).map_err(|e| NeqkinError::invalid("params", e.to_string()))?;
+        let p: Params = crate::engine::model::parse_params(v)?;
         crate::engine::model::check_finite("params.temperature", p.temperature)?;
         if p.temperature <= 0.0 {
             return Err(NeqkinError::invalid("params.temperature", "must be > 0"));
@@ -297,6 +297,20 @@ impl Params {
             if c.count == 0 || c.start.is_nan() || c.start <= 0.0 || c.step.is_nan() || c.step < 0.0 {
                 return Err(NeqkinError::invalid("params.comb", "needs start > 0, step >= 0, count >= 1"));
             }
+            if c.count > MAX_MODES {
+                return Err(NeqkinError::invalid(
+                    "params.comb.count",
+                    format!("{} modes: too many (at most {MAX_MODES})", c.count),
+                ));
+            }
+        }
+        if let Some(m) = &p.modes {
+            if m.len() > MAX_MODES {
+                return Err(NeqkinError::invalid(
+                    "params.modes",
+                    format!("{} modes: too many (at most {MAX_MODES})", m.len()),
+                ));
+            }
         }
         if let Some(e) = p.grid_step {
             if !(e.is_finite() && e > 0.0) {
@@ -361,6 +375,25 @@ impl Params {
         })
     }
 
+    /// Number of positive energy grid points L of a stability or kinetic point (`None` for
+    /// the other tasks), from the spectrum without building anything of size L.
+    pub fn grid_size(&self, s: &Spectrum) -> Option<usize> {
+        let eps = self.grid_step?;
+        match self.task {
+            Task::Stability => {
+                let (se, te, _) = stability::at_lambda(s, s.total_lambda(), self.temperature, self.units, eps);
+                Some(self.grid_points.unwrap_or_else(|| stability::default_points(&se, te)))
+            }
+            Task::Kinetic => {
+                let u = self.unit(s);
+                let se = s.scaled(1.0 / eps);
+                let t = self.temperature.max(self.initial_temperature.unwrap_or(0.0)) * u / eps;
+                Some(self.grid_points.unwrap_or_else(|| stability::default_points(&se, t)))
+            }
+            _ => None,
+        }
+    }
+
     /// Size of the output unit in the input unit (g, or 1).
     pub fn unit(&self, s: &Spectrum) -> f64 {
         match self.units {
@@ -369,6 +402,9 @@ impl Params {
         }
     }
 }
+
+/// Most phonon modes of one spectrum (`comb.count`, `modes`; shapes are capped alike).
+pub const MAX_MODES: usize = 100_000;
 
 /// The Migdal-Eliashberg model.
 pub struct Eliashberg;
@@ -401,6 +437,48 @@ impl Model for Eliashberg {
             stability::mode_steps(&s.scaled(1.0 / e))?;
         }
         Ok(())
+    }
+
+    fn requires_direct(&self, params: &serde_json::Value) -> Result<Option<bool>> {
+        Ok(Some(Params::parse(params)?.task != Task::Kinetic))
+    }
+
+    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
+        let p = Params::parse(params)?;
+        if p.task != Task::Kinetic {
+            return Ok(String::new());
+        }
+        let s = p.spectrum()?;
+        Ok(format!("L={} modes={}", p.grid_size(&s).unwrap_or(0), s.omega.len()))
+    }
+
+    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
+        use crate::engine::model::Footprint;
+        let p = Params::parse(params)?;
+        let s = p.spectrum()?;
+        let nm = s.omega.len() as u64;
+        let l = p.grid_size(&s).unwrap_or(0) as u64;
+        let sq = l.saturating_mul(l).saturating_mul(8);
+        Ok(Some(match p.task {
+            // The CPU RHS solves the stage's dense L×L system per member.
+            Task::Kinetic => Footprint {
+                state_len: l,
+                params_len: kinetic::PARAMS_LEN as u64,
+                table_len: kinetic::table_len(l as usize, nm as usize) as u64,
+                table_shared: false,
+                scratch_len: kinetic::SCRATCH_VECTORS as u64 * l,
+                work_bytes: sq.saturating_mul(2),
+                array_reals: 3 * l,
+                jacobian_band: None,
+            },
+            // Dense L×L matrices of the eigenproblem (two operators, factors, vectors).
+            Task::Stability => Footprint {
+                work_bytes: sq.saturating_mul(6),
+                array_reals: (2 + 4 * p.save_eigenvectors as u64).saturating_mul(l),
+                ..Footprint::default()
+            },
+            _ => Footprint { work_bytes: 8 * 16 * (nm + 4096), array_reals: 3 * 1001, ..Footprint::default() },
+        }))
     }
 
     fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {

@@ -138,11 +138,7 @@ pub struct InterbandParams {
 impl InterbandParams {
     /// Parses and checks one parameter set.
     pub fn from_json(v: &serde_json::Value) -> Result<Self> {
-        let p: InterbandParams = serde_json::from_value(v.clone()).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg.split('`').nth(1).map(|f| format!("params.{f}")).unwrap_or_else(|| "params".into());
-            NeqkinError::invalid(field, msg)
-        })?;
+        let p: InterbandParams = crate::engine::model::parse_params(v)?;
         p.check()?;
         Ok(p)
     }
@@ -309,6 +305,24 @@ impl Model for Interband {
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         InterbandParams::from_json(params).map(|_| ())
     }
+    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
+        Ok(format!("n_momenta={}", InterbandParams::from_json(params)?.n_momenta()))
+    }
+    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
+        let p = InterbandParams::from_json(params)?;
+        let n = p.n_momenta();
+        let w = tables::incoming_width(n, &p.jumps());
+        Ok(Some(crate::engine::model::Footprint {
+            state_len: 6 * n as u64,
+            params_len: PARAMS_LEN as u64,
+            table_len: tables::table_len(n, w) as u64,
+            table_shared: true,
+            scratch_len: (lindblad::SCRATCH_PER_MOMENTUM * n) as u64,
+            work_bytes: 0,
+            array_reals: 7 * n as u64,
+            jacobian_band: None,
+        }))
+    }
     fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
         let ps = points.iter().map(InterbandParams::from_json).collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(InterbandProblem::new(ps)?))
@@ -437,6 +451,11 @@ impl BatchProblem for InterbandProblem {
     }
     fn has_stop_criterion(&self) -> bool {
         self.points.iter().any(|p| p.early_stop)
+    }
+    fn stop_reason(&self, _member: usize) -> String {
+        "early_stop: |Δ| steady (mean and spread settled over the last quarter) and the populations n11, n22 \
+         settled; later rows repeat this state"
+            .into()
     }
     fn answer_known(&self, member: usize, t: f64, y: &[f64], history: &[(f64, Vec<(String, f64)>)]) -> bool {
         let _ = y;

@@ -382,6 +382,27 @@ impl Model for Photoexcited {
         }
         Ok(())
     }
+    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
+        Ok(format!("grid_points={}", PhotoexcitedParams::from_json(params)?.grid_points))
+    }
+    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
+        let p = PhotoexcitedParams::from_json(params)?;
+        let n = p.grid_points as u64;
+        let lines = PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width()).shift.len() as u64;
+        // The p band samples k_points³ momenta, OUTPUTS reals each, while the batch is built.
+        let k = p.k_points as u64;
+        let work = if p.dos == DosKind::PBand { k * k * k * p_band::OUTPUTS as u64 * 8 } else { 0 };
+        Ok(Some(crate::engine::model::Footprint {
+            state_len: n + 3,
+            params_len: P_LINES as u64 + LINE_LEN as u64 * lines,
+            table_len: T_COUNT as u64 * n,
+            table_shared: true,
+            scratch_len: 1,
+            work_bytes: work,
+            array_reals: 3 * n,
+            jacobian_band: None,
+        }))
+    }
     fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
         let parsed = points.iter().map(PhotoexcitedParams::from_json).collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(PhotoexcitedBatch::new(&parsed)?))

@@ -16,8 +16,8 @@
 //! whose cost is tiny and which can be made to diverge on purpose (a large negative
 //! `rate` under RK4 overflows to non-finite values).
 //!
-//! Parameters (`[params]`): `grid_points` (integer ≥ 1, default 32; must be equal within
-//! a batch, so it cannot be swept), `rate` (default 1), `target` (default 0), `initial`
+//! Parameters (`[params]`): `grid_points` (integer ≥ 1, default 32; it is the model's
+//! batch key, so a sweep over it runs in one batch per grid size), `rate` (default 1), `target` (default 0), `initial`
 //! (a number, or an array of `grid_points` numbers; default 1), `diffusion` (≥ 0,
 //! default 0). Observables: scalars `mean`, `error_vs_exact`; arrays `y` (the state) and
 //! `grid_x` (cell centres, a shared grid).
@@ -139,7 +139,7 @@ impl Model for Relaxation {
         use crate::engine::model::ParamDoc as P;
         use serde_json::json;
         vec![
-            P::new("grid_points", json!(32), "—", "integer in [1, 4194304], equal within a batch", "number of values y_i (cells of [0, 1])"),
+            P::new("grid_points", json!(32), "—", "integer in [1, 4194304] (batch key: sweepable)", "number of values y_i (cells of [0, 1])"),
             P::new("rate", json!(1.0), "1/time", "finite (negative grows)", "relaxation rate toward target"),
             P::new("target", json!(0.0), "—", "finite", "value every y_i relaxes to"),
             P::new("initial", json!(1.0), "—", "a number or grid_points numbers", "initial profile y_i(0)"),
@@ -158,13 +158,29 @@ impl Model for Relaxation {
     fn validate(&self, params: &Value) -> Result<()> {
         RelaxationParams::from_json(params).map(|_| ())
     }
+    fn batch_key(&self, params: &Value) -> Result<String> {
+        Ok(format!("grid_points={}", RelaxationParams::from_json(params)?.grid_points))
+    }
+    fn footprint(&self, params: &Value) -> Result<Option<crate::engine::model::Footprint>> {
+        let n = RelaxationParams::from_json(params)?.grid_points as u64;
+        Ok(Some(crate::engine::model::Footprint {
+            state_len: n,
+            params_len: PARAMS_LEN as u64,
+            table_len: 1,
+            table_shared: true,
+            scratch_len: 0,
+            work_bytes: 0,
+            array_reals: 2 * n,
+            jacobian_band: Some((1, 1)),
+        }))
+    }
     fn build(&self, points: &[Value]) -> Result<Arc<dyn BatchProblem>> {
         let members = points.iter().map(RelaxationParams::from_json).collect::<Result<Vec<_>>>()?;
         let n = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?.grid_points;
         if let Some(m) = members.iter().find(|m| m.grid_points != n) {
             return Err(NeqkinError::invalid(
                 "params.grid_points",
-                format!("must be equal within a batch ({} vs {n}); it cannot be swept", m.grid_points),
+                format!("must be equal within a batch ({} vs {n}): group points by Model::batch_key", m.grid_points),
             ));
         }
         let dx = 1.0 / n as f64;
