@@ -36,7 +36,7 @@ pub enum NeqkinError {
         message: String,
     },
     /// An integrator gave up on a member.
-    #[error("step size too small at t = {t:e} (h = {h:e})")]
+    #[error("step size too small at t = {t:.6e} (h = {h:.3e})")]
     StepSizeTooSmall {
         /// Time reached.
         t: f64,

@@ -229,7 +229,12 @@ fn cases() -> Vec<Case> {
     v.push(case("relaxation/newton_without_tol", with_solver(r, "method = \"newton\"", ""), &["solver.steady_tol"]));
     let mut mem = case(
         "relaxation/batch_over_memory_cap",
-        config(r, base(r).0, "grid_points = 4000000", "[output]\nbatch_size = 64"),
+        config(
+            r,
+            base(r).0,
+            "grid_points = 4000000",
+            "[[sweep]]\nname = \"rate\"\nvalues = [1, 2, 3, 4, 5, 6, 7, 8]\n[output]\nbatch_size = 8",
+        ),
         &["--max-memory", "GiB"],
     );
     mem.args = vec!["--max-memory".into(), "1G".into()];

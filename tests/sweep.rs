@@ -272,13 +272,16 @@ values = [1.0, -10000.0, 0.5]
 
 #[test]
 fn failing_batch_is_recorded_and_the_sweep_goes_on() {
+    use neqkin::engine::backend::Backend;
+    use neqkin::engine::cpu::CpuBackend;
+    use neqkin::engine::output::OpenMode;
+    use neqkin::engine::schedule::{run_sweep, BatchGroup, SweepOptions};
+
     let tmp = tempfile::tempdir().unwrap();
-    // grid_points differs within the first batch (8, 16): its build fails; the second
-    // batch (16, 16) runs.
-    let cfg = write_config(
-        tmp.path(),
-        "batchfail.toml",
-        r#"
+    // The run layer groups points by batch key, so it never mixes grid sizes; groups
+    // handed to the scheduler directly can: the first batch (grid_points 8 and 16) fails
+    // to build, the second (16, 16) runs.
+    let text = r#"
 model = "relaxation"
 [solver]
 t_end = 1.0
@@ -286,20 +289,26 @@ t_end = 1.0
 name = "grid_points"
 values = [8, 16, 16, 16]
 [output]
-batch_size = 2
 arrays = false
-"#,
-    );
+"#;
+    let raw = neqkin::config::parse(text, false).unwrap();
+    let model = neqkin::models::find(&raw.model).unwrap();
+    let plan = neqkin::config::Plan::check(raw, &*model).unwrap();
+    let mut factory = |p| Ok(Box::new(CpuBackend::new(p)) as Box<dyn Backend>);
     let out = tmp.path().join("out");
-    let o = neqkin(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let opts = SweepOptions {
+        mode: Some(OpenMode::New),
+        groups: Some(vec![BatchGroup { points: vec![0, 1, 2, 3], batch_size: 2 }]),
+        ..Default::default()
+    };
+    let s = run_sweep(&plan, &*model, &out, &opts, &|_| 2, &mut factory).unwrap();
+    assert_eq!((s.points_run, s.batches, s.points_failed), (4, 2, 2));
     let csv = read(&out.join("results.csv"));
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 4);
     assert!(rows[0].contains(",failed,") && rows[0].contains("grid_points"), "{}", rows[0]);
     assert!(rows[1].contains(",failed,"));
     assert!(rows[2].contains(",reached,") && rows[3].contains(",reached,"));
-    assert_eq!(std::fs::read_dir(out.join("arrays")).unwrap().count(), 0);
 }
 
 #[test]

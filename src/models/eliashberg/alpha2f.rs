@@ -109,7 +109,8 @@ impl Spectrum {
 
     /// Reads a CSV file of `ω, α²F` rows (`#` comments and a non-numeric header allowed).
     pub fn from_csv(field: &str, path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| NeqkinError::io(path, e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NeqkinError::invalid(field, format!("cannot read the α²F table {}: {e}", path.display())))?;
         let (mut w, mut a) = (vec![], vec![]);
         for (ln, line) in text.lines().enumerate() {
             let line = line.trim();
