@@ -164,8 +164,8 @@ pub trait Model: Send + Sync {
     }
     /// Which points may share a batch: points whose keys are equal have the same grid
     /// size and array shapes (e.g. `grid_points`, `n_omega`, level), so a sweep over
-    /// any parameter is grouped by key into uniform batches by the run layer
-    /// ([`crate::run`]). Called on validated parameter sets; it must not allocate at the
+    /// any parameter is grouped by key into uniform batches by the run layer (the
+    /// engine never calls it). Called on validated parameter sets; it must not allocate at the
     /// point's size. Default: one key for every point (the model pads what differs).
     fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
         let _ = params;
