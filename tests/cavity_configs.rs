@@ -84,7 +84,7 @@ fn invalid_parameters_name_their_field() {
         (
             serde_json::json!({"coupling_g": 0.1, "t_cry": 1.0, "t_mir": 1.0, "nu0": 1.0,
                             "gamma": 1.0, "mu0": 0.0, "typo": 1.0}),
-            "params",
+            "params.typo",
         ),
         (
             serde_json::json!({"coupling_g": 0.1, "t_cry": -1.0, "t_mir": 1.0, "nu0": 1.0,

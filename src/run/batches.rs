@@ -85,8 +85,11 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
     Ok(v as u64)
 }
 
-/// `12.3 MiB`.
+/// `12.3 MiB` (`> 16 EiB` for a saturated count).
 pub fn human(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        return "> 16 EiB".into();
+    }
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut x = bytes as f64;
     let mut k = 0;
@@ -302,8 +305,8 @@ pub fn estimate(
         let fits = (max_memory.saturating_sub(shared) / own) as usize;
         if fits == 0 {
             return Err(NeqkinError::TooLarge(format!(
-                "one sweep point{key} needs ≈ {} of memory (state {} reals, tables {} reals, work {}), more than the \
-                 cap {} (--max-memory); make the grid coarser or raise the cap",
+                "one sweep point{key} needs ≈ {} of memory (state {} reals, tables {} reals, set-up/evaluation work {} \
+                 per thread), more than the cap {} (--max-memory); make the grid coarser or raise the cap",
                 human(own.saturating_add(shared)),
                 f.state_len,
                 f.table_len,

@@ -445,11 +445,15 @@ impl Model for Eliashberg {
 
     fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
         let p = Params::parse(params)?;
-        if p.task != Task::Kinetic {
-            return Ok(String::new());
-        }
-        let s = p.spectrum()?;
-        Ok(format!("L={} modes={}", p.grid_size(&s).unwrap_or(0), s.omega.len()))
+        Ok(match p.task {
+            Task::Kinetic => {
+                let s = p.spectrum()?;
+                format!("L={} modes={}", p.grid_size(&s).unwrap_or(0), s.omega.len())
+            }
+            // Direct evaluations batch anything; the grid size only labels the group.
+            Task::Stability => format!("L={}", p.grid_size(&p.spectrum()?).unwrap_or(0)),
+            _ => String::new(),
+        })
     }
 
     fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {

@@ -1,8 +1,8 @@
 //! User-facing parameters of the photoexcited-metal model, their defaults and their checks.
 //!
 //! A parameter set arrives as a JSON object (one sweep point of the config's `[params]`
-//! table). It is parsed with serde (`deny_unknown_fields`); when parsing fails, each key is
-//! re-parsed alone to find the culprit, so every error names `params.<key>`.
+//! table). It is parsed with serde (`deny_unknown_fields`) through
+//! [`crate::engine::model::parse_params`], so every type error names `params.<key>`.
 //!
 //! Units: energies in units of the band width `W = band_width` (default 1), rates in units
 //! of `coupling_rate` (Γ_eph, default 1), times in `1/Γ_eph`.
@@ -209,26 +209,7 @@ fn bad(key: &str, reason: impl Into<String>) -> NeqkinError {
 impl PhotoexcitedParams {
     /// Parses and checks one parameter set; errors name `params.<key>`.
     pub fn from_json(value: &serde_json::Value) -> Result<Self> {
-        let obj = value.as_object().ok_or_else(|| NeqkinError::invalid("params", "must be a table of parameters"))?;
-        let parsed: std::result::Result<Self, _> = serde_json::from_value(value.clone());
-        let p = match parsed {
-            Ok(p) => p,
-            Err(e) => {
-                // Find the key responsible: each key alone must parse (all have defaults).
-                for (k, v) in obj {
-                    if !KNOWN_KEYS.contains(&k.as_str()) {
-                        return Err(bad(k, format!("unknown parameter (known: {})", KNOWN_KEYS.join(", "))));
-                    }
-                    let mut single = serde_json::Map::new();
-                    single.insert(k.clone(), v.clone());
-                    if let Err(e) = serde_json::from_value::<Self>(serde_json::Value::Object(single)) {
-                        let hint = if v.is_null() { " (NaN and infinity are not allowed)" } else { "" };
-                        return Err(bad(k, format!("{e}{hint}")));
-                    }
-                }
-                return Err(NeqkinError::invalid("params", e.to_string()));
-            }
-        };
+        let p: Self = crate::engine::model::parse_params(value)?;
         p.check()?;
         Ok(p)
     }

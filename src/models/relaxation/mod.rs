@@ -40,8 +40,6 @@ pub const P_C: usize = 2;
 /// Largest grid accepted.
 pub const MAX_GRID_POINTS: u64 = 1 << 22;
 
-const KEYS: [&str; 5] = ["grid_points", "rate", "target", "initial", "diffusion"];
-
 /// The relaxation model (see the module docs).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Relaxation;
@@ -63,60 +61,70 @@ pub struct RelaxationParams {
     pub diffusion: f64,
 }
 
-fn number(key: &str, v: &Value) -> Result<f64> {
-    let x = v
-        .as_f64()
-        .ok_or_else(|| NeqkinError::invalid(format!("params.{key}"), format!("must be a number, got {v}")))?;
-    crate::engine::model::check_finite(&format!("params.{key}"), x)
+/// `[params]` as written (serde, unknown keys refused); [`RelaxationParams::from_json`]
+/// checks it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    #[serde(default = "default_grid_points")]
+    grid_points: u64,
+    #[serde(default = "one")]
+    rate: f64,
+    #[serde(default)]
+    target: f64,
+    #[serde(default)]
+    initial: Option<Initial>,
+    #[serde(default)]
+    diffusion: f64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Initial {
+    Uniform(f64),
+    Profile(Vec<f64>),
+}
+
+fn default_grid_points() -> u64 {
+    32
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl RelaxationParams {
     /// Checks a JSON parameter set, naming the field `params.<key>` on error.
     pub fn from_json(v: &Value) -> Result<Self> {
-        let obj = v.as_object().ok_or_else(|| NeqkinError::invalid("params", "must be a table"))?;
-        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        let raw: RawParams = crate::engine::model::parse_params(v)?;
+        let grid_points = raw.grid_points;
+        if !(1..=MAX_GRID_POINTS).contains(&grid_points) {
             return Err(NeqkinError::invalid(
-                format!("params.{k}"),
-                format!("unknown parameter of model `relaxation` (known: {})", KEYS.join(", ")),
+                "params.grid_points",
+                format!("must be an integer in [1, {MAX_GRID_POINTS}], got {grid_points}"),
             ));
         }
-        let grid_points = match obj.get("grid_points") {
-            None => 32,
-            Some(g) => {
-                let x = number("grid_points", g)?;
-                if !(x >= 1.0 && x.fract() == 0.0 && x <= MAX_GRID_POINTS as f64) {
-                    return Err(NeqkinError::invalid(
-                        "params.grid_points",
-                        format!("must be an integer in [1, {MAX_GRID_POINTS}], got {g}"),
-                    ));
-                }
-                x as usize
-            }
-        };
-        let get = |k: &str, d: f64| obj.get(k).map(|v| number(k, v)).transpose().map(|o| o.unwrap_or(d));
-        let rate = get("rate", 1.0)?;
-        let target = get("target", 0.0)?;
-        let diffusion = get("diffusion", 0.0)?;
+        let grid_points = grid_points as usize;
+        let finite = |k: &str, x: f64| crate::engine::model::check_finite(&format!("params.{k}"), x);
+        let (rate, target, diffusion) = (finite("rate", raw.rate)?, finite("target", raw.target)?, finite("diffusion", raw.diffusion)?);
         if diffusion < 0.0 {
             return Err(NeqkinError::invalid("params.diffusion", format!("must be ≥ 0, got {diffusion}")));
         }
-        let (initial, uniform) = match obj.get("initial") {
+        let (initial, uniform) = match raw.initial {
             None => (vec![1.0; grid_points], true),
-            Some(Value::Array(a)) => {
+            Some(Initial::Uniform(x)) => (vec![finite("initial", x)?; grid_points], true),
+            Some(Initial::Profile(a)) => {
                 if a.len() != grid_points {
                     return Err(NeqkinError::invalid(
                         "params.initial",
                         format!("profile has {} values but grid_points = {grid_points}", a.len()),
                     ));
                 }
-                let prof = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| number(&format!("initial[{i}]"), x))
-                    .collect::<Result<Vec<_>>>()?;
-                (prof, false)
+                for (i, x) in a.iter().enumerate() {
+                    finite(&format!("initial[{i}]"), *x)?;
+                }
+                (a, false)
             }
-            Some(x) => (vec![number("initial", x)?; grid_points], true),
         };
         Ok(RelaxationParams { grid_points, rate, target, initial, uniform, diffusion })
     }
