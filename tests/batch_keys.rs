@@ -14,13 +14,8 @@ fn run(dir: &Path, name: &str, toml: &str, args: &[&str]) -> (Option<i32>, Strin
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, toml).unwrap();
     let out = dir.join(name);
-    let o = Command::new(BIN)
-        .args(["run", "--backend", "cpu", "--out"])
-        .arg(&out)
-        .arg(&cfg)
-        .args(args)
-        .output()
-        .unwrap();
+    let o =
+        Command::new(BIN).args(["run", "--backend", "cpu", "--out"]).arg(&out).arg(&cfg).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     let rows = match std::fs::read_to_string(out.join("results.csv")) {
         Ok(csv) => parse_csv(&csv),
@@ -53,7 +48,8 @@ fn results(rows: &[BTreeMap<String, String>], skip: &[&str]) -> BTreeMap<(u64, u
     rows.iter()
         .map(|r| {
             let key = (r["point"].parse().unwrap(), r["output"].parse().unwrap());
-            let vals = r.iter().filter(|(k, _)| !skip.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let vals =
+                r.iter().filter(|(k, _)| !skip.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
             (key, vals)
         })
         .collect()
@@ -148,7 +144,8 @@ fn dry_run_prints_points_batches_memory_output_and_backend() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(BIN).args(["run", "--dry-run", "--backend", "cpu", "--out"]).arg(&out).arg(&cfg).output().unwrap();
+    let o =
+        Command::new(BIN).args(["run", "--dry-run", "--backend", "cpu", "--out"]).arg(&out).arg(&cfg).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = String::from_utf8_lossy(&o.stdout);
     for what in [
@@ -189,7 +186,10 @@ fn failed_points_say_step_size_underflow_with_t_and_h() {
     for method in ["dopri5", "rkc"] {
         let (status, msg) = failure_message(&format!("method = \"{method}\"\nt_end = 1.0"), "rate = -2000.0");
         assert_eq!(status, "failed", "{method}");
-        assert!(msg.starts_with("step size too small at t = 3.5") || msg.starts_with("step size too small at t = 3.4"), "{method}: {msg}");
+        assert!(
+            msg.starts_with("step size too small at t = 3.5") || msg.starts_with("step size too small at t = 3.4"),
+            "{method}: {msg}"
+        );
         assert!(msg.contains("(h = ") && msg.contains("non-finite state"), "{method}: {msg}");
     }
 }

@@ -127,7 +127,11 @@ fn cases() -> Vec<Case> {
                 config(m, &unset(&set(s, "n_outputs", "1e10"), "output_times"), p, ""),
                 &["solver.n_outputs"],
             ));
-            v.push(case(c("solver_max_steps_zero"), config(m, &format!("{s}\nmax_steps = 0"), p, ""), &["solver.max_steps"]));
+            v.push(case(
+                c("solver_max_steps_zero"),
+                config(m, &format!("{s}\nmax_steps = 0"), p, ""),
+                &["solver.max_steps"],
+            ));
             v.push(case(c("solver_atol_negative"), config(m, &format!("{s}\natol = -1.0"), p, ""), &["solver.atol"]));
         }
         // Parameters.
@@ -157,7 +161,16 @@ fn cases() -> Vec<Case> {
         ));
         v.push(case(
             c("sweep_duplicate_axis"),
-            config(m, s, p, &format!("{}{}", sweep(&format!("name = \"{fk}\"\nvalues = [1.0]")), sweep(&format!("name = \"{fk}\"\nvalues = [2.0]")))),
+            config(
+                m,
+                s,
+                p,
+                &format!(
+                    "{}{}",
+                    sweep(&format!("name = \"{fk}\"\nvalues = [1.0]")),
+                    sweep(&format!("name = \"{fk}\"\nvalues = [2.0]"))
+                ),
+            ),
             &["sweep[1].name"],
         ));
         v.push(case(
@@ -281,7 +294,11 @@ fn cases() -> Vec<Case> {
         &["params.k_points"],
     ));
     v.push(case("photoexcited/zeta_string", with(p, "zeta", "\"five\""), &["params.zeta"]));
-    v.push(case("photoexcited/phonon_frequency_unresolved", with(p, "phonon_frequency", "1e-6"), &["params.phonon_frequency"]));
+    v.push(case(
+        "photoexcited/phonon_frequency_unresolved",
+        with(p, "phonon_frequency", "1e-6"),
+        &["params.phonon_frequency"],
+    ));
 
     let c = "cavity";
     v.push(case("cavity/level_4", with(c, "level", "4"), &["params.level"]));
@@ -309,7 +326,11 @@ fn cases() -> Vec<Case> {
     let e = "eliashberg";
     let (es, ep) = base(e);
     v.push(case("eliashberg/task_unknown", with(e, "task", "\"fly\""), &["params.task"]));
-    v.push(case("eliashberg/temperature_missing", config(e, es, &unset(ep, "temperature"), ""), &["params.temperature"]));
+    v.push(case(
+        "eliashberg/temperature_missing",
+        config(e, es, &unset(ep, "temperature"), ""),
+        &["params.temperature"],
+    ));
     v.push(case(
         "eliashberg/comb_1e9_modes",
         with(e, "comb", "{ start = 40.0, step = 1.0, count = 1000000000 }"),
@@ -320,8 +341,16 @@ fn cases() -> Vec<Case> {
         with(e, "comb", "{ start = 40.0, step = 1.0, count = \"many\" }"),
         &["params.comb.count"],
     ));
-    v.push(case("eliashberg/comb_start_negative", with(e, "comb", "{ start = -1.0, step = 1.0, count = 3 }"), &["params.comb"]));
-    v.push(case("eliashberg/comb_and_modes", config(e, es, &format!("{ep}\nmodes = [[40.0, 1.0]]"), ""), &["params.modes"]));
+    v.push(case(
+        "eliashberg/comb_start_negative",
+        with(e, "comb", "{ start = -1.0, step = 1.0, count = 3 }"),
+        &["params.comb"],
+    ));
+    v.push(case(
+        "eliashberg/comb_and_modes",
+        config(e, es, &format!("{ep}\nmodes = [[40.0, 1.0]]"), ""),
+        &["params.modes"],
+    ));
     v.push(case(
         "eliashberg/alpha2f_missing_file",
         config(e, es, &format!("{}\nalpha2f_table = \"/nonexistent/a2f.csv\"", unset(ep, "comb")), ""),
@@ -352,12 +381,21 @@ fn cases() -> Vec<Case> {
     v.push(case("eliashberg/grid_points_2", with(e, "grid_points", "2"), &["params.grid_points"]));
     v.push(case(
         "eliashberg/shape_without_lambda",
-        config(e, es, &format!("{}\nshape = \"gaussian\"\nshape_center = 40.0\nshape_width = 5.0", unset(ep, "comb")), ""),
+        config(
+            e,
+            es,
+            &format!("{}\nshape = \"gaussian\"\nshape_center = 40.0\nshape_width = 5.0", unset(ep, "comb")),
+            "",
+        ),
         &["params.lambda"],
     ));
 
     let i = "interband";
-    v.push(case("interband/phonon_profile_unknown", with(i, "phonon_profile", "\"bogus\""), &["params.phonon_profile"]));
+    v.push(case(
+        "interband/phonon_profile_unknown",
+        with(i, "phonon_profile", "\"bogus\""),
+        &["params.phonon_profile"],
+    ));
     v.push(case("interband/phonon_profile_number", with(i, "phonon_profile", "3"), &["params.phonon_profile"]));
     v.push(case("interband/grid_step_tiny", with(i, "grid_step", "1e-9"), &["params.grid_step"]));
     v.push(case("interband/cutoff_negative", with(i, "cutoff", "-1.0"), &["params.cutoff"]));

@@ -169,13 +169,11 @@ impl Plan {
                         "this point is a direct computation (e.g. params.task): use method = \"direct\"",
                     )))
                 }
-                Some(false) if direct => {
-                    return Err(at(NeqkinError::invalid(
-                        "solver.method",
-                        "\"direct\" does not integrate in time, and this point needs it (e.g. params.task = \"kinetic\"): \
+                Some(false) if direct => return Err(at(NeqkinError::invalid(
+                    "solver.method",
+                    "\"direct\" does not integrate in time, and this point needs it (e.g. params.task = \"kinetic\"): \
                          use dopri5, rkc, rk4 or bdf",
-                    )))
-                }
+                ))),
                 _ => {}
             }
         }

@@ -89,13 +89,7 @@ impl Model for Cavity {
     }
     fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
         let d = derive(params)?;
-        Ok(format!(
-            "scheme={:?} n={} graded={} blocks={}",
-            d.scheme,
-            d.n,
-            d.nodes.is_some(),
-            d.eps_axis.len()
-        ))
+        Ok(format!("scheme={:?} n={} graded={} blocks={}", d.scheme, d.n, d.nodes.is_some(), d.eps_axis.len()))
     }
     fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
         let d = derive(params)?;

@@ -106,7 +106,8 @@ impl RelaxationParams {
         }
         let grid_points = grid_points as usize;
         let finite = |k: &str, x: f64| crate::engine::model::check_finite(&format!("params.{k}"), x);
-        let (rate, target, diffusion) = (finite("rate", raw.rate)?, finite("target", raw.target)?, finite("diffusion", raw.diffusion)?);
+        let (rate, target, diffusion) =
+            (finite("rate", raw.rate)?, finite("target", raw.target)?, finite("diffusion", raw.diffusion)?);
         if diffusion < 0.0 {
             return Err(NeqkinError::invalid("params.diffusion", format!("must be ≥ 0, got {diffusion}")));
         }
