@@ -214,7 +214,7 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
     };
     let out = args.out.clone().unwrap_or_else(|| run::default_out(&args.config, shard));
     // SIGINT/SIGTERM set the flag; the sweep ends after the batch in flight is written.
-    // A second signal while that batch runs kills the process the usual way.
+    // A second signal exits at once (code 130), like a kill: `--resume` still recovers.
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let _ = ctrlc::set_handler(move || {

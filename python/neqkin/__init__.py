@@ -1,0 +1,225 @@
+"""neqkin from Python: run a sweep, load its output folder as an xarray Dataset.
+
+    import neqkin
+    ds = neqkin.run("configs/photoexcited/fig2a.toml", out="results/fig2a")
+    ds.sigma_over_sigma0            # dims (point, time); sweep values are coordinates
+
+The run itself is the same Rust code as `neqkin run` (the library's run layer), so the
+folder written to `out` is the one the CLI writes (its results.csv is identical).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import tempfile
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+
+# Mesa's Vulkan drivers complain on stderr at every adapter query when this is unset
+# (headless jobs, notebooks); the CLI sets it the same way. neqkin never writes there.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+from . import _neqkin  # noqa: E402
+from ._neqkin import ConfigError, RunError  # noqa: E402
+
+__all__ = ["run", "load", "grid", "devices", "models", "init", "params", "ConfigError", "RunError", "__version__"]
+__version__ = _neqkin.__version__
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _jsonable(x: Any) -> Any:
+    """numpy scalars and arrays (sweep values built with numpy) as plain JSON values."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"{type(x).__name__} is not a config value")
+
+
+def run(
+    config: Union[PathLike, Mapping[str, Any]],
+    out: Optional[PathLike] = None,
+    backend: str = "auto",
+    precision: str = "auto",
+    progress: bool = True,
+    resume: bool = False,
+    force: bool = False,
+):
+    """Run the sweep of `config` and return its dataset (see :func:`load`).
+
+    config: a config file (TOML, or JSON by extension) or a dict with the TOML structure
+        (``{"model": ..., "solver": {...}, "params": {...}, "sweep": [...]}``).
+    out: output folder (as ``neqkin run --out``); None writes to a temporary folder that
+        is removed once the dataset is loaded into memory.
+    backend: "auto" | "gpu" | "cpu"; precision: "auto" | "f32" | "f64".
+    progress: report progress on stderr also when it is not a terminal (a line per batch);
+        on a terminal the run layer draws its bar either way.
+    resume / force: continue the run recorded in `out`, or delete what is there.
+
+    The GIL is released while the sweep runs. Ctrl-C stops it after the batch in flight
+    is written (then ``resume=True`` continues it) and raises KeyboardInterrupt.
+    Raises ConfigError (its ``field`` names the config field, e.g. ``solver.rtol``; None
+    for a file that does not parse, whose message gives the line) or RunError.
+    """
+    path = text = None
+    if isinstance(config, Mapping):
+        try:
+            text = json.dumps(dict(config), default=_jsonable, allow_nan=False)
+        except ValueError as e:
+            raise ConfigError(f"config: {e} (NaN and infinity are not allowed)") from None
+        except TypeError as e:
+            raise ConfigError(f"config: {e}") from None
+    else:
+        path = os.fspath(config)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file not found: {path}")
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="neqkin-") as tmp:
+            _neqkin.run_sweep(path, text, os.path.join(tmp, "out"), backend, precision, progress, resume, force)
+            return load(os.path.join(tmp, "out")).load()
+    _neqkin.run_sweep(path, text, os.fspath(out), backend, precision, progress, resume, force)
+    return load(out)
+
+
+def _read_npy(path: str) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def load(path: PathLike):
+    """The output folder `path` (of ``neqkin run`` or :func:`run`) as an xarray Dataset.
+
+    Dimensions: ``point`` (sweep points in the folder, in index order), ``time`` (output
+    times; the coordinate holds them) and, for arrays, ``grid`` (``grid_<length>`` when
+    arrays of several lengths exist); a shared ``grid_*`` array (e.g. ``grid_x``) is the
+    coordinate along its dimension.
+    Coordinates along ``point``: the point index and one per sweep axis. Variables: every
+    results.csv column (t_reached, status, steps_*, the model's observables, message) and
+    every array of arrays/*.npy. ``attrs`` carry the model, the config (JSON) and whether
+    the run is complete.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    root = os.fspath(path)
+    with open(os.path.join(root, "meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    csv = os.path.join(root, "results.csv")
+    df = pd.read_csv(csv, keep_default_na=False, na_values=["NaN"], dtype={"message": str, "status": str})
+    axes = [a["name"] for a in meta["config"].get("sweep", [])]
+    # Only points recorded finished count (a cut-off batch may have left rows behind).
+    progress = os.path.join(root, "progress.txt")
+    if os.path.exists(progress):
+        with open(progress, encoding="utf-8") as f:
+            done = {int(line) for line in f if line.strip()}
+        df = df[df["point"].isin(done)]
+    points = np.array(sorted(df["point"].unique()), dtype=np.int64)
+    outputs = np.array(sorted(df["output"].unique()), dtype=np.int64)
+    pi = {p: i for i, p in enumerate(points)}
+    oi = {o: i for i, o in enumerate(outputs)}
+    rows = df["point"].map(pi).to_numpy()
+    cols = df["output"].map(oi).to_numpy()
+    times = df.groupby("output")["t"].first().reindex(outputs).to_numpy(dtype=float)
+
+    coords: dict = {"point": points, "time": times}
+    first = df.groupby("point").first().reindex(points)
+    for a in axes:
+        coords[a] = ("point", first[a].to_numpy(dtype=float))
+    data_vars: dict = {}
+    skip = {"point", "output", "t", *axes}
+    for c in df.columns:
+        if c in skip:
+            continue
+        col = df[c]
+        if c in ("status", "message"):
+            grid = np.full((len(points), len(outputs)), "", dtype=object)
+            grid[rows, cols] = col.fillna("").astype(str).to_numpy()
+        else:
+            grid = np.full((len(points), len(outputs)), np.nan)
+            grid[rows, cols] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        data_vars[c] = (("point", "time"), grid)
+
+    arrays = os.path.join(root, "arrays")
+    shared = {}
+    for f in sorted(glob.glob(os.path.join(arrays, "grid_*.npy"))):
+        shared[os.path.basename(f)[:-4]] = _read_npy(f)
+    per_point: dict = {}
+    pattern = re.compile(r"point_(\d+)_(.+)\.npy$")
+    for f in glob.glob(os.path.join(arrays, "point_*.npy")):
+        m = pattern.search(os.path.basename(f))
+        if m and int(m.group(1)) in pi:
+            per_point.setdefault(m.group(2), {})[int(m.group(1))] = f
+    # One dimension per array length: `grid` when every array has the same length,
+    # else `grid_<length>`; a shared grid_* array of that length becomes its coordinate.
+    lengths = {}
+    for name, files in per_point.items():
+        sample = _read_npy(next(iter(files.values())))
+        lengths[name] = sample.shape[-1] if sample.ndim >= 1 else 1
+    distinct = set(lengths.values()) | {v.size for v in shared.values()}
+    dim_of = {n: "grid" if len(distinct) == 1 else f"grid_{n}" for n in distinct}
+    for g, v in shared.items():
+        same = [h for h, w in shared.items() if w.size == v.size]
+        if len(same) == 1:
+            coords[g] = (dim_of[v.size], v)
+        else:
+            data_vars[g] = ((dim_of[v.size],), v)
+    for name, files in sorted(per_point.items()):
+        length = lengths[name]
+        stack = np.full((len(points), len(outputs), length), np.nan)
+        for p, f in files.items():
+            a = _read_npy(f).reshape(-1, length)
+            k = min(a.shape[0], len(outputs))
+            stack[pi[p], :k, :] = a[:k]
+        data_vars[name] = (("point", "time", dim_of[length]), stack)
+
+    ds = xr.Dataset(data_vars=data_vars, coords=coords)
+    ds.attrs["model"] = meta["config"].get("model", "")
+    ds.attrs["title"] = meta["config"].get("title") or ""
+    ds.attrs["config"] = json.dumps(meta["config"])
+    ds.attrs["complete"] = int(bool(meta.get("complete")))
+    ds.attrs["neqkin_version"] = meta.get("neqkin_version", "")
+    ds.attrs["sweep_axes"] = ",".join(axes)
+    return ds
+
+
+def grid(ds):
+    """`ds` (of :func:`run` or :func:`load`) on the sweep's grid: the ``point`` dimension
+    becomes one dimension per sweep axis, in the config's order (``rate``, ``target``, ...),
+    each with its values as the coordinate; points not in the folder (a shard, a run cut
+    short) are NaN there. A run without a sweep keeps its single point.
+
+    Raises ValueError when an axis lists a value twice (the grid is then ambiguous).
+    """
+    axes = [a for a in ds.attrs.get("sweep_axes", "").split(",") if a]
+    if not axes:
+        return ds
+    if len(set(zip(*(ds[a].values.tolist() for a in axes)))) != ds.sizes["point"]:
+        raise ValueError("the sweep repeats a point (an axis lists a value twice): keep the `point` dimension")
+    if len(axes) == 1:
+        return ds.swap_dims(point=axes[0]).drop_vars("point")
+    return ds.drop_vars("point").set_index(point=axes).unstack("point").transpose(*axes, ...)
+
+
+def devices() -> list:
+    """The compute devices: the CPU backend, then every GPU adapter found (dicts)."""
+    return json.loads(_neqkin.devices())
+
+
+def models() -> dict:
+    """Every model: ``{name: {"starter": ..., "parameters": [{name, default, status,
+    unit, range, meaning}, ...]}}`` (status: "default", "required" or "unset: ...")."""
+    return {m["name"]: {"starter": m["starter"], "parameters": m["parameters"]} for m in json.loads(_neqkin.models())}
+
+
+def init(model: str) -> str:
+    """A commented starter config (TOML) for `model`, as ``neqkin init MODEL`` prints it."""
+    return _neqkin.init_toml(model)
+
+
+def params(model: str) -> str:
+    """The parameter table of `model`, as ``neqkin params MODEL`` prints it."""
+    return _neqkin.params_table(model)
