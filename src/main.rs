@@ -1,4 +1,4 @@
-//! The `neqkin` command line: `run`, `devices`, `params`, `init`, `merge`.
+//! The `neqkin` command line: `run`, `devices`, `params`, `init`, `merge`, `slurm`.
 //!
 //! The only place that uses `anyhow`; errors are printed with `{:#}` (the whole chain)
 //! and mapped to fixed exit codes:
@@ -73,6 +73,55 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write (and with --submit, submit) a Slurm job array with one shard per task and a
+    /// merge job that runs after it; requeued or resubmitted tasks resume their shard.
+    Slurm(SlurmArgs),
+}
+
+#[derive(clap::Args)]
+struct SlurmArgs {
+    /// Config file (copied into the job folder; the jobs run the copy).
+    config: PathBuf,
+    /// Number of shards = array tasks.
+    #[arg(long)]
+    shards: usize,
+    /// Folder of the merged dataset (default: `results/<config name>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Job folder for the config copy, scripts, logs and shards (default: `<out>.slurm`).
+    #[arg(long)]
+    job_dir: Option<PathBuf>,
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit of each task (sbatch --time, e.g. 2:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task (also the CPU backend's thread count; default 1).
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// GPUs per task (sbatch --gpus: N or TYPE:N); the tasks then use the GPU backend.
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Memory per task (sbatch --mem, e.g. 8G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// Slurm account.
+    #[arg(long)]
+    account: Option<String>,
+    /// Run at most K tasks at once (--array=…%K).
+    #[arg(long, value_name = "K")]
+    max_parallel: Option<usize>,
+    /// Another #SBATCH line for the array tasks, verbatim (repeatable): --sbatch-arg=--qos=long.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
+    /// Backend of each task (default: gpu with --gpus, else cpu).
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Submit with sbatch now and print the job ids (default: write the scripts and print
+    /// the sbatch commands).
+    #[arg(long)]
+    submit: bool,
 }
 
 #[derive(clap::Args)]
@@ -155,6 +204,12 @@ struct Failure {
     error: anyhow::Error,
 }
 
+impl Failure {
+    fn context(self, c: String) -> Failure {
+        Failure { code: self.code, error: self.error.context(c) }
+    }
+}
+
 fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure { code: EXIT_USAGE, error: e.into() }
 }
@@ -184,6 +239,7 @@ fn main() -> ExitCode {
             neqkin::models::find(&model).map(|m| print!("{}", run::starter::init_toml(&*m))).map(|_| 0).map_err(usage)
         }
         Command::Merge { out, shards, force } => merge(&out, &shards, force),
+        Command::Slurm(args) => slurm(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -295,4 +351,67 @@ fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<u8, Failure> {
     }
     let failed = output::failed_points(out).map_err(classify)?;
     Ok(if failed.is_empty() { 0 } else { EXIT_FAILED_POINTS })
+}
+
+fn slurm(args: SlurmArgs) -> Result<u8, Failure> {
+    use neqkin::run::slurm;
+    let opts = slurm::SlurmOptions {
+        shards: args.shards,
+        out: args.out,
+        job_dir: args.job_dir,
+        partition: args.partition,
+        time: args.time,
+        cpus: args.cpus,
+        gpus: args.gpus,
+        mem: args.mem,
+        account: args.account,
+        max_parallel: args.max_parallel,
+        sbatch_args: args.sbatch_arg,
+        backend: args.backend.map(Into::into),
+        neqkin: None,
+    };
+    // A config that cannot be read or checked is a usage error, as for `run`.
+    neqkin::config::load_plan(&args.config)
+        .map_err(|e| usage(anyhow::Error::new(e).context(format!("config {}", args.config.display()))))?;
+    let job = slurm::prepare(&args.config, &opts)
+        .map_err(|e| classify(e).context(format!("config {}", args.config.display())))?;
+    eprintln!(
+        "neqkin: {} {} for {} shards of {} points ({}, {}, {}); merged dataset: {}",
+        if job.reused { "rewrote the scripts in" } else { "wrote" },
+        job.job_dir.display(),
+        job.shards,
+        job.points,
+        slurm::ARRAY_SCRIPT,
+        slurm::MERGE_SCRIPT,
+        slurm::SUBMIT_SCRIPT,
+        job.out.display()
+    );
+    if !args.submit {
+        eprintln!(
+            "neqkin: nothing submitted; submit with these two commands (or `sh {}`, or add --submit):",
+            job.submit_script.display()
+        );
+        for c in job.sbatch_commands() {
+            println!("{c}");
+        }
+        return Ok(0);
+    }
+    let s = slurm::submit(&job).map_err(|e| Failure { code: EXIT_RUNTIME, error: e.into() })?;
+    println!(
+        "array job {} ({} tasks: {}_0 … {}_{}), merge job {} (after {} succeeds)",
+        s.array,
+        job.shards,
+        s.array,
+        s.array,
+        job.shards - 1,
+        s.merge,
+        s.array
+    );
+    eprintln!(
+        "neqkin: logs in {}/logs; the merged dataset will be {}; if tasks are cancelled or time out, \
+         the same command resubmits and they resume",
+        job.job_dir.display(),
+        job.out.display()
+    );
+    Ok(0)
 }
