@@ -1,5 +1,6 @@
 //! Batches grouped by the model's batch key (issue 11, item 1): sweeping a grid size
-//! (`grid_points` of relaxation and photoexcited, `n_omega` of cavity) works with any
+//! (`grid_points` of relaxation and photoexcited, `n_omega` of cavity, `grid_step` of
+//! interband) works with any
 //! `batch_size`, and every point's result equals its result when run alone. Plus the
 //! `--dry-run` report, and why a failed or stopped point stopped (item 5).
 
@@ -129,6 +130,19 @@ fn cavity_n_omega_sweep_with_batches() {
         "n_omega",
         "401, 801",
         "[[sweep]]\nname = \"coupling_g\"\nvalues = [0.1, 0.3]",
+        4,
+    );
+}
+
+#[test]
+fn interband_grid_step_sweep_with_batches() {
+    // grid_step sets the number of momenta (2·round(cutoff/grid_step)).
+    check_grid_sweep(
+        "interband",
+        "model = \"interband\"\n[solver]\nt_end = 10.0\nn_outputs = 2\n[params]\ngamma_ph = 0.01\ngamma_rr = 0.001",
+        "grid_step",
+        "0.01, 0.02",
+        "[[sweep]]\nname = \"coupling_v\"\nvalues = [0.0, 5.0]",
         4,
     );
 }

@@ -174,7 +174,8 @@ pub trait Model: Send + Sync {
     /// Sizes of one member of this point, from its parameters alone (nothing allocated at
     /// the point's size), so that the run layer can refuse a run whose batches or output
     /// would not fit before anything runs. `None` (default): unknown; the run layer then
-    /// builds a one-member probe batch for the array sizes.
+    /// checks no memory or output size for the point and uses the plan's batch size (or
+    /// the CPU default).
     fn footprint(&self, params: &serde_json::Value) -> Result<Option<Footprint>> {
         let _ = params;
         Ok(None)
