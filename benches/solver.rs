@@ -9,9 +9,15 @@
 //! 3. steps, RHS evaluations and time of the stabilised method (RKC) against adaptive
 //!    DOPRI5 at T/W = 0.003 with Γ_in > 0, and the σ/σ0 they agree on.
 //!
+//! 4. the photoexcited CPU right-hand side alone, one thread: ns per cell per evaluation
+//!    (Fig 2a terms: Γ_in = 0, E = 0; and with every term on);
+//! 5. the Fig 2a-type DOPRI5 sweep of issue 12 on the CPU backend (64 ω_p in [0.1, 0.9],
+//!    fixed ζ ∈ {1, 5, 20}, half filling, T = 0.003, t = 10, rtol 1e-6, atol 1e-9): wall per
+//!    point, RHS evaluations per point, and the wall per cell per evaluation per thread.
+//!
 //! Every figure is the median of `--reps` runs (default 3) measured in this one process,
 //! so ratios are side by side. Options: `--quick` (smaller sizes), `--backends cpu,gpu`,
-//! `--sizes 512,2048`, `--batches 1,64`, `--json PATH`.
+//! `--sizes 512,2048`, `--batches 1,64`, `--sections 1,2,3,4,5` (default all), `--json PATH`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +38,7 @@ struct Args {
     reps: usize,
     json: Option<String>,
     stiff_sizes: Vec<usize>,
+    sections: Vec<usize>,
 }
 
 fn parse_args() -> Args {
@@ -42,6 +49,7 @@ fn parse_args() -> Args {
         reps: 3,
         json: None,
         stiff_sizes: vec![1024, 4096, 8192],
+        sections: vec![1, 2, 3, 4, 5],
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let list = |s: &str| s.split(',').filter_map(|x| x.trim().parse().ok()).collect::<Vec<usize>>();
@@ -65,6 +73,10 @@ fn parse_args() -> Args {
             }
             "--batches" => {
                 a.batches = list(&next);
+                i += 1;
+            }
+            "--sections" => {
+                a.sections = list(&next);
                 i += 1;
             }
             "--reps" => {
@@ -175,6 +187,14 @@ fn main() {
     let mut report = serde_json::Map::new();
     let mut rows = vec![];
 
+    let on = |k: usize| args.sections.contains(&k);
+    if on(4) {
+        report.insert("rhs_per_core".into(), rhs_per_core(&args).into());
+    }
+    if on(5) {
+        report.insert("fig2a_sweep".into(), fig2a_sweep(&args).into());
+    }
+    if on(1) {
     println!("## 1. RK4 throughput, photoexcited model (ζ = 20, Γ_in = 0.01), median of {} runs", args.reps);
     println!("| device | N | batch | steps | wall/step | wall per point per step | grid-point updates/s |");
     println!("|---|---|---|---|---|---|---|");
@@ -201,6 +221,8 @@ fn main() {
         }
     }
     report.insert("throughput".into(), rows.into());
+    }
+    if on(2) {
 
     println!();
     println!("## 2. RHS kernel bandwidth vs a plain copy of the same bytes (batch 64)");
@@ -242,6 +264,8 @@ fn main() {
         }
     }
     report.insert("bandwidth".into(), bw.into());
+    }
+    if on(3) {
 
     println!();
     println!("## 3. Stiff energy diffusion: RKC vs DOPRI5 (T/W = 0.003, Γ_in = 0.05, ζ = 20, ω_p = 0.52, t = 2, rtol 1e-6, batch 1)");
@@ -301,6 +325,7 @@ fn main() {
         }
     }
     report.insert("stiff".into(), stiff.into());
+    }
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
         println!("\nwrote {path}");
@@ -319,4 +344,144 @@ fn cpu_copy_bandwidth(bytes: usize) -> f64 {
         std::hint::black_box(&mut dst);
     }
     2.0 * bytes as f64 * reps as f64 / s.elapsed().as_secs_f64() / 1e9
+}
+
+/// Seconds this thread has run on a CPU (Linux `/proc/thread-self/schedstat`), so a timing
+/// on a loaded machine does not count the time the thread waited for a core; `None`
+/// elsewhere.
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split_whitespace().next()?.parse::<f64>().ok()? * 1e-9)
+}
+
+/// CPU seconds (user + system) of this whole process (Linux `/proc/self/stat`, 10 ms ticks).
+fn process_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+}
+
+/// Section 4: the photoexcited CPU right-hand side of one member on one thread.
+fn rhs_per_core(args: &Args) -> Vec<serde_json::Value> {
+    println!("## 4. Photoexcited CPU RHS, one thread, ns per cell per evaluation (median of {} runs)", args.reps.max(5));
+    println!("| terms | N | ns per cell per evaluation (on-CPU time) | (wall time) | evaluations timed |");
+    println!("|---|---|---|---|---|");
+    let mut out = vec![];
+    for (label, inelastic, field) in [("Fig 2a (Γ_in = 0, E = 0, ζ = 20)", 0.0, 0.0), ("all terms (Γ_in = 0.01, E = 0.1)", 0.01, 0.1)] {
+        for &n in &args.sizes {
+            let p = PhotoexcitedBatch::new(&[PhotoexcitedParams::from_json(&json!({
+                "grid_points": n, "temperature": 0.003, "phonon_frequency": 0.52, "zeta": 20.0,
+                "inelastic_rate": inelastic, "electric_field": field, "filling": 0.5
+            }))
+            .unwrap()])
+            .unwrap();
+            let l = p.layout();
+            // A state away from equilibrium: the initial state advanced by a few Euler steps.
+            let mut y = p.initial_state();
+            let mut dy = vec![0.0; l.state_len];
+            let mut scratch = vec![0.0; l.scratch_len.max(1)];
+            let (params, tables) = (&p.params()[..l.params_len], &p.tables()[..l.table_len]);
+            for _ in 0..10 {
+                p.rhs_member(0, params, tables, 0.0, &y, &mut dy, &mut scratch);
+                for (yi, di) in y.iter_mut().zip(&dy) {
+                    *yi += 1e-3 * di;
+                }
+            }
+            let s = Instant::now();
+            let mut calib = 0usize;
+            while s.elapsed().as_secs_f64() < 0.05 {
+                p.rhs_member(0, params, tables, 0.0, &y, &mut dy, &mut scratch);
+                calib += 1;
+            }
+            let evals = (calib * 4).max(10);
+            let (cpu, wall): (Vec<f64>, Vec<f64>) = (0..args.reps.max(5))
+                .map(|_| {
+                    let c = thread_cpu_seconds();
+                    let s = Instant::now();
+                    for _ in 0..evals {
+                        p.rhs_member(0, params, tables, 0.0, std::hint::black_box(&y), &mut dy, &mut scratch);
+                    }
+                    std::hint::black_box(&dy);
+                    let wall = s.elapsed().as_secs_f64();
+                    let cpu = match (c, thread_cpu_seconds()) {
+                        (Some(a), Some(b)) => b - a,
+                        _ => wall,
+                    };
+                    let scale = 1e9 / (evals * n) as f64;
+                    (cpu * scale, wall * scale)
+                })
+                .unzip();
+            let (ns, ns_wall) = (median(cpu), median(wall));
+            println!("| {label} | {n} | {ns:.2} | {ns_wall:.2} | {evals} |");
+            out.push(json!({"terms": label, "n": n, "ns_per_cell_per_evaluation": ns, "ns_wall": ns_wall, "evaluations": evals}));
+        }
+    }
+    println!();
+    out
+}
+
+/// Section 5: the Fig 2a-type sweep of issue 12 on the CPU backend (whole batch, all threads).
+fn fig2a_sweep(args: &Args) -> Vec<serde_json::Value> {
+    let threads = rayon::current_num_threads();
+    println!(
+        "## 5. Fig 2a-type DOPRI5 sweep, CPU backend ({threads} threads): 64 ω_p in [0.1, 0.9], t = 10, rtol 1e-6, atol 1e-9, median of {} runs",
+        args.reps
+    );
+    println!("| N | ζ | wall per point | CPU time per point | RHS evaluations per point | CPU ns per cell per evaluation | mean σ/σ0 |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut out = vec![];
+    for &n in &args.sizes {
+        for zeta in [1.0, 5.0, 20.0] {
+            let points: Vec<PhotoexcitedParams> = (0..64)
+                .map(|m| {
+                    PhotoexcitedParams::from_json(&json!({
+                        "grid_points": n, "temperature": 0.003, "phonon_frequency": 0.1 + 0.8 * m as f64 / 63.0,
+                        "zeta": zeta, "filling": 0.5
+                    }))
+                    .unwrap()
+                })
+                .collect();
+            let p = Arc::new(PhotoexcitedBatch::new(&points).unwrap());
+            let opts = SolveOptions { method: Method::Dopri5, rtol: 1e-6, atol: 1e-9, output_times: vec![10.0], ..Default::default() };
+            let mut evals = 0u64;
+            let mut sigma = 0.0;
+            let (walls, cpus): (Vec<f64>, Vec<f64>) = (0..args.reps)
+                    .map(|_| {
+                        let problem: Arc<dyn BatchProblem> = p.clone();
+                        let mut b = CpuBackend::new(problem);
+                        let c0 = process_cpu_seconds();
+                        let s = Instant::now();
+                        let mut attempts = 0.0;
+                        integrate(&mut b, &*p, &opts, &mut |f| {
+                            attempts = f.n_accept.iter().zip(f.n_reject).map(|(a, r)| a + r).sum::<f64>();
+                            sigma = (0..64).map(|m| p.observables(m, f.t, &f.state[m * p.layout().state_len..(m + 1) * p.layout().state_len]).scalars[0].1).sum::<f64>() / 64.0;
+                            Ok(())
+                        })
+                        .unwrap();
+                        // Per member: 1 initial evaluation + 6 per attempt (FSAL).
+                        evals = (64.0 + 6.0 * attempts) as u64;
+                        let wall = s.elapsed().as_secs_f64();
+                        let cpu = match (c0, process_cpu_seconds()) {
+                            (Some(a), Some(b)) => b - a,
+                            _ => wall * threads as f64,
+                        };
+                        (wall, cpu)
+                    })
+                    .unzip();
+            let (wall, cpu) = (median(walls), median(cpus));
+            let per_point = wall / 64.0;
+            let evals_pt = evals as f64 / 64.0;
+            let ns = cpu * 1e9 / (evals as f64 * n as f64);
+            println!(
+                "| {n} | {zeta} | {:.2} ms | {:.2} ms | {evals_pt:.0} | {ns:.2} | {sigma:.9} |",
+                per_point * 1e3,
+                cpu / 64.0 * 1e3
+            );
+            out.push(json!({"n": n, "zeta": zeta, "seconds_per_point": per_point, "cpu_seconds_per_point": cpu / 64.0,
+                "rhs_evaluations_per_point": evals_pt, "cpu_ns_per_cell_per_evaluation": ns, "mean_sigma_over_sigma0": sigma}));
+        }
+    }
+    println!();
+    out
 }

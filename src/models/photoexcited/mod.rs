@@ -133,6 +133,7 @@ impl PhotoexcitedBatch {
         // Bands are built once per distinct band description within this batch.
         let mut bands: HashMap<String, Arc<Band>> = HashMap::new();
         let mut member_bands = Vec::with_capacity(points.len());
+        let mut band_keys = Vec::with_capacity(points.len());
         for p in points {
             let key = format!(
                 "{:?}|{:?}|{:?}|{}|{:?}|{}|{:?}|{}",
@@ -149,12 +150,16 @@ impl PhotoexcitedBatch {
                 Some(b) => b.clone(),
                 None => {
                     let b = Arc::new(Band::build_with(p, device)?);
-                    bands.insert(key, b.clone());
+                    bands.insert(key.clone(), b.clone());
                     b
                 }
             };
             member_bands.push(band);
+            band_keys.push(key);
         }
+        // μ from a filling (a bisection over N Fermi functions) once per band, filling and T:
+        // a sweep over ω_p or ζ shares it.
+        let mut mu_cache: HashMap<(String, u64, u64), f64> = HashMap::new();
         let lines: Vec<PhononLines> =
             points.iter().map(|p| PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width())).collect();
         let max_lines = lines.iter().map(|l| l.shift.len()).max().unwrap_or(0);
@@ -179,7 +184,12 @@ impl PhotoexcitedBatch {
             let t = p.temperature;
             let mu = match (p.chemical_potential, p.filling) {
                 (Some(mu), _) => mu,
-                (None, f) => band.chemical_potential(f.unwrap_or(0.5), t),
+                (None, f) => {
+                    let f = f.unwrap_or(0.5);
+                    *mu_cache
+                        .entry((band_keys[m].clone(), f.to_bits(), t.to_bits()))
+                        .or_insert_with(|| band.chemical_potential(f, t))
+                }
             };
             let d_f = band.interpolate(&band.dos, mu);
             let sigma0 = band.interpolate(&band.sigma_tilde, mu);
