@@ -153,7 +153,10 @@ pub enum Op {
         /// Control law.
         law: ControlLaw,
     },
-    /// `dst = src` for members whose `flag` is nonzero.
+    /// `dst = src` for members whose `flag` is nonzero. When the program rewrites `src` in
+    /// full before reading it again (going round the replayed program, e.g. DOPRI5's
+    /// `ynew` and `k7`), a backend may leave the old `dst` in `src` instead of a copy (the
+    /// CPU backend swaps the two vectors); hosts read no such scratch vector.
     Select {
         /// Destination.
         dst: VecId,
