@@ -195,136 +195,134 @@ fn main() {
         report.insert("fig2a_sweep".into(), fig2a_sweep(&args).into());
     }
     if on(1) {
-    println!("## 1. RK4 throughput, photoexcited model (ζ = 20, Γ_in = 0.01), median of {} runs", args.reps);
-    println!("| device | N | batch | steps | wall/step | wall per point per step | grid-point updates/s |");
-    println!("|---|---|---|---|---|---|---|");
-    for dev in &devices {
-        for &n in &args.sizes {
-            for &members in &args.batches {
-                let p = batch(n, members, 0.01);
-                // Warm-up and calibration: aim for ≥ 0.3 s per measurement.
-                let one = time_rk4(dev, &p, 1);
-                let steps = ((0.3 / one).ceil() as usize).clamp(1, 200);
-                let t = median((0..args.reps).map(|_| time_rk4(dev, &p, steps)).collect());
-                let per_step = t / steps as f64;
-                let updates = (n * members) as f64 / per_step;
-                println!(
-                    "| {} | {n} | {members} | {steps} | {:.3} ms | {:.2} µs | {:.3e} |",
-                    dev.label,
-                    per_step * 1e3,
-                    per_step / members as f64 * 1e6,
-                    updates
-                );
-                rows.push(json!({"device": dev.label, "n": n, "batch": members, "steps": steps,
+        println!("## 1. RK4 throughput, photoexcited model (ζ = 20, Γ_in = 0.01), median of {} runs", args.reps);
+        println!("| device | N | batch | steps | wall/step | wall per point per step | grid-point updates/s |");
+        println!("|---|---|---|---|---|---|---|");
+        for dev in &devices {
+            for &n in &args.sizes {
+                for &members in &args.batches {
+                    let p = batch(n, members, 0.01);
+                    // Warm-up and calibration: aim for ≥ 0.3 s per measurement.
+                    let one = time_rk4(dev, &p, 1);
+                    let steps = ((0.3 / one).ceil() as usize).clamp(1, 200);
+                    let t = median((0..args.reps).map(|_| time_rk4(dev, &p, steps)).collect());
+                    let per_step = t / steps as f64;
+                    let updates = (n * members) as f64 / per_step;
+                    println!(
+                        "| {} | {n} | {members} | {steps} | {:.3} ms | {:.2} µs | {:.3e} |",
+                        dev.label,
+                        per_step * 1e3,
+                        per_step / members as f64 * 1e6,
+                        updates
+                    );
+                    rows.push(json!({"device": dev.label, "n": n, "batch": members, "steps": steps,
                     "seconds_per_step": per_step, "grid_point_updates_per_second": updates}));
+                }
             }
         }
-    }
-    report.insert("throughput".into(), rows.into());
+        report.insert("throughput".into(), rows.into());
     }
     if on(2) {
-
-    println!();
-    println!("## 2. RHS kernel bandwidth vs a plain copy of the same bytes (batch 64)");
-    println!("| device | N | RHS time | RHS effective GB/s (read y + write dy) | copy GB/s | ratio |");
-    println!("|---|---|---|---|---|---|");
-    let mut bw = vec![];
-    for dev in &devices {
-        for &n in &args.sizes {
-            let members = 64;
-            let p = batch(n, members, 0.01);
-            let problem: Arc<dyn BatchProblem> = p.clone();
-            let mut b = dev.backend(problem);
-            let (y, dy, t) = (b.new_vector().unwrap(), b.new_vector().unwrap(), b.new_scalars().unwrap());
-            b.write_vector(y, &p.initial_state()).unwrap();
-            let prog = b.compile(&StepProgram { ops: vec![Op::Rhs { t, y, dy }] }).unwrap();
-            b.run(prog, 1).unwrap();
-            b.read_scalars(t).unwrap();
-            let repeats = 20;
-            let rhs = median(
-                (0..args.reps)
-                    .map(|_| {
-                        let s = Instant::now();
-                        b.run(prog, repeats).unwrap();
-                        b.read_scalars(t).unwrap();
-                        s.elapsed().as_secs_f64() / repeats as f64
-                    })
-                    .collect(),
-            );
-            let real = if dev.precision == Precision::F64 { 8 } else { 4 };
-            let state_len = p.layout().state_len;
-            let bytes = (2 * members * state_len * real) as f64;
-            let copy = match &dev.ctx {
-                Some(ctx) => copy_bandwidth(ctx, bytes as u64 / 2, dev.precision).unwrap(),
-                None => cpu_copy_bandwidth(bytes as usize / 2),
-            };
-            let eff = bytes / rhs / 1e9;
-            println!("| {} | {n} | {:.3} ms | {eff:.3} | {copy:.3} | {:.2} |", dev.label, rhs * 1e3, eff / copy);
-            bw.push(json!({"device": dev.label, "n": n, "rhs_seconds": rhs, "rhs_gbps": eff, "copy_gbps": copy}));
-        }
-    }
-    report.insert("bandwidth".into(), bw.into());
-    }
-    if on(3) {
-
-    println!();
-    println!("## 3. Stiff energy diffusion: RKC vs DOPRI5 (T/W = 0.003, Γ_in = 0.05, ζ = 20, ω_p = 0.52, t = 2, rtol 1e-6, batch 1)");
-    println!("| device | N | method | steps accepted | rejected | RHS evaluations | wall | σ/σ0 at t = 2 |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut stiff = vec![];
-    for dev in devices.iter().filter(|d| d.precision == Precision::F64) {
-        for &n in &args.stiff_sizes {
-            // DOPRI5 needs ~25k steps at N = 8192; on a software adapter that alone takes
-            // many minutes, so the GPU rows stop at 4096 and run once.
-            let on_gpu = dev.ctx.is_some();
-            if on_gpu && n > 4096 {
-                continue;
-            }
-            let reps = if on_gpu { 1 } else { args.reps };
-            let p: Arc<PhotoexcitedBatch> = Arc::new(
-                PhotoexcitedBatch::new(&[PhotoexcitedParams::from_json(&json!({
-                    "grid_points": n, "temperature": 0.003, "phonon_frequency": 0.52,
-                    "zeta": 20.0, "inelastic_rate": 0.05, "filling": 0.5
-                }))
-                .unwrap()])
-                .unwrap(),
-            );
-            let mut walls = vec![];
-            for method in [Method::Dopri5, Method::Rkc] {
-                let opts =
-                    SolveOptions { method, rtol: 1e-6, atol: 1e-9, output_times: vec![2.0], ..Default::default() };
-                let mut result = (0.0, 0.0, 0.0);
-                let mut evals = 0;
-                let wall = median(
-                    (0..reps)
+        println!();
+        println!("## 2. RHS kernel bandwidth vs a plain copy of the same bytes (batch 64)");
+        println!("| device | N | RHS time | RHS effective GB/s (read y + write dy) | copy GB/s | ratio |");
+        println!("|---|---|---|---|---|---|");
+        let mut bw = vec![];
+        for dev in &devices {
+            for &n in &args.sizes {
+                let members = 64;
+                let p = batch(n, members, 0.01);
+                let problem: Arc<dyn BatchProblem> = p.clone();
+                let mut b = dev.backend(problem);
+                let (y, dy, t) = (b.new_vector().unwrap(), b.new_vector().unwrap(), b.new_scalars().unwrap());
+                b.write_vector(y, &p.initial_state()).unwrap();
+                let prog = b.compile(&StepProgram { ops: vec![Op::Rhs { t, y, dy }] }).unwrap();
+                b.run(prog, 1).unwrap();
+                b.read_scalars(t).unwrap();
+                let repeats = 20;
+                let rhs = median(
+                    (0..args.reps)
                         .map(|_| {
-                            let problem: Arc<dyn BatchProblem> = p.clone();
-                            let mut b = dev.backend(problem);
                             let s = Instant::now();
-                            let stats = integrate(&mut *b, &*p, &opts, &mut |f| {
-                                let sig = p.observables(0, f.t, f.state).scalars[0].1;
-                                result = (f.n_accept[0], f.n_reject[0], sig);
-                                Ok(())
-                            })
-                            .unwrap();
-                            evals = stats.rhs_evaluations;
-                            s.elapsed().as_secs_f64()
+                            b.run(prog, repeats).unwrap();
+                            b.read_scalars(t).unwrap();
+                            s.elapsed().as_secs_f64() / repeats as f64
                         })
                         .collect(),
                 );
-                walls.push(wall);
-                println!(
-                    "| {} | {n} | {method:?} | {} | {} | {evals} | {:.3} s | {:.6} |",
-                    dev.label, result.0, result.1, wall, result.2
+                let real = if dev.precision == Precision::F64 { 8 } else { 4 };
+                let state_len = p.layout().state_len;
+                let bytes = (2 * members * state_len * real) as f64;
+                let copy = match &dev.ctx {
+                    Some(ctx) => copy_bandwidth(ctx, bytes as u64 / 2, dev.precision).unwrap(),
+                    None => cpu_copy_bandwidth(bytes as usize / 2),
+                };
+                let eff = bytes / rhs / 1e9;
+                println!("| {} | {n} | {:.3} ms | {eff:.3} | {copy:.3} | {:.2} |", dev.label, rhs * 1e3, eff / copy);
+                bw.push(json!({"device": dev.label, "n": n, "rhs_seconds": rhs, "rhs_gbps": eff, "copy_gbps": copy}));
+            }
+        }
+        report.insert("bandwidth".into(), bw.into());
+    }
+    if on(3) {
+        println!();
+        println!("## 3. Stiff energy diffusion: RKC vs DOPRI5 (T/W = 0.003, Γ_in = 0.05, ζ = 20, ω_p = 0.52, t = 2, rtol 1e-6, batch 1)");
+        println!("| device | N | method | steps accepted | rejected | RHS evaluations | wall | σ/σ0 at t = 2 |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let mut stiff = vec![];
+        for dev in devices.iter().filter(|d| d.precision == Precision::F64) {
+            for &n in &args.stiff_sizes {
+                // DOPRI5 needs ~25k steps at N = 8192; on a software adapter that alone takes
+                // many minutes, so the GPU rows stop at 4096 and run once.
+                let on_gpu = dev.ctx.is_some();
+                if on_gpu && n > 4096 {
+                    continue;
+                }
+                let reps = if on_gpu { 1 } else { args.reps };
+                let p: Arc<PhotoexcitedBatch> = Arc::new(
+                    PhotoexcitedBatch::new(&[PhotoexcitedParams::from_json(&json!({
+                        "grid_points": n, "temperature": 0.003, "phonon_frequency": 0.52,
+                        "zeta": 20.0, "inelastic_rate": 0.05, "filling": 0.5
+                    }))
+                    .unwrap()])
+                    .unwrap(),
                 );
-                stiff.push(json!({"device": dev.label, "n": n, "method": format!("{method:?}"),
+                let mut walls = vec![];
+                for method in [Method::Dopri5, Method::Rkc] {
+                    let opts =
+                        SolveOptions { method, rtol: 1e-6, atol: 1e-9, output_times: vec![2.0], ..Default::default() };
+                    let mut result = (0.0, 0.0, 0.0);
+                    let mut evals = 0;
+                    let wall = median(
+                        (0..reps)
+                            .map(|_| {
+                                let problem: Arc<dyn BatchProblem> = p.clone();
+                                let mut b = dev.backend(problem);
+                                let s = Instant::now();
+                                let stats = integrate(&mut *b, &*p, &opts, &mut |f| {
+                                    let sig = p.observables(0, f.t, f.state).scalars[0].1;
+                                    result = (f.n_accept[0], f.n_reject[0], sig);
+                                    Ok(())
+                                })
+                                .unwrap();
+                                evals = stats.rhs_evaluations;
+                                s.elapsed().as_secs_f64()
+                            })
+                            .collect(),
+                    );
+                    walls.push(wall);
+                    println!(
+                        "| {} | {n} | {method:?} | {} | {} | {evals} | {:.3} s | {:.6} |",
+                        dev.label, result.0, result.1, wall, result.2
+                    );
+                    stiff.push(json!({"device": dev.label, "n": n, "method": format!("{method:?}"),
                     "accepted": result.0, "rejected": result.1, "rhs_evaluations": evals,
                     "seconds": wall, "sigma_over_sigma0": result.2}));
+                }
+                println!("|  | {n} | speed-up RKC vs DOPRI5 | | | | {:.1}× | |", walls[0] / walls[1]);
             }
-            println!("|  | {n} | speed-up RKC vs DOPRI5 | | | | {:.1}× | |", walls[0] / walls[1]);
         }
-    }
-    report.insert("stiff".into(), stiff.into());
+        report.insert("stiff".into(), stiff.into());
     }
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
@@ -364,11 +362,16 @@ fn process_cpu_seconds() -> Option<f64> {
 
 /// Section 4: the photoexcited CPU right-hand side of one member on one thread.
 fn rhs_per_core(args: &Args) -> Vec<serde_json::Value> {
-    println!("## 4. Photoexcited CPU RHS, one thread, ns per cell per evaluation (median of {} runs)", args.reps.max(5));
+    println!(
+        "## 4. Photoexcited CPU RHS, one thread, ns per cell per evaluation (median of {} runs)",
+        args.reps.max(5)
+    );
     println!("| terms | N | ns per cell per evaluation (on-CPU time) | (wall time) | evaluations timed |");
     println!("|---|---|---|---|---|");
     let mut out = vec![];
-    for (label, inelastic, field) in [("Fig 2a (Γ_in = 0, E = 0, ζ = 20)", 0.0, 0.0), ("all terms (Γ_in = 0.01, E = 0.1)", 0.01, 0.1)] {
+    for (label, inelastic, field) in
+        [("Fig 2a (Γ_in = 0, E = 0, ζ = 20)", 0.0, 0.0), ("all terms (Γ_in = 0.01, E = 0.1)", 0.01, 0.1)]
+    {
         for &n in &args.sizes {
             let p = PhotoexcitedBatch::new(&[PhotoexcitedParams::from_json(&json!({
                 "grid_points": n, "temperature": 0.003, "phonon_frequency": 0.52, "zeta": 20.0,
@@ -450,32 +453,49 @@ fn fig2a_sweep(args: &Args) -> Vec<serde_json::Value> {
                 })
                 .collect();
             let p = Arc::new(PhotoexcitedBatch::new(&points).unwrap());
-            let opts = SolveOptions { method: Method::Dopri5, rtol: 1e-6, atol: 1e-9, output_times: vec![10.0], ..Default::default() };
+            let opts = SolveOptions {
+                method: Method::Dopri5,
+                rtol: 1e-6,
+                atol: 1e-9,
+                output_times: vec![10.0],
+                ..Default::default()
+            };
             let mut evals = 0u64;
             let mut sigma = 0.0;
             let (walls, cpus): (Vec<f64>, Vec<f64>) = (0..args.reps)
-                    .map(|_| {
-                        let problem: Arc<dyn BatchProblem> = p.clone();
-                        let mut b = CpuBackend::new(problem);
-                        let c0 = process_cpu_seconds();
-                        let s = Instant::now();
-                        let mut attempts = 0.0;
-                        integrate(&mut b, &*p, &opts, &mut |f| {
-                            attempts = f.n_accept.iter().zip(f.n_reject).map(|(a, r)| a + r).sum::<f64>();
-                            sigma = (0..64).map(|m| p.observables(m, f.t, &f.state[m * p.layout().state_len..(m + 1) * p.layout().state_len]).scalars[0].1).sum::<f64>() / 64.0;
-                            Ok(())
-                        })
-                        .unwrap();
-                        // Per member: 1 initial evaluation + 6 per attempt (FSAL).
-                        evals = (64.0 + 6.0 * attempts) as u64;
-                        let wall = s.elapsed().as_secs_f64();
-                        let cpu = match (c0, process_cpu_seconds()) {
-                            (Some(a), Some(b)) => b - a,
-                            _ => wall * threads as f64,
-                        };
-                        (wall, cpu)
+                .map(|_| {
+                    let problem: Arc<dyn BatchProblem> = p.clone();
+                    let mut b = CpuBackend::new(problem);
+                    let c0 = process_cpu_seconds();
+                    let s = Instant::now();
+                    let mut attempts = 0.0;
+                    integrate(&mut b, &*p, &opts, &mut |f| {
+                        attempts = f.n_accept.iter().zip(f.n_reject).map(|(a, r)| a + r).sum::<f64>();
+                        sigma = (0..64)
+                            .map(|m| {
+                                p.observables(
+                                    m,
+                                    f.t,
+                                    &f.state[m * p.layout().state_len..(m + 1) * p.layout().state_len],
+                                )
+                                .scalars[0]
+                                    .1
+                            })
+                            .sum::<f64>()
+                            / 64.0;
+                        Ok(())
                     })
-                    .unzip();
+                    .unwrap();
+                    // Per member: 1 initial evaluation + 6 per attempt (FSAL).
+                    evals = (64.0 + 6.0 * attempts) as u64;
+                    let wall = s.elapsed().as_secs_f64();
+                    let cpu = match (c0, process_cpu_seconds()) {
+                        (Some(a), Some(b)) => b - a,
+                        _ => wall * threads as f64,
+                    };
+                    (wall, cpu)
+                })
+                .unzip();
             let (wall, cpu) = (median(walls), median(cpus));
             let per_point = wall / 64.0;
             let evals_pt = evals as f64 / 64.0;

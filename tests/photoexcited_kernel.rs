@@ -156,7 +156,12 @@ fn cpu_rhs_matches_the_cell_by_cell_reference() {
         }
         let scale = reference.iter().fold(0.0f64, |a, x| a.max(x.abs()));
         for i in n..n + 3 {
-            assert!((fast[i] - reference[i]).abs() <= 1e-13 * scale, "{p}: component {i}: {} vs {}", fast[i], reference[i]);
+            assert!(
+                (fast[i] - reference[i]).abs() <= 1e-13 * scale,
+                "{p}: component {i}: {} vs {}",
+                fast[i],
+                reference[i]
+            );
         }
         assert!((s_fast.sigma - sigma).abs() <= 1e-14 * sigma.abs().max(1.0), "{p}: σ {} vs {sigma}", s_fast.sigma);
     }

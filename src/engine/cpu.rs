@@ -100,9 +100,7 @@ fn dead_after(ops: &[Op], at: usize, v: VecId) -> bool {
         let (reads, writes_all) = match op {
             Op::BeginStep { .. } | Op::ScalarAxpy { .. } | Op::Control { .. } => (false, false),
             Op::Rhs { y, dy, .. } => (*y == v, *dy == v),
-            Op::Lincomb { out, plain, scaled, .. } => {
-                (plain.iter().chain(scaled).any(|(_, x)| *x == v), *out == v)
-            }
+            Op::Lincomb { out, plain, scaled, .. } => (plain.iter().chain(scaled).any(|(_, x)| *x == v), *out == v),
             Op::ErrorNorm { err, y, y_new, reference, .. } => {
                 (*err == v || *y == v || *y_new == v || *reference == Some(v), false)
             }
@@ -156,8 +154,10 @@ fn exec_fused(problem: &dyn BatchProblem, m: usize, st: &mut MemberStore, op: &C
     match op {
         CpuOp::Plain(op) => exec_member(problem, m, st, op),
         CpuOp::LincombNorm { lincomb, norm } => {
-            let (Op::Lincomb { out, plain, h, scaled }, Op::ErrorNorm { out: norm_out, y, y_new, reference, blocks, .. }) =
-                (lincomb, norm)
+            let (
+                Op::Lincomb { out, plain, h, scaled },
+                Op::ErrorNorm { out: norm_out, y, y_new, reference, blocks, .. },
+            ) = (lincomb, norm)
             else {
                 unreachable!("fuse builds LincombNorm from a Lincomb and an ErrorNorm");
             };
@@ -261,7 +261,13 @@ fn exec_member(problem: &dyn BatchProblem, m: usize, st: &mut MemberStore, op: &
 /// scaled terms (every integrator's stage); per component the same sums in the same order
 /// as [`lincomb`], so bit-identical to it. Returns `false` (nothing written) for other
 /// term counts.
-fn lincomb_one_pass(out: &mut [f64], vecs: &[Vec<f64>], plain: &[(f64, VecId)], h: f64, scaled: &[(f64, VecId)]) -> bool {
+fn lincomb_one_pass(
+    out: &mut [f64],
+    vecs: &[Vec<f64>],
+    plain: &[(f64, VecId)],
+    h: f64,
+    scaled: &[(f64, VecId)],
+) -> bool {
     macro_rules! dispatch {
         ($($p:literal => [$($s:literal),*]);*) => {
             match (plain.len(), scaled.len()) {
@@ -358,8 +364,13 @@ fn lincomb_error_norm(
         };
     }
     dispatch!(0 => [1, 2, 3, 4, 5, 6, 7]; 1 => [1, 2, 3, 4, 5, 6, 7]; 2 => [1, 2, 3]);
-    lincomb(e, 0, &plain.iter().map(|(c, v)| (*c, vecs[v.0].as_slice())).collect::<Vec<_>>(), h,
-        &scaled.iter().map(|(c, v)| (*c, vecs[v.0].as_slice())).collect::<Vec<_>>());
+    lincomb(
+        e,
+        0,
+        &plain.iter().map(|(c, v)| (*c, vecs[v.0].as_slice())).collect::<Vec<_>>(),
+        h,
+        &scaled.iter().map(|(c, v)| (*c, vecs[v.0].as_slice())).collect::<Vec<_>>(),
+    );
     error_norm(e, y0, y1, reference, blocks)
 }
 
