@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use neqkin::engine::output::{self, OpenMode};
+use neqkin::engine::output;
 use neqkin::engine::schedule::Shard;
 use neqkin::run::{self, RunOptions};
 use neqkin::NeqkinError;
@@ -69,9 +69,13 @@ enum Command {
         /// Shard output folders.
         #[arg(required = true)]
         shards: Vec<PathBuf>,
-        /// Overwrite `out` if it is not empty.
+        /// Delete the results in `out` if it is a non-empty folder neqkin made.
         #[arg(long)]
         force: bool,
+        /// Merge what there is: skip missing shard folders, take the finished points of
+        /// incomplete shards (otherwise those are errors, exit 2).
+        #[arg(long)]
+        allow_partial: bool,
     },
     /// Write (and with --submit, submit) a Slurm job array with one shard per task and a
     /// merge job that runs after it; requeued or resubmitted tasks resume their shard.
@@ -238,7 +242,9 @@ fn main() -> ExitCode {
         Command::Init { model } => {
             neqkin::models::find(&model).map(|m| print!("{}", run::starter::init_toml(&*m))).map(|_| 0).map_err(usage)
         }
-        Command::Merge { out, shards, force } => merge(&out, &shards, force),
+        Command::Merge { out, shards, force, allow_partial } => {
+            merge(&out, &shards, output::MergeOptions { force, allow_partial })
+        }
         Command::Slurm(args) => slurm(args),
     };
     match result {
@@ -339,15 +345,17 @@ fn devices() -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<u8, Failure> {
-    output::check_folder(out, if force { OpenMode::Force } else { OpenMode::New }).map_err(usage)?;
-    let s = output::merge(out, shards, force).map_err(|e| {
+fn merge(out: &Path, shards: &[PathBuf], opts: output::MergeOptions) -> Result<u8, Failure> {
+    let s = output::merge(out, shards, opts).map_err(|e| {
         let code = if matches!(e, NeqkinError::Output { .. }) { EXIT_USAGE } else { EXIT_RUNTIME };
         Failure { code, error: anyhow::Error::new(e).context(format!("merging into {}", out.display())) }
     })?;
+    for w in &s.warnings {
+        eprintln!("neqkin: warning (--allow-partial): {w}");
+    }
     eprintln!("neqkin: merged {} points into {}", s.points, out.display());
     if s.missing > 0 {
-        eprintln!("neqkin: warning: {} points of the sweep are in no shard", s.missing);
+        eprintln!("neqkin: warning: {} points of the sweep are in no shard (meta.json: complete = false)", s.missing);
     }
     let failed = output::failed_points(out).map_err(classify)?;
     Ok(if failed.is_empty() { 0 } else { EXIT_FAILED_POINTS })

@@ -1,38 +1,53 @@
-//! The output folder: `results.csv`, `meta.json`, `arrays/*.npy` and `progress.txt`.
+//! The output folder: `results.csv`, `meta.json`, `arrays/*.npy` and `progress.txt`,
+//! plus the marker `.neqkin` and the lock `.neqkin.lock` ([`crate::engine::folder`]).
 //!
 //! Written as each batch finishes, in an order that makes a kill at any instant harmless:
-//! arrays, then the batch's CSV rows (flushed and synced), then the batch's point indices
-//! appended to `progress.txt` (flushed and synced), then `meta.json` (replaced
-//! atomically). A point counts as done only once it is in `progress.txt`; `--resume`
-//! drops every CSV row of a point that is not (a batch cut off mid-write) and redoes it.
+//! arrays (each written atomically: temporary file, sync, rename), then the batch's CSV
+//! rows (appended, synced), then one line per point appended to `progress.txt` (synced),
+//! then `meta.json` (replaced atomically). A point counts as done only once its complete
+//! line is in `progress.txt`. The line is `point rows arrays`: the point index, how many
+//! CSV rows it wrote and the names of its arrays (`-` for none), so that `--resume` can
+//! check that every finished point really has its rows and arrays in the folder; points
+//! that do not (rows lost, a file truncated or deleted) are redone, and rows of points
+//! that are not finished (a batch cut off mid-write) are dropped. A torn last line of
+//! `progress.txt` is not read. `run` and `merge` hold the folder's lock while they write.
 //!
 //! `results.csv` has one row per sweep point and output time:
 //! `point` (the global, shard-independent index), one column per sweep axis, `output`
 //! (index of the output time), `t`, `t_reached`, `status` (running/reached/steady/failed),
 //! `steps_accepted`, `steps_rejected`, the model's scalar observables, `message` (why a
 //! point failed). Floats are written in Rust's shortest round-trip form (`NaN`, `inf`).
+//! Rows are in point order once a run is complete.
 //!
 //! Arrays are NPY v1.0 files numpy loads directly: `arrays/point_000123_<name>.npy` of
 //! shape `(n_outputs, len)` per point; arrays whose name starts with `grid_` are the
-//! same for every point and written once as `arrays/<name>.npy` (1-D).
+//! same for every point and written once per session as `arrays/<name>.npy` (1-D).
+//!
+//! `meta.json` records the config, its fingerprint (the parts that decide the results)
+//! and `inputs`: the SHA-256 of every file the parameters name (a `dos_table`, an α²F
+//! table), so a resume or a merge never mixes results of different input files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::config::Plan;
 use crate::engine::backend::BackendInfo;
+use crate::engine::folder::{self, FolderLock};
 use crate::engine::schedule::Shard;
 use crate::{NeqkinError, Result};
+
+pub use crate::engine::folder::write_atomic;
 
 /// File names inside an output folder.
 pub const RESULTS: &str = "results.csv";
 /// Metadata file.
 pub const META: &str = "meta.json";
-/// Finished point indices, one per line.
+/// Finished points, one line each (`point rows arrays`).
 pub const PROGRESS: &str = "progress.txt";
 /// Array folder.
 pub const ARRAYS: &str = "arrays";
@@ -50,8 +65,10 @@ pub enum OpenMode {
     /// The folder must be absent or empty.
     New,
     /// Continue the run recorded there (same config and shard), skipping finished points.
+    /// An absent or empty folder, or one neqkin made but killed before its `meta.json`
+    /// existed, starts the run afresh.
     Resume,
-    /// Delete what our files are there and start over.
+    /// Delete our results in a folder neqkin made and start over (refused elsewhere).
     Force,
 }
 
@@ -122,7 +139,7 @@ pub struct BatchRecord {
     pub backend: Option<String>,
 }
 
-/// An open output folder.
+/// An open output folder, locked for this process until dropped.
 pub struct OutputDir {
     root: PathBuf,
     columns: Vec<String>,
@@ -131,57 +148,121 @@ pub struct OutputDir {
     progress: File,
     done: BTreeSet<usize>,
     meta: Value,
+    /// `grid_*` arrays written in this session (each is written once per session, so a
+    /// damaged one from an earlier session is replaced).
+    grids_written: BTreeSet<String>,
+    /// Finished points a resume found incomplete in the folder, with why; redone.
+    repaired: Vec<(usize, String)>,
+    _lock: FolderLock,
 }
 
-/// Rejects a non-empty folder unless resuming or forcing; cheap, for the CLI to call
-/// before any work (usage error).
+/// Checks, without writing anything, that `root` can be opened as `mode` asks: a new run
+/// needs an absent or empty folder, `--resume` and `--force` a folder neqkin made (or an
+/// empty one). Cheap, for the CLI to call before any work (usage error). The lock file
+/// and the marker do not make a folder non-empty.
 pub fn check_folder(root: &Path, mode: OpenMode) -> Result<()> {
-    let non_empty = match std::fs::read_dir(root) {
-        Ok(mut it) => it.next().is_some(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(NeqkinError::io(root, e)),
-    };
     if root.exists() && !root.is_dir() {
         return Err(NeqkinError::output(root, "exists and is not a folder"));
     }
+    let names = folder::entries(root)?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let ours = folder::is_ours(root);
+    let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
     match mode {
-        OpenMode::New if non_empty => Err(NeqkinError::output(
+        OpenMode::New if ours => Err(NeqkinError::output(
             root,
-            "is not empty; use --resume to continue the run there or --force to overwrite it",
+            "is not empty (it holds a neqkin run); use --resume to continue the run there or --force to \
+             delete its results and start over",
         )),
-        OpenMode::Resume if non_empty && !root.join(META).exists() => {
-            Err(NeqkinError::output(root, format!("has no {META}; it is not a neqkin output folder, cannot resume")))
-        }
+        OpenMode::New => Err(NeqkinError::output(
+            root,
+            format!("is not empty and not a neqkin output folder (it holds {shown}); choose a new or empty folder"),
+        )),
+        OpenMode::Resume if !ours => Err(NeqkinError::output(
+            root,
+            format!(
+                "is not a neqkin output folder (no {} marker and no {META}; it holds {shown}); cannot resume there",
+                folder::MARKER
+            ),
+        )),
+        OpenMode::Force if !ours => Err(NeqkinError::output(
+            root,
+            format!(
+                "is not a neqkin output folder (no {} marker and no {META}; it holds {shown}): --force deletes \
+                 results only in folders neqkin made; choose another folder or empty this one yourself",
+                folder::MARKER
+            ),
+        )),
         _ => Ok(()),
     }
 }
 
-/// Writes `text` to `path` atomically (temporary file, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| NeqkinError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| NeqkinError::io(&tmp, e))?;
-    f.sync_data().map_err(|e| NeqkinError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| NeqkinError::io(path, e))
+/// One line of `progress.txt`: a finished point, how many CSV rows it wrote and the
+/// names of its arrays. Folders written before this record have the index alone
+/// (`rows` and `arrays` `None`: only the presence of some rows is checked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// Global point index.
+    pub point: usize,
+    /// Rows the point has in `results.csv`.
+    pub rows: Option<usize>,
+    /// Array names (`grid_*` ones are the shared `arrays/<name>.npy`).
+    pub arrays: Option<Vec<String>>,
 }
 
-/// Reads the finished point indices of a folder (complete lines only).
-pub fn read_progress(root: &Path) -> Result<BTreeSet<usize>> {
+impl Finished {
+    /// Parses a complete line (without its newline); `None` for a malformed one.
+    pub fn parse(line: &str) -> Option<Finished> {
+        let mut it = line.split_whitespace();
+        let point = it.next()?.parse().ok()?;
+        let rows = match it.next() {
+            None => return Some(Finished { point, rows: None, arrays: None }),
+            Some(r) => Some(r.parse().ok()?),
+        };
+        let arrays = match it.next()? {
+            "-" => Vec::new(),
+            a => a.split(',').map(str::to_string).collect(),
+        };
+        if it.next().is_some() {
+            return None;
+        }
+        Some(Finished { point, rows, arrays: Some(arrays) })
+    }
+
+    /// The line, with its newline.
+    pub fn line(&self) -> String {
+        match (&self.rows, &self.arrays) {
+            (Some(r), Some(a)) => {
+                format!("{} {r} {}\n", self.point, if a.is_empty() { "-".to_string() } else { a.join(",") })
+            }
+            _ => format!("{}\n", self.point),
+        }
+    }
+}
+
+/// Reads the finished points of a folder: complete lines only (a line torn by a kill has
+/// no newline and is not read; nor is a malformed one). A point listed twice keeps its
+/// last line.
+pub fn read_finished(root: &Path) -> Result<BTreeMap<usize, Finished>> {
     let path = root.join(PROGRESS);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(NeqkinError::io(&path, e)),
     };
-    let mut done = BTreeSet::new();
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        done.insert(l.parse().map_err(|_| NeqkinError::output(&path, format!("bad line `{l}`")))?);
-    }
-    Ok(done)
+    Ok(text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| Finished::parse(l.trim()))
+        .map(|f| (f.point, f))
+        .collect())
+}
+
+/// Reads the finished point indices of a folder (see [`read_finished`]).
+pub fn read_progress(root: &Path) -> Result<BTreeSet<usize>> {
+    Ok(read_finished(root)?.into_keys().collect())
 }
 
 /// Reads `meta.json`.
@@ -242,8 +323,535 @@ pub fn failed_points(root: &Path) -> Result<BTreeSet<usize>> {
         .collect())
 }
 
-/// Shortest round-trip form; exponent notation outside `[1e-4, 1e15)` so that small
-/// and large values stay short (`3.1e-10`, not `0.00000000031`).
+/// `arrays/point_000123_<name>.npy`, or `arrays/<name>.npy` for a shared `grid_*` array.
+pub fn array_path(root: &Path, point: usize, name: &str) -> PathBuf {
+    if name.starts_with("grid_") {
+        root.join(ARRAYS).join(format!("{name}.npy"))
+    } else {
+        root.join(ARRAYS).join(format!("point_{point:06}_{name}.npy"))
+    }
+}
+
+/// The point index of an array file name `point_000123_<name>.npy`.
+fn array_point(file_name: &str) -> Option<usize> {
+    file_name.strip_prefix("point_").and_then(|r| r.split('_').next()).and_then(|i| i.parse().ok())
+}
+
+/// Why the finished points of a folder are not all there: `(good, bad)`, where `bad`
+/// holds each point to redo with the reason. A point is good when `results.csv` has
+/// exactly its recorded rows (one per output index, none twice) and every array it
+/// recorded is a whole NPY file. A damaged shared `grid_*` file sends only the first
+/// point that wrote it back (its batch writes the file again).
+pub fn verify_finished(
+    root: &Path,
+    finished: &BTreeMap<usize, Finished>,
+    rows: &[CsvLine],
+) -> (BTreeMap<usize, Finished>, Vec<(usize, String)>) {
+    let mut per_point: BTreeMap<usize, (usize, BTreeSet<usize>, bool)> = BTreeMap::new();
+    for (p, o, _) in rows {
+        let e = per_point.entry(*p).or_insert((0, BTreeSet::new(), false));
+        e.0 += 1;
+        if !e.1.insert(*o) {
+            e.2 = true;
+        }
+    }
+    let mut good = BTreeMap::new();
+    let mut bad: Vec<(usize, String)> = Vec::new();
+    let mut grid_checked: BTreeMap<String, bool> = BTreeMap::new();
+    for (&p, f) in finished {
+        let (n, _, dup) = per_point.get(&p).cloned().unwrap_or_default();
+        let why = match f.rows {
+            _ if dup => Some(format!("{n} rows in {RESULTS} with an output index twice")),
+            Some(r) if r != n => Some(format!("{n} of its {r} rows in {RESULTS}")),
+            None if n == 0 => Some(format!("no rows in {RESULTS}")),
+            _ => None,
+        };
+        let why = why.or_else(|| {
+            f.arrays.iter().flatten().find_map(|name| {
+                let path = array_path(root, p, name);
+                if name.starts_with("grid_") {
+                    // Only the first point that names a damaged grid is redone.
+                    match grid_checked.get(name) {
+                        Some(_) => return None,
+                        None => {
+                            let ok = npy_is_whole(&path).is_ok();
+                            grid_checked.insert(name.clone(), ok);
+                            if ok {
+                                return None;
+                            }
+                        }
+                    }
+                }
+                npy_is_whole(&path)
+                    .err()
+                    .map(|e| format!("{}: {e}", path.strip_prefix(root).unwrap_or(&path).display()))
+            })
+        });
+        match why {
+            Some(w) => bad.push((p, w)),
+            None => {
+                good.insert(p, f.clone());
+            }
+        }
+    }
+    (good, bad)
+}
+
+/// SHA-256 of a file, lower-case hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The files the parameters of `plan` name, with their content hashes:
+/// `{"params.dos_table": {"path": ..., "sha256": ..., "bytes": ...}}`. Every string
+/// parameter (or string in a list parameter, `params.key[i]`) that names an existing
+/// file counts, whatever the model; paths are as the model reads them (relative to the
+/// working folder).
+pub fn input_files(plan: &Plan) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut add = |field: String, s: &str| {
+        let path = Path::new(s);
+        if !s.is_empty() && path.is_file() {
+            let entry = match sha256_file(path) {
+                Ok(h) => json!({ "path": s, "sha256": h, "bytes": path.metadata().map(|m| m.len()).unwrap_or(0) }),
+                Err(e) => json!({ "path": s, "error": e.to_string() }),
+            };
+            out.insert(field, entry);
+        }
+    };
+    for (k, v) in &plan.params {
+        match v {
+            Value::String(s) => add(format!("params.{k}"), s),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    if let Value::String(s) = x {
+                        add(format!("params.{k}[{i}]"), s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+/// Dotted paths where two JSON trees differ, with the two values (shortened).
+pub fn diff_fields(a: &Value, b: &Value) -> Vec<(String, String, String)> {
+    fn short(v: Option<&Value>) -> String {
+        let s = v.map_or("(absent)".to_string(), |v| v.to_string());
+        if s.chars().count() > 60 {
+            format!("{}…", s.chars().take(57).collect::<String>())
+        } else {
+            s
+        }
+    }
+    fn walk(a: Option<&Value>, b: Option<&Value>, path: String, out: &mut Vec<(String, String, String)>) {
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(x.get(k), y.get(k), p, out);
+                }
+            }
+            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() && x.iter().any(Value::is_object) => {
+                for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                    walk(Some(u), Some(v), format!("{path}[{i}]"), out);
+                }
+            }
+            _ if a == b => {}
+            _ => out.push((if path.is_empty() { "(whole)".into() } else { path }, short(a), short(b))),
+        }
+    }
+    let mut out = Vec::new();
+    walk(Some(a), Some(b), String::new(), &mut out);
+    out
+}
+
+/// Compares what a folder's `meta.json` records with what `plan` would write: the
+/// fingerprint and the input files' hashes. `Err` names each field that differs.
+fn same_run(meta: &Value, fingerprint: &str, inputs: &Value) -> std::result::Result<(), String> {
+    let mut diffs: Vec<String> = Vec::new();
+    if meta["fingerprint"].as_str() != Some(fingerprint) {
+        let recorded: Value =
+            meta["fingerprint"].as_str().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let now: Value = serde_json::from_str(fingerprint).unwrap_or_default();
+        let d = diff_fields(&recorded, &now);
+        if d.is_empty() {
+            diffs.push("the fingerprint (a value that differs below the precision shown)".into());
+        }
+        diffs.extend(d.into_iter().map(|(f, x, y)| format!("{f} (folder: {x}, this config: {y})")));
+    }
+    let no_inputs = json!({});
+    let recorded = meta.get("inputs").unwrap_or(&no_inputs);
+    if recorded != inputs {
+        let (empty, now) = (serde_json::Map::new(), inputs.as_object());
+        let (r, n) = (recorded.as_object().unwrap_or(&empty), now.unwrap_or(&empty));
+        let keys: BTreeSet<&String> = r.keys().chain(n.keys()).collect();
+        for k in keys {
+            let hash = |m: &serde_json::Map<String, Value>| {
+                m.get(k).map(|e| e["sha256"].as_str().map_or("unreadable".to_string(), |h| h[..12].to_string()))
+            };
+            let (x, y) = (hash(r), hash(n));
+            if x == y {
+                continue;
+            }
+            let what = match (x, y) {
+                (None, Some(_)) if meta.get("inputs").is_none() => {
+                    "no content hash recorded (written by an older neqkin); cannot check the file is unchanged".into()
+                }
+                (None, Some(h)) => format!("file not recorded in the folder, now sha256 {h}…"),
+                (Some(h), None) => format!("file recorded with sha256 {h}…, now not a readable file"),
+                (Some(a), Some(b)) => format!("file content differs: folder sha256 {a}…, now {b}…"),
+                (None, None) => continue,
+            };
+            diffs.push(format!("{k} ({what})"));
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs.join("; "))
+    }
+}
+
+fn build_meta(plan: &Plan, shard: Shard, points_in_shard: usize, inputs: Value) -> Value {
+    json!({
+        "neqkin_version": VERSION,
+        "git_commit": GIT_COMMIT,
+        "git_dirty": GIT_DIRTY,
+        "config": plan.raw,
+        "resolved": plan.resolved(),
+        "fingerprint": plan.fingerprint(),
+        "inputs": inputs,
+        "shard": { "index": shard.index, "count": shard.count },
+        "points_total": plan.n_points(),
+        "points_in_shard": points_in_shard,
+        "backend": Value::Null,
+        "batches": [],
+        "sessions": [],
+        "complete": false,
+    })
+}
+
+/// Deletes what a run or merge writes in `root` (never other files): `meta.json`
+/// first, so that a kill part-way leaves a folder with no finished point.
+fn clear_results(root: &Path) -> Result<()> {
+    folder::remove_file(&root.join(META))?;
+    for f in [PROGRESS, RESULTS] {
+        folder::remove_file(&root.join(f))?;
+    }
+    folder::remove_dir_all(&root.join(ARRAYS))?;
+    remove_tmp_files(root)
+}
+
+/// Deletes temporary files left by a kill (`.<name>.tmp` in the folder and `arrays/`).
+fn remove_tmp_files(root: &Path) -> Result<()> {
+    for dir in [root.to_path_buf(), root.join(ARRAYS)] {
+        let Ok(it) = std::fs::read_dir(&dir) else { continue };
+        for e in it.flatten() {
+            if folder::is_tmp_name(&e.file_name().to_string_lossy()) {
+                folder::remove_file(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `rows` (sorted by point and output index) under `header` as `results.csv`,
+/// atomically.
+fn write_rows(root: &Path, header: &str, rows: &mut [CsvLine]) -> Result<()> {
+    rows.sort_by_key(|(p, o, _)| (*p, *o));
+    let mut text = String::with_capacity(header.len() + 1 + rows.iter().map(|r| r.2.len() + 1).sum::<usize>());
+    text.push_str(header);
+    text.push('\n');
+    for (_, _, l) in rows.iter() {
+        text.push_str(l);
+        text.push('\n');
+    }
+    write_atomic(&root.join(RESULTS), text.as_bytes())
+}
+
+impl OutputDir {
+    /// Opens (creates, resumes or overwrites) `root` for `plan` run as `shard`, and takes
+    /// its lock (refused, naming the holder, while another process has it).
+    ///
+    /// On [`OpenMode::Resume`] the recorded config, input files and shard must match
+    /// (the error names each field that differs); finished points whose rows or arrays are
+    /// not all in the folder are redone, and rows and arrays of unfinished points removed.
+    pub fn open(root: &Path, plan: &Plan, shard: Shard, mode: OpenMode) -> Result<OutputDir> {
+        check_folder(root, mode)?;
+        let points_in_shard = (0..plan.n_points()).filter(|i| shard.contains(*i)).count();
+        std::fs::create_dir_all(root).map_err(|e| NeqkinError::io(root, e))?;
+        let lock = FolderLock::acquire(root, "run", true)?;
+        // Again under the lock: another process may have written the folder meanwhile.
+        check_folder(root, mode)?;
+        folder::mark(root, "neqkin run")?;
+        let has_meta = root.join(META).is_file();
+        // Without meta.json no point can have finished (it is written before the first
+        // batch and deleted first by --force): whatever is there is a start cut short.
+        if mode == OpenMode::Force || !has_meta {
+            clear_results(root)?;
+        } else {
+            remove_tmp_files(root)?;
+        }
+        let arrays_dir = root.join(ARRAYS);
+        std::fs::create_dir_all(&arrays_dir).map_err(|e| NeqkinError::io(&arrays_dir, e))?;
+        let inputs = input_files(plan);
+        let resuming = mode == OpenMode::Resume && has_meta;
+        let mut repaired = Vec::new();
+        let (meta, done) = if resuming {
+            let meta = read_meta(root)?;
+            if let Err(diffs) = same_run(&meta, &plan.fingerprint(), &inputs) {
+                return Err(NeqkinError::output(
+                    root,
+                    format!(
+                        "was written by a different config: {diffs}; resume with the original config and files, \
+                         or use a new folder"
+                    ),
+                ));
+            }
+            let (i, n) = (meta["shard"]["index"].as_u64(), meta["shard"]["count"].as_u64());
+            if (i, n) != (Some(shard.index as u64), Some(shard.count as u64)) {
+                return Err(NeqkinError::output(
+                    root,
+                    format!("holds shard {}/{}, not {shard}", i.unwrap_or(0), n.unwrap_or(1)),
+                ));
+            }
+            let finished = read_finished(root)?;
+            let (header, all_rows) = read_rows(root, None)?;
+            let (good, bad) = verify_finished(root, &finished, &all_rows);
+            repaired = bad;
+            let keep: BTreeSet<usize> = good.keys().copied().collect();
+            // Keep only rows of points that are finished and whole; progress.txt gets
+            // exactly those points (and loses a torn last line).
+            if let Some(h) = header {
+                let mut rows: Vec<CsvLine> = all_rows.into_iter().filter(|(p, _, _)| keep.contains(p)).collect();
+                write_rows(root, &h, &mut rows)?;
+            }
+            let text: String = good.values().map(Finished::line).collect();
+            write_atomic(&root.join(PROGRESS), text.as_bytes())?;
+            // Arrays of points that are not finished (a batch cut short) go.
+            if let Ok(it) = std::fs::read_dir(&arrays_dir) {
+                for e in it.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if array_point(&name).is_some_and(|p| !keep.contains(&p)) {
+                        folder::remove_file(&e.path())?;
+                    }
+                }
+            }
+            (meta, keep)
+        } else {
+            (build_meta(plan, shard, points_in_shard, inputs), BTreeSet::new())
+        };
+        let progress_path = root.join(PROGRESS);
+        let progress = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&progress_path)
+            .map_err(|e| NeqkinError::io(&progress_path, e))?;
+        let mut dir = OutputDir {
+            root: root.to_path_buf(),
+            columns: Vec::new(),
+            observables: Vec::new(),
+            csv: None,
+            progress,
+            done,
+            meta,
+            grids_written: BTreeSet::new(),
+            repaired,
+            _lock: lock,
+        };
+        let now = utc_now();
+        if dir.meta.get("started").is_none_or(Value::is_null) {
+            dir.meta["started"] = Value::String(now.clone());
+        }
+        dir.meta["finished"] = Value::Null;
+        dir.meta["complete"] = Value::Bool(false);
+        let session = json!({ "started": now, "finished": Value::Null, "resumed": resuming });
+        if !dir.meta["sessions"].is_array() {
+            dir.meta["sessions"] = json!([]);
+        }
+        dir.meta["sessions"].as_array_mut().expect("meta.sessions is an array").push(session);
+        dir.write_meta()?;
+        Ok(dir)
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Points already finished (recorded in `progress.txt`, rows and arrays checked).
+    pub fn done(&self) -> &BTreeSet<usize> {
+        &self.done
+    }
+
+    /// Points recorded finished that a resume found incomplete (rows or arrays missing or
+    /// damaged), with why; they are run again.
+    pub fn repaired(&self) -> &[(usize, String)] {
+        &self.repaired
+    }
+
+    /// Fixes the CSV columns (axes, observables) and writes the header, or on resume
+    /// checks that the existing header is the same.
+    pub fn set_columns(&mut self, axes: &[String], observables: &[String]) -> Result<()> {
+        let cols = columns(axes, observables);
+        let header = cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+        let path = self.root.join(RESULTS);
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(t) => t.split_inclusive('\n').next().filter(|l| l.ends_with('\n')).map(|l| l.trim_end().to_string()),
+            Err(_) => None,
+        };
+        match existing {
+            Some(h) if h != header => {
+                return Err(NeqkinError::output(
+                    &path,
+                    format!("existing header `{h}` differs from this run's `{header}`"),
+                ))
+            }
+            Some(_) => {}
+            // No header yet (or one cut short): no finished point can have rows, so the
+            // file starts afresh, atomically.
+            None => write_atomic(&path, format!("{header}\n").as_bytes())?,
+        }
+        let f = OpenOptions::new().append(true).open(&path).map_err(|e| NeqkinError::io(&path, e))?;
+        self.columns = cols;
+        self.observables = observables.to_vec();
+        self.csv = Some(f);
+        Ok(())
+    }
+
+    /// Records the backend in `meta.json` (first batch; later ones keep the first).
+    pub fn set_backend(&mut self, info: &BackendInfo) -> Result<()> {
+        if self.meta["backend"].is_null() {
+            self.meta["backend"] = serde_json::to_value(info).unwrap_or(Value::Null);
+        }
+        Ok(())
+    }
+
+    /// Writes one finished batch: arrays (each atomically), rows (synced), progress
+    /// (synced), meta (atomically).
+    pub fn write_batch(
+        &mut self,
+        rows: &[Row],
+        arrays: &[PointArrays],
+        record: BatchRecord,
+        points: &[usize],
+    ) -> Result<()> {
+        let mut names: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for pa in arrays {
+            for (name, frames) in &pa.arrays {
+                if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ',' || c == '/') {
+                    return Err(NeqkinError::output(&self.root, format!("array name `{name}` is not a plain word")));
+                }
+                names.entry(pa.point).or_default().push(name.clone());
+                let path = array_path(&self.root, pa.point, name);
+                if name.starts_with("grid_") {
+                    if !self.grids_written.contains(name) {
+                        if let Some(first) = frames.first() {
+                            files.push((path, npy_bytes(&[first.len()], first)));
+                        }
+                        self.grids_written.insert(name.clone());
+                    }
+                    continue;
+                }
+                let len = frames.first().map_or(0, Vec::len);
+                if frames.iter().any(|f| f.len() != len) {
+                    return Err(NeqkinError::output(
+                        &self.root,
+                        format!("array `{name}` of point {} changes length between output times", pa.point),
+                    ));
+                }
+                let flat: Vec<f64> = frames.iter().flatten().copied().collect();
+                files.push((path, npy_bytes(&[frames.len(), len], &flat)));
+            }
+        }
+        folder::write_many_atomic(&files)?;
+        drop(files);
+        let path = self.root.join(RESULTS);
+        let csv =
+            self.csv.as_mut().ok_or_else(|| NeqkinError::output(&path, "columns not set before the first batch"))?;
+        let mut text = String::new();
+        let mut n_rows: BTreeMap<usize, usize> = BTreeMap::new();
+        for r in rows {
+            *n_rows.entry(r.point).or_default() += 1;
+            let mut f: Vec<String> = Vec::with_capacity(self.columns.len());
+            f.push(r.point.to_string());
+            f.extend(r.axis_values.iter().map(|v| fmt_f64(*v)));
+            f.push(r.output.to_string());
+            f.push(fmt_f64(r.t));
+            f.push(fmt_f64(r.t_reached));
+            f.push(r.status.to_string());
+            f.push(r.steps_accepted.to_string());
+            f.push(r.steps_rejected.to_string());
+            for name in &self.observables {
+                f.push(r.observables.iter().find(|(n, _)| n == name).map_or(String::new(), |(_, v)| fmt_f64(*v)));
+            }
+            f.push(csv_field(&r.message));
+            text.push_str(&f.join(","));
+            text.push('\n');
+        }
+        folder::append_synced(csv, text.as_bytes(), &path)?;
+        let p: String = points
+            .iter()
+            .map(|&i| {
+                Finished {
+                    point: i,
+                    rows: Some(n_rows.get(&i).copied().unwrap_or(0)),
+                    arrays: Some(names.remove(&i).unwrap_or_default()),
+                }
+                .line()
+            })
+            .collect();
+        let ppath = self.root.join(PROGRESS);
+        folder::append_synced(&mut self.progress, p.as_bytes(), &ppath)?;
+        self.done.extend(points.iter().copied());
+        self.meta["batches"]
+            .as_array_mut()
+            .expect("meta.batches is an array")
+            .push(serde_json::to_value(&record).unwrap_or(Value::Null));
+        self.write_meta()
+    }
+
+    /// Marks the session finished; `complete` when every point of the shard is done.
+    /// A complete folder gets its rows in point order (points redone by a resume were
+    /// appended at the end).
+    pub fn finish(&mut self, complete: bool) -> Result<()> {
+        if complete {
+            self.csv = None;
+            let (header, mut rows) = read_rows(&self.root, Some(&self.done))?;
+            let sorted = rows.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1));
+            if let (Some(h), false) = (header, sorted) {
+                write_rows(&self.root, &h, &mut rows)?;
+            }
+        }
+        let now = utc_now();
+        if let Some(s) = self.meta["sessions"].as_array_mut().and_then(|a| a.last_mut()) {
+            s["finished"] = Value::String(now.clone());
+        }
+        self.meta["finished"] = Value::String(now);
+        self.meta["complete"] = Value::Bool(complete);
+        self.write_meta()
+    }
+
+    fn write_meta(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
+        write_atomic(&self.root.join(META), text.as_bytes())
+    }
+}
+
 fn fmt_f64(x: f64) -> String {
     let a = x.abs();
     if x == 0.0 || !x.is_finite() || (1e-4..1e15).contains(&a) {
@@ -290,247 +898,6 @@ pub fn columns(axes: &[String], observables: &[String]) -> Vec<String> {
     c
 }
 
-fn build_meta(plan: &Plan, shard: Shard, points_in_shard: usize) -> Value {
-    json!({
-        "neqkin_version": VERSION,
-        "git_commit": GIT_COMMIT,
-        "git_dirty": GIT_DIRTY,
-        "config": plan.raw,
-        "resolved": plan.resolved(),
-        "fingerprint": plan.fingerprint(),
-        "shard": { "index": shard.index, "count": shard.count },
-        "points_total": plan.n_points(),
-        "points_in_shard": points_in_shard,
-        "backend": Value::Null,
-        "batches": [],
-        "sessions": [],
-        "complete": false,
-    })
-}
-
-impl OutputDir {
-    /// Opens (creates, resumes or overwrites) `root` for `plan` run as `shard`.
-    ///
-    /// On [`OpenMode::Resume`] the recorded config and shard must match; rows of points
-    /// not recorded finished are removed from `results.csv`.
-    pub fn open(root: &Path, plan: &Plan, shard: Shard, mode: OpenMode) -> Result<OutputDir> {
-        check_folder(root, mode)?;
-        let points_in_shard = (0..plan.n_points()).filter(|i| shard.contains(*i)).count();
-        if mode == OpenMode::Force && root.exists() {
-            for f in [RESULTS, META, PROGRESS] {
-                let p = root.join(f);
-                if p.exists() {
-                    std::fs::remove_file(&p).map_err(|e| NeqkinError::io(&p, e))?;
-                }
-            }
-            let a = root.join(ARRAYS);
-            if a.exists() {
-                std::fs::remove_dir_all(&a).map_err(|e| NeqkinError::io(&a, e))?;
-            }
-        }
-        std::fs::create_dir_all(root.join(ARRAYS)).map_err(|e| NeqkinError::io(root, e))?;
-        let resuming = mode == OpenMode::Resume && root.join(META).exists();
-        let (meta, done) = if resuming {
-            let meta = read_meta(root)?;
-            if meta["fingerprint"].as_str() != Some(plan.fingerprint().as_str()) {
-                return Err(NeqkinError::output(
-                    root,
-                    "was written by a different config (model, solver, params or sweep differ); \
-                     resume with the original config or use a new folder",
-                ));
-            }
-            let (i, n) = (meta["shard"]["index"].as_u64(), meta["shard"]["count"].as_u64());
-            if (i, n) != (Some(shard.index as u64), Some(shard.count as u64)) {
-                return Err(NeqkinError::output(
-                    root,
-                    format!("holds shard {}/{}, not {shard}", i.unwrap_or(0), n.unwrap_or(1)),
-                ));
-            }
-            let done = read_progress(root)?;
-            // Drop rows of unfinished points (a batch cut off between rows and progress).
-            let (header, rows) = read_rows(root, Some(&done))?;
-            if let Some(h) = header {
-                let mut text = h + "\n";
-                for (_, _, l) in &rows {
-                    text.push_str(l);
-                    text.push('\n');
-                }
-                write_atomic(&root.join(RESULTS), text.as_bytes())?;
-            }
-            (meta, done)
-        } else {
-            (build_meta(plan, shard, points_in_shard), BTreeSet::new())
-        };
-        let progress_path = root.join(PROGRESS);
-        // Complete a line cut off by a kill so the next append starts on its own line.
-        let progress = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&progress_path)
-            .map_err(|e| NeqkinError::io(&progress_path, e))?;
-        if resuming {
-            let text = std::fs::read_to_string(&progress_path).map_err(|e| NeqkinError::io(&progress_path, e))?;
-            if !text.is_empty() && !text.ends_with('\n') {
-                let mut p = &progress;
-                p.write_all(b"\n").map_err(|e| NeqkinError::io(&progress_path, e))?;
-            }
-        }
-        let mut dir = OutputDir {
-            root: root.to_path_buf(),
-            columns: Vec::new(),
-            observables: Vec::new(),
-            csv: None,
-            progress,
-            done,
-            meta,
-        };
-        let now = utc_now();
-        if dir.meta.get("started").is_none_or(Value::is_null) {
-            dir.meta["started"] = Value::String(now.clone());
-        }
-        dir.meta["finished"] = Value::Null;
-        let session = json!({ "started": now, "finished": Value::Null, "resumed": resuming });
-        dir.meta["sessions"].as_array_mut().expect("meta.sessions is an array").push(session);
-        dir.write_meta()?;
-        Ok(dir)
-    }
-
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Points already finished (recorded in `progress.txt`).
-    pub fn done(&self) -> &BTreeSet<usize> {
-        &self.done
-    }
-
-    /// Fixes the CSV columns (axes, observables) and writes the header, or on resume
-    /// checks that the existing header is the same.
-    pub fn set_columns(&mut self, axes: &[String], observables: &[String]) -> Result<()> {
-        let cols = columns(axes, observables);
-        let header = cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
-        let path = self.root.join(RESULTS);
-        let existing = match std::fs::read_to_string(&path) {
-            Ok(t) => t.lines().next().map(str::to_string),
-            Err(_) => None,
-        };
-        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| NeqkinError::io(&path, e))?;
-        match existing {
-            Some(h) if h != header => {
-                return Err(NeqkinError::output(
-                    &path,
-                    format!("existing header `{h}` differs from this run's `{header}`"),
-                ))
-            }
-            Some(_) => {}
-            None => {
-                f.write_all(format!("{header}\n").as_bytes())
-                    .and_then(|_| f.sync_data())
-                    .map_err(|e| NeqkinError::io(&path, e))?;
-            }
-        }
-        self.columns = cols;
-        self.observables = observables.to_vec();
-        self.csv = Some(f);
-        Ok(())
-    }
-
-    /// Records the backend in `meta.json` (first batch; later ones keep the first).
-    pub fn set_backend(&mut self, info: &BackendInfo) -> Result<()> {
-        if self.meta["backend"].is_null() {
-            self.meta["backend"] = serde_json::to_value(info).unwrap_or(Value::Null);
-        }
-        Ok(())
-    }
-
-    /// Writes one finished batch: arrays, rows (synced), progress (synced), meta.
-    pub fn write_batch(
-        &mut self,
-        rows: &[Row],
-        arrays: &[PointArrays],
-        record: BatchRecord,
-        points: &[usize],
-    ) -> Result<()> {
-        for pa in arrays {
-            for (name, frames) in &pa.arrays {
-                if name.starts_with("grid_") {
-                    let path = self.root.join(ARRAYS).join(format!("{name}.npy"));
-                    if !path.exists() {
-                        if let Some(first) = frames.first() {
-                            write_npy(&path, &[first.len()], first)?;
-                        }
-                    }
-                    continue;
-                }
-                let len = frames.first().map_or(0, Vec::len);
-                if frames.iter().any(|f| f.len() != len) {
-                    return Err(NeqkinError::output(
-                        &self.root,
-                        format!("array `{name}` of point {} changes length between output times", pa.point),
-                    ));
-                }
-                let flat: Vec<f64> = frames.iter().flatten().copied().collect();
-                let path = self.root.join(ARRAYS).join(format!("point_{:06}_{name}.npy", pa.point));
-                write_npy(&path, &[frames.len(), len], &flat)?;
-            }
-        }
-        let path = self.root.join(RESULTS);
-        let csv =
-            self.csv.as_mut().ok_or_else(|| NeqkinError::output(&path, "columns not set before the first batch"))?;
-        let mut text = String::new();
-        for r in rows {
-            let mut f: Vec<String> = Vec::with_capacity(self.columns.len());
-            f.push(r.point.to_string());
-            f.extend(r.axis_values.iter().map(|v| fmt_f64(*v)));
-            f.push(r.output.to_string());
-            f.push(fmt_f64(r.t));
-            f.push(fmt_f64(r.t_reached));
-            f.push(r.status.to_string());
-            f.push(r.steps_accepted.to_string());
-            f.push(r.steps_rejected.to_string());
-            for name in &self.observables {
-                f.push(r.observables.iter().find(|(n, _)| n == name).map_or(String::new(), |(_, v)| fmt_f64(*v)));
-            }
-            f.push(csv_field(&r.message));
-            text.push_str(&f.join(","));
-            text.push('\n');
-        }
-        csv.write_all(text.as_bytes()).and_then(|_| csv.sync_data()).map_err(|e| NeqkinError::io(&path, e))?;
-        let mut p = String::new();
-        for i in points {
-            p.push_str(&format!("{i}\n"));
-        }
-        let ppath = self.root.join(PROGRESS);
-        self.progress
-            .write_all(p.as_bytes())
-            .and_then(|_| self.progress.sync_data())
-            .map_err(|e| NeqkinError::io(&ppath, e))?;
-        self.done.extend(points.iter().copied());
-        self.meta["batches"]
-            .as_array_mut()
-            .expect("meta.batches is an array")
-            .push(serde_json::to_value(&record).unwrap_or(Value::Null));
-        self.write_meta()
-    }
-
-    /// Marks the session finished; `complete` when every point of the shard is done.
-    pub fn finish(&mut self, complete: bool) -> Result<()> {
-        let now = utc_now();
-        if let Some(s) = self.meta["sessions"].as_array_mut().and_then(|a| a.last_mut()) {
-            s["finished"] = Value::String(now.clone());
-        }
-        self.meta["finished"] = Value::String(now);
-        self.meta["complete"] = Value::Bool(complete);
-        self.write_meta()
-    }
-
-    fn write_meta(&self) -> Result<()> {
-        let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
-        write_atomic(&self.root.join(META), text.as_bytes())
-    }
-}
-
 /// Encodes an NPY v1.0 little-endian f64 array of `shape`, C order.
 pub fn npy_bytes(shape: &[usize], data: &[f64]) -> Vec<u8> {
     let dims = match shape.len() {
@@ -552,20 +919,20 @@ pub fn npy_bytes(shape: &[usize], data: &[f64]) -> Vec<u8> {
     out
 }
 
-/// Writes an NPY file (see [`npy_bytes`]).
+/// Writes an NPY file (see [`npy_bytes`]) atomically.
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-    std::fs::write(path, npy_bytes(shape, data)).map_err(|e| NeqkinError::io(path, e))
+    write_atomic(path, &npy_bytes(shape, data))
 }
 
-/// Parses an NPY v1.0 `<f8` C-order file: (shape, data). Used by tests and `merge`.
-pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), String> {
+/// Parses the header of an NPY v1.0 `<f8` C-order file: (shape, offset of the data).
+fn npy_header(bytes: &[u8]) -> std::result::Result<(Vec<usize>, usize), String> {
     if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
         return Err("not an NPY v1.0 file".into());
     }
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     if !(10 + hlen).is_multiple_of(64) || bytes.len() < 10 + hlen {
-        return Err(format!("header length {hlen} not 64-byte aligned"));
+        return Err(format!("header length {hlen} not 64-byte aligned, or the file ends in the header"));
     }
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).map_err(|e| e.to_string())?;
     if !header.ends_with('\n') || !header.contains("'descr': '<f8'") || !header.contains("'fortran_order': False") {
@@ -578,13 +945,50 @@ pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), Str
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| format!("bad shape {shape_txt}")))
         .collect::<std::result::Result<_, _>>()?;
-    let body = &bytes[10 + hlen..];
+    Ok((shape, 10 + hlen))
+}
+
+/// Parses an NPY v1.0 `<f8` C-order file: (shape, data). Used by tests and `merge`.
+pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), String> {
+    let (shape, offset) = npy_header(bytes)?;
+    let body = &bytes[offset..];
     let n: usize = shape.iter().product();
     if body.len() != 8 * n {
         return Err(format!("{} data bytes for shape {shape:?}", body.len()));
     }
     let data = body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
     Ok((shape, data))
+}
+
+/// Checks that the NPY file at `path` is whole (its header parses and its length is the
+/// header's plus 8 bytes per element) without reading the data.
+pub fn npy_is_whole(path: &Path) -> std::result::Result<Vec<usize>, String> {
+    let mut f = File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "missing".into()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = vec![0u8; 4096.min(len as usize)];
+    f.read_exact(&mut head).map_err(|e| e.to_string())?;
+    let (shape, offset) = npy_header(&head).map_err(|e| if len == 0 { "empty file".into() } else { e })?;
+    let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).ok_or("shape overflows")?;
+    if len != offset as u64 + 8 * n {
+        return Err(format!("{len} bytes, {} expected for shape {shape:?} (truncated?)", offset as u64 + 8 * n));
+    }
+    Ok(shape)
+}
+
+/// How `merge` treats its output folder and incomplete inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MergeOptions {
+    /// Delete the results in a non-empty output folder that neqkin made.
+    pub force: bool,
+    /// Merge what there is: skip missing shard folders, take the finished points of
+    /// incomplete shards, and allow shards of the sweep that are not given.
+    pub allow_partial: bool,
 }
 
 /// Summary of a merge.
@@ -594,120 +998,223 @@ pub struct MergeSummary {
     pub points: usize,
     /// Points of the sweep that no shard finished.
     pub missing: usize,
+    /// What `--allow-partial` let through (missing shards, incomplete ones).
+    pub warnings: Vec<String>,
+}
+
+/// One input of a merge, read and checked.
+struct MergeInput {
+    dir: PathBuf,
+    meta: Value,
+    header: String,
+    finished: BTreeMap<usize, Finished>,
+    rows: Vec<CsvLine>,
 }
 
 /// Joins shard folders into `out`: rows sorted by point and output time, arrays copied,
-/// meta listing the shards. Errors if the shards ran different configs, overlap, or have
-/// different CSV headers. `out` must be absent or empty (unless `force`).
-pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary> {
+/// meta listing the shards. Takes the lock of `out` and of every input. Refused (nothing
+/// written) when `out` is one of the inputs, an input is given twice, the shards ran
+/// different configs or input files, overlap or have different CSV headers; and, unless
+/// [`MergeOptions::allow_partial`], when a shard folder is missing, a shard is incomplete
+/// (or a finished point lacks rows or arrays) or a shard of the sweep is not given.
+/// `out` must be absent or empty, or with `force` a folder neqkin made.
+pub fn merge(out: &Path, shards: &[PathBuf], opts: MergeOptions) -> Result<MergeSummary> {
     if shards.is_empty() {
         return Err(NeqkinError::output(out, "no shard folders given"));
     }
-    check_folder(out, if force { OpenMode::Force } else { OpenMode::New })?;
-    let mut first: Option<(PathBuf, Value, String)> = None;
-    let mut all_rows: Vec<CsvLine> = Vec::new();
-    let mut done_all = BTreeSet::new();
-    let mut shard_meta = Vec::new();
-    let mut seen_shards = BTreeSet::new();
+    let partial_hint = "; merge what there is with --allow-partial";
+    let out_c = folder::canonical(out);
+    let mut seen: BTreeMap<PathBuf, &PathBuf> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
     for dir in shards {
-        let meta = read_meta(dir)?;
-        let done = read_progress(dir)?;
-        let (header, rows) = read_rows(dir, Some(&done))?;
-        let header = header.unwrap_or_default();
-        match &first {
-            None => first = Some((dir.clone(), meta.clone(), header.clone())),
-            Some((d0, m0, h0)) => {
-                if m0["fingerprint"] != meta["fingerprint"] {
-                    return Err(NeqkinError::output(
-                        dir,
-                        format!(
-                            "was run with a different config than {} (model, solver, params or sweep differ)",
-                            d0.display()
-                        ),
-                    ));
-                }
-                if m0["shard"]["count"] != meta["shard"]["count"] {
-                    return Err(NeqkinError::output(
-                        dir,
-                        format!(
-                            "is a shard of {} but {} is a shard of {}",
-                            meta["shard"]["count"],
-                            d0.display(),
-                            m0["shard"]["count"]
-                        ),
-                    ));
-                }
-                if !header.is_empty() && !h0.is_empty() && *h0 != header {
-                    return Err(NeqkinError::output(dir, format!("results.csv header differs from {}", d0.display())));
-                }
-                if h0.is_empty() {
-                    first = Some((d0.clone(), m0.clone(), header.clone()));
-                }
-            }
+        let c = folder::canonical(dir);
+        if c == out_c {
+            return Err(NeqkinError::output(
+                out,
+                format!("is also one of the inputs ({}); merge into a new folder", dir.display()),
+            ));
         }
-        let idx = meta["shard"]["index"].as_u64().unwrap_or(0);
-        if !seen_shards.insert(idx) {
-            return Err(NeqkinError::output(dir, format!("shard {idx} given twice")));
+        if let Some(first) = seen.insert(c, dir) {
+            return Err(NeqkinError::output(dir, format!("is given twice (also as {})", first.display())));
         }
-        if let Some(p) = done.iter().find(|p| done_all.contains(*p)) {
-            return Err(NeqkinError::output(dir, format!("point {p} is also in another shard")));
-        }
-        done_all.extend(done.iter().copied());
-        all_rows.extend(rows);
-        shard_meta.push(json!({
-            "dir": dir.display().to_string(),
-            "shard": meta["shard"],
-            "points_done": done.len(),
-            "complete": meta["complete"],
-            "backend": meta["backend"],
-            "batches": meta["batches"],
-            "sessions": meta["sessions"],
-            "git_commit": meta["git_commit"],
-            "neqkin_version": meta["neqkin_version"],
-        }));
-    }
-    let (_, meta0, header) = first.expect("at least one shard");
-    if force && out.exists() {
-        for f in [RESULTS, META, PROGRESS] {
-            let _ = std::fs::remove_file(out.join(f));
-        }
-        let _ = std::fs::remove_dir_all(out.join(ARRAYS));
-    }
-    std::fs::create_dir_all(out.join(ARRAYS)).map_err(|e| NeqkinError::io(out, e))?;
-    for dir in shards {
-        let src = dir.join(ARRAYS);
-        let Ok(entries) = std::fs::read_dir(&src) else { continue };
-        for e in entries {
-            let e = e.map_err(|e| NeqkinError::io(&src, e))?;
-            let name = e.file_name().to_string_lossy().to_string();
-            let keep = match name.strip_prefix("point_").and_then(|r| r.split('_').next()) {
-                Some(idx) => idx.parse::<usize>().is_ok_and(|i| done_all.contains(&i)),
-                None => true,
+        let usable = dir.is_dir() && dir.join(META).is_file();
+        if !usable {
+            let why = if dir.is_dir() {
+                format!("has no {META} (a shard that never started, or not a neqkin folder)")
+            } else {
+                "does not exist (a missing shard)".to_string()
             };
-            if keep && name.ends_with(".npy") {
-                let dst = out.join(ARRAYS).join(&name);
-                std::fs::copy(e.path(), &dst).map_err(|err| NeqkinError::io(&dst, err))?;
+            if opts.allow_partial {
+                warnings.push(format!("{} {why}; skipped", dir.display()));
+                continue;
+            }
+            return Err(NeqkinError::output(dir, format!("{why}{partial_hint}")));
+        }
+        dirs.push(dir.clone());
+    }
+    if dirs.is_empty() {
+        return Err(NeqkinError::output(out, "none of the shard folders given has results"));
+    }
+    check_folder(out, if opts.force { OpenMode::Force } else { OpenMode::New })?;
+    // Hold every input's lock while reading it: no run writes it meanwhile.
+    let mut locks = Vec::new();
+    for dir in &dirs {
+        locks.push(FolderLock::acquire(dir, "merge (reading)", false)?);
+    }
+    let mut inputs: Vec<MergeInput> = Vec::new();
+    for dir in &dirs {
+        let meta = read_meta(dir)?;
+        let finished = read_finished(dir)?;
+        let (header, rows) = read_rows(dir, None)?;
+        let (good, bad) = verify_finished(dir, &finished, &rows);
+        if let Some((p, why)) = bad.first() {
+            let what = format!(
+                "{} finished points lack rows or arrays (point {p}: {why}); resume the shard to redo them",
+                bad.len()
+            );
+            if !opts.allow_partial {
+                return Err(NeqkinError::output(dir, format!("{what}{partial_hint}")));
+            }
+            warnings.push(format!("{}: {what}; those points are left out", dir.display()));
+        }
+        let keep: BTreeSet<usize> = good.keys().copied().collect();
+        let rows = rows.into_iter().filter(|(p, _, _)| keep.contains(p)).collect();
+        inputs.push(MergeInput { dir: dir.clone(), meta, header: header.unwrap_or_default(), finished: good, rows });
+    }
+    // The shards must be of one run.
+    let first = &inputs[0];
+    let mut seen_shards = BTreeSet::new();
+    let mut done_all: BTreeSet<usize> = BTreeSet::new();
+    for inp in &inputs {
+        let inputs0 = first.meta.get("inputs").cloned().unwrap_or(json!({}));
+        if let Err(diffs) = same_run(&inp.meta, first.meta["fingerprint"].as_str().unwrap_or(""), &inputs0) {
+            return Err(NeqkinError::output(
+                &inp.dir,
+                format!("was run with a different config than {}: {diffs}", first.dir.display()),
+            ));
+        }
+        if first.meta["shard"]["count"] != inp.meta["shard"]["count"] {
+            return Err(NeqkinError::output(
+                &inp.dir,
+                format!(
+                    "is a shard of {} but {} is a shard of {}",
+                    inp.meta["shard"]["count"],
+                    first.dir.display(),
+                    first.meta["shard"]["count"]
+                ),
+            ));
+        }
+        let idx = inp.meta["shard"]["index"].as_u64().unwrap_or(0);
+        if !seen_shards.insert(idx) {
+            return Err(NeqkinError::output(&inp.dir, format!("shard {idx} given twice")));
+        }
+        if let Some(p) = inp.finished.keys().find(|p| done_all.contains(*p)) {
+            return Err(NeqkinError::output(&inp.dir, format!("point {p} is also in another shard")));
+        }
+        done_all.extend(inp.finished.keys().copied());
+    }
+    let header = inputs.iter().map(|i| &i.header).find(|h| !h.is_empty()).cloned().unwrap_or_default();
+    if let Some(inp) = inputs.iter().find(|i| !i.header.is_empty() && i.header != header) {
+        return Err(NeqkinError::output(
+            &inp.dir,
+            format!("results.csv header differs from that of the other shards (`{}` vs `{header}`)", inp.header),
+        ));
+    }
+    // Completeness: every shard given, every point of each finished.
+    let total = first.meta["points_total"].as_u64().unwrap_or(0) as usize;
+    let count = first.meta["shard"]["count"].as_u64().unwrap_or(1).max(1) as usize;
+    for inp in &inputs {
+        let idx = inp.meta["shard"]["index"].as_u64().unwrap_or(0) as usize;
+        let shard = Shard { index: idx, count };
+        let in_shard = (0..total).filter(|i| shard.contains(*i)).count();
+        let done = inp.finished.keys().filter(|p| shard.contains(**p)).count();
+        if done < in_shard {
+            let what = format!("is incomplete: {done} of its {in_shard} points are finished (shard {shard})");
+            if !opts.allow_partial {
+                return Err(NeqkinError::output(
+                    &inp.dir,
+                    format!(
+                        "{what}; finish it with `neqkin run CONFIG --shard {shard} --resume --out {}`{partial_hint}",
+                        inp.dir.display()
+                    ),
+                ));
+            }
+            warnings.push(format!("{} {what}", inp.dir.display()));
+        }
+    }
+    let absent: Vec<String> =
+        (0..count).filter(|i| !seen_shards.contains(&(*i as u64))).map(|i| format!("{i}/{count}")).collect();
+    if !absent.is_empty() {
+        let what = format!("shard{} {} not given", if absent.len() > 1 { "s" } else { "" }, absent.join(", "));
+        if !opts.allow_partial {
+            return Err(NeqkinError::output(out, format!("{what}{partial_hint}")));
+        }
+        warnings.push(what);
+    }
+
+    // Write: lock the output, mark it, clear it when forced, then arrays, rows, progress,
+    // and meta.json last (a merge cut short leaves no meta.json: nothing counts as done).
+    std::fs::create_dir_all(out).map_err(|e| NeqkinError::io(out, e))?;
+    let _out_lock = FolderLock::acquire(out, "merge", true)?;
+    check_folder(out, if opts.force { OpenMode::Force } else { OpenMode::New })?;
+    folder::mark(out, "neqkin merge")?;
+    clear_results(out)?;
+    let out_arrays = out.join(ARRAYS);
+    std::fs::create_dir_all(&out_arrays).map_err(|e| NeqkinError::io(&out_arrays, e))?;
+    let mut grids_copied = BTreeSet::new();
+    let mut pending: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for inp in &inputs {
+        let src = inp.dir.join(ARRAYS);
+        let Ok(entries) = std::fs::read_dir(&src) else { continue };
+        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+        names.sort();
+        for name in names {
+            if !name.ends_with(".npy") || folder::is_tmp_name(&name) {
+                continue;
+            }
+            let keep = match array_point(&name) {
+                Some(p) => inp.finished.contains_key(&p),
+                None => grids_copied.insert(name.clone()),
+            };
+            if keep {
+                let from = src.join(&name);
+                let bytes = std::fs::read(&from).map_err(|e| NeqkinError::io(&from, e))?;
+                pending.push((out_arrays.join(&name), bytes));
+                if pending.len() >= 256 {
+                    folder::write_many_atomic(&pending)?;
+                    pending.clear();
+                }
             }
         }
     }
-    all_rows.sort_by_key(|(p, o, _)| (*p, *o));
-    let mut text = String::new();
+    folder::write_many_atomic(&pending)?;
+    let mut all_rows: Vec<CsvLine> = inputs.iter().flat_map(|i| i.rows.iter().cloned()).collect();
     if !header.is_empty() {
-        text.push_str(&header);
-        text.push('\n');
+        write_rows(out, &header, &mut all_rows)?;
     }
-    for (_, _, l) in &all_rows {
-        text.push_str(l);
-        text.push('\n');
-    }
-    write_atomic(&out.join(RESULTS), text.as_bytes())?;
-    let mut prog = String::new();
-    for p in &done_all {
-        prog.push_str(&format!("{p}\n"));
-    }
+    let mut finished: Vec<&Finished> = inputs.iter().flat_map(|i| i.finished.values()).collect();
+    finished.sort_by_key(|f| f.point);
+    let prog: String = finished.iter().map(|f| f.line()).collect();
     write_atomic(&out.join(PROGRESS), prog.as_bytes())?;
-    let total = meta0["points_total"].as_u64().unwrap_or(0) as usize;
     let missing = total.saturating_sub(done_all.len());
+    let shard_meta: Vec<Value> = inputs
+        .iter()
+        .map(|i| {
+            json!({
+                "dir": i.dir.display().to_string(),
+                "shard": i.meta["shard"],
+                "points_done": i.finished.len(),
+                "complete": i.meta["complete"],
+                "backend": i.meta["backend"],
+                "batches": i.meta["batches"],
+                "sessions": i.meta["sessions"],
+                "git_commit": i.meta["git_commit"],
+                "neqkin_version": i.meta["neqkin_version"],
+            })
+        })
+        .collect();
+    let meta0 = &first.meta;
     let meta = json!({
         "neqkin_version": VERSION,
         "git_commit": GIT_COMMIT,
@@ -716,6 +1223,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary
         "config": meta0["config"],
         "resolved": meta0["resolved"],
         "fingerprint": meta0["fingerprint"],
+        "inputs": meta0.get("inputs").cloned().unwrap_or(json!({})),
         "shard": { "index": 0, "count": 1 },
         "points_total": total,
         "points_in_shard": total,
@@ -724,10 +1232,12 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<MergeSummary
         "batches": [],
         "sessions": [],
         "shards": shard_meta,
+        "warnings": warnings,
         "complete": missing == 0,
     });
     write_atomic(&out.join(META), serde_json::to_string_pretty(&meta).unwrap_or_default().as_bytes())?;
-    Ok(MergeSummary { points: done_all.len(), missing })
+    drop(locks);
+    Ok(MergeSummary { points: done_all.len(), missing, warnings })
 }
 
 #[cfg(test)]

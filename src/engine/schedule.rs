@@ -219,6 +219,15 @@ pub fn run_sweep(
 ) -> Result<SweepSummary> {
     let shard = opts.shard;
     let mut dir = OutputDir::open(out, plan, shard, opts.mode.unwrap_or(OpenMode::New))?;
+    if let Some((p, why)) = dir.repaired().first() {
+        let n = dir.repaired().len();
+        eprintln!(
+            "neqkin: {n} point{} recorded finished {} incomplete in the folder and {} redone (point {p}: {why})",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" },
+            if n == 1 { "is" } else { "are" },
+        );
+    }
     let in_shard: Vec<usize> = (0..plan.n_points()).filter(|i| shard.contains(*i)).collect();
     let todo: Vec<Point> = in_shard.iter().filter(|i| !dir.done().contains(i)).map(|i| point(plan, *i)).collect();
     let mut summary = SweepSummary {
