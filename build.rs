@@ -31,7 +31,9 @@ fn main() {
         }
         // Only this checkout's branch: watching all of refs/heads rebuilt every worktree
         // whenever any branch moved.
-        if let (Some(common), Some(branch)) = (git(&["rev-parse", "--git-common-dir"]), git(&["symbolic-ref", "-q", "HEAD"])) {
+        if let (Some(common), Some(branch)) =
+            (git(&["rev-parse", "--git-common-dir"]), git(&["symbolic-ref", "-q", "HEAD"]))
+        {
             let common = std::path::Path::new(&common);
             for p in [common.join(&branch), common.join("packed-refs")] {
                 if p.exists() {

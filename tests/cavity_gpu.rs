@@ -217,7 +217,11 @@ fn newton_on_gpu_matches_cpu() {
 /// and accepted in f64.
 #[test]
 fn gpu_backend_refuses_an_f32_riccati_window_it_cannot_resolve() {
-    let Some(ctx) = neqkin::engine::gpu::testing::gpu_context("gpu_backend_refuses_an_f32_riccati_window_it_cannot_resolve") else { return };
+    let Some(ctx) =
+        neqkin::engine::gpu::testing::gpu_context("gpu_backend_refuses_an_f32_riccati_window_it_cannot_resolve")
+    else {
+        return;
+    };
     let p = json!({
         "level": 3, "variant": "riccati_s71", "coupling_g": 0.5, "t_cry": 0.1, "t_mir": 100.0,
         "nu0": 1.0, "gamma": 10.0, "mu0": 1.0, "n_omega": 40001, "omega_min": -999.0, "omega_max": 1001.0

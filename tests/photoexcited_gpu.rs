@@ -19,10 +19,7 @@ use neqkin::engine::solve::{integrate, Method, SolveOptions};
 /// Shared device, created once; `None` when the GPU tests are skipped.
 fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        neqkin::engine::gpu::testing::gpu_context("photoexcited_gpu")
-    })
-    .clone()
+    CTX.get_or_init(|| neqkin::engine::gpu::testing::gpu_context("photoexcited_gpu")).clone()
 }
 
 /// One evaluation of the kernel through the engine's GPU backend; returns dy as f64.

@@ -326,7 +326,8 @@ fn resume_redoes_finished_points_whose_rows_or_arrays_are_lost() {
     let cfg = write(tmp.path(), "small.toml", SMALL);
     let full = full_run(tmp.path(), &cfg, "full");
     let csv_full = read(&full.join("results.csv"));
-    let damage: [(&str, fn(&Path)); 6] = [
+    type Damage = (&'static str, fn(&Path));
+    let damage: [Damage; 6] = [
         ("rows of point 3 lost", |out| {
             let csv: String = read(&out.join("results.csv"))
                 .lines()
