@@ -92,11 +92,19 @@ def meta_without_timing(path: Path) -> dict:
     return meta
 
 
+# The folder's marker and lock file: present in both, with times and a pid of their own.
+OWN = (".neqkin", ".neqkin.lock")
+
+
 def assert_same_folder(a: Path, b: Path) -> None:
     """Every file of two output folders is byte-identical, except meta.json, which must be
-    equal once its TIMING fields are removed (they hold wall-clock times)."""
-    files_a = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
-    files_b = sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
+    equal once its TIMING fields are removed (they hold wall-clock times), and the marker
+    and lock file (OWN), which must exist in both."""
+    for d in (a, b):
+        for own in OWN:
+            assert (d / own).is_file(), f"{d}: no {own}"
+    files_a = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file() and p.name not in OWN)
+    files_b = sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file() and p.name not in OWN)
     assert files_a == files_b
     assert "results.csv" in files_a and "meta.json" in files_a and "progress.txt" in files_a
     for f in files_a:
