@@ -117,7 +117,7 @@ fn main() {
             let (mut st, mut ke) = (vec![], vec![]);
             for _ in 0..reps_for(n) {
                 let t = Instant::now();
-                p.rhs_member(0, &p.params()[..4], p.tables(), 0.0, &y, &mut dy, &mut scr);
+                p.rhs_member(0, &p.params()[..p.layout().params_len], p.tables(), 0.0, &y, &mut dy, &mut scr);
                 st.push(t.elapsed().as_secs_f64());
                 let t = Instant::now();
                 std::hint::black_box(p.sigma(0, &y));
@@ -168,7 +168,15 @@ fn main() {
                         Ok((times, got)) => {
                             let mut want = vec![0.0; n];
                             let mut scr = vec![0.0; p.layout().scratch_len];
-                            p.rhs_member(0, &p.params()[..4], p.tables(), 0.0, &y0, &mut want, &mut scr);
+                            p.rhs_member(
+                                0,
+                                &p.params()[..p.layout().params_len],
+                                p.tables(),
+                                0.0,
+                                &y0,
+                                &mut want,
+                                &mut scr,
+                            );
                             let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
                             let err = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f64, f64::max) / scale;
                             println!("| {n} | {:.3e} | {stages} | {err:.1e} |", median(times));

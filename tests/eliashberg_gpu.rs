@@ -13,14 +13,16 @@ use neqkin::engine::solve::{integrate, Method, SolveOptions};
 use neqkin::models::eliashberg::kinetic::KineticProblem;
 use neqkin::models::eliashberg::Params;
 
-fn problem() -> Arc<KineticProblem> {
+fn problem(rules: [&str; 2]) -> Arc<KineticProblem> {
     // L = 260 > 256: the kernel's grid-strided loops and reductions wrap.
     let ps: Vec<Params> = [0.8, 1.2]
         .iter()
-        .map(|&lam| {
+        .zip(rules)
+        .map(|(&lam, pv)| {
             Params::parse(&serde_json::json!({
                 "task": "kinetic", "modes": [[8.0, 0.5 * lam], [9.0, 0.5 * lam]], "units": "input",
-                "temperature": 3.0, "initial_temperature": 3.3, "grid_step": 1.0, "grid_points": 260
+                "temperature": 3.0, "initial_temperature": 3.3, "grid_step": 1.0, "grid_points": 260,
+                "pv": pv
             }))
             .unwrap()
         })
@@ -48,22 +50,26 @@ fn final_state(backend: &mut dyn neqkin::engine::backend::Backend, p: &KineticPr
 #[test]
 fn kinetic_kernel_matches_cpu_twin() {
     let Some(ctx) = neqkin::engine::gpu::testing::gpu_context("kinetic_kernel_matches_cpu_twin") else { return };
-    let p = problem();
-    let mut cpu = CpuBackend::new(p.clone());
-    let (c, cs) = final_state(&mut cpu, &p);
-    let f0: Vec<f64> = p.initial_state();
-    let scale = c.iter().zip(&f0).fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
-    let mut precs = vec![Precision::F32];
-    if ctx.supports_f64() {
-        precs.push(Precision::F64);
-    }
-    for prec in precs {
-        let mut gpu = GpuBackend::new(ctx.clone(), p.clone(), prec).expect("GPU backend");
-        let (g, gs) = final_state(&mut gpu, &p);
-        assert_eq!(cs, gs, "status");
-        let err = c.iter().zip(&g).fold(0.0f64, |a, (x, y)| a.max((x - y).abs())) / scale;
-        let tol = if prec == Precision::F64 { 1e-8 } else { 2e-3 };
-        println!("kinetic ({prec}): max |f_gpu − f_cpu| / max |Δf| = {err:.3e} (tolerance {tol:.0e})");
-        assert!(err < tol);
+    // The default linear rule (3-point stencil), and a batch mixing the cubic rule (5-point
+    // stencil, issue 10) with the linear one: the stencil is a per-member parameter.
+    for rules in [["product", "product"], ["product_cubic", "product"]] {
+        let p = problem(rules);
+        let mut cpu = CpuBackend::new(p.clone());
+        let (c, cs) = final_state(&mut cpu, &p);
+        let f0: Vec<f64> = p.initial_state();
+        let scale = c.iter().zip(&f0).fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+        let mut precs = vec![Precision::F32];
+        if ctx.supports_f64() {
+            precs.push(Precision::F64);
+        }
+        for prec in precs {
+            let mut gpu = GpuBackend::new(ctx.clone(), p.clone(), prec).expect("GPU backend");
+            let (g, gs) = final_state(&mut gpu, &p);
+            assert_eq!(cs, gs, "status");
+            let err = c.iter().zip(&g).fold(0.0f64, |a, (x, y)| a.max((x - y).abs())) / scale;
+            let tol = if prec == Precision::F64 { 1e-8 } else { 2e-3 };
+            println!("kinetic {rules:?} ({prec}): max |f_gpu − f_cpu| / max |Δf| = {err:.3e} (tolerance {tol:.0e})");
+            assert!(err < tol);
+        }
     }
 }

@@ -4,7 +4,9 @@
 // same constants; the twin solves by dense LU, this kernel by Jacobi-preconditioned
 // BiCGSTAB). Kept in sync with `PARAMS_LEN`, `table_len` and `SCRATCH_VECTORS` there.
 //
-// params (per member): [time_scale, L, n_modes, 0]
+// params (per member): [time_scale, L, n_modes, 0, stencil] (0 = 3-point, 1 = 5-point
+//                      central differences for Σ′ and f′; the 5-point one pairs with the
+//                      cubic PV rule, `PvRule::five_point`)
 // tables (per member): the self-energy kernel K_ij = T[i − j + L − 1] + H[i + j]
 //                      (rows i = 0…L for E = 1…L+1, columns j = 0…L−1): T (2L), H (2L);
 //                      b (L+1); r_k, π λ_k r_k, N_k (n_modes each)
@@ -54,6 +56,17 @@ fn fext(sb: u32, l: i32, j: i32) -> Real {
         return Real(1.0);
     }
     return Real(1.0) - y[sb + u32(-j - 1)];
+}
+
+// Σ at node n (E = nε, n ≥ −L−1) from scratch vector 0 (nodes 1…L+1): Σ is odd, Σ_0 = 0.
+fn sigma_at(cb: u32, n: i32) -> Real {
+    if (n == 0) {
+        return Real(0.0);
+    }
+    if (n > 0) {
+        return scratch[cb + u32(n - 1)];
+    }
+    return -scratch[cb + u32(-n - 1)];
 }
 
 // K_ij from its Toeplitz and Hankel parts: neighbouring rows (threads) read neighbouring
@@ -184,15 +197,23 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
         scratch[cb + i] = tables[bb + i] + kernel_row_state(kb, l, i, sb);
     }
     storageBarrier();
-    // 2. d = 1 − Σ′, f′ (central differences), collision integral into r (vector 4).
+    // 2. d = 1 − Σ′, f′ (central differences: 3-point, or 5-point except Σ′ at the last
+    // node, which would need Σ beyond L+1), collision integral into r (vector 4).
+    let five = params[pb + 4u] > Real(0.5);
     for (var i = lid; i < l; i = i + WG) {
-        var sm = Real(0.0);
-        if (i >= 1u) {
-            sm = scratch[cb + i - 1u];
-        }
-        scratch[cb + st + i] = Real(1.0) - Real(0.5) * (scratch[cb + i + 1u] - sm);
         let e = i32(i) + 1;
-        scratch[cb + 2u * st + i] = Real(0.5) * (fext(sb, li, e + 1) - fext(sb, li, e - 1));
+        var dsig = Real(0.5) * (sigma_at(cb, e + 1) - sigma_at(cb, e - 1));
+        var dfe = Real(0.5) * (fext(sb, li, e + 1) - fext(sb, li, e - 1));
+        if (five) {
+            dfe = (Real(8.0) * (fext(sb, li, e + 1) - fext(sb, li, e - 1))
+                - (fext(sb, li, e + 2) - fext(sb, li, e - 2))) / Real(12.0);
+            if (e < li) {
+                dsig = (Real(8.0) * (sigma_at(cb, e + 1) - sigma_at(cb, e - 1))
+                    - (sigma_at(cb, e + 2) - sigma_at(cb, e - 2))) / Real(12.0);
+            }
+        }
+        scratch[cb + st + i] = Real(1.0) - dsig;
+        scratch[cb + 2u * st + i] = dfe;
         let fi = fext(sb, li, e);
         var acc = Real(0.0);
         for (var k = 0u; k < nm; k = k + 1u) {

@@ -46,14 +46,31 @@ use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables}
 use crate::{NeqkinError, Result};
 use std::f64::consts::PI;
 
-/// Principal-value rule for Σ[f].
+/// Principal-value rule for Σ[f] (config `params.pv`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum PvRule {
-    /// Product integration against piecewise-linear f (second order).
+    /// Product integration against piecewise-linear f, with 3-point central differences
+    /// for Σ′ and f′ (second order; `"product"` or `"product_linear"`).
+    #[serde(rename = "product", alias = "product_linear")]
     Product,
-    /// Rectangle rule skipping the singular points (first order).
+    /// Product integration against piecewise-cubic (4-point Lagrange) f, with 5-point
+    /// central differences for Σ′ and f′ (fourth order; `"product_cubic"`).
+    #[serde(rename = "product_cubic")]
+    ProductCubic,
+    /// Rectangle rule skipping the singular points (first order; `"drop"`).
+    #[serde(rename = "drop")]
     Drop,
+}
+
+/// The accepted spellings of `params.pv`.
+pub const PV_RULE_NAMES: &[&str] = &["product", "product_linear", "product_cubic", "drop"];
+
+impl PvRule {
+    /// True when the rule pairs with 5-point derivatives of Σ and f (the cubic rule: a
+    /// 3-point Σ′ would cap Z0⁻¹ at second order whatever the quadrature).
+    pub fn five_point(self) -> bool {
+        self == PvRule::ProductCubic
+    }
 }
 
 /// Relative pivot size below which the left-hand matrix counts as singular.
@@ -76,6 +93,163 @@ pub fn hat_pv(a: f64) -> f64 {
 /// without the divergent `ln Λ` part and the constant (both cancel between partial fractions).
 fn ramp_pv(p: f64, lo: f64) -> f64 {
     xlogx(p - lo - 1.0) - xlogx(p - lo)
+}
+
+/// `ln|x|` with the principal-value convention `ln 0 → 0`: at a pole on a node the two
+/// one-sided logarithms of a continuous interpolant cancel (`ln δ − ln δ`).
+fn log_pv(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x.abs().ln()
+    }
+}
+
+/// A piecewise polynomial on unit intervals: `pieces[n] = (k, c)` is `Σ_m c[m] u^m` on
+/// `[k, k+1]` with `u = x − k` (zero outside the pieces).
+struct Piecewise {
+    pieces: Vec<(i64, [f64; 4])>,
+}
+
+impl Piecewise {
+    /// `PV∫ φ(x)/(x − a) dx` for an **integer** pole `a`, exactly: on each piece
+    /// `∫₀¹ q(u)/(u − b) du = ∫₀¹ (q(u) − q(b))/(u − b) du + q(b)[ln|1 − b| − ln|b|]`
+    /// (b = a − k), where the first integral is of a polynomial and the logarithms of a
+    /// pole on a node cancel between the two pieces that meet there (φ is continuous).
+    fn pv_direct(&self, a: f64) -> f64 {
+        let mut acc = 0.0;
+        for &(k, c) in &self.pieces {
+            let b = a - k as f64;
+            // (u^n − b^n)/(u − b) = Σ_{m<n} u^m b^{n−1−m}, integrated over [0, 1].
+            let mut reg = 0.0;
+            for (n, &cn) in c.iter().enumerate().skip(1) {
+                let mut t = 0.0;
+                for m in 0..n {
+                    t += b.powi((n - 1 - m) as i32) / (m + 1) as f64;
+                }
+                reg += cn * t;
+            }
+            let qb = c[0] + b * (c[1] + b * (c[2] + b * c[3]));
+            acc += reg + qb * (log_pv(1.0 - b) - log_pv(b));
+        }
+        acc
+    }
+
+    /// Moments `∫ x^n φ(x) dx`, n < count.
+    fn moments(&self, count: usize) -> Vec<f64> {
+        (0..count)
+            .map(|n| {
+                let mut acc = 0.0;
+                for &(k, c) in &self.pieces {
+                    // x^n = Σ_m C(n, m) k^{n−m} u^m
+                    let mut binom = 1.0;
+                    for m in 0..=n {
+                        let um: f64 = c.iter().enumerate().map(|(q, cq)| cq / (m + q + 1) as f64).sum();
+                        acc += binom * (k as f64).powi((n - m) as i32) * um;
+                        binom = binom * (n - m) as f64 / (m + 1) as f64;
+                    }
+                }
+                acc
+            })
+            .collect()
+    }
+}
+
+/// The cardinal function of piecewise-cubic Lagrange interpolation on the integers (on
+/// `[k, k+1]` the cubic through the nodes k−1…k+2), support [−2, 2], even, `φ(j) = δ_j0`,
+/// `Σ_j φ(x − j) = 1`. Coefficients in `u = x − k`.
+fn cubic_cardinal() -> Piecewise {
+    // k = −2: (x+1)(x+2)(x+3)/6 = (u−1)u(u+1)/6 = (u³ − u)/6
+    // k = −1: −(x+2)(x+1)(x−1)/2 = −(u+1)u(u−2)/2 = (−u³ + u² + 2u)/2
+    // k = 0:  (x+1)(x−1)(x−2)/2 = (u+1)(u−1)(u−2)/2 = (u³ − 2u² − u + 2)/2
+    // k = 1:  −(x−1)(x−2)(x−3)/6 = −u(u−1)(u−2)/6 = (−u³ + 3u² − 2u)/6
+    Piecewise {
+        pieces: vec![
+            (-2, [0.0, -1.0 / 6.0, 0.0, 1.0 / 6.0]),
+            (-1, [0.0, 1.0, 0.5, -0.5]),
+            (0, [1.0, -0.5, -1.0, 0.5]),
+            (1, [0.0, -1.0 / 3.0, 0.5, -1.0 / 6.0]),
+        ],
+    }
+}
+
+/// `Σ_{j ≥ 1} φ(x − j)` for the cubic cardinal: 0 for x ≤ −1, 1 for x ≥ 3.
+fn cubic_tail() -> Piecewise {
+    let phi = cubic_cardinal();
+    let pieces = (-1..=2)
+        .map(|m: i64| {
+            let mut c = [0.0; 4];
+            for &(k, ck) in &phi.pieces {
+                // φ(x − j) on [m, m+1] is the piece k = m − j, j ≥ 1.
+                if m - k >= 1 {
+                    for q in 0..4 {
+                        c[q] += ck[q];
+                    }
+                }
+            }
+            (m, c)
+        })
+        .collect();
+    Piecewise { pieces }
+}
+
+/// `PV∫ φ(u)/(u − a) du` for the piecewise-cubic cardinal function and integer `a`:
+/// exact closed form for |a| < 8, the moment series `−Σ_n M_n / a^{n+1}` beyond (the closed
+/// form cancels terms of size a³ there; the series converges as (2/a)^n, 32 terms).
+pub struct CubicPv {
+    phi: Piecewise,
+    tail: Piecewise,
+    moments: Vec<f64>,
+    tail_moments: Vec<f64>,
+}
+
+impl Default for CubicPv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CubicPv {
+    /// Builds the pieces and the moments.
+    pub fn new() -> CubicPv {
+        let phi = cubic_cardinal();
+        let moments = phi.moments(32);
+        let tail = cubic_tail();
+        let tail_moments = tail.moments(40);
+        CubicPv { phi, tail, moments, tail_moments }
+    }
+
+    /// `PV∫ φ(u)/(u − a) du`, `a` an integer.
+    pub fn phi_pv(&self, a: f64) -> f64 {
+        if a.abs() < 8.0 {
+            return self.phi.pv_direct(a);
+        }
+        moment_series(&self.moments, a)
+    }
+
+    /// `PV∫ T(x)/(x − p) dx` for the tail `T(x) = Σ_{j ≥ 1} φ(x − lo − j)` (0 below lo − 1,
+    /// 1 above lo + 3), without the divergent `ln Λ` part (it cancels between partial
+    /// fractions): the pieces on [lo − 1, lo + 3] plus `−ln|lo + 3 − p|`.
+    fn tail_pv(&self, p: f64, lo: f64) -> f64 {
+        let a = p - lo;
+        // The pieces reach |v| = 3: the series converges as (3/a)^n; the closed form would
+        // cancel terms of size a³ (at a ~ 2L that is ~1e-6 of Σ, the error floor we saw
+        // at ε = ω/64 before this switch).
+        let pieces = if a.abs() < 30.0 { self.tail.pv_direct(a) } else { moment_series(&self.tail_moments, a) };
+        pieces - log_pv(3.0 - a)
+    }
+}
+
+/// `∫ φ(u)/(u − a) du = −Σ_n M_n / a^{n+1}` for a pole outside the support.
+fn moment_series(moments: &[f64], a: f64) -> f64 {
+    let inv = 1.0 / a;
+    let mut pw = inv;
+    let mut acc = 0.0;
+    for m in moments {
+        acc -= m * pw;
+        pw *= inv;
+    }
+    acc
 }
 
 /// The self-energy kernel in the form it is stored: `K_ij = T(i − j) + H(i + j)` (rows
@@ -123,6 +297,7 @@ pub fn sigma_kernel(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> Sigm
     // Terms of b that are not row sums of K (the ramp to −½ beyond L, or the rectangle
     // rule's tail).
     let mut extra = vec![0.0; l + 1];
+    let cubic = CubicPv::new();
     for (m, &rk) in r.iter().enumerate() {
         let rf = rk as f64;
         let lam = lambda[m];
@@ -146,6 +321,27 @@ pub fn sigma_kernel(r: &[usize], lambda: &[f64], l: usize, rule: PvRule) -> Sigm
                     let e = (i + 1) as f64;
                     for (sgn, p) in [(1.0, e + rf), (-1.0, e - rf)] {
                         *x += c * sgn * (-0.5 * ramp_pv(p, lo) - 0.5 * ramp_pv(-p, lo));
+                    }
+                }
+            }
+            PvRule::ProductCubic => {
+                // As the linear product rule with the hat replaced by the cubic cardinal
+                // function φ (h = Σ_j h_j φ(x − j) over all integers, h odd, h = −½ beyond L):
+                // the same partial fractions, Toeplitz in p − node and Hankel in p + node.
+                let c = -0.5 * lam * rf;
+                for (d_idx, t) in toeplitz.iter_mut().enumerate() {
+                    let d = d_idx as f64 - (l as f64 - 1.0);
+                    *t += c * (cubic.phi_pv(d + rf) - cubic.phi_pv(d - rf));
+                }
+                for (s_idx, h) in hankel.iter_mut().enumerate() {
+                    let s = s_idx as f64 + 2.0;
+                    *h -= c * (cubic.phi_pv(s + rf) - cubic.phi_pv(s - rf));
+                }
+                let lo = l as f64;
+                for (i, x) in extra.iter_mut().enumerate() {
+                    let e = (i + 1) as f64;
+                    for (sgn, p) in [(1.0, e + rf), (-1.0, e - rf)] {
+                        *x += c * sgn * (-0.5 * cubic.tail_pv(p, lo) - 0.5 * cubic.tail_pv(-p, lo));
                     }
                 }
             }
@@ -210,6 +406,8 @@ pub struct Member {
     pub eps_out: f64,
     /// Total λ.
     pub lambda: f64,
+    /// Principal-value rule of Σ[f] (and with it the derivative stencil).
+    pub pv: PvRule,
 }
 
 /// A batch of kinetic problems.
@@ -221,8 +419,9 @@ pub struct KineticProblem {
     tables: Vec<f64>,
 }
 
-/// Per-member parameter block: `[time_scale, L, n_modes, 0]`.
-pub const PARAMS_LEN: usize = 4;
+/// Per-member parameter block: `[time_scale, L, n_modes, 0, stencil]` (the 0 is a runtime
+/// zero the kernel divides by to write NaN; stencil 0 = 3-point, 1 = 5-point derivatives).
+pub const PARAMS_LEN: usize = 5;
 
 impl KineticProblem {
     /// Builds from parsed parameter sets; all members share L and the number of modes.
@@ -243,11 +442,8 @@ impl KineticProblem {
             if r.iter().any(|&rk| rk >= l) {
                 return Err(NeqkinError::invalid("params.grid_points", "cutoff below a phonon frequency"));
             }
-            pre.push((
-                p.pv.unwrap_or(PvRule::Product),
-                se,
-                Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda() },
-            ));
+            let pv = p.pv.unwrap_or(PvRule::ProductCubic);
+            pre.push((pv, se, Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda(), pv }));
         }
         let l = pre.iter().map(|x| x.2.l).max().unwrap_or(4);
         let nm = pre.first().map(|x| x.2.r.len()).unwrap_or(0);
@@ -262,7 +458,7 @@ impl KineticProblem {
         let mut members = vec![];
         for (rule, se, mut m) in pre {
             m.l = l;
-            params.extend_from_slice(&[m.eps_out, l as f64, nm as f64, 0.0]);
+            params.extend_from_slice(&[m.eps_out, l as f64, nm as f64, 0.0, rule.five_point() as u8 as f64]);
             tables.extend(member_tables(&m, &se.lambda, rule));
             members.push(m);
         }
@@ -281,11 +477,18 @@ impl KineticProblem {
         sigma_nodes(self.l, tab, f)
     }
 
+    /// `1 − Σ′` on nodes 1…L with the member's derivative stencil (the grid Z0⁻¹ at f0).
+    pub fn zinv_grid(&self, m: usize, f: &[f64]) -> Vec<f64> {
+        let s = self.sigma(m, f);
+        let five = self.members[m].pv.five_point();
+        (1..=self.l).map(|i| 1.0 - sigma_derivative(&s, i, five)).collect()
+    }
+
     /// The left-hand matrix `diag(1 − Σ′) + diag(f′) K` (row-major L×L) for member `m`.
     pub fn lhs_matrix(&self, m: usize, f: &[f64]) -> Vec<f64> {
         let tl = table_len(self.l, self.nm);
         let tab = &self.tables[m * tl..(m + 1) * tl];
-        lhs(self.l, tab, f)
+        lhs(self.l, tab, f, self.members[m].pv.five_point())
     }
 }
 
@@ -355,13 +558,55 @@ pub fn collision(l: usize, nm: usize, tab: &[f64], f: &[f64], out: &mut [f64]) {
     }
 }
 
-fn lhs(l: usize, tab: &[f64], f: &[f64]) -> Vec<f64> {
+/// Weights of the central differences at offsets `[+1, −1, +2, −2]`: 3-point (second
+/// order) or 5-point (fourth order), per grid step.
+fn stencil(five: bool) -> [f64; 4] {
+    if five {
+        [8.0 / 12.0, -8.0 / 12.0, -1.0 / 12.0, 1.0 / 12.0]
+    } else {
+        [0.5, -0.5, 0.0, 0.0]
+    }
+}
+
+/// Σ at node n (E = nε, n ≥ −L−1) from `s` (nodes 1…L+1): Σ is odd, Σ_0 = 0.
+#[inline]
+fn sigma_at(s: &[f64], n: i64) -> f64 {
+    if n == 0 {
+        0.0
+    } else if n > 0 {
+        s[(n - 1) as usize]
+    } else {
+        -s[(-n - 1) as usize]
+    }
+}
+
+/// Σ′ at node i (1…L). The 5-point stencil needs Σ at i + 2, so the last node (i = L, the
+/// cutoff, where f ≈ e^{−Λ/T}) keeps the 3-point one.
+pub fn sigma_derivative(s: &[f64], i: usize, five: bool) -> f64 {
+    let l = s.len() - 1;
+    let w = stencil(five && i < l);
+    let i = i as i64;
+    let three = w[0] * sigma_at(s, i + 1) + w[1] * sigma_at(s, i - 1);
+    if w[2] == 0.0 {
+        three
+    } else {
+        three + w[2] * sigma_at(s, i + 2) + w[3] * sigma_at(s, i - 2)
+    }
+}
+
+/// f′ at node i (1…L) with the boundary conditions (31) (defined at every node).
+fn f_derivative(f: &[f64], i: usize, five: bool) -> f64 {
+    let w = stencil(five);
+    let i = i as i64;
+    w[0] * f_ext(f, i + 1) + w[1] * f_ext(f, i - 1) + w[2] * f_ext(f, i + 2) + w[3] * f_ext(f, i - 2)
+}
+
+fn lhs(l: usize, tab: &[f64], f: &[f64], five: bool) -> Vec<f64> {
     let s = sigma_nodes(l, tab, f);
     let mut a = vec![0.0; l * l];
     for i in 1..=l {
-        let sm = if i >= 2 { s[i - 2] } else { 0.0 };
-        let dsig = 0.5 * (s[i] - sm);
-        let df = 0.5 * (f_ext(f, i as i64 + 1) - f_ext(f, i as i64 - 1));
+        let dsig = sigma_derivative(&s, i, five);
+        let df = f_derivative(f, i, five);
         for j in 0..l {
             a[(i - 1) * l + j] = df * k_entry(l, tab, i - 1, j);
         }
@@ -421,7 +666,7 @@ pub fn lu_solve(n: usize, a: &mut [f64], rhs: &mut [f64]) -> f64 {
 pub fn eliashberg_kinetic(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _scratch: &mut [f64]) {
     let l = params[1] as usize;
     let nm = params[2] as usize;
-    let mut a = lhs(l, tables, y);
+    let mut a = lhs(l, tables, y, params[4] > 0.5);
     collision(l, nm, tables, y, dy);
     let piv = lu_solve(l, &mut a, dy);
     if piv.is_nan() || piv <= PIVOT_TOL {
@@ -487,12 +732,7 @@ impl BatchProblem for KineticProblem {
         let norm = dev.iter().map(|x| x * x).sum::<f64>().sqrt();
         // Energy-weighted deviation Σ E_i δf_i (units of ε², times ε_out²).
         let energy = dev.iter().enumerate().map(|(i, d)| (i + 1) as f64 * d).sum::<f64>() * mem.eps_out * mem.eps_out;
-        let s = self.sigma(m, y);
-        let mut zmin = f64::INFINITY;
-        for i in 1..=l {
-            let sm = if i >= 2 { s[i - 2] } else { 0.0 };
-            zmin = zmin.min(1.0 - 0.5 * (s[i] - sm));
-        }
+        let zmin = self.zinv_grid(m, y).into_iter().fold(f64::INFINITY, f64::min);
         let mut a = self.lhs_matrix(m, y);
         let mut rhs = vec![0.0; l];
         let piv = lu_solve(l, &mut a, &mut rhs);
@@ -548,21 +788,39 @@ pub fn collision_jacobian(l: usize, nm: usize, tab: &[f64], f: &[f64]) -> Vec<f6
 }
 
 /// `∂[A(f) v]/∂f` at fixed `v` for the left-hand matrix `A(f) = diag(1 − Σ′) + diag(f′) K`
-/// (row-major L×L): `Σ′_i = ½(Σ_{i+1} − Σ_{i−1})` with `Σ = K f + b`, `f′_i = ½(f_{i+1} − f_{i−1})`.
-pub fn lhs_apply_jacobian(l: usize, tab: &[f64], v: &[f64]) -> Vec<f64> {
+/// (row-major L×L): `Σ′_i = Σ_o w_o Σ_{i+o}` with `Σ = K f + b` (odd: `Σ_{−n} = −Σ_n`),
+/// `f′_i = Σ_o w_o f_{i+o}` with the boundary conditions (31), `w` the 3- or 5-point stencil.
+pub fn lhs_apply_jacobian(l: usize, tab: &[f64], v: &[f64], five: bool) -> Vec<f64> {
     let mut jac = vec![0.0; l * l];
+    // ∂f_ext(n)/∂f as (column, sign), None for the constants of (31).
+    let dext = |n: i64| -> Option<(usize, f64)> {
+        if n == 0 || n > l as i64 || -n > l as i64 {
+            None
+        } else if n > 0 {
+            Some(((n - 1) as usize, 1.0))
+        } else {
+            Some(((-n - 1) as usize, -1.0))
+        }
+    };
     for i in 1..=l {
         let row = i - 1;
         let kv: f64 = (0..l).map(|j| k_entry(l, tab, row, j) * v[j]).sum();
-        for j in 0..l {
-            let below = if i >= 2 { k_entry(l, tab, i - 2, j) } else { 0.0 };
-            jac[row * l + j] -= 0.5 * v[row] * (k_entry(l, tab, i, j) - below);
-        }
-        if i < l {
-            jac[row * l + i] += 0.5 * kv; // f_{i+1}
-        }
-        if i >= 2 {
-            jac[row * l + i - 2] -= 0.5 * kv; // f_{i−1}
+        let ws = stencil(five && i < l);
+        let wf = stencil(five);
+        for (o, (&w_s, &w_f)) in [1i64, -1, 2, -2].iter().zip(ws.iter().zip(&wf)) {
+            let n = i as i64 + o;
+            if w_s != 0.0 && n != 0 {
+                // Σ_n = Σ_j K_{n−1, j} f_j + b (n > 0), −Σ_{−n} (n < 0).
+                let (krow, sgn) = if n > 0 { ((n - 1) as usize, 1.0) } else { ((-n - 1) as usize, -1.0) };
+                for j in 0..l {
+                    jac[row * l + j] -= v[row] * w_s * sgn * k_entry(l, tab, krow, j);
+                }
+            }
+            if w_f != 0.0 {
+                if let Some((col, sgn)) = dext(n) {
+                    jac[row * l + col] += kv * w_f * sgn;
+                }
+            }
         }
     }
     jac
@@ -580,10 +838,88 @@ impl KineticProblem {
         let tl = table_len(self.l, self.nm);
         let tab = &self.tables[m * tl..(m + 1) * tl];
         let f0: Vec<f64> = (1..=self.l).map(|i| fermi(i as f64, self.members[m].t0)).collect();
-        let a = lhs(self.l, tab, &f0);
+        let a = lhs(self.l, tab, &f0, self.members[m].pv.five_point());
         let mm = collision_jacobian(self.l, self.nm, tab, &f0).into_iter().map(|x| -x / PI).collect();
         (a, mm)
     }
+}
+
+/// λc of the kinetic discretisation: the smallest λ at which `A(f0) = diag(1 − Σ′) +
+/// diag(f0′)K` stops being positive definite (the linearisation `γAφ = Mφ` then has a
+/// negative γ, through γ = ∞). K is symmetric (T(d) = T(−d), H) and f0′ < 0, so with
+/// `P = diag|f0′|^{1/2}`, `P⁻¹AP = diag(1 − Σ′) − PKP` (the diagonal of A kept as it is) is symmetric: A has real eigenvalues,
+/// and its inertia is that of this matrix, tested by Cholesky (Sylvester), as for
+/// `lambda_c_linear`. (A determinant sign is not enough: on fine grids two nodes enter the
+/// negative window of Z0⁻¹ at almost the same λ.) Bracketed around `guess` (e.g. the
+/// analytic λc), then bisection to 1e-10 relative, on a fixed grid: ε = `grid_step` and L =
+/// `grid_points`, or the default cutoff at `guess`. Uses `p.pv` (rule and stencil).
+/// Returns `(λc, L)`.
+pub fn lambda_c_kinetic(p: &Params, guess: f64) -> Result<(f64, usize)> {
+    let build = |lam: f64, l: Option<usize>| -> Result<KineticProblem> {
+        let mut kp = p.clone();
+        kp.task = super::Task::Kinetic;
+        kp.lambda = Some(lam);
+        kp.initial_temperature = Some(p.temperature);
+        kp.grid_points = l;
+        KineticProblem::new(&[kp])
+    };
+    let l = build(guess, p.grid_points)?.l;
+    let stable = |lam: f64| -> Result<bool> {
+        let prob = build(lam, Some(l))?;
+        let five = prob.members[0].pv.five_point();
+        let f0: Vec<f64> = (1..=l).map(|i| fermi(i as f64, prob.members[0].t0)).collect();
+        let a = prob.lhs_matrix(0, &f0);
+        let df: Vec<f64> = (1..=l).map(|i| f_derivative(&f0, i, five)).collect();
+        // The cutoff (f = 0 beyond L) can give the 5-point f0′ a wrong sign at the last nodes,
+        // at the size of f0(Λ) ~ e^{−Λ/T0}: such rows are decoupled (their coupling is that
+        // small); a wrong sign anywhere else is refused.
+        let big = df.iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        if df.iter().any(|&d| d >= 0.0 && d > 1e-10 * big) {
+            return Err(NeqkinError::invalid(
+                "params.grid_step",
+                "the grid's f0′ is not negative everywhere (grid step above ~2 T0): no symmetric form for λc",
+            ));
+        }
+        let sq: Vec<f64> = df.iter().map(|d| (-d).max(0.0).sqrt()).collect();
+        let tl = table_len(l, prob.nm);
+        let tab = &prob.tables[..tl];
+        let sym = nalgebra::DMatrix::from_fn(l, l, |i, j| {
+            if i == j {
+                a[i * l + i]
+            } else {
+                -sq[i] * sq[j] * 0.5 * (k_entry(l, tab, i, j) + k_entry(l, tab, j, i))
+            }
+        });
+        Ok(sym.cholesky().is_some())
+    };
+    let (mut lo, mut hi) = (guess * 0.99, guess * 1.01);
+    let mut tries = 0;
+    while !stable(lo)? {
+        lo *= 0.9;
+        tries += 1;
+        if tries > 40 {
+            return Err(NeqkinError::invalid("params.lambda", "no kinetically stable coupling found below the guess"));
+        }
+    }
+    while stable(hi)? {
+        hi *= 1.02;
+        tries += 1;
+        if tries > 120 {
+            return Err(NeqkinError::invalid(
+                "params.lambda",
+                "no kinetically unstable coupling found above the guess",
+            ));
+        }
+    }
+    while hi - lo > 1e-10 * hi {
+        let mid = 0.5 * (lo + hi);
+        if stable(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok((0.5 * (lo + hi), l))
 }
 
 /// Solution of the kinetic-discretisation eigenproblem `γ A φ = M φ`.
@@ -649,12 +985,98 @@ impl LinearlyImplicit for KineticProblem {
     fn residual_jacobian(&self, m: usize, _t: f64, y: &[f64], v: &[f64], jac: &mut [f64]) -> bool {
         let tl = table_len(self.l, self.nm);
         let tab = &self.tables[m * tl..(m + 1) * tl];
-        let ja = lhs_apply_jacobian(self.l, tab, v);
+        let ja = lhs_apply_jacobian(self.l, tab, v, self.members[m].pv.five_point());
         let jc = collision_jacobian(self.l, self.nm, tab, y);
         let scale = self.members[m].eps_out;
         for (k, x) in jac.iter_mut().enumerate() {
             *x = ja[k] - scale * jc[k];
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20-point Gauss-Legendre of `g` on [a, b] split into `n` panels (regular integrands).
+    fn gauss(g: &dyn Fn(f64) -> f64, a: f64, b: f64, n: usize) -> f64 {
+        // 8-point rule, nodes/weights on [−1, 1].
+        let x = [0.1834346424956498, 0.5255324099163290, 0.7966664774136267, 0.9602898564975363];
+        let w = [0.3626837833783620, 0.3137066458778873, 0.2223810344533745, 0.1012285362903763];
+        let h = (b - a) / n as f64;
+        let mut acc = 0.0;
+        for p in 0..n {
+            let m = a + (p as f64 + 0.5) * h;
+            for k in 0..4 {
+                acc += w[k] * 0.5 * h * (g(m + 0.5 * h * x[k]) + g(m - 0.5 * h * x[k]));
+            }
+        }
+        acc
+    }
+
+    fn phi(x: f64) -> f64 {
+        let c = cubic_cardinal();
+        for (k, q) in &c.pieces {
+            let u = x - *k as f64;
+            if (0.0..=1.0).contains(&u) {
+                return q[0] + u * (q[1] + u * (q[2] + u * q[3]));
+            }
+        }
+        0.0
+    }
+
+    #[test]
+    fn cubic_cardinal_interpolates_and_sums_to_one() {
+        for j in -3..=3 {
+            assert!((phi(j as f64) - if j == 0 { 1.0 } else { 0.0 }).abs() < 1e-15, "φ({j})");
+        }
+        for x in [0.1, 0.37, 0.5, 0.93] {
+            let s: f64 = (-4..=4).map(|j| phi(x - j as f64)).sum();
+            let sx: f64 = (-4..=4).map(|j| j as f64 * phi(x - j as f64)).sum();
+            let sx3: f64 = (-4..=4).map(|j| (j as f64).powi(3) * phi(x - j as f64)).sum();
+            assert!((s - 1.0).abs() < 1e-14 && (sx - x).abs() < 1e-14 && (sx3 - x.powi(3)).abs() < 1e-13);
+        }
+        let m = cubic_cardinal().moments(4);
+        assert!((m[0] - 1.0).abs() < 1e-15 && m[1].abs() < 1e-15, "{m:?}");
+    }
+
+    #[test]
+    fn pv_integrals_match_quadrature_and_the_linear_hat() {
+        // Off the support the integrand is regular: Gauss quadrature is the reference, and
+        // it checks the closed form (|a| < 8) and the moment series (|a| ≥ 8) alike.
+        let cp = CubicPv::new();
+        for a in [3.0, 5.0, -7.0, 8.0, 15.0, 16.0, -17.0, 40.0, 1000.0] {
+            let q = gauss(&|x| phi(x) / (x - a), -2.0, 2.0, 64);
+            let got = cp.phi_pv(a);
+            assert!((got - q).abs() < 1e-12 * q.abs() + 1e-16, "a = {a}: {got} vs {q}");
+        }
+        // The closed form and the series agree where both apply (cardinal and tail).
+        for a in [8.0, 9.0, -12.0] {
+            let d = cp.phi.pv_direct(a);
+            assert!((d - cp.phi_pv(a)).abs() < 1e-12, "a = {a}");
+        }
+        for a in [30.0, -31.0, 45.0] {
+            let d = cp.tail.pv_direct(a);
+            let m = moment_series(&cp.tail_moments, a);
+            assert!((d - m).abs() < 1e-11, "tail a = {a}: {d} vs {m}");
+        }
+        // The same machinery on the hat reproduces `hat_pv` at every integer pole,
+        // singular ones included.
+        let hat = Piecewise { pieces: vec![(-1, [0.0, 1.0, 0.0, 0.0]), (0, [1.0, -1.0, 0.0, 0.0])] };
+        for a in -5..=5 {
+            let a = a as f64;
+            assert!((hat.pv_direct(a) - hat_pv(a)).abs() < 1e-14, "a = {a}");
+        }
+        // A pole on a node inside the support: PV by symmetric exclusion of (a − δ, a + δ),
+        // each side with x = a ± e^t (so φ(x)/(x − a) dx = ±φ(a ± e^t) dt, regular).
+        for a in [-1.0, 0.0, 1.0] {
+            let lnd = (1e-9f64).ln();
+            let right = gauss(&|t: f64| phi(a + t.exp()), lnd, (2.0 - a).ln(), 4000);
+            let left = gauss(&|t: f64| phi(a - t.exp()), lnd, (a + 2.0).ln(), 4000);
+            let q = right - left;
+            // the excluded part is δ (φ′₋ + φ′₊) = O(1e-9)
+            assert!((cp.phi_pv(a) - q).abs() < 1e-6, "a = {a}: {} vs {q}", cp.phi_pv(a));
+        }
     }
 }

@@ -130,7 +130,10 @@ pub struct Params {
     /// Kinetic: initial electron temperature T_in (in `units`).
     #[serde(default)]
     pub initial_temperature: Option<f64>,
-    /// Kinetic: principal-value rule, "product" (piecewise-linear, 2nd order, default) or
+    /// Kinetic (and the kinetic stability discretisation): principal-value rule of Σ[f],
+    /// "product_cubic" (piecewise-cubic f, 5-point Σ′ and f′, 4th order; the default since
+    /// issue 10), "product" = "product_linear" (piecewise-linear f, 3-point Σ′ and f′, 2nd
+    /// order; the default before) or
     /// "drop" (skip the singular points, 1st order; for comparison).
     #[serde(default)]
     pub pv: Option<kinetic::PvRule>,
@@ -220,6 +223,14 @@ impl Params {
 
     /// Parses and checks one parameter set.
     pub fn parse(v: &serde_json::Value) -> Result<Self> {
+        if let Some(pv) = v.get("pv") {
+            if !pv.as_str().is_some_and(|x| kinetic::PV_RULE_NAMES.contains(&x)) {
+                return Err(NeqkinError::invalid(
+                    "params.pv",
+                    format!("must be one of {}, got {pv}", kinetic::PV_RULE_NAMES.join(", ")),
+                ));
+            }
+        }
         let p: Params = crate::engine::model::parse_params(v)?;
         crate::engine::model::check_finite("params.temperature", p.temperature)?;
         if p.temperature <= 0.0 {
@@ -576,6 +587,10 @@ pub fn evaluate_point(p: &Params) -> Result<Observables> {
                 scal(sc, "lambda_c_linear", lc);
                 scal(sc, "relative_difference", (lc - th.lambda_c) / lc);
                 scal(sc, "grid_points", n as f64);
+                if p.discretisation == Discretisation::Kinetic {
+                    let (lk, _) = kinetic::lambda_c_kinetic(p, th.lambda_c)?;
+                    scal(sc, "lambda_c_kinetic", lk);
+                }
             }
             if !p.solve_eigen {
                 return Ok(o);

@@ -95,6 +95,9 @@ pub struct Member {
     pub sigma0: f64,
     /// Eq (10) estimate of σ/σ0.
     pub sigma_eq10: f64,
+    /// Large-ζ limit of σ/σ0: Eq (9) on the Eq (8) distribution (dispersionless phonon at
+    /// ω_p, St_in = 0, E = 0).
+    pub sigma_eq8: f64,
     /// Mean projected phonon frequency ω̄ (energy bookkeeping: E = Σ h ε D f + ω̄ ζ).
     pub omega_mean: f64,
     /// Applied E² (field units).
@@ -193,6 +196,19 @@ impl PhotoexcitedBatch {
             };
             let d_f = band.interpolate(&band.dos, mu);
             let sigma0 = band.interpolate(&band.sigma_tilde, mu);
+            // σ0 is the unit of σ and of the field (v_F²τ_F = σ0/D_F): a transport function
+            // that vanishes at μ (a table with v² = 0 there) would make every derivative
+            // 0·∞ = NaN and σ/σ0 meaningless; say so instead.
+            if !(sigma0 > 0.0 && sigma0.is_finite()) {
+                let field = if p.dos == DosKind::Table { "params.dos_table" } else { "params.transport" };
+                return Err(NeqkinError::invalid(
+                    field,
+                    format!(
+                        "the transport function σ̃ = v² D τ_tr is {sigma0} at the chemical potential μ = {mu}: \
+                         σ0 = σ̃(μ) must be > 0 (it sets the units of σ and of the field)"
+                    ),
+                ));
+            }
             let s_f = sigma0 / d_f; // v_F² τ_F in table units
             let w = p.band_width;
             let pb = &mut params[m * params_len..(m + 1) * params_len];
@@ -248,6 +264,7 @@ impl PhotoexcitedBatch {
                 mu,
                 sigma0,
                 sigma_eq10: analytic::eq10_sigma(band, mu, p.phonon_frequency) / sigma0,
+                sigma_eq8: analytic::eq8_sigma(band, mu, t, p.phonon_frequency) / sigma0,
                 omega_mean,
                 applied_field_squared: p.electric_field * p.electric_field,
                 spectral_radius,
@@ -388,7 +405,9 @@ impl Model for Photoexcited {
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         let p = PhotoexcitedParams::from_json(params)?;
         if p.dos == DosKind::Table {
-            Band::build(&p)?;
+            // Builds the band and checks σ̃(μ) > 0 (cheap for a table; a p band is sampled
+            // only when its batch is built).
+            PhotoexcitedBatch::new(std::slice::from_ref(&p))?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ pub const SCALARS: &[&str] = &[
     "field_squared",
     "chemical_potential",
     "sigma_eq10",
+    "sigma_eq8",
 ];
 
 /// Observables of one member from its parameter block, table block and state.
@@ -38,6 +39,7 @@ pub fn observables(m: &Member, params: &[f64], tables: &[f64], t: f64, y: &[f64]
             ("field_squared".into(), m.applied_field_squared + s.field_squared),
             ("chemical_potential".into(), m.mu),
             ("sigma_eq10".into(), m.sigma_eq10),
+            ("sigma_eq8".into(), m.sigma_eq8),
         ],
         arrays: vec![("f".into(), f.to_vec()), ("energy_grid".into(), m.eps.clone()), ("dos".into(), m.dos.clone())],
     }
