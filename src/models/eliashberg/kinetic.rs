@@ -21,6 +21,10 @@
 //! (finite for poles on grid points, second order in ε). [`PvRule::Drop`] is the naive
 //! rectangle rule that skips the singular points (first order), kept for comparison.
 //! `Σ′` and `f′` are central differences on the grid (Σ is odd, so `Σ_0 = 0`).
+//! [`PvRule::ProductCubic`] (`pv = "product_cubic"`, issue 10) integrates against the
+//! piecewise-cubic Lagrange interpolant instead (cardinal function [`CubicPv`], same
+//! Toeplitz + Hankel form) and takes `Σ′`, `f′` by 5-point central differences: fourth
+//! order in ε for Σ and for the grid Z0⁻¹ (`docs/models/eliashberg.md`).
 //!
 //! ## Collision integral (Eq 38) and time
 //! `I_i = Σ_k π λ_k r_k [N_k(f_{i+r} + f_{i−r} − 2f_i) − f_i(f_{i+r} − f_{i−r}) + f_{i+r} − f_i]`
@@ -442,7 +446,7 @@ impl KineticProblem {
             if r.iter().any(|&rk| rk >= l) {
                 return Err(NeqkinError::invalid("params.grid_points", "cutoff below a phonon frequency"));
             }
-            let pv = p.pv.unwrap_or(PvRule::ProductCubic);
+            let pv = p.pv.unwrap_or(PvRule::Product);
             pre.push((pv, se, Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda(), pv }));
         }
         let l = pre.iter().map(|x| x.2.l).max().unwrap_or(4);

@@ -131,10 +131,9 @@ pub struct Params {
     #[serde(default)]
     pub initial_temperature: Option<f64>,
     /// Kinetic (and the kinetic stability discretisation): principal-value rule of Σ[f],
-    /// "product_cubic" (piecewise-cubic f, 5-point Σ′ and f′, 4th order; the default since
-    /// issue 10), "product" = "product_linear" (piecewise-linear f, 3-point Σ′ and f′, 2nd
-    /// order; the default before) or
-    /// "drop" (skip the singular points, 1st order; for comparison).
+    /// "product" = "product_linear" (piecewise-linear f, 3-point Σ′ and f′, 2nd order; the
+    /// default), "product_cubic" (piecewise-cubic f, 5-point Σ′ and f′, 4th order; issue 10)
+    /// or "drop" (skip the singular points, 1st order; for comparison).
     #[serde(default)]
     pub pv: Option<kinetic::PvRule>,
     /// Stability: which discretisation the eigenproblem γAφ = Mφ lives on: "analytic"
@@ -216,7 +215,7 @@ impl Params {
             P::new("save_eigenvectors", json!(default_nvec()), "—", "≥ 0", "stability: eigenvectors saved at each end of the spectrum"),
             P::unset("e_max", "2ω_max + 10T (self_energy), 3 (strong_coupling)", "units", "> 0", "energy window [0, e_max] of self_energy/strong_coupling outputs"),
             P::unset("initial_temperature", "required for kinetic", "units", "> 0", "kinetic: initial electron temperature T_in"),
-            P::unset("pv", "product", "—", "product | drop", "kinetic: principal-value rule (2nd order product integration, or drop)"),
+            P::unset("pv", "product", "—", "product | product_linear | product_cubic | drop", "kinetic and discretisation = \"kinetic\": principal-value rule of Σ[f] (product = product_linear: 2nd order; product_cubic: piecewise-cubic f with 5-point Σ′, f′, 4th order; drop: 1st order)"),
             P::new("discretisation", json!("analytic"), "—", "analytic | kinetic", "stability: Eqs 17–23 with analytic Z0⁻¹, or the kinetic task's linearisation"),
         ]
     }
