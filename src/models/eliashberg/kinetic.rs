@@ -446,6 +446,37 @@ impl KineticProblem {
             if r.iter().any(|&rk| rk >= l) {
                 return Err(NeqkinError::invalid("params.grid_points", "cutoff below a phonon frequency"));
             }
+            // Issue 10 audit. (a) A grid step far above T does not resolve the Fermi step:
+            // f(ε) = e^{−ε/T} underflows to 0 at ε ≳ 745 T, f0 and the initial state are then
+            // f ≡ 0 on every node, and the run is that constant with status reached.
+            let t_min = t0.min(t_in);
+            if t_min < 0.5 {
+                return Err(NeqkinError::invalid(
+                    "params.grid_step",
+                    format!(
+                        "grid step ε = {eps} input units is {:.3} times the temperature min(T0, T_in): the grid \
+                         must resolve the Fermi step (ε ≤ 2T; at ε ≳ 745 T f underflows to 0 on every node)",
+                        1.0 / t_min
+                    ),
+                ));
+            }
+            // (b) f = 0 beyond the cutoff (boundary conditions 31) breaks detailed balance at
+            // the top by ~e^{−(Λ − ω_max)/T}: refuse a given grid_points where that exceeds
+            // 1e-4 (the default cutoff 2ω_max + 25T leaves e^{−(ω_max + 25T)/T}).
+            let r_max = r.iter().copied().max().unwrap_or(0);
+            let t_max = t0.max(t_in);
+            let leak = (-((l - r_max) as f64) / t_max).exp();
+            if leak > 1e-4 {
+                return Err(NeqkinError::invalid(
+                    "params.grid_points",
+                    format!(
+                        "cutoff L = {l} leaves f(Λ − ω_max) = e^{{−(L − r_max)/T}} = {leak:.1e} > 1e-4 (r_max = {r_max}, \
+                         T = {t_max:.3} in grid steps): f = 0 beyond L would break detailed balance there; \
+                         raise grid_points to ≥ {} or leave it unset (default 2ω_max + 25T)",
+                        r_max + (9.3 * t_max).ceil() as usize
+                    ),
+                ));
+            }
             let pv = p.pv.unwrap_or(PvRule::Product);
             pre.push((pv, se, Member { l, r, t0, t_in, eps_out: eps / u, lambda: s.total_lambda(), pv }));
         }

@@ -187,6 +187,35 @@ impl InterbandParams {
         if n > MAX_MOMENTA {
             return Err(NeqkinError::invalid("params.grid_step", format!("grid too fine: {n} points > {MAX_MOMENTA}")));
         }
+        // Issue 10 audit: Δ = 0 is an exact fixed point of the mean-field equations
+        // (ds/dt = (i es − gs) s + i nt Δ*): with a zero seed s21 stays 0 to the last bit and
+        // every point reads "normal", paired or not.
+        if self.coupling_v > 0.0 && self.seed_re == 0.0 && self.seed_im == 0.0 {
+            return Err(NeqkinError::invalid(
+                "params.seed_re",
+                "seed_re = seed_im = 0 keeps s21 ≡ 0 exactly (Δ = 0 is a fixed point of the mean-field \
+                 equations), so no point can pair: give a small nonzero seed (default 1e-20)",
+            ));
+        }
+        // Emission needs |k| > v/(2A) (Eq B2 kinematics); beyond the largest grid momentum
+        // the band gets no phonon jump at all and Γ^ph is silently off for it.
+        if self.gamma_ph > 0.0 {
+            let k_max = (n as f64 / 2.0 - 0.5) * self.grid_step;
+            for (band, a) in [("valence (band_a1)", self.band_a1), ("conduction (band_a2)", self.band_a2)] {
+                let k_min = self.phonon_velocity / (2.0 * a);
+                if k_min >= k_max {
+                    return Err(NeqkinError::invalid(
+                        "params.phonon_velocity",
+                        format!(
+                            "no phonon emission in the {band} band on this grid: emission needs |k| > v/(2A) = \
+                             {k_min}, the largest grid momentum is {k_max}; Γ^ph = {} would be silently off \
+                             (lower phonon_velocity or raise cutoff)",
+                            self.gamma_ph
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -445,6 +474,26 @@ impl BatchProblem for InterbandProblem {
             ToleranceBlock { start: 0, end: 4 * n, atol, rtol },
             ToleranceBlock { start: 4 * n, end: 6 * n, atol: s_atol, rtol },
         ]
+    }
+    /// Issue 10 audit: a seed whose products with the O(1e-3) coefficients of the s21 rows
+    /// (`gs·s`, `nt·Δ*`, `cv Σ s`) fall below the precision's smallest normal number is
+    /// flushed to 0 by the device (f32: 1.2e-38), and then s21 ≡ 0 exactly — every point
+    /// "normal" with status reached. Refused below 1e-30 in f32 (1e-290 in f64).
+    fn check_precision(&self, unit_roundoff: f64) -> Result<()> {
+        let floor = if unit_roundoff > f64::EPSILON { 1e-30 } else { 1e-290 };
+        for p in &self.points {
+            let s = p.seed_re.hypot(p.seed_im);
+            if s > 0.0 && s < floor {
+                return Err(NeqkinError::invalid(
+                    "params.seed_re",
+                    format!(
+                        "|seed| = {s:e} is below {floor:e} at unit roundoff {unit_roundoff:.1e}: s21 and Δ \
+                         would underflow to 0 and stay there (every point normal); use a seed ≥ {floor:e}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
     fn observables(&self, member: usize, _t: f64, y: &[f64]) -> Observables {
         analysis::observables(&self.points[member], &self.params[member * PARAMS_LEN..(member + 1) * PARAMS_LEN], y)

@@ -378,6 +378,34 @@ impl BatchProblem for PhotoexcitedBatch {
             ToleranceBlock { start: n + 2, end: n + 3, atol, rtol },
         ]
     }
+    /// Issue 10 audit: the pair rate `(a+1) f_u(1−f_l) − a f_l(1−f_u)`, a = ζ + b, subtracts
+    /// two terms of size a·f(1−f) to leave one of size f(1−f) (the spontaneous emission
+    /// that drives f towards Eq 8): its relative rounding error is about a·u. Refused where
+    /// that exceeds 1e-3 (f32: ζ + b ≳ 1.7e4; f64: ≳ 4.5e12), naming the occupation.
+    fn check_precision(&self, unit_roundoff: f64) -> Result<()> {
+        for m in &self.members {
+            let p = &m.params;
+            let occupation = match p.zeta {
+                Some(z) => z,
+                None => p.zeta_initial + p.pump_strength,
+            };
+            let bose = dos::bose(p.phonon_frequency, p.temperature);
+            let a = occupation + bose;
+            if a * unit_roundoff > 1e-3 {
+                let field = if p.zeta.is_some() { "params.zeta" } else { "params.pump_strength" };
+                return Err(NeqkinError::invalid(
+                    field,
+                    format!(
+                        "phonon occupation ζ + b ≈ {a:.3e} at unit roundoff {unit_roundoff:.1e}: the pair rate \
+                         (a+1)f_u(1−f_l) − a f_l(1−f_u) would lose {:.1e} of its size to rounding; \
+                         use f64 (--precision f64) or a smaller ζ",
+                        a * unit_roundoff
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
     fn observables(&self, member: usize, t: f64, y: &[f64]) -> Observables {
         observables::observables(&self.members[member], self.member_params(member), self.member_tables(member), t, y)
     }
