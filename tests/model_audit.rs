@@ -77,9 +77,7 @@ fn interband_zero_seed_no_emission_and_f32_seed_underflow_are_refused() {
 /// to a result of size f(1−f): in f32 ζ = 1e5 leaves a relative error ~6e-3 on the rates.
 #[test]
 fn photoexcited_large_zeta_is_refused_in_f32_only() {
-    let build = |v: serde_json::Value| {
-        PhotoexcitedBatch::new(&[PhotoexcitedParams::from_json(&v).unwrap()]).unwrap()
-    };
+    let build = |v: serde_json::Value| PhotoexcitedBatch::new(&[PhotoexcitedParams::from_json(&v).unwrap()]).unwrap();
     let big = build(json!({"zeta": 1e5, "grid_points": 200}));
     let e = big.check_precision(Precision::F32.unit_roundoff()).unwrap_err().to_string();
     assert!(e.contains("params.zeta") && e.contains("rounding"), "{e}");
