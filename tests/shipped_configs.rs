@@ -25,7 +25,8 @@ const BUDGET_S: f64 = 300.0;
 /// matrix of the Eliashberg kinetic equation turns singular: the run cannot continue, and
 /// says so), with a word their message must contain. Exit code 1 (some points failed) is
 /// expected for them; any other failure, or a failure without that reason, is not.
-const EXPECTED_FAILURES: &[(&str, &str)] = &[("eliashberg/kinetic.toml", "pivot"), ("eliashberg/kinetic_bdf.toml", "pivot")];
+const EXPECTED_FAILURES: &[(&str, &str)] =
+    &[("eliashberg/kinetic.toml", "pivot"), ("eliashberg/kinetic_bdf.toml", "pivot")];
 
 fn configs() -> Vec<PathBuf> {
     let mut out = Vec::new();
