@@ -112,10 +112,12 @@ def load(path: PathLike):
     df = pd.read_csv(csv, keep_default_na=False, na_values=["NaN"], dtype={"message": str, "status": str})
     axes = [a["name"] for a in meta["config"].get("sweep", [])]
     # Only points recorded finished count (a cut-off batch may have left rows behind).
+    # A line is `point rows arrays` (older folders: `point`); a line torn by a kill has no
+    # newline and does not count.
     progress = os.path.join(root, "progress.txt")
     if os.path.exists(progress):
-        with open(progress, encoding="utf-8") as f:
-            done = {int(line) for line in f if line.strip()}
+        with open(progress, encoding="utf-8", newline="") as f:
+            done = {int(line.split()[0]) for line in f if line.endswith("\n") and line.strip()}
         df = df[df["point"].isin(done)]
     points = np.array(sorted(df["point"].unique()), dtype=np.int64)
     outputs = np.array(sorted(df["output"].unique()), dtype=np.int64)

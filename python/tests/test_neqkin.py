@@ -225,7 +225,7 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_resumes(cli, tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while not (progress.exists() and len(progress.read_text().split()) >= 2):
+        while not (progress.exists() and progress.read_text().count("\n") >= 2):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no batch written within 120 s"
             time.sleep(0.005)
@@ -239,7 +239,7 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_resumes(cli, tmp_path):
     assert "KeyboardInterrupt" in stderr and "stopping after the batch in flight" in stderr
     # progress=True reports on stderr even when it is not a terminal (lines, then).
     assert re.search(r"\b\d+/30 points", stderr), stderr
-    done = [int(x) for x in progress.read_text().split()]
+    done = [int(line.split()[0]) for line in progress.read_text().splitlines()]  # `point rows arrays`
     assert 2 <= len(done) < 30 and done == list(range(len(done)))
     meta = json.loads((out / "meta.json").read_text())
     assert meta["complete"] is False and len(meta["batches"]) == len(done)
