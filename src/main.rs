@@ -1,4 +1,4 @@
-//! The `neqkin` command line: `run`, `devices`, `params`, `init`, `merge`, `slurm`.
+//! The `neqkin` command line: `run`, `devices`, `bench`, `params`, `init`, `merge`, `slurm`.
 //!
 //! The only place that uses `anyhow`; errors are printed with `{:#}` (the whole chain)
 //! and mapped to fixed exit codes:
@@ -52,6 +52,20 @@ enum Command {
     Run(RunArgs),
     /// List the compute devices neqkin can use.
     Devices,
+    /// Time a fixed suite (photoexcited, interband, cavity Newton) on the CPU and on every
+    /// GPU adapter, f64 and f32: points/s, grid-point updates/s, RHS bandwidth against a
+    /// copy, dispatches per step.
+    Bench {
+        /// Smaller batches and shorter runs (well under a minute on two cores).
+        #[arg(long)]
+        quick: bool,
+        /// Also write the results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Timed runs per case (the median is printed).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// Every parameter of a model: default, unit, allowed range, meaning.
     Params {
         /// Model name (`neqkin devices` lists them).
@@ -235,6 +249,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Devices => devices(),
+        Command::Bench { quick, json, reps } => bench(quick, json.as_deref(), reps),
         Command::Params { model } => neqkin::models::find(&model)
             .map(|m| print!("{}", run::starter::params_table(&*m)))
             .map(|_| 0)
@@ -342,6 +357,37 @@ fn devices() -> Result<u8, Failure> {
     }
     let names: Vec<&str> = neqkin::models::registry().iter().map(|m| m.name()).collect();
     println!("models: {}", names.join(", "));
+    Ok(0)
+}
+
+fn bench(quick: bool, json: Option<&Path>, reps: usize) -> Result<u8, Failure> {
+    use neqkin::run::bench;
+    println!(
+        "neqkin {} bench{}: median of {reps} runs per case; machine load affects every figure",
+        env!("CARGO_PKG_VERSION"),
+        if quick { " --quick" } else { "" }
+    );
+    let header = bench::table(&bench::BenchReport {
+        version: String::new(),
+        quick,
+        reps,
+        cases: Vec::new(),
+        skipped: Vec::new(),
+    });
+    print!("{header}");
+    let report = bench::run_suite(bench::BenchOptions { quick, reps }, &mut |r| print!("{}", bench::row(r)))
+        .map_err(classify)?;
+    for s in &report.skipped {
+        println!("skipped: {} on {}: {}", s.case, s.device, s.reason);
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+        std::fs::write(path, text).map_err(|e| Failure {
+            code: EXIT_RUNTIME,
+            error: anyhow::Error::new(e).context(format!("writing {}", path.display())),
+        })?;
+        println!("wrote {}", path.display());
+    }
     Ok(0)
 }
 

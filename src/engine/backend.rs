@@ -51,6 +51,11 @@ pub struct BackendInfo {
     pub precision: Precision,
     /// Worker threads (CPU) or 0.
     pub threads: usize,
+    /// Compute dispatches this backend has issued so far (GPU; `None` on the CPU). Not
+    /// written with the backend in `meta.json`, where it would be the count before the first
+    /// batch: the schedule records it per batch and as `dispatches_per_accepted_step`.
+    #[serde(skip)]
+    pub dispatches: Option<u64>,
 }
 
 /// Executes step programs over one batch problem.

@@ -695,6 +695,7 @@ impl Backend for CpuBackend {
             api: "rayon".into(),
             precision: Precision::F64,
             threads: rayon::current_num_threads(),
+            dispatches: None,
         }
     }
 }

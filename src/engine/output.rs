@@ -137,6 +137,12 @@ pub struct BatchRecord {
     pub error: Option<String>,
     /// Backend that ran it.
     pub backend: Option<String>,
+    /// Compute dispatches the GPU backend issued for it (absent on the CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatches: Option<u64>,
+    /// Accepted steps of the batch, the most any member took (GPU batches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_steps: Option<u64>,
 }
 
 /// An open output folder, locked for this process until dropped.
@@ -822,6 +828,7 @@ impl OutputDir {
             .as_array_mut()
             .expect("meta.batches is an array")
             .push(serde_json::to_value(&record).unwrap_or(Value::Null));
+        self.update_dispatches_per_step();
         self.write_meta()
     }
 
@@ -844,6 +851,22 @@ impl OutputDir {
         self.meta["finished"] = Value::String(now);
         self.meta["complete"] = Value::Bool(complete);
         self.write_meta()
+    }
+
+    /// `dispatches_per_accepted_step`: GPU dispatches over accepted steps summed over every
+    /// GPU batch of the folder (each batch's steps counted once, as the most any member
+    /// took: one step program advances the whole batch). Absent when no GPU batch ran.
+    fn update_dispatches_per_step(&mut self) {
+        let (mut dispatches, mut steps) = (0u64, 0u64);
+        for b in self.meta["batches"].as_array().into_iter().flatten() {
+            if let (Some(d), Some(s)) = (b["dispatches"].as_u64(), b["accepted_steps"].as_u64()) {
+                dispatches += d;
+                steps += s;
+            }
+        }
+        if steps > 0 {
+            self.meta["dispatches_per_accepted_step"] = serde_json::json!(dispatches as f64 / steps as f64);
+        }
     }
 
     fn write_meta(&self) -> Result<()> {

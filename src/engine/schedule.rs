@@ -289,9 +289,9 @@ pub fn run_sweep(
                 .unwrap_or_else(|| "unknown panic".into());
             Err(NeqkinError::Panic(what))
         });
-        let (rows, arrays, error, backend) = match outcome {
-            Ok(b) => (b.rows, b.arrays, None, b.backend),
-            Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None),
+        let (rows, arrays, error, backend, dispatches, accepted_steps) = match outcome {
+            Ok(b) => (b.rows, b.arrays, None, b.backend, b.dispatches, b.accepted_steps),
+            Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None, None, 0),
         };
         if let Some(info) = &backend {
             dir.set_backend(info)?;
@@ -306,6 +306,8 @@ pub fn run_sweep(
             failed: failed.len(),
             error: error.clone(),
             backend: backend.map(|b| format!("{} {} ({}, {})", b.backend, b.adapter, b.api, b.precision)),
+            dispatches,
+            accepted_steps: dispatches.map(|_| accepted_steps),
         };
         let wall = record.wall_s;
         let arrays = if plan.output.arrays { arrays } else { Vec::new() };
@@ -343,6 +345,11 @@ struct BatchOutcome {
     rows: Vec<Row>,
     arrays: Vec<PointArrays>,
     backend: Option<crate::engine::backend::BackendInfo>,
+    /// GPU dispatches of the integration (None on the CPU or without one).
+    dispatches: Option<u64>,
+    /// Accepted steps of the batch: the most any member took (members advance together,
+    /// one step program per step for the whole batch).
+    accepted_steps: u64,
 }
 
 fn failed_rows(plan: &Plan, chunk: &[Point], message: &str) -> Vec<Row> {
@@ -408,7 +415,7 @@ fn run_batch(
                     arrays: o.arrays.into_iter().map(|(n, v)| (n, vec![v])).collect(),
                 });
             }
-            return Ok(BatchOutcome { rows, arrays, backend: None });
+            return Ok(BatchOutcome { rows, arrays, backend: None, dispatches: None, accepted_steps: 0 });
         }
         SolverPlan::Integrate(o) => o,
     };
@@ -464,6 +471,8 @@ fn run_batch(
         Ok(())
     };
     integrate(&mut *backend, &*problem, opts, &mut on_output)?;
+    let dispatches = backend.info().dispatches;
+    let accepted_steps = rows.iter().filter_map(|r| r.last()).map(|r| r.steps_accepted).max().unwrap_or(0);
     // Per-point summaries over the whole history go on the last row; earlier rows get
     // NaN in those columns so every row has the header's width.
     let summary_names = problem.summary_names();
@@ -481,7 +490,13 @@ fn run_batch(
             }
         }
     }
-    Ok(BatchOutcome { rows: rows.into_iter().flatten().collect(), arrays, backend: Some(info) })
+    Ok(BatchOutcome {
+        rows: rows.into_iter().flatten().collect(),
+        arrays,
+        backend: Some(info),
+        dispatches,
+        accepted_steps,
+    })
 }
 
 /// Progress on stderr: an indicatif bar on a terminal, plain lines when forced elsewhere,

@@ -8,6 +8,7 @@
 //! `neqkin:`, as the CLI always printed them.
 
 pub mod batches;
+pub mod bench;
 pub mod slurm;
 pub mod starter;
 

@@ -92,6 +92,8 @@ pub struct GpuBackend {
     n_scalars: usize,
     generation: u64,
     programs: Vec<Compiled>,
+    /// Compute dispatches recorded by [`Backend::run`] so far.
+    dispatches: u64,
 }
 
 impl GpuBackend {
@@ -138,6 +140,7 @@ impl GpuBackend {
             n_scalars: 0,
             generation: 0,
             programs: Vec::new(),
+            dispatches: 0,
             problem,
         };
         backend.upload(&backend.params, 0, &backend.problem.params()[..params_len]);
@@ -615,6 +618,7 @@ impl Backend for GpuBackend {
                 },
             )?;
             recorded += count;
+            self.dispatches += count as u64;
             // Keep at most two command buffers in flight so huge runs do not queue
             // unbounded work.
             if let Some(prev) = previous.replace(index) {
@@ -628,7 +632,14 @@ impl Backend for GpuBackend {
 
     fn info(&self) -> BackendInfo {
         let a = self.ctx.info();
-        BackendInfo { backend: "gpu".into(), adapter: a.name, api: a.api, precision: self.precision, threads: 0 }
+        BackendInfo {
+            backend: "gpu".into(),
+            adapter: a.name,
+            api: a.api,
+            precision: self.precision,
+            threads: 0,
+            dispatches: Some(self.dispatches),
+        }
     }
 }
 

@@ -51,18 +51,25 @@ pub struct AdapterReport {
     pub max_storage_binding: u64,
     /// Largest buffer, bytes.
     pub max_buffer_size: u64,
+    /// Driver name and version as the adapter reports them (may be empty).
+    pub driver: String,
+}
+
+fn driver(info: &wgpu::AdapterInfo) -> String {
+    format!("{} {}", info.driver, info.driver_info).trim().to_string()
 }
 
 fn report(adapter: &wgpu::Adapter) -> AdapterReport {
     let info = adapter.get_info();
     let limits = adapter.limits();
     AdapterReport {
-        name: info.name,
+        name: info.name.clone(),
         api: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
         f64: adapter.features().contains(wgpu::Features::SHADER_F64),
         max_storage_binding: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
+        driver: driver(&info),
     }
 }
 
@@ -178,6 +185,7 @@ impl GpuContext {
             f64: self.f64,
             max_storage_binding: self.limits.max_storage_buffer_binding_size,
             max_buffer_size: self.limits.max_buffer_size,
+            driver: driver(&self.adapter_info),
         }
     }
 
