@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod models;
+pub mod plot;
 pub mod run;
 
 pub use error::{NeqkinError, Result};

@@ -1,4 +1,5 @@
-//! The `neqkin` command line: `run`, `devices`, `bench`, `params`, `init`, `merge`, `slurm`.
+//! The `neqkin` command line: `run`, `devices`, `bench`, `params`, `init`, `merge`, `slurm`,
+//! `plot`, `completions`.
 //!
 //! The only place that uses `anyhow`; errors are printed with `{:#}` (the whole chain)
 //! and mapped to fixed exit codes:
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use neqkin::engine::output;
 use neqkin::engine::schedule::Shard;
@@ -90,6 +91,19 @@ enum Command {
         /// incomplete shards (otherwise those are errors, exit 2).
         #[arg(long)]
         allow_partial: bool,
+    },
+    /// Draw the standard picture of a run (the config's `[plot]`, else the model's).
+    Plot {
+        /// Output folder of `neqkin run`.
+        out: PathBuf,
+        /// PNG file to write (default: OUT/plot.png).
+        #[arg(long)]
+        png: Option<PathBuf>,
+    },
+    /// Print a shell completion script (e.g. `neqkin completions bash > /etc/bash_completion.d/neqkin`).
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
     },
     /// Write (and with --submit, submit) a Slurm job array with one shard per task and a
     /// merge job that runs after it; requeued or resubmitted tasks resume their shard.
@@ -261,6 +275,11 @@ fn main() -> ExitCode {
             merge(&out, &shards, output::MergeOptions { force, allow_partial })
         }
         Command::Slurm(args) => slurm(args),
+        Command::Plot { out, png } => plot(&out, png.as_deref()),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "neqkin", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -308,6 +327,7 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
         force: args.force,
         shard,
         progress: args.progress,
+        reporter: None,
         cancel: Some(cancel),
         limits,
     };
@@ -388,6 +408,21 @@ fn bench(quick: bool, json: Option<&Path>, reps: usize) -> Result<u8, Failure> {
         })?;
         println!("wrote {}", path.display());
     }
+    Ok(0)
+}
+
+fn plot(out: &Path, png: Option<&Path>) -> Result<u8, Failure> {
+    let report = neqkin::plot::plot(out, png).map_err(|e| Failure {
+        code: if e.is_input_error() || matches!(e, NeqkinError::Output { .. }) { EXIT_USAGE } else { EXIT_RUNTIME },
+        error: anyhow::Error::new(e).context(format!("plotting {}", out.display())),
+    })?;
+    eprintln!(
+        "neqkin: {} panel(s), {}×{} px, written to {}",
+        report.panels.len(),
+        report.size.0,
+        report.size.1,
+        report.png.display()
+    );
     Ok(0)
 }
 

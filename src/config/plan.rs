@@ -20,7 +20,7 @@ pub enum SolverPlan {
 }
 
 /// One sweep axis with its values expanded.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct SweepAxis {
     /// Parameter key set by the axis.
     pub name: String,
@@ -116,6 +116,7 @@ impl Plan {
             }
             axes.push(axis);
         }
+        check_plot(&raw, &axes)?;
         let plan = Plan {
             model: raw.model.clone(),
             title: raw.title.clone(),
@@ -233,6 +234,74 @@ impl Plan {
         })
         .to_string()
     }
+}
+
+/// Checks the `[plot]` panels against the sweep axes (the solver ignores them; column
+/// and array names are checked by `neqkin plot`, which knows the run's observables).
+fn check_plot(raw: &RawConfig, axes: &[SweepAxis]) -> Result<()> {
+    use crate::config::raw::PlotKind;
+    let many = raw.plot.len() > 1;
+    for (i, panel) in raw.plot.iter().enumerate() {
+        let field = |key: &str| if many { format!("plot[{i}].{key}") } else { format!("plot.{key}") };
+        let names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
+        let axis = |key: &str, v: &Option<String>, required: bool| -> Result<()> {
+            match v {
+                None if required => Err(NeqkinError::invalid(
+                    field(key),
+                    format!("a `{:?}` panel needs a sweep axis here (axes: {})", panel.kind, names.join(", ")),
+                )),
+                Some(name) if !names.contains(&name.as_str()) => Err(NeqkinError::invalid(
+                    field(key),
+                    format!("`{name}` is not a sweep axis of this config (axes: {})", names.join(", ")),
+                )),
+                _ => Ok(()),
+            }
+        };
+        match panel.kind {
+            PlotKind::Sweep => {
+                axis("x", &panel.x, true)?;
+                axis("hue", &panel.hue, false)?;
+            }
+            PlotKind::Heatmap => {
+                axis("x", &panel.x, true)?;
+                axis("hue", &panel.hue, true)?;
+                if panel.y.len() != 1 {
+                    return Err(NeqkinError::invalid(field("y"), "a heatmap shows exactly one quantity"));
+                }
+            }
+            PlotKind::Time => axis("hue", &panel.hue, false)?,
+            PlotKind::Profile => {
+                if panel.x.is_none() {
+                    return Err(NeqkinError::invalid(
+                        field("x"),
+                        "a profile panel needs the array of its horizontal axis (e.g. `energy_grid`)",
+                    ));
+                }
+            }
+            PlotKind::Table => {}
+        }
+        if panel.kind != PlotKind::Table && panel.y.is_empty() {
+            return Err(NeqkinError::invalid(field("y"), "name at least one quantity to draw"));
+        }
+        if let Some([lo, hi]) = panel.x_range {
+            if !(lo < hi) {
+                return Err(NeqkinError::invalid(field("x_range"), format!("must be [lo, hi] with lo < hi, got [{lo}, {hi}]")));
+            }
+            if matches!(panel.kind, PlotKind::Heatmap | PlotKind::Table) {
+                return Err(NeqkinError::invalid(field("x_range"), "only for sweep, time and profile panels"));
+            }
+        }
+        if panel.x.is_some() && panel.x == panel.hue {
+            return Err(NeqkinError::invalid(field("hue"), "must differ from `x`"));
+        }
+        for (key, _) in panel.reference.iter().filter(|(k, _)| !panel.y.contains(k)) {
+            return Err(NeqkinError::invalid(
+                field(&format!("reference.{key}")),
+                format!("`{key}` is not one of `y` ({})", panel.y.join(", ")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn positive(field: &str, v: f64) -> Result<f64> {

@@ -34,6 +34,99 @@ pub struct RawConfig {
     /// Output options.
     #[serde(default)]
     pub output: RawOutput,
+    /// The picture `neqkin plot` draws of the run: `[plot]` (one panel) or `[[plot]]`
+    /// (several). The solver ignores it.
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub plot: Vec<RawPlot>,
+}
+
+/// What a plot panel shows (`plot.kind`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlotKind {
+    /// Scalar observables (`y`) at the last output time against the sweep axis `x`, one
+    /// curve per value of the other axes (`hue` first).
+    Sweep,
+    /// Scalar observables (`y`) against time, one curve per sweep point.
+    Time,
+    /// Arrays (`y`, e.g. `f`) against another array (`x`, e.g. `energy_grid`), one curve
+    /// per point, at the last output time or at every output time (`outputs = "all"`).
+    Profile,
+    /// One scalar observable (`y`) over the two sweep axes `x` and `hue`, as colours.
+    Heatmap,
+    /// The scalar observables (`y`, default all) of every point as a table of numbers.
+    Table,
+}
+
+/// Which output times a `profile` panel draws (`plot.outputs`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlotOutputs {
+    /// The last output time only.
+    Last,
+    /// Every output time.
+    All,
+}
+
+/// One panel of `[plot]` as written. Column and array names are checked when the
+/// picture is drawn (they depend on the model's observables); axis names here.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlot {
+    /// What the panel shows.
+    pub kind: PlotKind,
+    /// Horizontal axis: a sweep axis (`sweep`, `heatmap`) or an array name (`profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// Quantities drawn: observable columns, or array names for `profile`.
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub y: Vec<String>,
+    /// The sweep axis that tells curves apart (`sweep`, `time`), or the vertical axis of
+    /// a `heatmap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hue: Option<String>,
+    /// Reference curves drawn dashed next to a `y` quantity: `{ sigma_over_sigma0 = "sigma_eq10" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reference: std::collections::BTreeMap<String, String>,
+    /// Panel title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Logarithmic horizontal axis.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_x: bool,
+    /// Logarithmic vertical axis.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_y: bool,
+    /// Output times drawn by a `profile` panel (default: all when there is one point,
+    /// else the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<PlotOutputs>,
+    /// Part of the horizontal axis shown, `[lo, hi]` (`sweep`, `time`, `profile`; default:
+    /// all the data), e.g. the few T around μ0 of a cavity window hundreds of T wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_range: Option<[f64; 2]>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Accepts one value or a list of them (`[plot]` or `[[plot]]`, `y = "f"` or `y = ["f"]`).
+fn one_or_many<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Many(Vec<T>),
+        One(T),
+    }
+    Ok(match OneOrMany::<T>::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(x) => vec![x],
+    })
 }
 
 /// Method names accepted in `solver.method`.
@@ -165,6 +258,17 @@ pub fn from_tree(tree: Value) -> Result<RawConfig> {
     }
     if let Some(v) = top.get("output") {
         section::<RawOutput>("output.", v)?;
+    }
+    match top.get("plot") {
+        Some(Value::Array(panels)) => {
+            for (i, v) in panels.iter().enumerate() {
+                section::<RawPlot>(&format!("plot[{i}]."), v)?;
+            }
+        }
+        Some(v) => {
+            section::<RawPlot>("plot.", v)?;
+        }
+        None => {}
     }
     if let Some(Value::Array(axes)) = top.get("sweep") {
         for (i, v) in axes.iter().enumerate() {

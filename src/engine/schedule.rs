@@ -16,7 +16,6 @@
 //! `failed` with the message and the sweep goes on; a member that diverges is flagged `failed` by its
 //! status and its batch-mates go on.
 
-use std::io::IsTerminal;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -143,8 +142,9 @@ pub struct SweepOptions {
     pub shard: Shard,
     /// What to do with an existing output folder.
     pub mode: Option<OpenMode>,
-    /// Show progress on stderr even when it is not a terminal (plain lines then).
-    pub progress: bool,
+    /// Told after every written batch (the CLI's progress bar, Python's callback);
+    /// nothing is reported when `None`.
+    pub progress: Option<ProgressHandle>,
     /// Test hook: abort the process (`std::process::abort`, no cleanup) right after this
     /// many batches have been written. Set by the CLI from the environment variable
     /// `NEQKIN_TEST_ABORT_AFTER_BATCHES`; used by the resume tests to simulate a kill.
@@ -169,6 +169,51 @@ pub struct BatchGroup {
     pub points: Vec<usize>,
     /// Members per batch (≥ 1).
     pub batch_size: usize,
+}
+
+/// Where a sweep stands after a written batch, for [`SweepProgress`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchReport {
+    /// Points of this session written so far (this batch included).
+    pub points_done: usize,
+    /// Points this session runs (the shard's points not already done).
+    pub points_to_run: usize,
+    /// Points of this session flagged `failed` so far.
+    pub points_failed: usize,
+    /// Points in this batch.
+    pub batch_points: usize,
+    /// Points of this batch flagged `failed`.
+    pub batch_failed: usize,
+    /// Wall time of this batch, seconds.
+    pub batch_wall_s: f64,
+    /// Why the whole batch failed (build error, panic), if it did.
+    pub batch_error: Option<String>,
+}
+
+/// Told how a sweep advances: once before the first batch, after every batch written
+/// (rows, arrays and progress record on disk), and once at the end. Implemented by the
+/// run layer's terminal reporter and by callers of the library (the Python package).
+pub trait SweepProgress: Send + Sync {
+    /// Before the first batch: points to run now and points skipped as already done.
+    fn start(&self, points_to_run: usize, points_skipped: usize) {
+        let _ = (points_to_run, points_skipped);
+    }
+    /// After each written batch.
+    fn batch_done(&self, report: &BatchReport);
+    /// After the last batch (also when the sweep was cancelled).
+    fn finish(&self, summary: &SweepSummary) {
+        let _ = summary;
+    }
+}
+
+/// Shared handle on a [`SweepProgress`] (printable in option dumps).
+#[derive(Clone)]
+pub struct ProgressHandle(pub Arc<dyn SweepProgress>);
+
+impl std::fmt::Debug for ProgressHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SweepProgress")
+    }
 }
 
 /// Shared handle on a [`crate::engine::model::MapDevice`] (printable in option dumps).
@@ -247,7 +292,10 @@ pub fn run_sweep(
     let batch_size =
         plan.output.batch_size.unwrap_or_else(|| per_member.as_ref().map_or(CPU_DEFAULT_BATCH, capacity)).max(1);
 
-    let bar = Progress::new(todo.len(), opts.progress, summary.points_skipped);
+    let progress = opts.progress.as_ref().map(|p| &p.0);
+    if let Some(p) = progress {
+        p.start(todo.len(), summary.points_skipped);
+    }
     let cancelled = || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
     let batches: Vec<Vec<Point>> = match &opts.groups {
         Some(groups) => {
@@ -315,12 +363,24 @@ pub fn run_sweep(
         summary.batches += 1;
         summary.points_run += chunk.len();
         summary.points_failed += failed.len();
-        bar.batch_done(chunk.len(), failed.len(), wall, error.as_deref());
+        if let Some(p) = progress {
+            p.batch_done(&BatchReport {
+                points_done: summary.points_run,
+                points_to_run: todo.len(),
+                points_failed: summary.points_failed,
+                batch_points: chunk.len(),
+                batch_failed: failed.len(),
+                batch_wall_s: wall,
+                batch_error: error.clone(),
+            });
+        }
         if opts.abort_after_batches == Some(summary.batches) {
             std::process::abort();
         }
     }
-    bar.finish();
+    if let Some(p) = progress {
+        p.finish(&summary);
+    }
     let complete = in_shard.iter().all(|i| dir.done().contains(i));
     dir.finish(complete)?;
     Ok(summary)
@@ -499,58 +559,3 @@ fn run_batch(
     })
 }
 
-/// Progress on stderr: an indicatif bar on a terminal, plain lines when forced elsewhere,
-/// nothing otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    lines: bool,
-    total: usize,
-    done: std::cell::Cell<usize>,
-}
-
-impl Progress {
-    fn new(total: usize, forced: bool, skipped: usize) -> Progress {
-        let tty = std::io::stderr().is_terminal();
-        let bar = tty.then(|| {
-            let b = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} points ({eta} left) {msg}",
-            ) {
-                b.set_style(style.progress_chars("=> "));
-            }
-            if skipped > 0 {
-                b.println(format!("resuming: {skipped} points already done"));
-            }
-            b
-        });
-        let lines = forced && !tty;
-        if lines && skipped > 0 {
-            eprintln!("resuming: {skipped} points already done");
-        }
-        Progress { bar, lines, total, done: std::cell::Cell::new(0) }
-    }
-    fn batch_done(&self, n: usize, failed: usize, wall: f64, error: Option<&str>) {
-        self.done.set(self.done.get() + n);
-        if let Some(b) = &self.bar {
-            b.inc(n as u64);
-            if let Some(e) = error {
-                b.println(format!("batch failed: {e}"));
-            } else if failed > 0 {
-                b.set_message(format!("{failed} failed in last batch"));
-            }
-        }
-        if self.lines {
-            eprintln!(
-                "{}/{} points done (batch of {n} in {wall:.2} s, {failed} failed){}",
-                self.done.get(),
-                self.total,
-                error.map(|e| format!(": {e}")).unwrap_or_default()
-            );
-        }
-    }
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish();
-        }
-    }
-}

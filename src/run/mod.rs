@@ -10,6 +10,7 @@
 pub mod batches;
 pub mod bench;
 pub mod slurm;
+pub mod progress;
 pub mod starter;
 
 pub use batches::{Estimate, Limits};
@@ -25,7 +26,7 @@ use crate::engine::cpu::CpuBackend;
 use crate::engine::gpu::{self, GpuBackend, GpuContext};
 use crate::engine::model::{BatchLayout, Model};
 use crate::engine::output::{self, OpenMode};
-use crate::engine::schedule::{self, Shard, SweepOptions, SweepSummary};
+use crate::engine::schedule::{self, ProgressHandle, Shard, SweepOptions, SweepSummary};
 use crate::engine::solve::Method;
 use crate::{NeqkinError, Result};
 
@@ -92,8 +93,12 @@ pub struct RunOptions {
     pub force: bool,
     /// Which points to run.
     pub shard: Shard,
-    /// Report progress on stderr even when it is not a terminal.
+    /// Report progress on stderr even when it is not a terminal (plain lines then; a bar
+    /// on a terminal in any case). Ignored when `reporter` is given.
     pub progress: bool,
+    /// Told after every written batch instead of the stderr reporter
+    /// ([`progress::TerminalProgress`]); e.g. a Python callback.
+    pub reporter: Option<ProgressHandle>,
     /// Set it to stop after the batch in flight is written (the folder stays resumable).
     pub cancel: Option<Arc<AtomicBool>>,
     /// Caps on memory per batch, output size and points, checked before anything runs.
@@ -175,7 +180,9 @@ pub fn run_plan(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) -
     let sweep_opts = SweepOptions {
         shard: opts.shard,
         mode: Some(mode),
-        progress: opts.progress,
+        progress: Some(
+            opts.reporter.clone().unwrap_or_else(|| ProgressHandle(Arc::new(progress::TerminalProgress::new(opts.progress)))),
+        ),
         abort_after_batches,
         map_device: setup.map_device.clone(),
         cancel: opts.cancel.clone(),
