@@ -50,7 +50,8 @@ fn assert_picture(png: &Path, size: (u32, u32), min_curve_px: usize) -> Vec<[u8;
     let dark = count(&px, |p| p.iter().all(|&c| c < 80));
     let curve = count(&px, |p| *p == FIRST_CURVE);
     eprintln!("{}: {w}×{h}, white {white}, dark (text, axes) {dark}, first-curve colour {curve}", png.display());
-    assert!(white > px.len() / 3, "mostly white background expected");
+    // A quarter at least: a heat map fills about two thirds of its picture.
+    assert!(white > px.len() / 4, "a white background expected, {white} white pixels");
     assert!(dark > 2000, "axes and labels expected, {dark} dark pixels");
     assert!(curve >= min_curve_px, "curves expected: {curve} pixels of the first colour");
     px

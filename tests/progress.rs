@@ -127,6 +127,7 @@ fn a_bar_on_a_terminal_and_the_same_results() {
     assert_eq!(o.status.code(), Some(1), "failed points give exit code 1 on a terminal too: {screen}");
     assert!(screen.contains("10/10 points, 4 failed"), "the bar's last state: {screen:?}");
     assert!(screen.contains("ETA"), "{screen:?}");
+    assert!(!screen.contains('░'), "no bar drawn before its style is set: {screen:?}");
     // The same sweep without a terminal (and without --progress): silent, same rows.
     let plain_out = dir.path().join("plain");
     let p = Command::new(bin)

@@ -8,15 +8,14 @@
 # NEQKIN (default target/release/neqkin, or $CARGO_TARGET_DIR/release/neqkin) and RUNS (the
 # output folders, default /tmp/neqkin-figures) can be set. The wall time of every run is
 # printed (SKIP=word leaves configs out; PLOT_ONLY=1 redraws the existing runs without running them); a run is stopped after
-# LIMIT seconds (default 900). Three configs are too long for the machine the pictures were made
+# LIMIT seconds (default 900). Two configs are too long for the machine the pictures were made
 # on and run reduced here (the reduction is in the name of the derived config and in
 # docs/figures/README.md):
 #   interband/fig2_phase_diagram: the paper grid (dk = 2e-3) on an 8 × 8 grid over the same (Ω, V)
 #   ranges; interband/fig2_phase_diagram_coarse: dk = 0.01 on a 16 × 16 grid (the 64 × 64 run
 #   takes 4 min 20 s on a quiet 2-core machine, docs/models/interband.md, but was not feasible
-#   on the loaded one these pictures were made on);
-#   eliashberg/kinetic: to t = 0.02/g (its first eight outputs) instead of 200/g (DOPRI5 on the
-#   stiff kinetic equation with a dense LU per stage at L ≈ 370 does not reach t = 200 here).
+#   on the loaded one these pictures were made on).
+
 set -u
 cd "$(dirname "$0")/../.."
 NEQKIN=${NEQKIN:-${CARGO_TARGET_DIR:-target}/release/neqkin}
@@ -72,9 +71,6 @@ for cfg in configs/photoexcited/*.toml configs/eliashberg/*.toml configs/cavity/
             ;;
         configs/interband/fig2_phase_diagram_coarse.toml)
             fig "$cfg" 's/^linspace = \[0.0, 0.5, 64\]/linspace = [0.0, 0.5, 16]/; s/^linspace = \[0.0, 8.0, 64\]/linspace = [0.0, 8.0, 16]/' 16x16
-            ;;
-        configs/eliashberg/kinetic.toml)
-            fig "$cfg" 's/^t_end = 200.0/t_end = 0.02/; s/^output_times = .*/output_times = [0.002, 0.004, 0.006, 0.008, 0.01, 0.012, 0.016, 0.02]/' t0.02
             ;;
         *) fig "$cfg" ;;
     esac

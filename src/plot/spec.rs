@@ -109,7 +109,12 @@ pub fn default_panels(run: &RunData) -> Vec<RawPlot> {
         "interband" => {
             if run.axes.len() >= 2 {
                 let (xa, ya) = (&run.axes[1].name, &run.axes[0].name);
-                let z = if has("delta_window_mean") { "delta_window_mean" } else { "delta_abs" };
+                // The window mean when the run was long enough to have one (it is NaN for
+                // runs shorter than the window), else |Δ| at the last output.
+                let window = run.column("delta_window_mean").is_some_and(|c| {
+                    run.last_rows().iter().any(|r| r.values.get(c).is_some_and(|v| v.is_finite()))
+                });
+                let z = if window { "delta_window_mean" } else { "delta_abs" };
                 vec![panel(PlotKind::Heatmap, Some(xa), &[z], Some(ya))]
             } else {
                 vec![panel(PlotKind::Time, None, &["delta_abs"], None), panel(PlotKind::Time, None, &["n22_mean"], None)]

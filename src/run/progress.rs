@@ -80,14 +80,16 @@ impl SweepProgress for TerminalProgress {
     fn start(&self, points_to_run: usize, points_skipped: usize) {
         match &self.mode {
             Mode::Bar(bar) => {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                // Style first, then the terminal: the first draw already has the template.
+                // Under 80 columns, so a narrow terminal does not wrap (and re-draw) it.
                 bar.set_length(points_to_run as u64);
                 if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} points, {msg} (ETA {eta})",
+                    "{elapsed_precise} [{bar:28.cyan/blue}] {pos}/{len} points, {msg}, ETA {eta}",
                 ) {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 bar.set_message("0 failed");
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 if points_skipped > 0 {
                     bar.println(format!("resuming: {points_skipped} points already done"));
                 }
@@ -123,8 +125,10 @@ impl SweepProgress for TerminalProgress {
     }
 
     fn finish(&self, _summary: &SweepSummary) {
+        // The bar goes: the CLI's summary line (points run, failed) takes its place, and
+        // nothing is left half-drawn on the line the next output starts on.
         if let Mode::Bar(bar) = &self.mode {
-            bar.finish();
+            bar.finish_and_clear();
         }
     }
 }
