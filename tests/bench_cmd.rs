@@ -162,6 +162,6 @@ fn gpu_meta_records_dispatches_per_accepted_step() {
     assert_eq!(per_step, d as f64 / s as f64, "{meta}");
     // The step-program path: one dispatch per op, several per RK4 step, the same in both
     // batches (equal programs, equal steps).
-    assert!(per_step >= 4.0 && per_step < 200.0, "implausible dispatches per step {per_step}");
+    assert!((4.0..200.0).contains(&per_step), "implausible dispatches per step {per_step}");
     assert_eq!(batches[0]["dispatches"], batches[1]["dispatches"], "{meta}");
 }

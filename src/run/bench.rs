@@ -107,12 +107,15 @@ pub struct BenchReport {
     pub skipped: Vec<Skipped>,
 }
 
+/// Solver options of a case, from the built problem (RK4's step from its spectral radius).
+type OptionsFor = Box<dyn Fn(&dyn BatchProblem) -> SolveOptions>;
+
 struct Case {
     name: &'static str,
     model: &'static str,
     points: Vec<Value>,
     /// Solver options for the built problem.
-    opts: Box<dyn Fn(&dyn BatchProblem) -> SolveOptions>,
+    opts: OptionsFor,
 }
 
 fn suite(quick: bool) -> Vec<Case> {
