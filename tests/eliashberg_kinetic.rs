@@ -1,6 +1,7 @@
 //! Issue 4, item 6: Σ[f] on the real axis reduces to Eq 15 at f0 (with convergence in the
 //! grid step for both PV rules), detailed balance I_ep[f0] = 0, the linearised kinetic
 //! equation against the linear stability spectrum (π γ), and relaxation/growth in time.
+use neqkin::engine::dense::eigenvalues_row_major;
 use neqkin::models::eliashberg::alpha2f::Spectrum;
 use neqkin::models::eliashberg::kinetic::{collision, sigma_operator, table_len, KineticProblem, PvRule};
 use neqkin::models::eliashberg::selfenergy::{sigma, zinv};
@@ -204,8 +205,7 @@ fn linearised_kinetic_rates_match_linear_stability() {
         .unwrap();
         let kp = KineticProblem::new(&[p]).unwrap();
         let jac = jacobian(&kp, l, t0);
-        let jm = nalgebra::DMatrix::from_row_slice(l, l, &jac);
-        let ev = jm.complex_eigenvalues();
+        let ev = eigenvalues_row_major(l, &jac).unwrap();
         let s = Spectrum::from_modes("m", &[(n as f64, lam)]).unwrap();
         let opts = StabilityOptions { points: l, reading: Reading::Derived, offdiag_sign: 1.0, eps_out: 1.0 };
         let g = solve(&s, t0, &opts).unwrap();
@@ -325,7 +325,7 @@ fn analytic_jacobians_match_finite_differences() {
 /// Eigenvalue of the kinetic Jacobian at f0 with the largest real part.
 fn leading_rate(kp: &KineticProblem, l: usize, t0: f64) -> f64 {
     let jac = jacobian(kp, l, t0);
-    let ev = nalgebra::DMatrix::from_row_slice(l, l, &jac).complex_eigenvalues();
+    let ev = eigenvalues_row_major(l, &jac).unwrap();
     ev.iter().map(|z| z.re).fold(f64::NEG_INFINITY, f64::max)
 }
 

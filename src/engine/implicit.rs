@@ -3,8 +3,9 @@
 //! `A = I`), on the host (CPU backend only).
 //!
 //! Why host-side: every step solves the nonlinear BDF equations by Newton's method with a
-//! dense Jacobian and an LU factorisation, which the step-program vocabulary does not carry;
-//! the GPU backend refuses this method with an error naming `solver.method`.
+//! dense Jacobian and an LU factorisation (the crate's one LU, [`crate::engine::dense`] on
+//! faer), which the step-program vocabulary does not carry; the GPU backend refuses this
+//! method with an error naming `solver.method`.
 //!
 //! ## Method
 //! With `t_{n+1} = t_n + h`, ratio `ω = h/h_{n−1}` and the BDF derivative
@@ -28,13 +29,14 @@
 //! `1e-12·(|t| + h_output)` or `max_steps` is exceeded. The reason says *why*, from the
 //! left-hand matrix at the last accepted state: its smallest LU pivot relative to its
 //! largest entry and to the largest entry of the initial `A(y0)`, and its 2-norm condition
-//! number (SVD, N ≤ 2000), each against its value at `y0`; `A(y)` counts as (nearly)
+//! number (faer SVD, N ≤ 2000), each against its value at `y0`; `A(y)` counts as (nearly)
 //! singular when the condition number grew by [`SINGULAR_CONDITION_GROWTH`] or the pivot
 //! fell below [`SINGULAR_PIVOT_FALL`] of its initial value. Newton failures and
 //! non-finite residuals only shrink the step; a member stops only through these criteria.
 
 use crate::engine::backend::Backend;
 use crate::engine::cpu::error_norm;
+use crate::engine::dense::{self, Lu};
 use crate::engine::model::BatchProblem;
 use crate::engine::program::{status, ToleranceBlock};
 use crate::engine::solve::{ErrorScale, OutputFrame, SolveOptions, SolveStats};
@@ -83,84 +85,11 @@ impl LinearlyImplicit for Explicit<'_> {
     }
 }
 
-/// LU with partial pivoting in place (row-major n×n); returns the permutation and the
-/// smallest |pivot| relative to the largest |entry| (0 when exactly singular).
-pub fn lu_factor(n: usize, a: &mut [f64]) -> (Vec<usize>, f64) {
-    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
-    let mut perm: Vec<usize> = (0..n).collect();
-    let mut min_piv = f64::INFINITY;
-    for c in 0..n {
-        let (mut p, mut best) = (c, a[c * n + c].abs());
-        for r in c + 1..n {
-            if a[r * n + c].abs() > best {
-                best = a[r * n + c].abs();
-                p = r;
-            }
-        }
-        min_piv = min_piv.min(best / scale);
-        if best == 0.0 || !best.is_finite() {
-            return (perm, 0.0);
-        }
-        if p != c {
-            for j in 0..n {
-                a.swap(c * n + j, p * n + j);
-            }
-            perm.swap(c, p);
-        }
-        let d = a[c * n + c];
-        let (top, rest) = a.split_at_mut((c + 1) * n);
-        let pivot_row = &top[c * n..(c + 1) * n];
-        for r in 0..n - c - 1 {
-            let row = &mut rest[r * n..(r + 1) * n];
-            let f = row[c] / d;
-            row[c] = f;
-            if f != 0.0 {
-                for j in c + 1..n {
-                    row[j] -= f * pivot_row[j];
-                }
-            }
-        }
-    }
-    (perm, min_piv)
-}
-
-/// Solves with the factors of [`lu_factor`].
-pub fn lu_apply(n: usize, lu: &[f64], perm: &[usize], b: &[f64]) -> Vec<f64> {
-    let mut x: Vec<f64> = perm.iter().map(|&p| b[p]).collect();
-    for i in 0..n {
-        let mut s = x[i];
-        for j in 0..i {
-            s -= lu[i * n + j] * x[j];
-        }
-        x[i] = s;
-    }
-    for i in (0..n).rev() {
-        let mut s = x[i];
-        for j in i + 1..n {
-            s -= lu[i * n + j] * x[j];
-        }
-        x[i] = s / lu[i * n + i];
-    }
-    x
-}
-
-/// How singular `A(y)` is: (smallest relative LU pivot, 2-norm condition number or NaN
-/// above N = 2000).
+/// How singular `A(y)` is: (smallest LU pivot relative to the largest entry, 2-norm
+/// condition number or NaN above N = 2000), both from [`dense`].
 pub fn singularity(n: usize, a: &[f64]) -> (f64, f64) {
-    let mut w = a.to_vec();
-    let (_, piv) = lu_factor(n, &mut w);
-    let cond = if n <= 2000 {
-        let sv = nalgebra::DMatrix::from_row_slice(n, n, a).singular_values();
-        let mx = sv.iter().cloned().fold(0.0, f64::max);
-        let mn = sv.iter().cloned().fold(f64::INFINITY, f64::min);
-        if mn > 0.0 {
-            mx / mn
-        } else {
-            f64::INFINITY
-        }
-    } else {
-        f64::NAN
-    };
+    let piv = Lu::factor(n, a).min_pivot();
+    let cond = if n <= 2000 { dense::condition_number(n, a) } else { f64::NAN };
     (piv, cond)
 }
 
@@ -251,11 +180,11 @@ impl Ctx<'_> {
         self.sys.lhs_matrix(m, t, y, &mut a);
         let mut f = vec![0.0; n];
         self.sys.force(m, t, y, &mut f);
-        let (perm, piv) = lu_factor(n, &mut a);
-        if piv <= 0.0 {
+        let lu = Lu::factor(n, &a);
+        if lu.is_singular() {
             return None;
         }
-        let v = lu_apply(n, &a, &perm, &f);
+        let v = lu.solve(&f);
         v.iter().all(|x| x.is_finite()).then_some(v)
     }
 
@@ -279,9 +208,8 @@ impl Ctx<'_> {
         let mut y = pred.clone();
         let vof = |y: &[f64]| -> Vec<f64> { (0..n).map(|i| (a0 * y[i] + c[i]) / h).collect() };
         let mut v = vof(&y);
-        let mut jm = self.newton_matrix(m, t1, &y, &v, a0 / h, &mut mem.evals);
-        let (perm, piv) = lu_factor(n, &mut jm);
-        if piv <= 0.0 {
+        let lu = Lu::factor(n, &self.newton_matrix(m, t1, &y, &v, a0 / h, &mut mem.evals));
+        if lu.is_singular() {
             return None;
         }
         let mut amat = vec![0.0; n * n];
@@ -294,7 +222,7 @@ impl Ctx<'_> {
             if !g.iter().all(|x| x.is_finite()) {
                 return None;
             }
-            let d = lu_apply(n, &jm, &perm, &g);
+            let d = lu.solve(&g);
             let y_before = y.clone();
             for i in 0..n {
                 y[i] -= d[i];

@@ -35,7 +35,7 @@
 //!
 //! ## Linear solve and failure
 //! The CPU twin [`eliashberg_kinetic`] factorises the L×L matrix densely (LU, partial
-//! pivoting) at every evaluation; the WGSL kernel `shaders/eliashberg/kinetic.wgsl` applies
+//! pivoting: the crate's one LU, [`crate::engine::dense`] on faer) at every evaluation; the WGSL kernel `shaders/eliashberg/kinetic.wgsl` applies
 //! K with the workgroup and solves with Jacobi-preconditioned BiCGSTAB. When the matrix is
 //! singular (smallest pivot below `PIVOT_TOL` times the largest, or BiCGSTAB not converged)
 //! the derivative is set to NaN so the engine marks the member FAILED; the observable
@@ -45,6 +45,7 @@
 use super::alpha2f::Spectrum;
 use super::stability::{bose, default_points, fermi, mode_steps};
 use super::Params;
+use crate::engine::dense::{self, Lu, Mat};
 use crate::engine::implicit::LinearlyImplicit;
 use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Observables};
 use crate::{NeqkinError, Result};
@@ -636,63 +637,40 @@ fn f_derivative(f: &[f64], i: usize, five: bool) -> f64 {
     w[0] * f_ext(f, i + 1) + w[1] * f_ext(f, i - 1) + w[2] * f_ext(f, i + 2) + w[3] * f_ext(f, i - 2)
 }
 
-fn lhs(l: usize, tab: &[f64], f: &[f64], five: bool) -> Vec<f64> {
+/// `(1 − Σ′_i, f′_i)` on nodes 1…L: the diagonal and the row factors of the left-hand
+/// matrix `diag(1 − Σ′) + diag(f′) K`.
+fn lhs_parts(l: usize, tab: &[f64], f: &[f64], five: bool) -> (Vec<f64>, Vec<f64>) {
     let s = sigma_nodes(l, tab, f);
+    let zinv = (1..=l).map(|i| 1.0 - sigma_derivative(&s, i, five)).collect();
+    let df = (1..=l).map(|i| f_derivative(f, i, five)).collect();
+    (zinv, df)
+}
+
+/// The left-hand matrix, row-major L×L.
+fn lhs(l: usize, tab: &[f64], f: &[f64], five: bool) -> Vec<f64> {
+    let (zinv, df) = lhs_parts(l, tab, f, five);
     let mut a = vec![0.0; l * l];
-    for i in 1..=l {
-        let dsig = sigma_derivative(&s, i, five);
-        let df = f_derivative(f, i, five);
+    for i in 0..l {
         for j in 0..l {
-            a[(i - 1) * l + j] = df * k_entry(l, tab, i - 1, j);
+            a[i * l + j] = df[i] * k_entry(l, tab, i, j);
         }
-        a[(i - 1) * l + (i - 1)] += 1.0 - dsig;
+        a[i * l + i] += zinv[i];
     }
     a
 }
 
-/// In-place LU with partial pivoting of the row-major n×n `a`, solving `a x = rhs` (x
-/// overwrites rhs). Returns the smallest |pivot| divided by the largest |entry|.
-pub fn lu_solve(n: usize, a: &mut [f64], rhs: &mut [f64]) -> f64 {
-    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
-    let mut min_piv = f64::INFINITY;
-    for c in 0..n {
-        let (mut p, mut best) = (c, a[c * n + c].abs());
-        for r in c + 1..n {
-            if a[r * n + c].abs() > best {
-                best = a[r * n + c].abs();
-                p = r;
-            }
+/// The left-hand matrix in the column-major storage the LU factors in place (the same
+/// entries as [`lhs`], bit for bit).
+fn lhs_mat(l: usize, tab: &[f64], f: &[f64], five: bool) -> Mat<f64> {
+    let (zinv, df) = lhs_parts(l, tab, f, five);
+    Mat::from_fn(l, l, |i, j| {
+        let x = df[i] * k_entry(l, tab, i, j);
+        if i == j {
+            x + zinv[i]
+        } else {
+            x
         }
-        min_piv = min_piv.min(best / scale);
-        if best == 0.0 {
-            return 0.0;
-        }
-        if p != c {
-            for j in 0..n {
-                a.swap(c * n + j, p * n + j);
-            }
-            rhs.swap(c, p);
-        }
-        let d = a[c * n + c];
-        for r in c + 1..n {
-            let fct = a[r * n + c] / d;
-            if fct != 0.0 {
-                a[r * n + c] = fct;
-                for j in c + 1..n {
-                    a[r * n + j] -= fct * a[c * n + j];
-                }
-                rhs[r] -= fct * rhs[c];
-            }
-        }
-    }
-    for c in (0..n).rev() {
-        let mut acc = rhs[c];
-        for j in c + 1..n {
-            acc -= a[c * n + j] * rhs[j];
-        }
-        rhs[c] = acc / a[c * n + c];
-    }
-    min_piv
+    })
 }
 
 /// CPU twin of `shaders/eliashberg/kinetic.wgsl` (entry `rhs`): arguments in binding
@@ -701,13 +679,14 @@ pub fn lu_solve(n: usize, a: &mut [f64], rhs: &mut [f64]) -> f64 {
 pub fn eliashberg_kinetic(params: &[f64], tables: &[f64], _t: f64, y: &[f64], dy: &mut [f64], _scratch: &mut [f64]) {
     let l = params[1] as usize;
     let nm = params[2] as usize;
-    let mut a = lhs(l, tables, y, params[4] > 0.5);
-    collision(l, nm, tables, y, dy);
-    let piv = lu_solve(l, &mut a, dy);
+    let lu = Lu::factor_mat(lhs_mat(l, tables, y, params[4] > 0.5));
+    let piv = lu.min_pivot();
     if piv.is_nan() || piv <= PIVOT_TOL {
         dy.iter_mut().for_each(|x| *x = f64::NAN);
         return;
     }
+    collision(l, nm, tables, y, dy);
+    lu.solve_in_place(dy);
     for x in dy.iter_mut() {
         *x *= params[0];
     }
@@ -768,9 +747,9 @@ impl BatchProblem for KineticProblem {
         // Energy-weighted deviation Σ E_i δf_i (units of ε², times ε_out²).
         let energy = dev.iter().enumerate().map(|(i, d)| (i + 1) as f64 * d).sum::<f64>() * mem.eps_out * mem.eps_out;
         let zmin = self.zinv_grid(m, y).into_iter().fold(f64::INFINITY, f64::min);
-        let mut a = self.lhs_matrix(m, y);
-        let mut rhs = vec![0.0; l];
-        let piv = lu_solve(l, &mut a, &mut rhs);
+        let tl = table_len(l, self.nm);
+        let five = mem.pv.five_point();
+        let piv = Lu::factor_mat(lhs_mat(l, &self.tables[m * tl..(m + 1) * tl], y, five)).min_pivot();
         Observables {
             scalars: vec![
                 ("deviation_norm".into(), norm),
@@ -918,14 +897,14 @@ pub fn lambda_c_kinetic(p: &Params, guess: f64) -> Result<(f64, usize)> {
         let sq: Vec<f64> = df.iter().map(|d| (-d).max(0.0).sqrt()).collect();
         let tl = table_len(l, prob.nm);
         let tab = &prob.tables[..tl];
-        let sym = nalgebra::DMatrix::from_fn(l, l, |i, j| {
+        let sym = Mat::from_fn(l, l, |i, j| {
             if i == j {
                 a[i * l + i]
             } else {
                 -sq[i] * sq[j] * 0.5 * (k_entry(l, tab, i, j) + k_entry(l, tab, j, i))
             }
         });
-        Ok(sym.cholesky().is_some())
+        Ok(dense::is_positive_definite(sym.as_ref()))
     };
     let (mut lo, mut hi) = (guess * 0.99, guess * 1.01);
     let mut tries = 0;
@@ -967,16 +946,15 @@ pub struct KineticSpectrum {
     pub max_imag_rel: f64,
 }
 
-/// Eigenvalues of `A⁻¹ M` (general real matrix; LU then Schur).
+/// Eigenvalues of `A⁻¹ M` (general real matrix; LU then Hessenberg QR, [`dense`]).
 pub fn kinetic_spectrum(l: usize, a: &[f64], m: &[f64]) -> Result<KineticSpectrum> {
-    use nalgebra::DMatrix;
-    let am = DMatrix::from_row_slice(l, l, a);
-    let mm = DMatrix::from_row_slice(l, l, m);
-    let lu = am.lu();
-    let b = lu
-        .solve(&mm)
-        .ok_or_else(|| NeqkinError::invalid("params", "the kinetic left-hand matrix A(f0) is singular on this grid"))?;
-    let ev = b.complex_eigenvalues();
+    let lu = Lu::factor(l, a);
+    if lu.is_singular() {
+        return Err(NeqkinError::invalid("params", "the kinetic left-hand matrix A(f0) is singular on this grid"));
+    }
+    let b = lu.solve_mat(dense::from_row_major(l, m).as_ref());
+    let ev = dense::eigenvalues(b.as_ref())
+        .ok_or_else(|| NeqkinError::invalid("params", "the eigenvalues of A(f0)⁻¹M did not converge"))?;
     let scale = ev.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1e-300);
     let max_imag_rel = ev.iter().map(|z| z.im.abs()).fold(0.0, f64::max) / scale;
     let mut gamma: Vec<f64> = ev.iter().map(|z| z.re).collect();
@@ -987,22 +965,25 @@ pub fn kinetic_spectrum(l: usize, a: &[f64], m: &[f64]) -> Result<KineticSpectru
 /// Eigenvector of `A⁻¹ M` for the (real) eigenvalue `gamma` by inverse iteration,
 /// normalised to max |φ| = 1.
 pub fn kinetic_eigenvector(l: usize, a: &[f64], m: &[f64], gamma: f64) -> Option<Vec<f64>> {
-    use nalgebra::{DMatrix, DVector};
     // (M − γ A) φ = 0; shift slightly off γ so the matrix is invertible.
-    let am = DMatrix::from_row_slice(l, l, a);
-    let mm = DMatrix::from_row_slice(l, l, m);
     let shift = gamma + 1e-9 * gamma.abs().max(1e-12);
-    let lu = (&mm - &am * shift).lu();
-    let mut x = DVector::from_element(l, 1.0);
+    let shifted: Vec<f64> = m.iter().zip(a).map(|(mv, av)| mv - av * shift).collect();
+    let lu = Lu::factor(l, &shifted);
+    if lu.is_singular() {
+        return None;
+    }
+    let mut x = vec![1.0; l];
     for _ in 0..4 {
-        x = lu.solve(&(&am * &x))?;
+        let mut ax: Vec<f64> = (0..l).map(|i| a[i * l..(i + 1) * l].iter().zip(&x).map(|(p, q)| p * q).sum()).collect();
+        lu.solve_in_place(&mut ax);
+        x = ax;
         let mx = x.iter().fold(0.0f64, |s, v| if v.abs() > s.abs() { *v } else { s });
         if mx == 0.0 || !mx.is_finite() {
             return None;
         }
-        x /= mx;
+        x.iter_mut().for_each(|v| *v /= mx);
     }
-    Some(x.iter().cloned().collect())
+    Some(x)
 }
 
 /// Eq 29 as the implicit method sees it: `A(f) ḟ = (ε in the output unit) · I_ep[f]`, with

@@ -607,7 +607,7 @@ pub fn evaluate_point(p: &Params) -> Result<Observables> {
                     };
                     let sol = stability::solve(&se, te, &opts)?;
                     let phi = sol.phi;
-                    (sol.gamma, Box::new(move |i| phi.column(i).iter().cloned().collect()))
+                    (sol.gamma, Box::new(move |i| phi.col(i).iter().cloned().collect()))
                 }
                 Discretisation::Kinetic => {
                     let mut kp = p.clone();

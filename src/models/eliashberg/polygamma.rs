@@ -7,10 +7,8 @@
 //! `B₁₄`, whose first omitted term is below 1e-17 relative there. Valid for any `z` off
 //! the poles `0, −1, −2, …`.
 
-use nalgebra::Complex;
-
-/// Complex double.
-pub type C64 = Complex<f64>;
+/// Complex double (`num_complex::Complex<f64>`, as faer re-exports it).
+pub type C64 = crate::engine::dense::c64;
 
 /// Bernoulli numbers B₂, B₄, …, B₁₄.
 const BERNOULLI: [f64; 7] = [1.0 / 6.0, -1.0 / 30.0, 1.0 / 42.0, -1.0 / 30.0, 5.0 / 66.0, -691.0 / 2730.0, 7.0 / 6.0];

@@ -25,7 +25,8 @@
 //! of magnitudes. Then `S_M = LLᵀ` (Cholesky), `C = L⁻¹ S_A L⁻ᵀ` (symmetric), and the
 //! eigenvalues of `C` are `1/γ`. λc of the linear analysis is where `S_A` stops being
 //! positive definite (Sylvester: `A` changes inertia, one γ passes through ±∞), found by
-//! bisection on the success of a Cholesky factorisation of `S_A`.
+//! bisection on the success of a Cholesky factorisation of `S_A`. Cholesky, triangular
+//! solves and the symmetric eigensolver are faer's ([`crate::engine::dense`]).
 //! All energies inside are in units of the grid step ε; `γ` is returned in ε and in the
 //! output unit. γ is in the paper's rescaled time (`t → πt`): the kinetic equation (38)
 //! in real time relaxes at `π γ`.
@@ -33,7 +34,7 @@
 use super::alpha2f::Spectrum;
 use super::selfenergy::zinv;
 use crate::{NeqkinError, Result};
-use nalgebra::{DMatrix, DVector};
+use crate::engine::dense::{self, Mat};
 
 /// How to read the prefactor of Eq 22's second term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -100,7 +101,7 @@ pub fn scaled_matrices(
     s_eps: &Spectrum,
     t: f64,
     opts: &StabilityOptions,
-) -> Result<(DMatrix<f64>, DMatrix<f64>, Vec<f64>)> {
+) -> Result<(Mat<f64>, Mat<f64>, Vec<f64>)> {
     let l = opts.points;
     let r = mode_steps(s_eps)?;
     let df: Vec<f64> = (1..=l)
@@ -114,7 +115,7 @@ pub fn scaled_matrices(
         Reading::Derived => 1.0,
         Reading::Literal => opts.eps_out * opts.eps_out,
     };
-    let mut sa = DMatrix::<f64>::zeros(l, l);
+    let mut sa = Mat::<f64>::zeros(l, l);
     for i in 1..=l {
         sa[(i - 1, i - 1)] = zinv(s_eps, t, i as f64);
     }
@@ -132,7 +133,7 @@ pub fn scaled_matrices(
         }
     }
     // Eq 23.
-    let mut sm = DMatrix::<f64>::zeros(l, l);
+    let mut sm = Mat::<f64>::zeros(l, l);
     let f = |i: i64| fermi(i as f64, t);
     for (k, &rk) in r.iter().enumerate() {
         let w = rk as f64;
@@ -167,7 +168,7 @@ pub fn scaled_matrices(
 /// Whether `S_A` is positive definite (the metal is linearly stable).
 pub fn is_stable(s_eps: &Spectrum, t: f64, opts: &StabilityOptions) -> Result<bool> {
     let (sa, _, _) = scaled_matrices(s_eps, t, opts)?;
-    Ok(sa.cholesky().is_some())
+    Ok(dense::is_positive_definite(sa.as_ref()))
 }
 
 /// Generalised eigen-solution.
@@ -176,43 +177,39 @@ pub struct Spectrum1 {
     /// Eigenvalues γ (units of ε), ascending.
     pub gamma: Vec<f64>,
     /// Eigenvectors φ (column m ↔ gamma[m]), on `E_i = iε`, normalised to max |φ| = 1.
-    pub phi: DMatrix<f64>,
+    pub phi: Mat<f64>,
 }
 
 /// Solves `γ A φ = M φ`.
 pub fn solve(s_eps: &Spectrum, t: f64, opts: &StabilityOptions) -> Result<Spectrum1> {
     let (sa, sm, sq) = scaled_matrices(s_eps, t, opts)?;
-    let ch = sm
-        .cholesky()
+    let lmat = dense::cholesky_lower(sm.as_ref())
         .ok_or_else(|| NeqkinError::invalid("params.grid_points", "M (Eq 23) is not positive definite on this grid"))?;
-    let lmat = ch.l();
     // C = L⁻¹ S_A L⁻ᵀ = L⁻¹ (L⁻¹ S_A)ᵀ (S_A symmetric), by triangular solves.
-    let x = lmat
-        .solve_lower_triangular(&sa)
-        .ok_or_else(|| NeqkinError::invalid("params.grid_points", "singular Cholesky factor of M"))?;
-    let c = lmat
-        .solve_lower_triangular(&x.transpose())
-        .ok_or_else(|| NeqkinError::invalid("params.grid_points", "singular Cholesky factor of M"))?;
-    let c = 0.5 * (&c + c.transpose());
-    let eig = c.symmetric_eigen();
+    let mut x = sa.clone();
+    dense::solve_lower_in_place(lmat.as_ref(), x.as_mut());
+    let mut c = x.transpose().to_owned();
+    dense::solve_lower_in_place(lmat.as_ref(), c.as_mut());
     let l = sa.nrows();
-    let lt = lmat.transpose();
-    let mut items: Vec<(f64, DVector<f64>)> = (0..l)
+    let c = Mat::from_fn(l, l, |i, j| 0.5 * (c[(i, j)] + c[(j, i)]));
+    let (mu, u) = dense::symmetric_eigen(c.as_ref())
+        .ok_or_else(|| NeqkinError::invalid("params.grid_points", "the symmetric eigensolver did not converge"))?;
+    // ψ = L⁻ᵀ u for all eigenvectors at once, then φ = D ψ, normalised to max |φ| = 1.
+    let mut psi = u;
+    dense::solve_lower_transpose_in_place(lmat.as_ref(), psi.as_mut());
+    let mut items: Vec<(f64, Vec<f64>)> = (0..l)
         .map(|m| {
-            let mu = eig.eigenvalues[m];
-            let u = eig.eigenvectors.column(m).into_owned();
-            let psi = lt.solve_upper_triangular(&u).expect("nonsingular Cholesky factor");
-            let mut phi = DVector::from_iterator(l, (0..l).map(|i| psi[i] / sq[i]));
+            let mut phi: Vec<f64> = (0..l).map(|i| psi[(i, m)] / sq[i]).collect();
             let mx = phi.iter().fold(0.0f64, |a, &b| if b.abs() > a.abs() { b } else { a });
             if mx != 0.0 {
-                phi /= mx;
+                phi.iter_mut().for_each(|v| *v /= mx);
             }
-            (1.0 / mu, phi)
+            (1.0 / mu[m], phi)
         })
         .collect();
     items.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
     let gamma = items.iter().map(|x| x.0).collect();
-    let phi = DMatrix::from_columns(&items.iter().map(|x| x.1.clone()).collect::<Vec<_>>());
+    let phi = Mat::from_fn(l, l, |i, m| items[m].1[i]);
     Ok(Spectrum1 { gamma, phi })
 }
 

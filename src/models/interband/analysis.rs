@@ -195,7 +195,7 @@ fn scalar_samples(history: &[(f64, Vec<(String, f64)>)], name: &str, t_start: f6
 /// max Re eig(M) > 0 is the exponential growth rate of |Δ| before the onset.
 /// `+inf` when the eigenvalue iteration does not converge.
 pub fn normal_state_stability(params: &[f64], tables: &[f64], y: &[f64]) -> (f64, f64) {
-    use nalgebra::{Complex, DMatrix};
+    use crate::engine::dense::{self, c64 as Complex, Mat};
     let n = params[P_N] as usize;
     let (cv, det, grr) = (params[P_CV], params[P_DET], params[P_GRR]);
     let mut dy = vec![0.0; 6 * n];
@@ -210,7 +210,7 @@ pub fn normal_state_stability(params: &[f64], tables: &[f64], y: &[f64]) -> (f64
         Complex::new(-gs, es)
     };
     let nt = |p: usize| y[n + p] + y[n - 1 - p] - 1.0;
-    let mat = DMatrix::<Complex<f64>>::from_fn(n, n, |p, q| {
+    let mat = Mat::<Complex>::from_fn(n, n, |p, q| {
         let c = Complex::new(0.0, cv * nt(p));
         if p == q {
             diag(p) + c
@@ -218,8 +218,7 @@ pub fn normal_state_stability(params: &[f64], tables: &[f64], y: &[f64]) -> (f64
             c
         }
     });
-    let growth = nalgebra::linalg::Schur::try_new(mat, 1e-15, 100_000)
-        .and_then(|s| s.eigenvalues())
+    let growth = dense::complex_eigenvalues(mat.as_ref())
         .map(|ev| ev.iter().map(|l| l.re).fold(f64::NEG_INFINITY, f64::max))
         .unwrap_or(f64::INFINITY);
     (growth, pop_rate)
