@@ -3,8 +3,11 @@
 //!
 //! Table I's 21 modes at T0 = 0.18 g, one member, grid of N points. Reports medians of
 //! `--reps` runs (default 3), all measured side by side in this one process:
-//! 1. one kinetic-equation stage (RHS evaluation) on the CPU backend's twin (dense LU), and
-//!    the share of it spent in the N×N self-energy kernel `Σ = K f + b`;
+//! 1. one kinetic-equation stage (RHS evaluation) on the CPU backend's twin (dense LU,
+//!    `engine::dense` on faer), the share of it spent in the N×N self-energy kernel
+//!    `Σ = K f + b`, and side by side the same stage with the hand-written unblocked LU that
+//!    the twin used before issue 12 item 5 (kept here only for this comparison; `--no-old`
+//!    skips it), with the largest difference of the two derivatives;
 //! 2. one stage on the GPU backend (the WGSL kernel: K applied by the workgroup, BiCGSTAB
 //!    whose iterations are two N×N matvecs each): the same right-hand side replayed in one
 //!    submission, checked against the CPU twin (a NaN or a large difference means the
@@ -13,8 +16,10 @@
 //!    eigensolver) and the kinetic-discretisation problem (LU + general eigensolver).
 //!
 //! Options: `--sizes 256,512,1024` (stages), `--gpu-sizes 256,512,1024`,
-//! `--stability-sizes 256,512`, `--backends cpu,gpu`, `--reps N`, `--full` (stages up to
-//! 4096, stability up to 2048). Default is cheap (≲ 1 min on 2 cores).
+//! `--stability-sizes 256,512` (empty: none), `--backends cpu,gpu`, `--reps N`, `--no-old`,
+//! `--full` (stages up to 4096, stability up to 2048). Default is cheap (≲ 1 min on 2
+//! cores). The stage solve of issue 12 item 5:
+//! `cargo bench --bench eliashberg -- --sizes 1024,2048,4096 --backends cpu --stability-sizes ""`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +27,7 @@ use std::time::Instant;
 use neqkin::engine::backend::{Backend, Precision};
 use neqkin::engine::model::BatchProblem;
 use neqkin::models::eliashberg::alpha2f::Spectrum;
-use neqkin::models::eliashberg::kinetic::{kinetic_spectrum, KineticProblem};
+use neqkin::models::eliashberg::kinetic::{collision, kinetic_spectrum, KineticProblem};
 use neqkin::models::eliashberg::stability::{solve, Reading, StabilityOptions};
 use neqkin::models::eliashberg::Params;
 
@@ -32,6 +37,7 @@ struct Args {
     stability_sizes: Vec<usize>,
     backends: Vec<String>,
     reps: usize,
+    old: bool,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +47,7 @@ fn parse_args() -> Args {
         stability_sizes: vec![256, 512],
         backends: vec!["cpu".into(), "gpu".into()],
         reps: 3,
+        old: true,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let list = |s: &str| s.split(',').filter_map(|x| x.trim().parse().ok()).collect::<Vec<usize>>();
@@ -69,6 +76,7 @@ fn parse_args() -> Args {
                 a.backends = next.split(',').map(String::from).collect();
                 i += 1;
             }
+            "--no-old" => a.old = false,
             "--reps" => {
                 a.reps = next.parse().unwrap_or(3).max(1);
                 i += 1;
@@ -90,6 +98,65 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The hand-written unblocked LU with partial pivoting that solved the stage before issue 12
+/// item 5 (row-major, in place; x overwrites rhs), kept only as the benchmark's baseline.
+/// Returns the smallest |pivot| over the largest |entry|.
+fn old_lu_solve(n: usize, a: &mut [f64], rhs: &mut [f64]) -> f64 {
+    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    let mut min_piv = f64::INFINITY;
+    for c in 0..n {
+        let (mut p, mut best) = (c, a[c * n + c].abs());
+        for r in c + 1..n {
+            if a[r * n + c].abs() > best {
+                best = a[r * n + c].abs();
+                p = r;
+            }
+        }
+        min_piv = min_piv.min(best / scale);
+        if best == 0.0 {
+            return 0.0;
+        }
+        if p != c {
+            for j in 0..n {
+                a.swap(c * n + j, p * n + j);
+            }
+            rhs.swap(c, p);
+        }
+        let d = a[c * n + c];
+        for r in c + 1..n {
+            let fct = a[r * n + c] / d;
+            if fct != 0.0 {
+                a[r * n + c] = fct;
+                for j in c + 1..n {
+                    a[r * n + j] -= fct * a[c * n + j];
+                }
+                rhs[r] -= fct * rhs[c];
+            }
+        }
+    }
+    for c in (0..n).rev() {
+        let mut acc = rhs[c];
+        for j in c + 1..n {
+            acc -= a[c * n + j] * rhs[j];
+        }
+        rhs[c] = acc / a[c * n + c];
+    }
+    min_piv
+}
+
+/// The stage as the twin computed it before issue 12 item 5: the same left-hand matrix and
+/// collision integral, solved by [`old_lu_solve`].
+fn old_stage(p: &KineticProblem, y: &[f64], dy: &mut [f64]) {
+    let n = y.len();
+    let mut a = p.lhs_matrix(0, y);
+    let nm = p.params()[2] as usize;
+    collision(n, nm, p.tables(), y, dy);
+    let piv = old_lu_solve(n, &mut a, dy);
+    assert!(piv > 1e-12, "the bench's stage is far from singular");
+    let scale = p.params()[0];
+    dy.iter_mut().for_each(|x| *x *= scale);
+}
+
 fn problem(n: usize) -> Arc<KineticProblem> {
     let p = Params::parse(&serde_json::json!({
         "task": "kinetic", "comb": {"start": 40.0, "step": 1.0, "count": 21}, "lambda": 1.0,
@@ -106,16 +173,20 @@ fn main() {
     let reps_for = |n: usize| if n >= 2048 { 1 } else { a.reps };
     println!("# neqkin eliashberg bench; Table I modes, T0 = 0.18 g, one member; medians of --reps {}", a.reps);
     if a.backends.iter().any(|b| b == "cpu") {
-        println!("\n## CPU kinetic stage (twin: dense LU) and the N×N Σ kernel");
-        println!("| N | stage (s) | Σ kernel (s) | kernel share |");
-        println!("|---|---|---|---|");
+        println!("\n## CPU kinetic stage (twin: dense LU, engine::dense on faer) and the N×N Σ kernel");
+        println!(
+            "faer LU: medians of {} reps; unblocked LU (before issue 12 item 5): {} reps up to N = 1024, 1 above",
+            a.reps, a.reps
+        );
+        println!("| N | stage (s) | Σ kernel (s) | kernel share | stage, unblocked LU (s) | unblocked / faer | max |Δḟ| / max |ḟ| |");
+        println!("|---|---|---|---|---|---|---|");
         for &n in &a.sizes {
             let p = problem(n);
             let y = p.initial_state();
             let mut dy = vec![0.0; n];
             let mut scr = vec![0.0; p.layout().scratch_len];
-            let (mut st, mut ke) = (vec![], vec![]);
-            for _ in 0..reps_for(n) {
+            let (mut st, mut ke, mut old) = (vec![], vec![], vec![]);
+            for _ in 0..a.reps {
                 let t = Instant::now();
                 p.rhs_member(0, &p.params()[..p.layout().params_len], p.tables(), 0.0, &y, &mut dy, &mut scr);
                 st.push(t.elapsed().as_secs_f64());
@@ -123,8 +194,23 @@ fn main() {
                 std::hint::black_box(p.sigma(0, &y));
                 ke.push(t.elapsed().as_secs_f64());
             }
+            let mut dy_old = vec![0.0; n];
+            if a.old {
+                for _ in 0..reps_for(n) {
+                    let t = Instant::now();
+                    old_stage(&p, &y, &mut dy_old);
+                    old.push(t.elapsed().as_secs_f64());
+                }
+            }
             let (s, k) = (median(st), median(ke));
-            println!("| {n} | {s:.3e} | {k:.3e} | {:.2} % |", 100.0 * k / s);
+            if a.old {
+                let o = median(old);
+                let scale = dy_old.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                let diff = dy.iter().zip(&dy_old).fold(0.0f64, |m, (p, q)| m.max((p - q).abs())) / scale;
+                println!("| {n} | {s:.3e} | {k:.3e} | {:.2} % | {o:.3e} | {:.1} | {diff:.1e} |", 100.0 * k / s, o / s);
+            } else {
+                println!("| {n} | {s:.3e} | {k:.3e} | {:.2} % | | | |", 100.0 * k / s);
+            }
         }
     }
     if a.backends.iter().any(|b| b == "gpu") {

@@ -5,8 +5,8 @@
 //! symmetric, complex), each to a stated tolerance.
 use neqkin::engine::dense::{
     c64, cholesky_lower, complex_eigenvalues, condition_number, eigenvalues, eigenvalues_row_major,
-    is_positive_definite, singular_values, solve_lower_in_place, solve_lower_transpose_in_place, symmetric_eigen,
-    Lu, Mat,
+    is_positive_definite, singular_values, solve_lower_in_place, solve_lower_transpose_in_place, symmetric_eigen, Lu,
+    Mat,
 };
 
 /// A deterministic pseudo-random sequence in [−1, 1).
@@ -191,7 +191,11 @@ fn eigenvalues_of_matrices_with_known_spectra() {
         a[i * n + i] = i as f64 - 4.5;
     }
     // Similarity by a dense well-conditioned S: spectrum unchanged.
-    let s: Vec<f64> = random(n, &mut seed).iter().enumerate().map(|(k, v)| v * 0.3 + if k % (n + 1) == 0 { 2.0 } else { 0.0 }).collect();
+    let s: Vec<f64> = random(n, &mut seed)
+        .iter()
+        .enumerate()
+        .map(|(k, v)| v * 0.3 + if k % (n + 1) == 0 { 2.0 } else { 0.0 })
+        .collect();
     // B = S A S⁻¹: with C = S A, row i of B solves Sᵀ (row_i B)ᵀ = (row_i C)ᵀ.
     let c: Vec<f64> = (0..n * n).map(|k| (0..n).map(|m| s[(k / n) * n + m] * a[m * n + k % n]).sum()).collect();
     let st: Vec<f64> = (0..n * n).map(|k| s[(k % n) * n + k / n]).collect();
@@ -234,7 +238,15 @@ fn eigenvalues_of_matrices_with_known_spectra() {
     // Symmetric: the 1-D Dirichlet Laplacian, λ_k = 2 − 2cos(kπ/(n+1)), eigenvectors
     // sin(ikπ/(n+1)) (orthonormal columns, A U = U Λ).
     let n = 50;
-    let lap = Mat::from_fn(n, n, |i, j| if i == j { 2.0 } else if i.abs_diff(j) == 1 { -1.0 } else { 0.0 });
+    let lap = Mat::from_fn(n, n, |i, j| {
+        if i == j {
+            2.0
+        } else if i.abs_diff(j) == 1 {
+            -1.0
+        } else {
+            0.0
+        }
+    });
     let (vals, vecs) = symmetric_eigen(lap.as_ref()).unwrap();
     for (k, v) in vals.iter().enumerate() {
         let want = 2.0 - 2.0 * ((k + 1) as f64 * std::f64::consts::PI / (n + 1) as f64).cos();
@@ -274,7 +286,15 @@ fn eigenvalues_of_matrices_with_known_spectra() {
 fn cholesky_and_triangular_solves() {
     // SPD: the Laplacian; indefinite: its shift by −1 (λ_min ≈ 0.0036 < 1).
     let n = 40;
-    let lap = Mat::from_fn(n, n, |i, j| if i == j { 2.0 } else if i.abs_diff(j) == 1 { -1.0 } else { 0.0 });
+    let lap = Mat::from_fn(n, n, |i, j| {
+        if i == j {
+            2.0
+        } else if i.abs_diff(j) == 1 {
+            -1.0
+        } else {
+            0.0
+        }
+    });
     assert!(is_positive_definite(lap.as_ref()));
     let shifted = Mat::from_fn(n, n, |i, j| lap[(i, j)] - if i == j { 1.0 } else { 0.0 });
     assert!(!is_positive_definite(shifted.as_ref()));

@@ -33,8 +33,8 @@
 
 use super::alpha2f::Spectrum;
 use super::selfenergy::zinv;
-use crate::{NeqkinError, Result};
 use crate::engine::dense::{self, Mat};
+use crate::{NeqkinError, Result};
 
 /// How to read the prefactor of Eq 22's second term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -97,11 +97,7 @@ pub fn mode_steps(s_eps: &Spectrum) -> Result<Vec<usize>> {
 
 /// Scaled matrices `S_A`, `S_M` and the scaling `sqrt|f0′_i|` (all in units of ε) for the
 /// spectrum `s_eps` (frequencies in units of ε) at temperature `t` (units of ε).
-pub fn scaled_matrices(
-    s_eps: &Spectrum,
-    t: f64,
-    opts: &StabilityOptions,
-) -> Result<(Mat<f64>, Mat<f64>, Vec<f64>)> {
+pub fn scaled_matrices(s_eps: &Spectrum, t: f64, opts: &StabilityOptions) -> Result<(Mat<f64>, Mat<f64>, Vec<f64>)> {
     let l = opts.points;
     let r = mode_steps(s_eps)?;
     let df: Vec<f64> = (1..=l)
