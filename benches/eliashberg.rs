@@ -88,6 +88,21 @@ fn parse_args() -> Args {
     a
 }
 
+/// CPU time of the whole process (all threads, user + system), seconds: with wall time it
+/// tells a loaded machine (CPU time per stage well below wall × threads) from a slow stage.
+fn cpu_time() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes the struct it is given.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+            let tv = |t: libc::timeval| t.tv_sec as f64 + 1e-6 * t.tv_usec as f64;
+            return tv(ru.ru_utime) + tv(ru.ru_stime);
+        }
+    }
+    f64::NAN
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
@@ -178,18 +193,21 @@ fn main() {
             "faer LU: medians of {} reps; unblocked LU (before issue 12 item 5): {} reps up to N = 1024, 1 above",
             a.reps, a.reps
         );
-        println!("| N | stage (s) | Σ kernel (s) | kernel share | stage, unblocked LU (s) | unblocked / faer | max |Δḟ| / max |ḟ| |");
-        println!("|---|---|---|---|---|---|---|");
+        println!(
+            "| N | stage (s) | stage CPU time, all threads (s) | Σ kernel (s) | kernel share | stage, unblocked LU (s) | unblocked / faer | max |Δḟ| / max |ḟ| |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
         for &n in &a.sizes {
             let p = problem(n);
             let y = p.initial_state();
             let mut dy = vec![0.0; n];
             let mut scr = vec![0.0; p.layout().scratch_len];
-            let (mut st, mut ke, mut old) = (vec![], vec![], vec![]);
+            let (mut st, mut cpu, mut ke, mut old) = (vec![], vec![], vec![], vec![]);
             for _ in 0..a.reps {
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), cpu_time());
                 p.rhs_member(0, &p.params()[..p.layout().params_len], p.tables(), 0.0, &y, &mut dy, &mut scr);
                 st.push(t.elapsed().as_secs_f64());
+                cpu.push(cpu_time() - c);
                 let t = Instant::now();
                 std::hint::black_box(p.sigma(0, &y));
                 ke.push(t.elapsed().as_secs_f64());
@@ -202,14 +220,18 @@ fn main() {
                     old.push(t.elapsed().as_secs_f64());
                 }
             }
-            let (s, k) = (median(st), median(ke));
+            let (s, c, k) = (median(st), median(cpu), median(ke));
             if a.old {
                 let o = median(old);
                 let scale = dy_old.iter().fold(0.0f64, |m, x| m.max(x.abs()));
                 let diff = dy.iter().zip(&dy_old).fold(0.0f64, |m, (p, q)| m.max((p - q).abs())) / scale;
-                println!("| {n} | {s:.3e} | {k:.3e} | {:.2} % | {o:.3e} | {:.1} | {diff:.1e} |", 100.0 * k / s, o / s);
+                println!(
+                    "| {n} | {s:.3e} | {c:.3e} | {k:.3e} | {:.2} % | {o:.3e} | {:.1} | {diff:.1e} |",
+                    100.0 * k / s,
+                    o / s
+                );
             } else {
-                println!("| {n} | {s:.3e} | {k:.3e} | {:.2} % | | | |", 100.0 * k / s);
+                println!("| {n} | {s:.3e} | {c:.3e} | {k:.3e} | {:.2} % | | | |", 100.0 * k / s);
             }
         }
     }
