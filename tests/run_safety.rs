@@ -1,7 +1,7 @@
 //! Safe use of an output folder (issue 11, item 3), through the real binary: the lock
 //! (a concurrent `--resume`, two overlapping plain runs, a stale lock), a kill at every
 //! file-system write followed by `--resume`, resume checks (torn progress line, lost
-//! rows, truncated or missing arrays and grids, duplicated rows, a `dos_table` whose
+//! rows, truncated or missing shards of `results.zarr` and a damaged shared grid, duplicated rows, a `dos_table` whose
 //! content changed), `--force` on a folder neqkin did not make, `merge` refusals, and
 //! SIGTERM. Each case is one of the failures listed in the issue.
 //!
@@ -17,8 +17,8 @@ fn bin() -> String {
     std::env::var("NEQKIN_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_neqkin").to_string())
 }
 
-/// 6 points in batches of 2 (3 batches), 2 output times, arrays (`y` per point, shared
-/// `grid_x`): a few milliseconds a run.
+/// 6 points in batches of 2 (3 batches), 2 output times, arrays (`y` per point, one shard
+/// for all six; shared `grid_x`): a few milliseconds a run.
 const SMALL: &str = r#"
 model = "relaxation"
 [solver]
@@ -101,16 +101,22 @@ fn code(o: &Output, want: i32) {
     assert_eq!(o.status.code(), Some(want), "stderr: {}", err(o));
 }
 
-/// Sorted (name, bytes) of every file under `arrays/` (temporary files included, so
-/// that a stray one fails the comparison).
+/// Sorted (relative path, bytes) of every file under `results.zarr/` (temporary files
+/// included, so that a stray one fails the comparison).
 fn arrays(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let Ok(it) = std::fs::read_dir(dir.join("arrays")) else { return Vec::new() };
-    let mut v: Vec<_> = it
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(it) = std::fs::read_dir(dir) else { return };
+        for e in it {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(&dir.join("results.zarr"), &dir.join("results.zarr"), &mut v);
     v.sort();
     v
 }
@@ -318,8 +324,8 @@ fn torn_progress_line_is_not_a_phantom_point() {
 
 /// Issue: "--resume trusts progress.txt even when results.csv lost the rows" and "a
 /// 0-byte grid_x.npy survives a resume". Finished points whose rows are missing or
-/// doubled, or whose arrays are truncated or gone, are redone; a damaged grid is
-/// rewritten.
+/// doubled, or whose arrays are not whole in `results.zarr` (shard cut short or gone, a
+/// point missing from a shard's index), are redone; a damaged shared grid is rewritten.
 #[test]
 fn resume_redoes_finished_points_whose_rows_or_arrays_are_lost() {
     let tmp = tempfile::tempdir().unwrap();
@@ -327,7 +333,7 @@ fn resume_redoes_finished_points_whose_rows_or_arrays_are_lost() {
     let full = full_run(tmp.path(), &cfg, "full");
     let csv_full = read(&full.join("results.csv"));
     type Damage = (&'static str, fn(&Path));
-    let damage: [Damage; 6] = [
+    let damage: [Damage; 7] = [
         ("rows of point 3 lost", |out| {
             let csv: String = read(&out.join("results.csv"))
                 .lines()
@@ -346,17 +352,24 @@ fn resume_redoes_finished_points_whose_rows_or_arrays_are_lost() {
             csv.push_str(&dup);
             std::fs::write(out.join("results.csv"), csv).unwrap();
         }),
-        ("array of point 4 truncated to 0 bytes", |out| {
-            std::fs::write(out.join("arrays/point_000004_y.npy"), b"").unwrap();
-        }),
-        ("array of point 1 deleted, point 5 cut short", |out| {
-            std::fs::remove_file(out.join("arrays/point_000001_y.npy")).unwrap();
-            let p = out.join("arrays/point_000005_y.npy");
+        ("the shard holding y of every point cut short by 8 bytes", |out| {
+            let p = out.join("results.zarr/y/c.0.0.0");
             let b = std::fs::read(&p).unwrap();
             std::fs::write(&p, &b[..b.len() - 8]).unwrap();
         }),
-        ("grid_x.npy truncated to 0 bytes", |out| {
-            std::fs::write(out.join("arrays/grid_x.npy"), b"").unwrap();
+        ("the shard holding y deleted", |out| {
+            std::fs::remove_file(out.join("results.zarr/y/c.0.0.0")).unwrap();
+        }),
+        ("point 4 taken out of the shard's index", |out| {
+            // 6 inner chunks, index (offset, nbytes) per chunk at the end, 2^64-1 = absent.
+            let p = out.join("results.zarr/y/c.0.0.0");
+            let mut b = std::fs::read(&p).unwrap();
+            let at = b.len() - 16 * 6 + 16 * 4;
+            b[at..at + 16].fill(0xff);
+            std::fs::write(&p, &b).unwrap();
+        }),
+        ("the shared grid_x truncated to 0 bytes", |out| {
+            std::fs::write(out.join("results.zarr/grid_x/c.0"), b"").unwrap();
         }),
     ];
     for (i, (what, f)) in damage.iter().enumerate() {
@@ -366,6 +379,9 @@ fn resume_redoes_finished_points_whose_rows_or_arrays_are_lost() {
         let o = neqkin(&["run", s(&cfg), "--out", s(&out), "--resume"], &[]);
         code(&o, 0);
         assert!(err(&o).contains("redone"), "{what}: the resume says it redoes points: {}", err(&o));
+        if what.starts_with("point 4") || what.contains("grid_x") {
+            assert!(err(&o).contains("1 point recorded finished is incomplete"), "{what}: one point only: {}", err(&o));
+        }
         assert_eq!(read(&out.join("results.csv")), csv_full, "{what}");
         same_results(&out, &full);
     }

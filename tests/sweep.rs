@@ -1,11 +1,12 @@
 //! End-to-end sweeps through the real binary on the `relaxation` fixture: resume after a
-//! kill loses nothing, shards + merge equal the full run, arrays load as NPY, diverging
+//! kill loses nothing, shards + merge equal the full run, the dataset (`results.zarr`)
+//! holds the exact solution and opens in xarray, diverging
 //! and failing points are flagged while the rest complete, exit codes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use neqkin::engine::output::read_npy;
+use neqkin::engine::dataset;
 
 const BIN: &str = env!("CARGO_BIN_EXE_neqkin");
 
@@ -59,16 +60,22 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// Sorted (name, bytes) of every file under `arrays/`.
+/// Sorted (relative path, bytes) of every file under `results.zarr/`.
 fn arrays(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("arrays"))
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(&dir.join("results.zarr"), &dir.join("results.zarr"), &mut v);
     v.sort();
+    assert!(v.len() > 10, "a dataset with coordinates and arrays: {v:?}");
     v
 }
 
@@ -168,13 +175,23 @@ fn shards_and_merge_equal_the_full_run() {
 }
 
 #[test]
-fn arrays_are_npy_and_match_the_exact_solution() {
+fn dataset_holds_the_exact_solution_and_opens_in_xarray() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), "sweep.toml", SWEEP);
     let full = full_run(tmp.path(), &cfg);
+    let store = full.join(dataset::STORE);
+    assert!(!full.join("arrays").exists(), "no per-point NPY files any more");
+    // y: (point, time, grid) = (20, 3, 16), one shard (20 × 3 × 16 reals are far below
+    // the shard size); grid_x the same for every point: one 1-D array.
+    let y = dataset::var_meta(&store, "y").unwrap();
+    assert_eq!((y.dims.clone(), y.shape.clone(), y.shard), (vec!["point".into(), "time".into(), "grid".into()], vec![20, 3, 16], 20));
+    let x = dataset::var_meta(&store, "grid_x").unwrap();
+    assert_eq!((x.dims.clone(), x.shape.clone(), x.per_point), (vec!["grid".to_string()], vec![16], false));
+    let files: Vec<String> = arrays(&full).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(files.iter().filter(|n| n.starts_with("y/c.")).count(), 1, "{files:?}");
     // Point 5: rate index 2 (0.1 + 2·1.9/9), target 1.
-    let (shape, y) = read_npy(&std::fs::read(full.join("arrays/point_000005_y.npy")).unwrap()).unwrap();
-    assert_eq!(shape, vec![3, 16]);
+    let y = dataset::read_point(&store, "y", 5).unwrap();
+    assert_eq!(y.len(), 3 * 16);
     let rate: f64 = 0.1 + 2.0 * 1.9 / 9.0;
     for (k, t) in [1.0f64 / 3.0, 2.0 / 3.0, 1.0].iter().enumerate() {
         let exact = 1.0 + (2.0 - 1.0) * (-rate * t).exp();
@@ -182,8 +199,8 @@ fn arrays_are_npy_and_match_the_exact_solution() {
             assert!((v - exact).abs() < 1e-6, "t={t}: {v} vs {exact}");
         }
     }
-    let (shape, x) = read_npy(&std::fs::read(full.join("arrays/grid_x.npy")).unwrap()).unwrap();
-    assert_eq!(shape, vec![16]);
+    let x = dataset::read_point(&store, "grid_x", 7).unwrap();
+    assert_eq!(x.len(), 16);
     assert_eq!(x[0], 0.5 / 16.0);
     // The CSV columns and the exact-solution observable.
     let csv = read(&full.join("results.csv"));
@@ -210,17 +227,27 @@ fn arrays_are_npy_and_match_the_exact_solution() {
         assert_eq!(f[6], "reached", "{line}");
         assert!(f[10].parse::<f64>().unwrap() < 1e-6, "{line}");
     }
-    // numpy, where the machine has it, loads the files as they are.
-    let numpy = Command::new("python3").args(["-c", "import numpy"]).output();
-    if numpy.is_ok_and(|o| o.status.success()) {
+    // xarray with zarr, where the machine has them (NEQKIN_TEST_PYTHON, else python3),
+    // opens the store in one line, without a warning, with the same values.
+    let python = std::env::var("NEQKIN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let have = Command::new(&python).args(["-c", "import xarray, zarr"]).output();
+    if have.is_ok_and(|o| o.status.success()) {
         let script = format!(
-            "import numpy as np; a = np.load({:?}); assert a.shape == (3, 16), a.shape; print(a.dtype)",
-            full.join("arrays/point_000005_y.npy").to_str().unwrap()
+            "import xarray as xr, numpy as np\n\
+             ds = xr.open_zarr({:?})\n\
+             assert ds.y.dims == ('point', 'time', 'grid') and ds.y.shape == (20, 3, 16), ds\n\
+             assert list(ds.point.values) == list(range(20))\n\
+             assert abs(float(ds.rate[5]) - ({rate})) < 1e-12 and float(ds.target[5]) == 1.0\n\
+             assert ds.grid_x.dims == ('grid',) and 'grid_x' in ds.coords\n\
+             np.testing.assert_allclose(ds.time.values, [1/3, 2/3, 1.0], rtol=1e-15)\n\
+             np.testing.assert_array_equal(ds.y.values[5].ravel(), np.array({:?}))\n",
+            store.to_str().unwrap(),
+            y
         );
-        let o = Command::new("python3").args(["-c", &script]).output().unwrap();
+        let o = Command::new(&python).args(["-W", "error", "-c", &script]).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     } else {
-        eprintln!("numpy not installed: NPY checked by the Rust parser only");
+        eprintln!("xarray/zarr not installed for {python}: the dataset is checked by the Rust reader only");
     }
 }
 
@@ -387,4 +414,56 @@ fn run_sweep_uses_capacity_and_isolates_factory_errors() {
     assert_eq!(failed.len(), 3 * 3);
     assert!(failed.iter().all(|l| l.contains("second batch has no device")));
     assert!(failed.iter().all(|l| ["3,", "4,", "5,"].iter().any(|p| l.starts_with(p))));
+}
+
+/// A sweep that changes the grid size (`grid_points`, a batch key): the grid dimension
+/// has the largest size, shorter points are NaN-padded, `n_grid` holds each point's
+/// length, and `grid_x` (different per size) stays per point. Shards + merge give the
+/// same dataset byte for byte, also for the per-point static array.
+#[test]
+fn dataset_pads_a_swept_grid_size_and_merges_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "conv.toml",
+        r#"
+model = "relaxation"
+[solver]
+method = "dopri5"
+t_end = 1.0
+n_outputs = 2
+[params]
+initial = 2.0
+rate = 1.0
+[[sweep]]
+name = "grid_points"
+values = [8, 16, 8, 4]
+"#,
+    );
+    let full = full_run(tmp.path(), &cfg);
+    let store = full.join(dataset::STORE);
+    let y = dataset::var_meta(&store, "y").unwrap();
+    assert_eq!(y.shape, vec![4, 2, 16]);
+    let x = dataset::var_meta(&store, "grid_x").unwrap();
+    assert_eq!((x.dims.clone(), x.shape.clone()), (vec!["point".to_string(), "grid".into()], vec![4, 16]));
+    let n = dataset::var_meta(&store, "n_grid").unwrap();
+    assert_eq!(n.shape, vec![4]);
+    for (p, len) in [(0usize, 8usize), (1, 16), (2, 8), (3, 4)] {
+        assert_eq!(dataset::point_len(&store, "y", p), Some(len));
+        let y = dataset::read_point(&store, "y", p).unwrap();
+        for row in y.chunks(16) {
+            assert!(row[..len].iter().all(|v| v.is_finite()), "point {p}: {row:?}");
+            assert!(row[len..].iter().all(|v| v.is_nan()), "point {p}: padding {row:?}");
+        }
+        let x = dataset::read_point(&store, "grid_x", p).unwrap();
+        assert_eq!(x[0], 0.5 / len as f64);
+    }
+    let (s0, s1) = (tmp.path().join("s0"), tmp.path().join("s1"));
+    for (dir, shard) in [(&s0, "0/2"), (&s1, "1/2")] {
+        ok(&neqkin(&["run", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--shard", shard], &[]));
+    }
+    let merged = tmp.path().join("merged");
+    ok(&neqkin(&["merge", merged.to_str().unwrap(), s0.to_str().unwrap(), s1.to_str().unwrap()], &[]));
+    assert_eq!(arrays(&merged), arrays(&full));
+    assert_eq!(read(&merged.join("results.csv")), read(&full.join("results.csv")));
 }

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod dataset;
 pub mod dense;
 pub mod folder;
 pub mod gpu;

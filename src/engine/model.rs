@@ -171,6 +171,13 @@ pub trait Model: Send + Sync {
         let _ = params;
         Ok(String::new())
     }
+    /// Arrays that depend on the parameters only, not on time or the state (grids,
+    /// densities of states): `results.zarr` stores them once per point rather than per
+    /// output time, and once for the run when every point has the same (arrays named
+    /// `grid_*` count as static too). Default: none.
+    fn static_arrays(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Sizes of one member of this point, from its parameters alone (nothing allocated at
     /// the point's size), so that the run layer can refuse a run whose batches or output
     /// would not fit before anything runs. `None` (default): unknown; the run layer then
@@ -384,7 +391,7 @@ impl Default for Starter {
 pub struct Observables {
     /// Scalar observables, in a fixed order per model (columns of `results.csv`).
     pub scalars: Vec<(String, f64)>,
-    /// Arrays to save as `.npy` (name, values).
+    /// Arrays to save in `results.zarr` (name, values).
     pub arrays: Vec<(String, Vec<f64>)>,
 }
 

@@ -1,4 +1,4 @@
-//! The output folder: `results.csv`, `meta.json`, `arrays/*.npy` and `progress.txt`,
+//! The output folder: `results.csv`, `meta.json`, `results.zarr/` and `progress.txt`,
 //! plus the marker `.neqkin` and the lock `.neqkin.lock` ([`crate::engine::folder`]).
 //!
 //! Written as each batch finishes, in an order that makes a kill at any instant harmless:
@@ -19,9 +19,9 @@
 //! point failed). Floats are written in Rust's shortest round-trip form (`NaN`, `inf`).
 //! Rows are in point order once a run is complete.
 //!
-//! Arrays are NPY v1.0 files numpy loads directly: `arrays/point_000123_<name>.npy` of
-//! shape `(n_outputs, len)` per point; arrays whose name starts with `grid_` are the
-//! same for every point and written once per session as `arrays/<name>.npy` (1-D).
+//! Arrays go to one Zarr v3 dataset, `results.zarr/` ([`crate::engine::dataset`]): every
+//! array stacked along `point`, with `time` and a grid dimension, sweep values as
+//! coordinates, static arrays (grids) written once when they are the same for every point.
 //!
 //! `meta.json` records the config, its fingerprint (the parts that decide the results)
 //! and `inputs`: the SHA-256 of every file the parameters name (a `dos_table`, an α²F
@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Plan;
 use crate::engine::backend::BackendInfo;
+use crate::engine::dataset::{self, Layout, STORE};
 use crate::engine::folder::{self, FolderLock};
 use crate::engine::schedule::Shard;
 use crate::{NeqkinError, Result};
@@ -49,8 +50,11 @@ pub const RESULTS: &str = "results.csv";
 pub const META: &str = "meta.json";
 /// Finished points, one line each (`point rows arrays`).
 pub const PROGRESS: &str = "progress.txt";
-/// Array folder.
+/// Array folder of older neqkin versions (one NPY file per point and array); removed by
+/// `--force` and when a run starts afresh.
 pub const ARRAYS: &str = "arrays";
+/// The dataset (Zarr v3 store) of the arrays.
+pub const DATASET: &str = STORE;
 
 /// Version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -154,9 +158,6 @@ pub struct OutputDir {
     progress: File,
     done: BTreeSet<usize>,
     meta: Value,
-    /// `grid_*` arrays written in this session (each is written once per session, so a
-    /// damaged one from an earlier session is replaced).
-    grids_written: BTreeSet<String>,
     /// Finished points a resume found incomplete in the folder, with why; redone.
     repaired: Vec<(usize, String)>,
     _lock: FolderLock,
@@ -214,7 +215,7 @@ pub struct Finished {
     pub point: usize,
     /// Rows the point has in `results.csv`.
     pub rows: Option<usize>,
-    /// Array names (`grid_*` ones are the shared `arrays/<name>.npy`).
+    /// Names of the arrays it wrote into `results.zarr`.
     pub arrays: Option<Vec<String>>,
 }
 
@@ -329,25 +330,10 @@ pub fn failed_points(root: &Path) -> Result<BTreeSet<usize>> {
         .collect())
 }
 
-/// `arrays/point_000123_<name>.npy`, or `arrays/<name>.npy` for a shared `grid_*` array.
-pub fn array_path(root: &Path, point: usize, name: &str) -> PathBuf {
-    if name.starts_with("grid_") {
-        root.join(ARRAYS).join(format!("{name}.npy"))
-    } else {
-        root.join(ARRAYS).join(format!("point_{point:06}_{name}.npy"))
-    }
-}
-
-/// The point index of an array file name `point_000123_<name>.npy`.
-fn array_point(file_name: &str) -> Option<usize> {
-    file_name.strip_prefix("point_").and_then(|r| r.split('_').next()).and_then(|i| i.parse().ok())
-}
-
 /// Why the finished points of a folder are not all there: `(good, bad)`, where `bad`
 /// holds each point to redo with the reason. A point is good when `results.csv` has
 /// exactly its recorded rows (one per output index, none twice) and every array it
-/// recorded is a whole NPY file. A damaged shared `grid_*` file sends only the first
-/// point that wrote it back (its batch writes the file again).
+/// recorded is in `results.zarr` (its shard file whole, its chunk listed in the index).
 pub fn verify_finished(
     root: &Path,
     finished: &BTreeMap<usize, Finished>,
@@ -363,7 +349,8 @@ pub fn verify_finished(
     }
     let mut good = BTreeMap::new();
     let mut bad: Vec<(usize, String)> = Vec::new();
-    let mut grid_checked: BTreeMap<String, bool> = BTreeMap::new();
+    let store = root.join(STORE);
+    let mut checker = dataset::Checker::default();
     for (&p, f) in finished {
         let (n, _, dup) = per_point.get(&p).cloned().unwrap_or_default();
         let why = match f.rows {
@@ -372,27 +359,7 @@ pub fn verify_finished(
             None if n == 0 => Some(format!("no rows in {RESULTS}")),
             _ => None,
         };
-        let why = why.or_else(|| {
-            f.arrays.iter().flatten().find_map(|name| {
-                let path = array_path(root, p, name);
-                if name.starts_with("grid_") {
-                    // Only the first point that names a damaged grid is redone.
-                    match grid_checked.get(name) {
-                        Some(_) => return None,
-                        None => {
-                            let ok = npy_is_whole(&path).is_ok();
-                            grid_checked.insert(name.clone(), ok);
-                            if ok {
-                                return None;
-                            }
-                        }
-                    }
-                }
-                npy_is_whole(&path)
-                    .err()
-                    .map(|e| format!("{}: {e}", path.strip_prefix(root).unwrap_or(&path).display()))
-            })
-        });
+        let why = why.or_else(|| f.arrays.iter().flatten().find_map(|name| checker.check(&store, name, p)));
         match why {
             Some(w) => bad.push((p, w)),
             None => {
@@ -557,13 +524,20 @@ fn clear_results(root: &Path) -> Result<()> {
     for f in [PROGRESS, RESULTS] {
         folder::remove_file(&root.join(f))?;
     }
+    folder::remove_dir_all(&root.join(STORE))?;
     folder::remove_dir_all(&root.join(ARRAYS))?;
     remove_tmp_files(root)
 }
 
-/// Deletes temporary files left by a kill (`.<name>.tmp` in the folder and `arrays/`).
+/// Deletes temporary files left by a kill (`.<name>.tmp` in the folder and the dataset).
 fn remove_tmp_files(root: &Path) -> Result<()> {
-    for dir in [root.to_path_buf(), root.join(ARRAYS)] {
+    let store = root.join(STORE);
+    let mut dirs = vec![root.to_path_buf(), store.clone()];
+    dirs.extend(dataset::var_names(&store).into_iter().map(|n| store.join(n)));
+    if let Ok(it) = std::fs::read_dir(&store) {
+        dirs.extend(it.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.join("zarr.json").is_file()));
+    }
+    for dir in dirs {
         let Ok(it) = std::fs::read_dir(&dir) else { continue };
         for e in it.flatten() {
             if folder::is_tmp_name(&e.file_name().to_string_lossy()) {
@@ -611,8 +585,6 @@ impl OutputDir {
         } else {
             remove_tmp_files(root)?;
         }
-        let arrays_dir = root.join(ARRAYS);
-        std::fs::create_dir_all(&arrays_dir).map_err(|e| NeqkinError::io(&arrays_dir, e))?;
         let inputs = input_files(plan);
         let resuming = mode == OpenMode::Resume && has_meta;
         let mut repaired = Vec::new();
@@ -648,14 +620,7 @@ impl OutputDir {
             let text: String = good.values().map(Finished::line).collect();
             write_atomic(&root.join(PROGRESS), text.as_bytes())?;
             // Arrays of points that are not finished (a batch cut short) go.
-            if let Ok(it) = std::fs::read_dir(&arrays_dir) {
-                for e in it.flatten() {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    if array_point(&name).is_some_and(|p| !keep.contains(&p)) {
-                        folder::remove_file(&e.path())?;
-                    }
-                }
-            }
+            dataset::prune(&root.join(STORE), &keep)?;
             (meta, keep)
         } else {
             (build_meta(plan, shard, points_in_shard, inputs), BTreeSet::new())
@@ -674,7 +639,6 @@ impl OutputDir {
             progress,
             done,
             meta,
-            grids_written: BTreeSet::new(),
             repaired,
             _lock: lock,
         };
@@ -738,6 +702,12 @@ impl OutputDir {
         Ok(())
     }
 
+    /// Writes the dataset's metadata and coordinates (before the first batch; on resume
+    /// the same layout again, keeping a static array that an earlier session stored shared).
+    pub fn set_dataset(&mut self, layout: &Layout) -> Result<()> {
+        dataset::write_layout(&self.root.join(STORE), layout)
+    }
+
     /// Records the backend in `meta.json` (first batch; later ones keep the first).
     pub fn set_backend(&mut self, info: &BackendInfo) -> Result<()> {
         if self.meta["backend"].is_null() {
@@ -746,8 +716,8 @@ impl OutputDir {
         Ok(())
     }
 
-    /// Writes one finished batch: arrays (each atomically), rows (synced), progress
-    /// (synced), meta (atomically).
+    /// Writes one finished batch: its shards of `results.zarr` (each atomically), rows
+    /// (synced), progress (synced), meta (atomically).
     pub fn write_batch(
         &mut self,
         rows: &[Row],
@@ -756,33 +726,66 @@ impl OutputDir {
         points: &[usize],
     ) -> Result<()> {
         let mut names: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let store = self.root.join(STORE);
+        let mut per_var: BTreeMap<String, Vec<dataset::PointValues>> = BTreeMap::new();
         for pa in arrays {
             for (name, frames) in &pa.arrays {
                 if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ',' || c == '/') {
                     return Err(NeqkinError::output(&self.root, format!("array name `{name}` is not a plain word")));
                 }
-                names.entry(pa.point).or_default().push(name.clone());
-                let path = array_path(&self.root, pa.point, name);
-                if name.starts_with("grid_") {
-                    if !self.grids_written.contains(name) {
-                        if let Some(first) = frames.first() {
-                            files.push((path, npy_bytes(&[first.len()], first)));
-                        }
-                        self.grids_written.insert(name.clone());
-                    }
-                    continue;
-                }
-                let len = frames.first().map_or(0, Vec::len);
-                if frames.iter().any(|f| f.len() != len) {
+                let m = dataset::var_meta(&store, name).ok_or_else(|| {
+                    NeqkinError::output(
+                        &self.root,
+                        format!(
+                            "point {} wrote array `{name}`, which the first point of its batch key did not \
+                             (the dataset's layout is fixed before the run)",
+                            pa.point
+                        ),
+                    )
+                })?;
+                let len = *m.shape.last().unwrap_or(&0);
+                if frames.iter().any(|f| f.len() > len) {
                     return Err(NeqkinError::output(
                         &self.root,
-                        format!("array `{name}` of point {} changes length between output times", pa.point),
+                        format!("array `{name}` of point {} is longer than the dataset's {len}", pa.point),
                     ));
                 }
-                let flat: Vec<f64> = frames.iter().flatten().copied().collect();
-                files.push((path, npy_bytes(&[frames.len(), len], &flat)));
+                let padded = |f: &Vec<f64>| -> Vec<f64> {
+                    let mut v = f.clone();
+                    v.resize(len, f64::NAN);
+                    v
+                };
+                let values: Vec<f64> = if m.is_static {
+                    let differ = |a: &[f64], b: &[f64]| {
+                        a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.to_bits() != y.to_bits())
+                    };
+                    if frames.windows(2).any(|w| differ(&w[0], &w[1])) {
+                        return Err(NeqkinError::output(
+                            &self.root,
+                            format!("static array `{name}` of point {} changes between output times", pa.point),
+                        ));
+                    }
+                    frames.first().map(padded).unwrap_or_else(|| vec![f64::NAN; len])
+                } else {
+                    let t = m.shape.get(1).copied().unwrap_or(1);
+                    let first = frames.first().map_or(0, Vec::len);
+                    if frames.iter().any(|f| f.len() != first) {
+                        return Err(NeqkinError::output(
+                            &self.root,
+                            format!("array `{name}` of point {} changes length between output times", pa.point),
+                        ));
+                    }
+                    let mut v: Vec<f64> = frames.iter().take(t).flat_map(padded).collect();
+                    v.resize(t * len, f64::NAN);
+                    v
+                };
+                names.entry(pa.point).or_default().push(name.clone());
+                per_var.entry(name.clone()).or_default().push((pa.point, values));
             }
+        }
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for (name, values) in &per_var {
+            files.extend(dataset::shard_files(&store, name, values)?);
         }
         folder::write_many_atomic(&files)?;
         drop(files);
@@ -842,6 +845,16 @@ impl OutputDir {
             let sorted = rows.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1));
             if let (Some(h), false) = (header, sorted) {
                 write_rows(&self.root, &h, &mut rows)?;
+            }
+            let finished = read_finished(&self.root)?;
+            let arrays: BTreeMap<usize, Vec<String>> = finished
+                .into_iter()
+                .filter(|(p, _)| self.done.contains(p))
+                .map(|(p, f)| (p, f.arrays.unwrap_or_default()))
+                .collect();
+            let store = self.root.join(STORE);
+            if store.is_dir() {
+                dataset::settle_static(&store, &arrays, None)?;
             }
         }
         let now = utc_now();
@@ -921,89 +934,6 @@ pub fn columns(axes: &[String], observables: &[String]) -> Vec<String> {
     c
 }
 
-/// Encodes an NPY v1.0 little-endian f64 array of `shape`, C order.
-pub fn npy_bytes(shape: &[usize], data: &[f64]) -> Vec<u8> {
-    let dims = match shape.len() {
-        1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-    };
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {dims}, }}");
-    // magic (6) + version (2) + header length (2) + header + '\n', a multiple of 64.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 8 * data.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for x in data {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
-
-/// Writes an NPY file (see [`npy_bytes`]) atomically.
-pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
-    debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-    write_atomic(path, &npy_bytes(shape, data))
-}
-
-/// Parses the header of an NPY v1.0 `<f8` C-order file: (shape, offset of the data).
-fn npy_header(bytes: &[u8]) -> std::result::Result<(Vec<usize>, usize), String> {
-    if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
-        return Err("not an NPY v1.0 file".into());
-    }
-    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    if !(10 + hlen).is_multiple_of(64) || bytes.len() < 10 + hlen {
-        return Err(format!("header length {hlen} not 64-byte aligned, or the file ends in the header"));
-    }
-    let header = std::str::from_utf8(&bytes[10..10 + hlen]).map_err(|e| e.to_string())?;
-    if !header.ends_with('\n') || !header.contains("'descr': '<f8'") || !header.contains("'fortran_order': False") {
-        return Err(format!("unexpected header {header:?}"));
-    }
-    let shape_txt = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or("no shape")?;
-    let shape: Vec<usize> = shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format!("bad shape {shape_txt}")))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok((shape, 10 + hlen))
-}
-
-/// Parses an NPY v1.0 `<f8` C-order file: (shape, data). Used by tests and `merge`.
-pub fn read_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f64>), String> {
-    let (shape, offset) = npy_header(bytes)?;
-    let body = &bytes[offset..];
-    let n: usize = shape.iter().product();
-    if body.len() != 8 * n {
-        return Err(format!("{} data bytes for shape {shape:?}", body.len()));
-    }
-    let data = body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-    Ok((shape, data))
-}
-
-/// Checks that the NPY file at `path` is whole (its header parses and its length is the
-/// header's plus 8 bytes per element) without reading the data.
-pub fn npy_is_whole(path: &Path) -> std::result::Result<Vec<usize>, String> {
-    let mut f = File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            "missing".into()
-        } else {
-            e.to_string()
-        }
-    })?;
-    let len = f.metadata().map_err(|e| e.to_string())?.len();
-    let mut head = vec![0u8; 4096.min(len as usize)];
-    f.read_exact(&mut head).map_err(|e| e.to_string())?;
-    let (shape, offset) = npy_header(&head).map_err(|e| if len == 0 { "empty file".into() } else { e })?;
-    let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).ok_or("shape overflows")?;
-    if len != offset as u64 + 8 * n {
-        return Err(format!("{len} bytes, {} expected for shape {shape:?} (truncated?)", offset as u64 + 8 * n));
-    }
-    Ok(shape)
-}
-
 /// How `merge` treats its output folder and incomplete inputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MergeOptions {
@@ -1034,7 +964,97 @@ struct MergeInput {
     rows: Vec<CsvLine>,
 }
 
-/// Joins shard folders into `out`: rows sorted by point and output time, arrays copied,
+/// The dataset of a merge: the layout (metadata and coordinates) of the first input, the
+/// chunks of every input's finished points, shard by shard (the inputs share the layout,
+/// so shard files have the same names), static arrays settled over all points.
+fn merge_dataset(out: &Path, inputs: &[MergeInput]) -> Result<()> {
+    let Some(first) = inputs.iter().find(|i| i.dir.join(STORE).join("zarr.json").is_file()) else {
+        return Ok(());
+    };
+    let (src, dst) = (first.dir.join(STORE), out.join(STORE));
+    std::fs::create_dir_all(&dst).map_err(|e| NeqkinError::io(&dst, e))?;
+    let holders = |name: &str| -> Vec<(&MergeInput, Vec<usize>)> {
+        inputs
+            .iter()
+            .map(|i| {
+                let pts = i
+                    .finished
+                    .iter()
+                    .filter(|(_, f)| f.arrays.as_ref().is_some_and(|a| a.iter().any(|n| n == name)))
+                    .map(|(p, _)| *p)
+                    .collect();
+                (i, pts)
+            })
+            .collect()
+    };
+    let mut static_values: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
+    for name in dataset::var_names(&src) {
+        let meta = dataset::var_meta(&src, &name);
+        let dir = dst.join(&name);
+        std::fs::create_dir_all(&dir).map_err(|e| NeqkinError::io(&dir, e))?;
+        let read = |p: &Path| std::fs::read(p).map_err(|e| NeqkinError::io(p, e));
+        match meta {
+            Some(m) if m.is_static => {
+                // Written by settle_static below, from every input's values.
+                let values = static_values.entry(name.clone()).or_default();
+                for (inp, pts) in holders(&name) {
+                    for p in pts {
+                        if let Some(v) = dataset::read_point(&inp.dir.join(STORE), &name, p) {
+                            values.insert(p, v);
+                        }
+                    }
+                }
+                let len = *m.shape.last().unwrap_or(&0);
+                let dim = m.dims.last().cloned().unwrap_or_default();
+                let points = dataset::var_meta(&src, "point").map_or(0, |m| m.shape[0]);
+                folder::write_atomic(&dir.join("zarr.json"), &dataset::per_point_bytes(points, len, &dim))?;
+            }
+            Some(m) if m.per_point => {
+                folder::write_atomic(&dir.join("zarr.json"), &read(&src.join(&name).join("zarr.json"))?)?;
+                let mut by_input = holders(&name);
+                let mut values: Vec<dataset::PointValues> = Vec::new();
+                // Shard by shard, to hold at most one shard's worth of every input.
+                let mut pts: Vec<(usize, usize)> = Vec::new(); // (point, input)
+                for (k, (_, p)) in by_input.iter_mut().enumerate() {
+                    pts.extend(p.iter().map(|&p| (p, k)));
+                }
+                pts.sort();
+                let mut i = 0;
+                while i < pts.len() {
+                    let shard = pts[i].0 / m.shard;
+                    values.clear();
+                    while i < pts.len() && pts[i].0 / m.shard == shard {
+                        let (p, k) = pts[i];
+                        let v = dataset::read_point(&by_input[k].0.dir.join(STORE), &name, p).ok_or_else(|| {
+                            NeqkinError::output(&by_input[k].0.dir, format!("array `{name}` of point {p} unreadable"))
+                        })?;
+                        values.push((p, v));
+                        i += 1;
+                    }
+                    folder::write_many_atomic(&dataset::shard_files(&dst, &name, &values)?)?;
+                }
+            }
+            _ => {
+                // Coordinates: copied as they are.
+                let mut files = Vec::new();
+                for f in ["zarr.json", "c.0"] {
+                    let from = src.join(&name).join(f);
+                    if from.is_file() {
+                        files.push((dir.join(f), read(&from)?));
+                    }
+                }
+                folder::write_many_atomic(&files)?;
+            }
+        }
+    }
+    let arrays: BTreeMap<usize, Vec<String>> = inputs
+        .iter()
+        .flat_map(|i| i.finished.iter().map(|(p, f)| (*p, f.arrays.clone().unwrap_or_default())))
+        .collect();
+    dataset::settle_static(&dst, &arrays, Some(&static_values))
+}
+
+/// Joins shard folders into `out`: rows sorted by point and output time, arrays merged,
 /// meta listing the shards. Takes the lock of `out` and of every input. Refused (nothing
 /// written) when `out` is one of the inputs, an input is given twice, the shards ran
 /// different configs or input files, overlap or have different CSV headers; and, unless
@@ -1183,35 +1203,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], opts: MergeOptions) -> Result<Merge
     check_folder(out, if opts.force { OpenMode::Force } else { OpenMode::New })?;
     folder::mark(out, "neqkin merge")?;
     clear_results(out)?;
-    let out_arrays = out.join(ARRAYS);
-    std::fs::create_dir_all(&out_arrays).map_err(|e| NeqkinError::io(&out_arrays, e))?;
-    let mut grids_copied = BTreeSet::new();
-    let mut pending: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    for inp in &inputs {
-        let src = inp.dir.join(ARRAYS);
-        let Ok(entries) = std::fs::read_dir(&src) else { continue };
-        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
-        names.sort();
-        for name in names {
-            if !name.ends_with(".npy") || folder::is_tmp_name(&name) {
-                continue;
-            }
-            let keep = match array_point(&name) {
-                Some(p) => inp.finished.contains_key(&p),
-                None => grids_copied.insert(name.clone()),
-            };
-            if keep {
-                let from = src.join(&name);
-                let bytes = std::fs::read(&from).map_err(|e| NeqkinError::io(&from, e))?;
-                pending.push((out_arrays.join(&name), bytes));
-                if pending.len() >= 256 {
-                    folder::write_many_atomic(&pending)?;
-                    pending.clear();
-                }
-            }
-        }
-    }
-    folder::write_many_atomic(&pending)?;
+    merge_dataset(out, &inputs)?;
     let mut all_rows: Vec<CsvLine> = inputs.iter().flat_map(|i| i.rows.iter().cloned()).collect();
     if !header.is_empty() {
         write_rows(out, &header, &mut all_rows)?;
@@ -1266,21 +1258,6 @@ pub fn merge(out: &Path, shards: &[PathBuf], opts: MergeOptions) -> Result<Merge
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn npy_header_is_aligned_and_parses() {
-        for shape in [vec![3usize], vec![2, 5], vec![0, 7], vec![1234567, 1]] {
-            let n: usize = shape.iter().product();
-            let data: Vec<f64> = (0..n.min(20)).map(|i| i as f64 * 0.5).collect();
-            if data.len() != n {
-                continue;
-            }
-            let b = npy_bytes(&shape, &data);
-            let (s, d) = read_npy(&b).unwrap();
-            assert_eq!(s, shape);
-            assert_eq!(d, data);
-        }
-    }
 
     #[test]
     fn utc_now_is_rfc3339() {

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::config::{Plan, SolverPlan};
 use crate::engine::backend::Backend;
+use crate::engine::dataset::{Layout, Probe};
 use crate::engine::model::{BatchLayout, BatchProblem, Model};
 use crate::engine::output::{status_name, BatchRecord, OpenMode, OutputDir, PointArrays, Row};
 use crate::engine::solve::{integrate, OutputFrame};
@@ -289,6 +290,7 @@ pub fn run_sweep(
     let (per_member, observable_names) = probe(plan, model, &probe_point).unwrap_or_default();
     let axes: Vec<String> = plan.axes.iter().map(|a| a.name.clone()).collect();
     dir.set_columns(&axes, &observable_names)?;
+    dir.set_dataset(&dataset_layout(plan, model))?;
     let batch_size =
         plan.output.batch_size.unwrap_or_else(|| per_member.as_ref().map_or(CPU_DEFAULT_BATCH, capacity)).max(1);
 
@@ -384,6 +386,53 @@ pub fn run_sweep(
     let complete = in_shard.iter().all(|i| dir.done().contains(i));
     dir.finish(complete)?;
     Ok(summary)
+}
+
+/// The layout of `results.zarr`: the same for every shard and session of a plan (one
+/// probe of the first point of each batch key of the whole sweep gives the arrays and
+/// their lengths; none without `output.arrays`).
+fn dataset_layout(plan: &Plan, model: &dyn Model) -> Layout {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut axes: Vec<(String, Vec<f64>)> =
+        plan.axes.iter().map(|a| (a.name.clone(), Vec::with_capacity(plan.n_points()))).collect();
+    for p in points(plan) {
+        for (a, v) in axes.iter_mut().zip(&p.values) {
+            a.1.push(*v);
+        }
+        if plan.output.arrays {
+            let key = model.batch_key(&p.params).unwrap_or_default();
+            let g = *index.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[g].push(p.index);
+        }
+    }
+    let probes: Vec<Probe> = groups
+        .into_iter()
+        .map(|pts| {
+            let arrays = probe_arrays(plan, model, &point(plan, pts[0])).ok();
+            (pts, arrays)
+        })
+        .collect();
+    let statics = model.static_arrays();
+    let is_static = |n: &str| n.starts_with("grid_") || statics.iter().any(|s| s == n);
+    Layout::new(plan.n_points(), plan.output_times().to_vec(), axes, &probes, &is_static)
+}
+
+/// The arrays (name, length) one point writes, from a one-member batch at `t = 0` (or its
+/// direct evaluation).
+fn probe_arrays(plan: &Plan, model: &dyn Model, p: &Point) -> Result<Vec<(String, usize)>> {
+    let arrays = if matches!(plan.solver, SolverPlan::Direct) {
+        let obs = model.evaluate(std::slice::from_ref(&p.params)).unwrap_or_else(|| Ok(Vec::new()))?;
+        obs.into_iter().next().map(|o| o.arrays).unwrap_or_default()
+    } else {
+        let problem = model.build(std::slice::from_ref(&p.params))?;
+        let y0 = problem.initial_state();
+        problem.observables(0, 0.0, &y0).arrays
+    };
+    Ok(arrays.into_iter().map(|(n, v)| (n, v.len())).collect())
 }
 
 /// Builds a one-member batch: its layout and its observable names at `t = 0`.

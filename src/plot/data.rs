@@ -1,12 +1,12 @@
 //! Reading an output folder back for drawing: `meta.json` (the config as given, with its
-//! `[plot]` panels), `results.csv` (finished points only) and `arrays/*.npy`.
+//! `[plot]` panels), `results.csv` (finished points only) and `results.zarr`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::raw::{self, RawConfig};
 use crate::config::SweepAxis;
-use crate::engine::output;
+use crate::engine::{dataset, output};
 use crate::{NeqkinError, Result};
 
 /// One line of `results.csv`.
@@ -137,25 +137,21 @@ impl RunData {
         self.config.params.get(key).and_then(|v| v.as_str())
     }
 
-    /// Reads array `name` of `point`: `arrays/point_NNNNNN_<name>.npy` (one row per output
-    /// time) or the shared `arrays/<name>.npy` (1-D, one row).
+    /// Reads array `name` of `point` from `results.zarr`: one row per output time (one
+    /// row for a static array), cut to the point's own grid length where the sweep changes it.
     pub fn array(&self, point: usize, name: &str) -> Result<Vec<Vec<f64>>> {
-        let dir = self.root.join(output::ARRAYS);
-        let per_point = dir.join(format!("point_{point:06}_{name}.npy"));
-        let path = if per_point.is_file() { per_point } else { dir.join(format!("{name}.npy")) };
-        let bytes = std::fs::read(&path).map_err(|e| NeqkinError::io(&path, e))?;
-        let (shape, data) = output::read_npy(&bytes).map_err(|e| NeqkinError::output(&path, e))?;
-        Ok(match shape.as_slice() {
-            [n] => vec![data[..*n].to_vec()],
-            [rows, cols] => data.chunks(*cols.max(&1)).take(*rows).map(<[f64]>::to_vec).collect(),
-            _ => return Err(NeqkinError::output(&path, format!("unexpected shape {shape:?}"))),
-        })
+        let store = self.root.join(dataset::STORE);
+        let missing = || NeqkinError::output(&store, format!("no array `{name}` for point {point}"));
+        let m = dataset::var_meta(&store, name).ok_or_else(missing)?;
+        let data = dataset::read_point(&store, name, point).ok_or_else(missing)?;
+        let len = *m.shape.last().unwrap_or(&0);
+        let keep = dataset::point_len(&store, name, point).unwrap_or(len).min(len);
+        Ok(data.chunks(len.max(1)).map(|r| r[..keep].to_vec()).collect())
     }
 
-    /// True when array `name` exists for `point` (per point or shared).
+    /// True when array `name` exists for `point` (its own, or a static one shared by all).
     pub fn has_array(&self, point: usize, name: &str) -> bool {
-        let dir = self.root.join(output::ARRAYS);
-        dir.join(format!("point_{point:06}_{name}.npy")).is_file() || dir.join(format!("{name}.npy")).is_file()
+        dataset::read_point(&self.root.join(dataset::STORE), name, point).is_some()
     }
 }
 

@@ -334,6 +334,9 @@ impl Model for Interband {
     fn validate(&self, params: &serde_json::Value) -> Result<()> {
         InterbandParams::from_json(params).map(|_| ())
     }
+    fn static_arrays(&self) -> Vec<String> {
+        ["k"].map(String::from).to_vec()
+    }
     fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
         Ok(format!("n_momenta={}", InterbandParams::from_json(params)?.n_momenta()))
     }

@@ -439,6 +439,9 @@ impl Model for Photoexcited {
         }
         Ok(())
     }
+    fn static_arrays(&self) -> Vec<String> {
+        ["energy_grid", "dos"].map(String::from).to_vec()
+    }
     fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
         Ok(format!("grid_points={}", PhotoexcitedParams::from_json(params)?.grid_points))
     }
