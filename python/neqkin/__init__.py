@@ -10,10 +10,8 @@ folder written to `out` is the one the CLI writes (its results.csv is identical)
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 import tempfile
 from typing import Any, Mapping, Optional, Union
 
@@ -86,21 +84,60 @@ def run(
     return load(out)
 
 
-def _read_npy(path: str) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+def _open_store(store: str):
+    """``results.zarr`` as an xarray Dataset: ``xr.open_zarr`` where zarr-python 3 is
+    installed (Python >= 3.11), else this package's reader of the layout neqkin writes
+    (uncompressed little-endian chunks, point-sharded arrays with the index at the end)."""
+    import xarray as xr
+
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        zarr = None
+    if zarr is not None:
+        return xr.open_zarr(store).load()
+    with open(os.path.join(store, "zarr.json"), encoding="utf-8") as f:
+        nodes = json.load(f)["consolidated_metadata"]["metadata"]
+    variables, coords = {}, {"point", "time"}
+    for name, m in nodes.items():
+        dtype = np.dtype("<i8" if m["data_type"] == "int64" else "<f8")
+        shape, dims = tuple(m["shape"]), tuple(m["dimension_names"])
+        codec = m["codecs"][0]
+        if codec["name"] == "bytes":
+            path = os.path.join(store, name, "c.0")
+            data = np.fromfile(path, dtype=dtype).reshape(shape) if os.path.exists(path) else np.full(shape, np.nan)
+        else:
+            per = int(np.prod(codec["configuration"]["chunk_shape"][1:]))
+            slots = m["chunk_grid"]["configuration"]["chunk_shape"][0]
+            data = np.full((shape[0], per), np.nan)
+            for s in range(-(-shape[0] // slots)):
+                path = os.path.join(store, name, "c." + ".".join([str(s)] + ["0"] * (len(shape) - 1)))
+                if not os.path.exists(path):
+                    continue
+                raw = np.fromfile(path, dtype=np.uint8)
+                index = raw[len(raw) - 16 * slots :].view("<u8").reshape(slots, 2)
+                for k, (off, n) in enumerate(index):
+                    if off != np.iinfo(np.uint64).max and s * slots + k < shape[0]:
+                        data[s * slots + k] = raw[int(off) : int(off + n)].view("<f8")
+            data = data.reshape(shape)
+        variables[name] = (dims, data)
+        coords.update(m.get("attributes", {}).get("coordinates", "").split())
+    ds = xr.Dataset({k: v for k, v in variables.items() if k not in coords})
+    return ds.assign_coords({k: v for k, v in variables.items() if k in coords})
 
 
 def load(path: PathLike):
     """The output folder `path` (of ``neqkin run`` or :func:`run`) as an xarray Dataset.
 
-    Dimensions: ``point`` (sweep points in the folder, in index order), ``time`` (output
-    times; the coordinate holds them) and, for arrays, ``grid`` (``grid_<length>`` when
-    arrays of several lengths exist); a shared ``grid_*`` array (e.g. ``grid_x``) is the
-    coordinate along its dimension.
-    Coordinates along ``point``: the point index and one per sweep axis. Variables: every
-    results.csv column (t_reached, status, steps_*, the model's observables, message) and
-    every array of arrays/*.npy. ``attrs`` carry the model, the config (JSON) and whether
-    the run is complete.
+    Dimensions: ``point`` (finished sweep points, in index order), ``time`` (output
+    times; the coordinate holds them) and, for arrays, ``grid`` (``grid_1``, ... when
+    arrays of several lengths exist). Coordinates along ``point``: the point index and one
+    per sweep axis. Variables: every results.csv column (t_reached, status, steps_*, the
+    model's observables, message) and every array of ``results.zarr`` -- the dataset
+    ``xr.open_zarr(path / "results.zarr")`` opens on its own, cut to the finished points;
+    its static arrays (``grid_x``, an energy grid, a DoS) are coordinates, 1-D when every
+    point has the same. ``attrs`` carry the model, the config (JSON) and whether the run is
+    complete.
     """
     import pandas as pd
     import xarray as xr
@@ -145,40 +182,16 @@ def load(path: PathLike):
             grid[rows, cols] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
         data_vars[c] = (("point", "time"), grid)
 
-    arrays = os.path.join(root, "arrays")
-    shared = {}
-    for f in sorted(glob.glob(os.path.join(arrays, "grid_*.npy"))):
-        shared[os.path.basename(f)[:-4]] = _read_npy(f)
-    per_point: dict = {}
-    pattern = re.compile(r"point_(\d+)_(.+)\.npy$")
-    for f in glob.glob(os.path.join(arrays, "point_*.npy")):
-        m = pattern.search(os.path.basename(f))
-        if m and int(m.group(1)) in pi:
-            per_point.setdefault(m.group(2), {})[int(m.group(1))] = f
-    # One dimension per array length: `grid` when every array has the same length,
-    # else `grid_<length>`; a shared grid_* array of that length becomes its coordinate.
-    lengths = {}
-    for name, files in per_point.items():
-        sample = _read_npy(next(iter(files.values())))
-        lengths[name] = sample.shape[-1] if sample.ndim >= 1 else 1
-    distinct = set(lengths.values()) | {v.size for v in shared.values()}
-    dim_of = {n: "grid" if len(distinct) == 1 else f"grid_{n}" for n in distinct}
-    for g, v in shared.items():
-        same = [h for h, w in shared.items() if w.size == v.size]
-        if len(same) == 1:
-            coords[g] = (dim_of[v.size], v)
-        else:
-            data_vars[g] = ((dim_of[v.size],), v)
-    for name, files in sorted(per_point.items()):
-        length = lengths[name]
-        stack = np.full((len(points), len(outputs), length), np.nan)
-        for p, f in files.items():
-            a = _read_npy(f).reshape(-1, length)
-            k = min(a.shape[0], len(outputs))
-            stack[pi[p], :k, :] = a[:k]
-        data_vars[name] = (("point", "time", dim_of[length]), stack)
-
     ds = xr.Dataset(data_vars=data_vars, coords=coords)
+    # The arrays: results.zarr (every point of the sweep), cut to the finished points.
+    store = os.path.join(root, "results.zarr")
+    if os.path.exists(os.path.join(store, "zarr.json")):
+        arrays = _open_store(store).sel(point=points)
+        for name, c in arrays.coords.items():
+            if name not in ds.coords:
+                ds = ds.assign_coords({name: (c.dims, c.values)})
+        for name, v in arrays.data_vars.items():
+            ds[name] = (v.dims, v.values)
     ds.attrs["model"] = meta["config"].get("model", "")
     ds.attrs["title"] = meta["config"].get("title") or ""
     ds.attrs["config"] = json.dumps(meta["config"])

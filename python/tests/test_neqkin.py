@@ -120,7 +120,7 @@ def test_sweep_equals_cli_and_the_exact_solution(cli, config, tmp_path):
     assert r.returncode == 0, r.stderr
     # The folder is the CLI's, file for file and byte for byte (timings aside).
     assert_same_folder(tmp_path / "py", tmp_path / "cli")
-    assert len(list((tmp_path / "py" / "arrays").glob("*.npy"))) == 13  # grid_x + y of 12 points
+    assert not (tmp_path / "py" / "arrays").exists()  # one dataset, no per-point files
     xr.testing.assert_identical(ds, neqkin.load(tmp_path / "cli"))
 
     assert ds.sizes["point"] == 12 and ds.sizes["time"] == 2
@@ -143,6 +143,54 @@ def test_sweep_equals_cli_and_the_exact_solution(cli, config, tmp_path):
     np.testing.assert_array_equal(g.target.values, [-1.0, 0.0, 1.0])
     one = ds.y.isel(point=int(np.flatnonzero((ds.rate == 2.0) & (ds.target == -1.0))[0]))
     np.testing.assert_array_equal(g.y.sel(rate=2.0, target=-1.0).values, one.values)
+
+
+def test_dataset_opens_in_one_line_with_plain_xarray(cli, config, tmp_path):
+    """results.zarr is a Zarr v3 store that xarray opens on its own (no neqkin, no
+    warning): dims, coordinates and values agree with results.csv and the exact solution."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("zarr")
+    out = tmp_path / "o"
+    r = run_cli(cli, "run", str(config), "--backend", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(out / "results.zarr")
+    assert dict(ds.sizes) == {"point": 12, "time": 2, "grid": 8}
+    assert ds.y.dims == ("point", "time", "grid")
+    assert set(ds.coords) == {"point", "time", "rate", "target", "grid_x"}
+    assert ds.grid_x.dims == ("grid",)  # the same for every point: written once
+    # Files: coordinates, one shard of y (12 points x 2 times x 8 reals), the shared grid.
+    files = sorted(p.relative_to(out / "results.zarr").as_posix() for p in (out / "results.zarr").rglob("*") if p.is_file())
+    assert [f for f in files if "/c." in f] == ["grid_x/c.0", "point/c.0", "rate/c.0", "target/c.0", "time/c.0", "y/c.0.0.0"]
+    df = pd.read_csv(out / "results.csv")
+    last = df[df.output == 1].set_index("point")
+    np.testing.assert_array_equal(ds.point.values, last.index.values)
+    np.testing.assert_array_equal(ds.rate.values, last.rate.values)
+    np.testing.assert_array_equal(ds.target.values, last.target.values)
+    np.testing.assert_array_equal(ds.time.values, df.groupby("output").t.first().values)
+    # The CSV's mean of y at the last time is the mean over the dataset's grid.
+    np.testing.assert_allclose(ds.y.isel(time=-1).mean("grid").values, last["mean"].values, rtol=1e-13)
+    exact = ds.target + (2.0 - ds.target) * np.exp(-ds.rate * ds.time)
+    assert float(abs(ds.y - exact).max()) < 1e-7
+
+
+def test_dataset_of_a_partial_run_has_nan_for_points_not_run(cli, config, tmp_path):
+    """A shard's store has the whole `point` dimension; points it did not run read as NaN,
+    and neqkin.load keeps only the finished ones."""
+    pytest.importorskip("zarr")
+    out = tmp_path / "s"
+    r = run_cli(cli, "run", str(config), "--backend", "cpu", "--out", str(out), "--shard", "1/3")
+    assert r.returncode == 0, r.stderr
+    ds = xr.open_zarr(out / "results.zarr")
+    ran = ds.point.values % 3 == 1
+    assert ds.sizes["point"] == 12
+    assert np.isfinite(ds.y.values[ran]).all() and np.isnan(ds.y.values[~ran]).all()
+    loaded = neqkin.load(out)
+    np.testing.assert_array_equal(loaded.point.values, [1, 4, 7, 10])
+    np.testing.assert_array_equal(loaded.y.values, ds.y.values[ran])
 
 
 def test_dict_config_equals_the_file(config, tmp_path):

@@ -747,7 +747,12 @@ impl OutputDir {
                 if frames.iter().any(|f| f.len() > len) {
                     return Err(NeqkinError::output(
                         &self.root,
-                        format!("array `{name}` of point {} is longer than the dataset's {len}", pa.point),
+                        format!(
+                            "array `{name}` of point {} is longer than the dataset's {len} (from the first point \
+                             of its batch key at t = 0): an array's length must be fixed by the parameters \
+                             (pad a state-dependent one with NaN)",
+                            pa.point
+                        ),
                     ));
                 }
                 let padded = |f: &Vec<f64>| -> Vec<f64> {

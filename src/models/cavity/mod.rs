@@ -621,8 +621,14 @@ impl BatchProblem for CavityBatch {
         let residual = (res.iter().map(|x| x * x).sum::<f64>() / res.len() as f64).sqrt();
         let mu = observe::chemical_potential(&omega, y, r.mu0).unwrap_or(f64::NAN);
         let t_eff = if mu.is_finite() { observe::effective_temperature(&omega, y, mu) } else { f64::NAN };
-        let f_sym = if mu.is_finite() { observe::symmetric_part(&omega, y, mu) } else { vec![] };
-        let x_sym = if mu.is_finite() { observe::symmetric_offsets(&omega, mu) } else { vec![] };
+        // Their length depends on μ (offsets inside the grid), so they are NaN-padded to the
+        // grid's: an array's length is fixed by the parameters (results.zarr's layout).
+        let padded = |mut v: Vec<f64>| {
+            v.resize(omega.len().max(v.len()), f64::NAN);
+            v
+        };
+        let f_sym = padded(if mu.is_finite() { observe::symmetric_part(&omega, y, mu) } else { vec![] });
+        let x_sym = padded(if mu.is_finite() { observe::symmetric_offsets(&omega, mu) } else { vec![] });
         let delta_o = observe::delta_observable(&omega, y, &f0, &r.observable_coeffs, &r.dos_coeffs);
         let pred = observe::paper_predictions(
             r.mu0,
