@@ -184,7 +184,10 @@ fn dataset_holds_the_exact_solution_and_opens_in_xarray() {
     // y: (point, time, grid) = (20, 3, 16), one shard (20 × 3 × 16 reals are far below
     // the shard size); grid_x the same for every point: one 1-D array.
     let y = dataset::var_meta(&store, "y").unwrap();
-    assert_eq!((y.dims.clone(), y.shape.clone(), y.shard), (vec!["point".into(), "time".into(), "grid".into()], vec![20, 3, 16], 20));
+    assert_eq!(
+        (y.dims.clone(), y.shape.clone(), y.shard),
+        (vec!["point".into(), "time".into(), "grid".into()], vec![20, 3, 16], 20)
+    );
     let x = dataset::var_meta(&store, "grid_x").unwrap();
     assert_eq!((x.dims.clone(), x.shape.clone(), x.per_point), (vec!["grid".to_string()], vec![16], false));
     let files: Vec<String> = arrays(&full).into_iter().map(|(n, _)| n).collect();

@@ -103,8 +103,9 @@ impl Layout {
                 let d = match vars.iter().find(|v| &v.name == name) {
                     Some(v) => v.dim,
                     None => {
-                        let same_group =
-                            (0..dim_lens.len()).find(|&d| dim_lens[d].get(&g) == Some(len)).or(new_dims.get(len).copied());
+                        let same_group = (0..dim_lens.len())
+                            .find(|&d| dim_lens[d].get(&g) == Some(len))
+                            .or(new_dims.get(len).copied());
                         let d = same_group.unwrap_or_else(|| {
                             dim_lens.push(BTreeMap::new());
                             dim_lens.len() - 1
@@ -371,7 +372,10 @@ pub fn write_root(store: &Path) -> Result<()> {
     let mut nodes = serde_json::Map::new();
     for name in var_names(store) {
         let path = store.join(&name).join("zarr.json");
-        if let Ok(v) = std::fs::read_to_string(&path).map_err(|_| ()).and_then(|t| serde_json::from_str::<Value>(&t).map_err(|_| ())) {
+        if let Ok(v) = std::fs::read_to_string(&path)
+            .map_err(|_| ())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|_| ()))
+        {
             nodes.insert(name, v);
         }
     }
@@ -488,7 +492,9 @@ impl Checker {
         let key = m.shard_key(point);
         match one(store.join(name).join(&key), &mut self.shards, &m) {
             None => Some(format!("{STORE}/{name}/{key}: missing or damaged")),
-            Some(s) if !s.contains(&(point % m.shard)) => Some(format!("{STORE}/{name}/{key}: point {point} not in it")),
+            Some(s) if !s.contains(&(point % m.shard)) => {
+                Some(format!("{STORE}/{name}/{key}: point {point} not in it"))
+            }
             Some(_) => None,
         }
     }
@@ -521,8 +527,11 @@ pub fn prune(store: &Path, keep: &BTreeSet<usize>) -> Result<()> {
                 continue;
             };
             let chunks = read_shard(&path, &pm);
-            let kept: BTreeMap<usize, Vec<u8>> =
-                chunks.iter().filter(|(slot, _)| keep.contains(&(s * pm.shard + **slot))).map(|(k, v)| (*k, v.clone())).collect();
+            let kept: BTreeMap<usize, Vec<u8>> = chunks
+                .iter()
+                .filter(|(slot, _)| keep.contains(&(s * pm.shard + **slot)))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
             if kept.is_empty() {
                 folder::remove_file(&path)?;
             } else if kept.len() != chunks.len() {
@@ -592,7 +601,12 @@ pub fn settle_static(
         let len = pm.point_len;
         let dim = pm.dims.last().cloned().unwrap_or_else(|| "grid".into());
         let old: Vec<String> = std::fs::read_dir(&dir)
-            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|f| f.starts_with("c.")).collect())
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|f| f.starts_with("c."))
+                    .collect()
+            })
             .unwrap_or_default();
         if same {
             let f = first.expect("same implies a value");
