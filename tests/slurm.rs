@@ -8,7 +8,7 @@
 //! and checks the merged dataset equals a single-process run byte for byte.
 //!
 //! Files compared byte for byte: `results.csv`, `progress.txt`, every file under
-//! `arrays/`. `meta.json` differs by design: the merge records `merged` (its time),
+//! `results.zarr/`. `meta.json` differs by design: the merge records `merged` (its time),
 //! `shards` (each shard's folder, sessions, batches and backend) and `points_missing`, and
 //! has empty `batches`/`sessions` and no `started`/`finished`; the fields that describe
 //! what was computed (`config`, `resolved`, `fingerprint`, `points_total`, `complete`)
