@@ -31,7 +31,7 @@ pub struct SweepAxis {
 /// Output options, checked.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct OutputPlan {
-    /// Save the model's arrays as `.npy`.
+    /// Save the model's arrays in `results.zarr`.
     pub arrays: bool,
     /// Members per batch; `None` = automatic (backend capacity).
     pub batch_size: Option<usize>,

@@ -205,7 +205,7 @@ pub struct RawSweep {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
-    /// Save the model's arrays as `.npy` (default true).
+    /// Save the model's arrays in `results.zarr` (default true).
     #[serde(default = "default_true")]
     pub arrays: bool,
     /// Members per batch; 0 = automatic.

@@ -95,6 +95,6 @@ pub fn init_toml(model: &dyn Model) -> String {
             values.join(", ")
         ));
     }
-    s.push_str("\n[output]\narrays = true      # save the model's arrays as arrays/*.npy\nbatch_size = 0     # 0 = automatic\n");
+    s.push_str("\n[output]\narrays = true      # save the model's arrays in results.zarr\nbatch_size = 0     # 0 = automatic\n");
     s
 }
