@@ -70,16 +70,11 @@ fn workgroup_sum2(lid: u32, a: Real, b: Real) -> vec2<Real> {
     return r;
 }
 
-@compute @workgroup_size(WG)
-fn rhs(
-    @builtin(workgroup_id) wg_id: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let member = member_index(wg_id, num_wg);
-    if (member >= dims.batch) {
-        return;
-    }
+// The right-hand side of member `member` at time `t`, evaluated by the WG invocations of
+// one workgroup (`lid` = local index): reads the state through `rhs_y`, writes the
+// derivative through `rhs_dy` (shared/rhs_bindings; in a fused step kernel
+// shared/fused_bindings). Contains workgroup barriers: call from uniform control flow.
+fn rhs_member(member: u32, lid: u32, t: Real) {
     let pb = member * dims.params_len;
     let tb = member * dims.table_stride;
     let yb = member * dims.state_len;
@@ -88,9 +83,9 @@ fn rhs(
     let pref = params[pb + P_IN_PREF];
     let tanh_h = params[pb + P_TANH];
     let n_lines = u32(params[pb + P_N_LINES]);
-    let zeta = y[yb + n];
-    let pump = y[yb + n + 1u];
-    let e2_raw = y[yb + n + 2u];
+    let zeta = rhs_y(yb + n);
+    let pump = rhs_y(yb + n + 1u);
+    let e2_raw = rhs_y(yb + n + 2u);
     let e2_star = max(e2_raw, 0.0);
     let field = params[pb + P_FIELD] + params[pb + P_SELF_CONSISTENT] * e2_star * params[pb + P_FIELD_UNIT];
     let t_dos = tb + T_DOS * n;
@@ -102,7 +97,7 @@ fn rhs(
     var sigma: Real = 0.0;
     var production: Real = 0.0;
     for (var i: u32 = lid; i < n; i = i + WG) {
-        let fi = y[yb + i];
+        let fi = rhs_y(yb + i);
         var acc: Real = 0.0;
         for (var l: u32 = 0u; l < n_lines; l = l + 1u) {
             let base = pb + P_LINES + LINE_LEN * l;
@@ -111,11 +106,11 @@ fn rhs(
             let a = zeta + params[base + 2u];
             if (i + k < n) {
                 let j = i + k;
-                acc = acc + pair_rate(c, tables[t_dos + j], tables[t_dos + i], a, y[yb + j], fi);
+                acc = acc + pair_rate(c, tables[t_dos + j], tables[t_dos + i], a, rhs_y(yb + j), fi);
             }
             if (i >= k) {
                 let j = i - k;
-                let r = pair_rate(c, tables[t_dos + i], tables[t_dos + j], a, fi, y[yb + j]);
+                let r = pair_rate(c, tables[t_dos + i], tables[t_dos + j], a, fi, rhs_y(yb + j));
                 acc = acc - r;
                 production = production + r * Real(k);
             }
@@ -124,7 +119,7 @@ fn rhs(
         var flux_up: Real = 0.0;
         var grad_up: Real = 0.0;
         if (i + 1u < n) {
-            let fu = y[yb + i + 1u];
+            let fu = rhs_y(yb + i + 1u);
             flux_up = inelastic_flux(pref, tanh_h, tables[t_d2f + i], fi, fu);
             grad_up = tables[t_sgf + i] * (fu - fi) * inv_h;
             sigma = sigma + tables[t_sgf + i] * (fi - fu);
@@ -132,12 +127,12 @@ fn rhs(
         var flux_dn: Real = 0.0;
         var grad_dn: Real = 0.0;
         if (i > 0u) {
-            let fd = y[yb + i - 1u];
+            let fd = rhs_y(yb + i - 1u);
             flux_dn = inelastic_flux(pref, tanh_h, tables[t_d2f + i - 1u], fd, fi);
             grad_dn = tables[t_sgf + i - 1u] * (fi - fd) * inv_h;
         }
         acc = acc + (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
-        dy[yb + i] = acc * tables[t_inv + i];
+        rhs_dy(yb + i, acc * tables[t_inv + i]);
     }
     let sums = workgroup_sum2(lid, sigma, production);
 
@@ -145,8 +140,8 @@ fn rhs(
     if (lid == 0u) {
         let zf = params[pb + P_ZETA_FREE];
         let prod = sums.y * params[pb + P_ZETA_SCALE];
-        dy[yb + n] = zf * (prod + pump - zeta * params[pb + P_INV_TAU_PH]);
-        dy[yb + n + 1u] = -zf * pump * params[pb + P_INV_TAU_PULSE];
+        rhs_dy(yb + n, zf * (prod + pump - zeta * params[pb + P_INV_TAU_PH]));
+        rhs_dy(yb + n + 1u, -zf * pump * params[pb + P_INV_TAU_PULSE]);
         let s = sums.x * params[pb + P_INV_SIGMA0];
         let kappa = params[pb + P_KAPPA];
         var de2: Real = 0.0;
@@ -158,8 +153,21 @@ fn rhs(
                 de2 = -2.0 * kappa * s * (e2_star + params[pb + P_FIELD_SEED]);
             }
         }
-        dy[yb + n + 2u] = de2;
+        rhs_dy(yb + n + 2u, de2);
         // Time of the last evaluation (keeps every binding in use for auto layouts).
-        scratch[member * dims.scratch_len] = scalars[dims.t_offset + member];
+        scratch[member * dims.scratch_len] = t;
     }
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let member = member_index(wg_id, num_wg);
+    if (member >= dims.batch) {
+        return;
+    }
+    rhs_member(member, lid, scalars[dims.t_offset + member]);
 }

@@ -10,32 +10,39 @@ const P_RATE: u32 = 0u;
 const P_TARGET: u32 = 1u;
 const P_C: u32 = 2u;
 
-@compute @workgroup_size(256)
-fn rhs(
-    @builtin(workgroup_id) wg_id: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let m = member_index(wg_id, num_wg);
-    if (m >= dims.batch) {
-        return;
-    }
+// Member `m`'s right-hand side, by the WG invocations of one workgroup (`lid` = local
+// index); state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings, or
+// shared/fused_bindings in a fused step kernel). `t` is unused (autonomous).
+fn rhs_member(m: u32, lid: u32, t: Real) {
     let n = dims.state_len;
     let p = m * dims.params_len;
     let rate = params[p + P_RATE];
     let tgt = params[p + P_TARGET];
     let c = params[p + P_C];
     let base = m * n;
-    for (var i = lid.x; i < n; i += WG) {
-        let yi = y[base + i];
+    for (var i = lid; i < n; i += WG) {
+        let yi = rhs_y(base + i);
         var left = yi;
         var right = yi;
         if (i > 0u) {
-            left = y[base + i - 1u];
+            left = rhs_y(base + i - 1u);
         }
         if (i + 1u < n) {
-            right = y[base + i + 1u];
+            right = rhs_y(base + i + 1u);
         }
-        dy[base + i] = -rate * (yi - tgt) + c * (left - Real(2.0) * yi + right);
+        rhs_dy(base + i, -rate * (yi - tgt) + c * (left - Real(2.0) * yi + right));
     }
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m = member_index(wg_id, num_wg);
+    if (m >= dims.batch) {
+        return;
+    }
+    rhs_member(m, lid, scalars[dims.t_offset + m]);
 }

@@ -27,6 +27,17 @@ struct RhsDims {
 
 const WG: u32 = 256u;
 
+// State and derivative access of a model's `rhs_member` function (the body of its `rhs`
+// kernel): here the bound `y` and `dy`; in a fused step kernel (shared/fused_bindings)
+// the stage vectors of the integrator's work buffer. Indices are member-major as above.
+fn rhs_y(i: u32) -> Real {
+    return y[i];
+}
+
+fn rhs_dy(i: u32, v: Real) {
+    dy[i] = v;
+}
+
 fn member_index(wg_id: vec3<u32>, num_wg: vec3<u32>) -> u32 {
     return wg_id.x + wg_id.y * num_wg.x;
 }

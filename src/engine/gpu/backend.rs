@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use super::fused::{self, FusedPlan};
 use super::preprocess::{preprocess, shader};
 use super::uniforms::*;
 use super::{wait, Access, GpuContext, Kernel, WG};
@@ -48,6 +49,12 @@ const SELECT: &[(u32, Access)] = &[(0, U), (1, RW), (3, RW), (4, R)];
 const STEADY_CHECK: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R)];
 /// Bindings of a model RHS kernel (shaders/shared/rhs_bindings.wgsl).
 const RHS: &[(u32, Access)] = &[(0, U), (1, R), (2, R), (3, R), (4, R), (5, RW), (6, RW)];
+/// Bindings of a fused step kernel (shaders/shared/fused_bindings.wgsl).
+const FUSED: &[(u32, Access)] = &[(0, U), (1, R), (2, R), (3, RW), (4, RW), (5, RW), (6, RW), (7, R), (8, U)];
+
+/// Most attempts one fused dispatch makes, so that no dispatch runs for long (driver
+/// watchdogs); runs of more attempts are several dispatches in one submission.
+const FUSED_MAX_ATTEMPTS: usize = 64;
 
 struct Kernels {
     begin_step: Kernel,
@@ -72,8 +79,25 @@ struct Compiled {
     /// Arena generation the bind groups refer to.
     generation: u64,
     dispatches: Vec<Dispatch>,
+    /// The program as one fused kernel (then `dispatches` is empty).
+    fused: Option<Fused>,
     /// Kept alive for the bind groups.
     _buffers: Vec<wgpu::Buffer>,
+}
+
+/// A program compiled to a fused step kernel (see [`super::fused`]).
+struct Fused {
+    /// Logical vector k lives in slot k of `work` (when unpermuted).
+    vectors: Vec<VecId>,
+    /// Vectors carried between attempts: copied into `work` when the program becomes resident.
+    live_in: Vec<VecId>,
+    step: Dispatch,
+    unpermute: Dispatch,
+    work: wgpu::Buffer,
+    /// `todo[batch]`, then the slot map (`vectors.len()` per member).
+    fstate: wgpu::Buffer,
+    /// Attempts one dispatch completed before lavapipe's loop budget cut it (learned).
+    attempts_per_dispatch: usize,
 }
 
 /// GPU backend for one batch problem.
@@ -94,6 +118,11 @@ pub struct GpuBackend {
     programs: Vec<Compiled>,
     /// Compute dispatches recorded by [`Backend::run`] so far.
     dispatches: u64,
+    /// Whether `compile` builds fused step kernels where it can.
+    fuse: bool,
+    /// The fused program whose work buffer holds the current values of its vectors (the
+    /// vector buffers are stale until [`GpuBackend::flush`]).
+    resident: Option<usize>,
 }
 
 impl GpuBackend {
@@ -141,11 +170,25 @@ impl GpuBackend {
             generation: 0,
             programs: Vec::new(),
             dispatches: 0,
+            fuse: std::env::var("NEQKIN_GPU_FUSED").map_or(true, |v| v != "0"),
+            resident: None,
             problem,
         };
         backend.upload(&backend.params, 0, &backend.problem.params()[..params_len]);
         backend.upload(&backend.tables, 0, &backend.problem.tables()[..tables_len]);
         Ok(backend)
+    }
+
+    /// Whether programs compiled from now on may become fused step kernels (default on;
+    /// `NEQKIN_GPU_FUSED=0` turns it off). Off, every op is its own dispatch: the
+    /// reference path.
+    pub fn set_fused(&mut self, on: bool) {
+        self.fuse = on;
+    }
+
+    /// Whether `program` (an id from `compile`) runs as a fused step kernel.
+    pub fn is_fused(&self, program: ProgramId) -> bool {
+        self.programs.get(program.0).is_some_and(|c| c.fused.is_some())
     }
 
     /// The kernel precision.
@@ -198,6 +241,19 @@ impl GpuBackend {
 
     /// Builds the dispatches of `program` against the current arena.
     fn build(&self, program: &StepProgram) -> Result<Compiled> {
+        if self.fuse {
+            if let Some(plan) = fused::plan(program) {
+                if let Some(f) = self.build_fused(&plan)? {
+                    return Ok(Compiled {
+                        program: program.clone(),
+                        generation: self.generation,
+                        dispatches: Vec::new(),
+                        fused: Some(f),
+                        _buffers: Vec::new(),
+                    });
+                }
+            }
+        }
         let l = self.layout;
         let batch = l.batch as u32;
         let n = (l.batch * l.state_len) as u32;
@@ -463,9 +519,236 @@ impl GpuBackend {
                     buffers.push(uniform);
                 }
                 buffers.push(consts_buf);
-                Compiled { program: program.clone(), generation: self.generation, dispatches, _buffers: buffers }
+                Compiled { program: program.clone(), generation: self.generation, dispatches, fused: None, _buffers: buffers }
             },
         )
+    }
+
+    /// The fused kernel of `plan` with its buffers and bind groups, or `None` when the
+    /// model has no `rhs_member` function or the work buffer would not fit one binding.
+    fn build_fused(&self, plan: &FusedPlan) -> Result<Option<Fused>> {
+        let source = self.problem.kernel();
+        let Some(text) = fused::kernel_source(&source.source, plan) else { return Ok(None) };
+        let l = self.layout;
+        let slot_len = l.batch * l.state_len;
+        let nv = plan.vectors.len();
+        let Some(work_len) = slot_len.checked_mul(nv) else { return Ok(None) };
+        if work_len as u64 * self.real() > self.ctx.max_binding() || work_len > u32::MAX as usize {
+            return Ok(None);
+        }
+        let name = format!("{} (fused)", source.name);
+        let text = preprocess(&name, &text, self.precision)?;
+        let started = std::time::Instant::now();
+        if debug_fused() {
+            eprintln!("fused: compiling {name}, {} lines", text.lines().count());
+            if let Ok(dir) = std::env::var("NEQKIN_FUSED_DEBUG") {
+                let _ = std::fs::write(format!("{dir}/fused.wgsl"), &text);
+            }
+        }
+        let step = self.ctx.kernel(&name, &text, "fused_step", FUSED)?;
+        let unpermute = self.ctx.kernel(&name, &text, "fused_unpermute", FUSED)?;
+        if debug_fused() {
+            eprintln!("fused: compiled in {:.2} s", started.elapsed().as_secs_f64());
+        }
+        let work = storage(&self.ctx, self.precision, "fused work", work_len)?;
+        let fstate = storage(&self.ctx, self.precision, "fused state", l.batch * (1 + nv))?;
+        let consts = storage(&self.ctx, self.precision, "fused consts", plan.consts.len())?;
+        self.upload(&consts, 0, &plan.consts);
+        let identity: Vec<f64> = (0..l.batch).flat_map(|_| (0..nv).map(|k| k as f64)).collect();
+        self.upload(&fstate, l.batch as u64, &identity);
+        let t_offset = self.scalar_offset(plan.scalars[0])?;
+        let dims = RhsDims {
+            batch: l.batch as u32,
+            state_len: l.state_len as u32,
+            params_len: l.params_len as u32,
+            table_len: l.table_len as u32,
+            table_stride: l.table_stride as u32,
+            scratch_len: l.scratch_len as u32,
+            t_offset,
+            _pad: 0,
+        };
+        let mut offsets = [[0u32; 4]; 8];
+        for (k, s) in plan.scalars.iter().enumerate() {
+            offsets[k / 4][k % 4] = self.scalar_offset(*s)?;
+        }
+        let fp = FusedParams {
+            slot_len: slot_len as u32,
+            n_vectors: nv as u32,
+            max_attempts: FUSED_MAX_ATTEMPTS as u32,
+            _pad: 0,
+            scalar_offsets: offsets,
+        };
+        let ctx = &*self.ctx;
+        let grid = ctx.grid(l.batch as u64);
+        let (step, unpermute) = ctx.scoped(
+            || format!("binding fused kernel of {}", source.name),
+            || {
+                let uniform = |bytes: &[u8]| {
+                    let b = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("fused uniform"),
+                        size: bytes.len() as u64,
+                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
+                    ctx.queue.write_buffer(&b, 0, bytes);
+                    b
+                };
+                let dims_buf = uniform(bytemuck::bytes_of(&dims));
+                let fp_buf = uniform(bytemuck::bytes_of(&fp));
+                let buffers: [(u32, &wgpu::Buffer); 9] = [
+                    (0, &dims_buf),
+                    (1, &self.params),
+                    (2, &self.tables),
+                    (3, &self.arena),
+                    (4, &work),
+                    (5, &fstate),
+                    (6, &self.scratch),
+                    (7, &consts),
+                    (8, &fp_buf),
+                ];
+                let bind = |k: &super::Kernel| {
+                    let entries: Vec<wgpu::BindGroupEntry> = buffers
+                        .iter()
+                        .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
+                        .collect();
+                    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("fused"),
+                        layout: &k.layout,
+                        entries: &entries,
+                    });
+                    Dispatch { pipeline: k.pipeline.clone(), bind_group, grid }
+                };
+                (bind(&step), bind(&unpermute))
+            },
+        )?;
+        Ok(Some(Fused {
+            vectors: plan.vectors.clone(),
+            live_in: plan.live_in.clone(),
+            step,
+            unpermute,
+            work,
+            fstate,
+            attempts_per_dispatch: FUSED_MAX_ATTEMPTS,
+        }))
+    }
+
+    /// Writes the vectors of the resident fused program back to their own buffers (after
+    /// undoing its slot swaps); afterwards no program is resident.
+    fn flush(&mut self) -> Result<()> {
+        let Some(p) = self.resident.take() else { return Ok(()) };
+        let f = self.programs[p].fused.as_ref().expect("resident programs are fused");
+        let slot_bytes = (self.layout.batch * self.layout.state_len) as u64 * self.real();
+        let ctx = &*self.ctx;
+        ctx.scoped(
+            || "writing back the fused program's vectors".into(),
+            || {
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&f.unpermute.pipeline);
+                    pass.set_bind_group(0, &f.unpermute.bind_group, &[]);
+                    pass.dispatch_workgroups(f.unpermute.grid.0, f.unpermute.grid.1, 1);
+                }
+                for (k, v) in f.vectors.iter().enumerate() {
+                    encoder.copy_buffer_to_buffer(&f.work, k as u64 * slot_bytes, &self.vectors[v.0], 0, slot_bytes);
+                }
+                ctx.queue.submit([encoder.finish()]);
+            },
+        )?;
+        self.dispatches += 1;
+        Ok(())
+    }
+
+    /// Makes fused program `p` resident: its carried vectors copied into its work buffer
+    /// (slot map: identity).
+    fn make_resident(&mut self, p: usize) -> Result<()> {
+        if self.resident == Some(p) {
+            return Ok(());
+        }
+        self.flush()?;
+        let f = self.programs[p].fused.as_ref().expect("fused program");
+        let l = self.layout;
+        let nv = f.vectors.len();
+        let identity: Vec<f64> = (0..l.batch).flat_map(|_| (0..nv).map(|k| k as f64)).collect();
+        self.upload(&f.fstate, l.batch as u64, &identity);
+        let slot_bytes = (l.batch * l.state_len) as u64 * self.real();
+        let ctx = &*self.ctx;
+        ctx.scoped(
+            || "loading the fused program's vectors".into(),
+            || {
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                for (k, v) in f.vectors.iter().enumerate() {
+                    if f.live_in.contains(v) {
+                        encoder.copy_buffer_to_buffer(&self.vectors[v.0], 0, &f.work, k as u64 * slot_bytes, slot_bytes);
+                    }
+                }
+                ctx.queue.submit([encoder.finish()]);
+            },
+        )?;
+        self.resident = Some(p);
+        Ok(())
+    }
+
+    /// `repeats` attempts of fused program `p` for every member: dispatches of up to
+    /// [`FUSED_MAX_ATTEMPTS`] attempts each, then a read-back of the attempts left, again
+    /// until none are (more than one round only where the loop budget cut a dispatch).
+    fn run_fused(&mut self, p: usize, repeats: usize) -> Result<()> {
+        self.make_resident(p)?;
+        let batch = self.layout.batch;
+        let f = self.programs[p].fused.as_ref().expect("fused program");
+        self.upload(&f.fstate, 0, &vec![repeats as f64; batch]);
+        let mut todo = vec![repeats as f64; batch];
+        let mut per_dispatch = f.attempts_per_dispatch.clamp(1, FUSED_MAX_ATTEMPTS);
+        let mut count = repeats.div_ceil(per_dispatch);
+        loop {
+            let f = self.programs[p].fused.as_ref().expect("fused program");
+            let ctx = &*self.ctx;
+            ctx.scoped(
+                || format!("running fused step kernel ({repeats} attempts)"),
+                || {
+                    let mut encoder = ctx
+                        .device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("fused steps") });
+                    {
+                        let mut pass = encoder.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&f.step.pipeline);
+                        pass.set_bind_group(0, &f.step.bind_group, &[]);
+                        for _ in 0..count {
+                            pass.dispatch_workgroups(f.step.grid.0, f.step.grid.1, 1);
+                        }
+                    }
+                    ctx.queue.submit([encoder.finish()]);
+                },
+            )?;
+            self.dispatches += count as u64;
+            let left = self.download(&f.fstate, 0, batch)?;
+            let most = left.iter().fold(0.0f64, |a, &b| a.max(b));
+            if debug_fused() {
+                eprintln!("fused: {count} dispatches, attempts left: most {most}");
+            }
+            if most < 0.5 {
+                return Ok(());
+            }
+            if todo.iter().zip(&left).all(|(before, after)| after >= before) {
+                return Err(NeqkinError::Gpu {
+                    context: "running fused step kernel".into(),
+                    message: format!("no member advanced in {count} dispatches ({most} attempts left)"),
+                });
+            }
+            // Attempts per dispatch where the budget cut: the fewest any unfinished member made.
+            let slowest = todo
+                .iter()
+                .zip(&left)
+                .filter(|(_, after)| **after >= 0.5)
+                .map(|(before, after)| ((before - after) / count as f64).floor() as usize)
+                .min()
+                .unwrap_or(1)
+                .max(1);
+            per_dispatch = per_dispatch.min(slowest);
+            self.programs[p].fused.as_mut().expect("fused program").attempts_per_dispatch = per_dispatch;
+            count = (most as usize).div_ceil(per_dispatch);
+            todo = left;
+        }
     }
 
     fn grow_arena(&mut self) -> Result<()> {
@@ -492,6 +775,10 @@ impl GpuBackend {
         self.generation += 1;
         Ok(())
     }
+}
+
+fn debug_fused() -> bool {
+    std::env::var_os("NEQKIN_FUSED_DEBUG").is_some()
 }
 
 /// Scalar arrays of `batch` reals that fit in one storage binding.
@@ -555,11 +842,13 @@ impl Backend for GpuBackend {
 
     fn write_vector(&mut self, v: VecId, data: &[f64]) -> Result<()> {
         check_len("state", data.len(), self.layout.batch * self.layout.state_len)?;
+        self.flush()?;
         self.upload(self.vector(v)?, 0, data);
         Ok(())
     }
 
     fn read_vector(&mut self, v: VecId) -> Result<Vec<f64>> {
+        self.flush()?;
         self.download(self.vector(v)?, 0, self.layout.batch * self.layout.state_len)
     }
 
@@ -586,9 +875,18 @@ impl Backend for GpuBackend {
             return Err(NeqkinError::invalid("program", format!("unknown program {program:?}")));
         };
         if compiled.generation != self.generation {
-            let rebuilt = self.build(&compiled.program.clone())?;
+            let source = compiled.program.clone();
+            self.flush()?;
+            let rebuilt = self.build(&source)?;
             self.programs[program.0] = rebuilt;
         }
+        if self.programs[program.0].fused.is_some() {
+            if repeats == 0 {
+                return Ok(());
+            }
+            return self.run_fused(program.0, repeats);
+        }
+        self.flush()?;
         let dispatches = &self.programs[program.0].dispatches;
         if dispatches.is_empty() || repeats == 0 {
             return Ok(());

@@ -9,6 +9,7 @@
 //! [`NeqkinError::Gpu`].
 
 mod backend;
+mod fused;
 mod map;
 pub mod preprocess;
 pub mod testing;

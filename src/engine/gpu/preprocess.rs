@@ -15,6 +15,8 @@ use crate::{NeqkinError, Result};
 pub const SHADERS: &[(&str, &str)] = &[
     ("shared/rhs_bindings.wgsl", include_str!("../../../shaders/shared/rhs_bindings.wgsl")),
     ("shared/map_bindings.wgsl", include_str!("../../../shaders/shared/map_bindings.wgsl")),
+    ("shared/fused_bindings.wgsl", include_str!("../../../shaders/shared/fused_bindings.wgsl")),
+    ("shared/control.wgsl", include_str!("../../../shaders/shared/control.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
 ];

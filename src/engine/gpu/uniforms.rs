@@ -222,6 +222,23 @@ pub struct MapDims {
     pub params_len: u32,
 }
 
+/// Uniform of a fused step kernel (binding 8). Kept in sync with `FusedParams` in
+/// shaders/shared/fused_bindings.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FusedParams {
+    /// `batch × state_len`: reals per vector slot of the work buffer.
+    pub slot_len: u32,
+    /// Vectors of the program (slots per member).
+    pub n_vectors: u32,
+    /// Most attempts one dispatch makes.
+    pub max_attempts: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Arena offset of each of the program's scalar arrays (`MAX_FUSED_SCALARS`).
+    pub scalar_offsets: [[u32; 4]; 8],
+}
+
 /// `(file relative to shaders/, WGSL struct name, Rust size in bytes)` of every uniform
 /// block, for the size check in `tests/shaders_validate.rs`.
 pub const LAYOUTS: &[(&str, &str, usize)] = &[
@@ -235,4 +252,6 @@ pub const LAYOUTS: &[(&str, &str, usize)] = &[
     ("engine/copy.wgsl", "CopyParams", std::mem::size_of::<CopyParams>()),
     ("shared/rhs_bindings.wgsl", "RhsDims", std::mem::size_of::<RhsDims>()),
     ("shared/map_bindings.wgsl", "MapDims", std::mem::size_of::<MapDims>()),
+    ("shared/fused_bindings.wgsl", "RhsDims", std::mem::size_of::<RhsDims>()),
+    ("shared/fused_bindings.wgsl", "FusedParams", std::mem::size_of::<FusedParams>()),
 ];
