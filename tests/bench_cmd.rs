@@ -72,7 +72,12 @@ fn bench_quick_reports_every_case_with_positive_figures() {
         match r["backend"].as_str().unwrap() {
             "gpu" => {
                 let d = positive_finite(r, "dispatches_per_accepted_step");
-                assert!(d >= 1.0, "fewer than one dispatch per accepted step: {r}");
+                if r["case"].as_str().unwrap().starts_with("photoexcited") {
+                    // Fused step kernels (src/engine/gpu/fused.rs): many steps per dispatch.
+                    assert!(d <= 4.0, "more than 4 dispatches per accepted step (issue 13): {r}");
+                } else {
+                    assert!(d >= 1.0, "fewer than one dispatch per accepted step: {r}");
+                }
                 assert!(stdout.contains(r["adapter"].as_str().unwrap()), "adapter name not printed");
             }
             "cpu" => assert!(r["dispatches_per_accepted_step"].is_null(), "{r}"),
@@ -160,8 +165,9 @@ fn gpu_meta_records_dispatches_per_accepted_step() {
     }
     let per_step = meta["dispatches_per_accepted_step"].as_f64().expect("dispatches_per_accepted_step");
     assert_eq!(per_step, d as f64 / s as f64, "{meta}");
-    // The step-program path: one dispatch per op, several per RK4 step, the same in both
-    // batches (equal programs, equal steps).
-    assert!((4.0..200.0).contains(&per_step), "implausible dispatches per step {per_step}");
+    // Fused step kernels (relaxation supplies `rhs_member`): a few dispatches for all 8
+    // steps (issue 13: at most 4 per accepted step), the same in both batches (equal
+    // programs, equal steps).
+    assert!(per_step > 0.0 && per_step <= 4.0, "implausible dispatches per step {per_step}");
     assert_eq!(batches[0]["dispatches"], batches[1]["dispatches"], "{meta}");
 }
