@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use neqkin::engine::output;
-use neqkin::engine::schedule::Shard;
+use neqkin::run::output;
+use neqkin::run::schedule::Shard;
 use neqkin::run::{self, RunOptions};
 use neqkin::NeqkinError;
 

@@ -1,7 +1,7 @@
 //! Config errors name their field; sweep expansion order and counts; shard parsing.
 
 use neqkin::config::{parse, Plan};
-use neqkin::engine::schedule::{point, points, Shard};
+use neqkin::run::schedule::{point, points, Shard};
 use neqkin::models::relaxation::Relaxation;
 use neqkin::NeqkinError;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use neqkin::engine::schedule::{BatchReport, ProgressHandle, SweepProgress, SweepSummary};
+use neqkin::run::schedule::{BatchReport, ProgressHandle, SweepProgress, SweepSummary};
 use neqkin::run::{self, BackendChoice, RunOptions};
 
 /// RK4 with h = 0.1: stable for rate 0.5..2, blowing up (|1 − h·rate + …| ≫ 1) for

@@ -172,7 +172,7 @@ fn concurrent_resume_is_refused_naming_the_holder() {
     let msg = err(&o);
     assert_eq!(o.status.code(), Some(2), "{msg}");
     assert!(msg.contains(&format!("pid {}", first.id())), "names the holder's pid: {msg}");
-    assert!(msg.contains(&neqkin::engine::folder::hostname()), "names the host: {msg}");
+    assert!(msg.contains(&neqkin::run::folder::hostname()), "names the host: {msg}");
     assert!(msg.contains("in use"), "{msg}");
     let o = first.wait_with_output().unwrap();
     code(&o, 0);

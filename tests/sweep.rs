@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use neqkin::engine::dataset;
+use neqkin::run::dataset;
 
 const BIN: &str = env!("CARGO_BIN_EXE_neqkin");
 
@@ -304,8 +304,8 @@ values = [1.0, -10000.0, 0.5]
 fn failing_batch_is_recorded_and_the_sweep_goes_on() {
     use neqkin::engine::backend::Backend;
     use neqkin::engine::cpu::CpuBackend;
-    use neqkin::engine::output::OpenMode;
-    use neqkin::engine::schedule::{run_sweep, BatchGroup, SweepOptions};
+    use neqkin::run::output::OpenMode;
+    use neqkin::run::schedule::{run_sweep, BatchGroup, SweepOptions};
 
     let tmp = tempfile::tempdir().unwrap();
     // The run layer groups points by batch key, so it never mixes grid sizes; groups
@@ -392,8 +392,8 @@ fn gpu_sweep_matches_cpu() {
 fn run_sweep_uses_capacity_and_isolates_factory_errors() {
     use neqkin::engine::backend::Backend;
     use neqkin::engine::cpu::CpuBackend;
-    use neqkin::engine::output::OpenMode;
-    use neqkin::engine::schedule::{run_sweep, SweepOptions};
+    use neqkin::run::output::OpenMode;
+    use neqkin::run::schedule::{run_sweep, SweepOptions};
 
     let tmp = tempfile::tempdir().unwrap();
     let text = SWEEP.replace("batch_size = 4", "batch_size = 0");

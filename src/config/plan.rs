@@ -154,7 +154,7 @@ impl Plan {
             ));
         }
         let direct = matches!(plan.solver, SolverPlan::Direct);
-        for p in crate::engine::schedule::points(&plan) {
+        for p in points(&plan) {
             let at = |e: NeqkinError| match e {
                 NeqkinError::InvalidParameter { field, reason } => NeqkinError::InvalidParameter {
                     field,
@@ -500,4 +500,57 @@ fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
         v
     };
     Ok(SweepAxis { name: s.name.clone(), values })
+}
+
+/// One sweep point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Global index (row-major over the axes, last axis fastest); shard-independent.
+    pub index: usize,
+    /// The value of each axis at this point, in axis order.
+    pub values: Vec<f64>,
+    /// Base parameters with this point's axis values substituted.
+    pub params: Value,
+}
+
+impl Point {
+    /// `" (a = 1, b = 2)"`, or empty without axes; for messages.
+    pub fn describe(&self, plan: &Plan) -> String {
+        if plan.axes.is_empty() {
+            return String::new();
+        }
+        let parts: Vec<String> = plan.axes.iter().zip(&self.values).map(|(a, v)| format!("{} = {v}", a.name)).collect();
+        format!(": {}", parts.join(", "))
+    }
+}
+
+/// A JSON number for an axis value: an integer when the value is integral (so a model
+/// reading an integer parameter accepts a swept one), a float otherwise.
+fn json_number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        Value::from(v as i64)
+    } else {
+        Value::from(v)
+    }
+}
+
+/// The point with global index `index` (< [`Plan::n_points`]).
+pub fn point(plan: &Plan, index: usize) -> Point {
+    let mut rem = index;
+    let mut values = vec![0.0; plan.axes.len()];
+    for (k, axis) in plan.axes.iter().enumerate().rev() {
+        let n = axis.values.len();
+        values[k] = axis.values[rem % n];
+        rem /= n;
+    }
+    let mut params = plan.params.clone();
+    for (axis, v) in plan.axes.iter().zip(&values) {
+        params.insert(axis.name.clone(), json_number(*v));
+    }
+    Point { index, values, params: Value::Object(params) }
+}
+
+/// Every point of the plan in index order.
+pub fn points(plan: &Plan) -> impl Iterator<Item = Point> + '_ {
+    (0..plan.n_points()).map(move |i| point(plan, i))
 }

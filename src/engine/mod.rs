@@ -9,15 +9,11 @@
 
 pub mod backend;
 pub mod cpu;
-pub mod dataset;
 pub mod dense;
-pub mod folder;
 pub mod gpu;
 pub mod implicit;
 pub mod integrators;
 pub mod model;
-pub mod output;
 pub mod program;
-pub mod schedule;
 pub mod solve;
 pub mod steady;

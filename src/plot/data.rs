@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::raw::{self, RawConfig};
 use crate::config::SweepAxis;
-use crate::engine::{dataset, output};
+use crate::run::{dataset, output};
 use crate::{NeqkinError, Result};
 
 /// One line of `results.csv`.

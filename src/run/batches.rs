@@ -9,7 +9,7 @@
 
 use crate::config::{Plan, SolverPlan};
 use crate::engine::model::{BatchLayout, Footprint, Model};
-use crate::engine::schedule::{BatchGroup, Shard, CPU_DEFAULT_BATCH};
+use crate::run::schedule::{BatchGroup, Shard, CPU_DEFAULT_BATCH};
 use crate::engine::solve::Method;
 use crate::{NeqkinError, Result};
 
@@ -252,7 +252,7 @@ pub fn estimate(
     let mut groups: Vec<Group> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut points_in_shard = 0;
-    for p in crate::engine::schedule::points(plan).filter(|p| shard.contains(p.index)) {
+    for p in crate::run::schedule::points(plan).filter(|p| shard.contains(p.index)) {
         points_in_shard += 1;
         let at = |e: NeqkinError| match e {
             NeqkinError::InvalidParameter { field, reason } => NeqkinError::InvalidParameter {

@@ -8,6 +8,10 @@
 //! `neqkin:`, as the CLI always printed them.
 
 pub mod batches;
+pub mod dataset;
+pub mod folder;
+pub mod output;
+pub mod schedule;
 pub mod bench;
 pub mod slurm;
 pub mod progress;
@@ -25,8 +29,8 @@ use crate::engine::backend::{Backend, Precision};
 use crate::engine::cpu::CpuBackend;
 use crate::engine::gpu::{self, GpuBackend, GpuContext};
 use crate::engine::model::{BatchLayout, Model};
-use crate::engine::output::{self, OpenMode};
-use crate::engine::schedule::{self, ProgressHandle, Shard, SweepOptions, SweepSummary};
+use crate::run::output::OpenMode;
+use crate::run::schedule::{ProgressHandle, Shard, SweepOptions, SweepSummary};
 use crate::engine::solve::Method;
 use crate::{NeqkinError, Result};
 

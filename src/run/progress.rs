@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::schedule::{BatchReport, SweepProgress, SweepSummary};
+use crate::run::schedule::{BatchReport, SweepProgress, SweepSummary};
 
 /// Shortest time between two plain progress lines (the first batch and the end are
 /// always reported).

@@ -32,7 +32,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::engine::output::{self, GIT_COMMIT, VERSION};
+use crate::run::output::{self, GIT_COMMIT, VERSION};
 use crate::{NeqkinError, Result};
 
 use super::BackendChoice;

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::engine::folder;
+use crate::run::folder;
 use crate::{NeqkinError, Result};
 
 /// The store's folder name inside an output folder.

@@ -1,5 +1,5 @@
 //! The output folder: `results.csv`, `meta.json`, `results.zarr/` and `progress.txt`,
-//! plus the marker `.neqkin` and the lock `.neqkin.lock` ([`crate::engine::folder`]).
+//! plus the marker `.neqkin` and the lock `.neqkin.lock` ([`crate::run::folder`]).
 //!
 //! Written as each batch finishes, in an order that makes a kill at any instant harmless:
 //! arrays (each written atomically: temporary file, sync, rename), then the batch's CSV
@@ -19,7 +19,7 @@
 //! point failed). Floats are written in Rust's shortest round-trip form (`NaN`, `inf`).
 //! Rows are in point order once a run is complete.
 //!
-//! Arrays go to one Zarr v3 dataset, `results.zarr/` ([`crate::engine::dataset`]): every
+//! Arrays go to one Zarr v3 dataset, `results.zarr/` ([`crate::run::dataset`]): every
 //! array stacked along `point`, with `time` and a grid dimension, sweep values as
 //! coordinates, static arrays (grids) written once when they are the same for every point.
 //!
@@ -37,12 +37,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Plan;
 use crate::engine::backend::BackendInfo;
-use crate::engine::dataset::{self, Layout, STORE};
-use crate::engine::folder::{self, FolderLock};
-use crate::engine::schedule::Shard;
+use crate::run::dataset::{self, Layout, STORE};
+use crate::run::folder::{self, FolderLock};
+use crate::run::schedule::Shard;
 use crate::{NeqkinError, Result};
 
-pub use crate::engine::folder::write_atomic;
+pub use crate::run::folder::write_atomic;
 
 /// File names inside an output folder.
 pub const RESULTS: &str = "results.csv";

@@ -215,7 +215,7 @@ impl FolderLock {
             let holder = serde_json::json!({
                 "pid": std::process::id(),
                 "host": hostname(),
-                "since": crate::engine::output::utc_now(),
+                "since": crate::run::output::utc_now(),
                 "command": command,
             });
             let text = format!("{holder}\n");
@@ -248,7 +248,7 @@ pub fn is_ours(dir: &Path) -> bool {
     if dir.join(MARKER).is_file() {
         return true;
     }
-    let Ok(text) = std::fs::read_to_string(dir.join(crate::engine::output::META)) else { return false };
+    let Ok(text) = std::fs::read_to_string(dir.join(crate::run::output::META)) else { return false };
     serde_json::from_str::<serde_json::Value>(&text)
         .is_ok_and(|m| m.get("neqkin_version").is_some() && m.get("fingerprint").is_some())
 }
@@ -261,9 +261,9 @@ pub fn mark(dir: &Path, command: &str) -> Result<()> {
     }
     let text = serde_json::json!({
         "what": "neqkin output folder; neqkin run --force and neqkin merge --force may delete its results",
-        "created": crate::engine::output::utc_now(),
+        "created": crate::run::output::utc_now(),
         "by": command,
-        "neqkin_version": crate::engine::output::VERSION,
+        "neqkin_version": crate::run::output::VERSION,
     });
     // Written in place, not atomically: a marker cut short by a kill (even an empty
     // file) still marks the folder, where a temporary file would not.
