@@ -1,8 +1,8 @@
 //! Config errors name their field; sweep expansion order and counts; shard parsing.
 
 use neqkin::config::{parse, Plan};
-use neqkin::run::schedule::{point, points, Shard};
 use neqkin::models::relaxation::Relaxation;
+use neqkin::run::schedule::{point, points, Shard};
 use neqkin::NeqkinError;
 
 const BASE: &str = r#"

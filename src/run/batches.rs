@@ -9,8 +9,8 @@
 
 use crate::config::{Plan, SolverPlan};
 use crate::engine::model::{BatchLayout, Footprint, Model};
-use crate::run::schedule::{BatchGroup, Shard, CPU_DEFAULT_BATCH};
 use crate::engine::solve::Method;
+use crate::run::schedule::{BatchGroup, Shard, CPU_DEFAULT_BATCH};
 use crate::{NeqkinError, Result};
 
 /// Caps a run must fit under; `None` = the default.

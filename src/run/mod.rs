@@ -8,13 +8,13 @@
 //! `neqkin:`, as the CLI always printed them.
 
 pub mod batches;
+pub mod bench;
 pub mod dataset;
 pub mod folder;
 pub mod output;
-pub mod schedule;
-pub mod bench;
-pub mod slurm;
 pub mod progress;
+pub mod schedule;
+pub mod slurm;
 pub mod starter;
 
 pub use batches::{Estimate, Limits};
@@ -29,9 +29,9 @@ use crate::engine::backend::{Backend, Precision};
 use crate::engine::cpu::CpuBackend;
 use crate::engine::gpu::{self, GpuBackend, GpuContext};
 use crate::engine::model::{BatchLayout, Model};
+use crate::engine::solve::Method;
 use crate::run::output::OpenMode;
 use crate::run::schedule::{ProgressHandle, Shard, SweepOptions, SweepSummary};
-use crate::engine::solve::Method;
 use crate::{NeqkinError, Result};
 
 /// Which compute backend runs the sweep.
@@ -185,7 +185,9 @@ pub fn run_plan(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) -
         shard: opts.shard,
         mode: Some(mode),
         progress: Some(
-            opts.reporter.clone().unwrap_or_else(|| ProgressHandle(Arc::new(progress::TerminalProgress::new(opts.progress)))),
+            opts.reporter
+                .clone()
+                .unwrap_or_else(|| ProgressHandle(Arc::new(progress::TerminalProgress::new(opts.progress)))),
         ),
         abort_after_batches,
         map_device: setup.map_device.clone(),

@@ -95,7 +95,8 @@ impl SweepProgress for TerminalProgress {
                 }
             }
             Mode::Lines { .. } => {
-                let skipped = if points_skipped > 0 { format!(" ({points_skipped} already done)") } else { String::new() };
+                let skipped =
+                    if points_skipped > 0 { format!(" ({points_skipped} already done)") } else { String::new() };
                 eprintln!("neqkin: {points_to_run} points to run{skipped}");
             }
             Mode::Silent => {}

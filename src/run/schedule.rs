@@ -24,10 +24,10 @@ use serde_json::Value;
 
 use crate::config::{Plan, SolverPlan};
 use crate::engine::backend::Backend;
-use crate::run::dataset::{Layout, Probe};
 use crate::engine::model::{BatchLayout, BatchProblem, Model};
-use crate::run::output::{status_name, BatchRecord, OpenMode, OutputDir, PointArrays, Row};
 use crate::engine::solve::{integrate, OutputFrame};
+use crate::run::dataset::{Layout, Probe};
+use crate::run::output::{status_name, BatchRecord, OpenMode, OutputDir, PointArrays, Row};
 use crate::{NeqkinError, Result};
 
 /// Default members per batch on the CPU backend.
@@ -556,4 +556,3 @@ fn run_batch(
         accepted_steps,
     })
 }
-
