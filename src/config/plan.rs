@@ -321,6 +321,8 @@ fn check_solver(raw: &RawConfig) -> Result<SolverPlan> {
         RawMethod::Rkc => Method::Rkc,
         RawMethod::Bdf => Method::Bdf,
         RawMethod::Newton => Method::Newton,
+        RawMethod::Rosenbrock => Method::Rosenbrock,
+        RawMethod::Auto => Method::Auto,
     };
     // Newton has no physical time: t_end only labels its output rows (default 1).
     let t_end = match (s.t_end, method) {

@@ -143,6 +143,10 @@ pub enum RawMethod {
     Bdf,
     /// Steady state by Newton's method (pseudo-transient continuation); needs steady_tol.
     Newton,
+    /// Rosenbrock-W ROS34PW2 with a sparse Jacobian on the host (CPU backend only).
+    Rosenbrock,
+    /// `rosenbrock` where the problem is stiff enough for it to pay, else `dopri5`.
+    Auto,
     /// No time integration: the model's [`crate::engine::model::Model::evaluate`].
     Direct,
 }

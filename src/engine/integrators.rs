@@ -24,9 +24,9 @@ use crate::engine::solve::{ErrorScale, Method, OutputFrame, SolveOptions, SolveS
 use crate::{NeqkinError, Result};
 
 /// Dormand-Prince 5(4) nodes.
-const DP_C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+pub(crate) const DP_C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
 /// Dormand-Prince coupling coefficients, row `s` holds `a_{s+1, 1..=s}`.
-const DP_A: [&[f64]; 6] = [
+pub(crate) const DP_A: [&[f64]; 6] = [
     &[1.0 / 5.0],
     &[3.0 / 40.0, 9.0 / 40.0],
     &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
@@ -35,7 +35,7 @@ const DP_A: [&[f64]; 6] = [
     &[35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
 ];
 /// Difference between the 5th- and 4th-order weights (error estimate).
-const DP_E: [f64; 7] =
+pub(crate) const DP_E: [f64; 7] =
     [71.0 / 57600.0, 0.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0];
 
 /// RKC damping parameter ε (Verwer et al.): widens the stability region's neck.
@@ -264,6 +264,29 @@ fn weighted_rms(v: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
     (s / v.len().max(1) as f64).sqrt()
 }
 
+/// Stiffness `ρ·t_end` (the model's bound on the Jacobian's spectral radius times the
+/// integration span, largest member) from which `solver.method = "auto"` picks `rosenbrock`
+/// on the CPU backend. Measured on the photoexcited Fig 2a sweep (docs/benchmarks.md §8):
+/// ρ·t_end ≈ 100 / 310 / 1070 at ζ = 1 / 5 / 20 (N-independent), where ROS34PW2 needs more /
+/// about as many / far fewer RHS evaluations than DOPRI5.
+pub const AUTO_STIFFNESS: f64 = 500.0;
+
+/// The method `solver.method = "auto"` runs: `rosenbrock` on the CPU backend when the model
+/// bounds the spectral radius ρ of its Jacobian and declares a Jacobian pattern for every
+/// member ([`BatchProblem::jacobian_pattern`]), and `ρ·t_end ≥` [`AUTO_STIFFNESS`] for some
+/// member (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone);
+/// else `dopri5`.
+pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &SolveOptions) -> Method {
+    let t_end = opts.output_times.last().copied().unwrap_or(0.0);
+    let batch = problem.layout().batch;
+    let stiff = problem.spectral_radius().is_some_and(|r| r.iter().any(|&r| r * t_end >= AUTO_STIFFNESS));
+    if backend.info().backend == "cpu" && stiff && (0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
+        Method::Rosenbrock
+    } else {
+        Method::Dopri5
+    }
+}
+
 /// Drives an integration; see [`crate::engine::solve::integrate`].
 pub fn drive(
     backend: &mut dyn Backend,
@@ -288,6 +311,11 @@ pub fn drive(
         Method::Rkc => 6,
         Method::Bdf => return crate::engine::implicit::drive(backend, problem, opts, on_output),
         Method::Newton => return crate::engine::steady::drive(backend, problem, opts, on_output),
+        Method::Rosenbrock => return crate::engine::rosenbrock::drive(backend, problem, opts, on_output),
+        Method::Auto => {
+            let opts = SolveOptions { method: auto_method(&*backend, problem, opts), ..opts.clone() };
+            return drive(backend, problem, &opts, on_output);
+        }
     };
     let deviation = opts.error_scale == ErrorScale::Deviation && opts.method != Method::Rk4;
     let w = alloc(backend, n_scratch, deviation)?;
@@ -347,7 +375,9 @@ pub fn drive(
             Method::Rk4 => rk4_program(&w, n),
             Method::Dopri5 => dopri5_program(&w, &blocks, h_min),
             Method::Rkc => rkc_program(&w, s, &blocks, h_min),
-            Method::Bdf | Method::Newton => unreachable!("bdf and newton are driven on the host"),
+            Method::Bdf | Method::Newton | Method::Rosenbrock | Method::Auto => {
+                unreachable!("bdf, newton and rosenbrock are driven on the host, auto is resolved")
+            }
         };
         let steady =
             opts.steady_tol.map(|tol| Op::SteadyCheck { ctrl: w.ctrl, dy: w.f0, range: problem.steady_range(), tol });

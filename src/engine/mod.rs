@@ -15,5 +15,6 @@ pub mod implicit;
 pub mod integrators;
 pub mod model;
 pub mod program;
+pub mod rosenbrock;
 pub mod solve;
 pub mod steady;

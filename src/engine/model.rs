@@ -101,6 +101,13 @@ pub trait BatchProblem: Send + Sync {
     fn jacobian_band(&self) -> Option<(usize, usize)> {
         None
     }
+    /// Sparsity of member `member`'s RHS Jacobian for the Rosenbrock method
+    /// ([`crate::engine::rosenbrock`]): a sparse core and a small dense border; `None`
+    /// (default): the band of [`BatchProblem::jacobian_band`], else dense.
+    fn jacobian_pattern(&self, member: usize) -> Option<crate::engine::rosenbrock::JacobianPattern> {
+        let _ = member;
+        None
+    }
     /// Range of state components whose derivative decides steadiness.
     fn steady_range(&self) -> (usize, usize) {
         (0, self.layout().state_len)

@@ -24,6 +24,13 @@ pub enum Method {
     /// Steady state `rhs(y) = 0` by Newton's method with pseudo-transient continuation and
     /// a banded difference Jacobian (see [`crate::engine::steady`]); any backend.
     Newton,
+    /// Linearly-implicit Rosenbrock-W ROS34PW2 (order 3) with a sparse coloured
+    /// difference Jacobian on the model's pattern and a band LU, on the host; CPU backend
+    /// only (see [`crate::engine::rosenbrock`]).
+    Rosenbrock,
+    /// `rosenbrock` on the CPU backend where the problem is stiff enough for it to pay
+    /// (see [`crate::engine::integrators::auto_method`]), else `dopri5`.
+    Auto,
 }
 
 /// What the relative tolerance is relative to (`solver.error_scale`).

@@ -212,6 +212,9 @@ fn member_bytes(plan: &Plan, f: &Footprint, outputs: u64) -> (u64, u64) {
         SolverPlan::Integrate(o) => match o.method {
             // Dense Jacobian, LU factors and A(y) per member.
             Method::Bdf => m(m(n, n), 8 * 3),
+            // Rosenbrock (and auto, which may pick it): the sparse Jacobian, the band LU of
+            // W (the reverse Cuthill–McKee band, a few tens wide here) and 8 stage vectors.
+            Method::Rosenbrock | Method::Auto => m(n, 8 * 160),
             // Newton: a band or dense difference Jacobian and its LU.
             Method::Newton => match f.jacobian_band {
                 Some((l, u)) => m(n, m(2 * l + u + 1, 8 * 2)),

@@ -150,14 +150,18 @@ pub fn dry_run(plan: &Plan, model: &dyn Model, out: &Path, opts: &RunOptions) ->
 /// `auto` picks the CPU backend for it (said on stderr) and an explicit GPU request is
 /// refused, naming the field.
 fn choose_backend(plan: &Plan, requested: BackendChoice) -> Result<BackendChoice> {
-    let implicit = matches!(&plan.solver, SolverPlan::Integrate(o) if o.method == Method::Bdf);
-    Ok(match (implicit, requested) {
-        (true, BackendChoice::Gpu) => return Err(NeqkinError::invalid(
+    let host = match &plan.solver {
+        SolverPlan::Integrate(o) if o.method == Method::Bdf => Some("bdf"),
+        SolverPlan::Integrate(o) if o.method == Method::Rosenbrock => Some("rosenbrock"),
+        _ => None,
+    };
+    Ok(match (host, requested) {
+        (Some(name), BackendChoice::Gpu) => return Err(NeqkinError::invalid(
             "solver.method",
-            "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto",
+            format!("\"{name}\" (implicit, Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto"),
         )),
-        (true, BackendChoice::Auto) => {
-            eprintln!("neqkin: solver.method = \"bdf\" runs on the CPU backend");
+        (Some(name), BackendChoice::Auto) => {
+            eprintln!("neqkin: solver.method = \"{name}\" runs on the CPU backend");
             BackendChoice::Cpu
         }
         (_, c) => c,

@@ -370,6 +370,29 @@ impl BatchProblem for PhotoexcitedBatch {
     fn spectral_radius(&self) -> Option<Vec<f64>> {
         Some(self.members.iter().map(|m| m.spectral_radius).collect())
     }
+    /// Energy cell i couples to i ± k for every phonon line (pair rates), to i ± 1 when
+    /// St_in or St_E can be on (face fluxes); the border is `[ζ, pump, E*²]`, whose rows
+    /// depend on the cells only when ζ evolves (phonon production) or the internal field is
+    /// on (σ), and vanish when ζ is fixed and the internal field off. The RHS does not
+    /// depend on t explicitly.
+    fn jacobian_pattern(&self, member: usize) -> Option<crate::engine::rosenbrock::JacobianPattern> {
+        let n = self.layout.state_len - 3;
+        let pb = self.member_params(member);
+        let p = &self.members[member].params;
+        let mut offsets: Vec<isize> = Vec::new();
+        for l in 0..pb[P_N_LINES] as usize {
+            let k = pb[P_LINES + LINE_LEN * l] as isize;
+            offsets.extend([k, -k]);
+        }
+        if p.inelastic_rate != 0.0 || p.electric_field != 0.0 || p.self_consistent_field {
+            offsets.extend([1, -1]);
+        }
+        let coupled = !p.zeta_fixed() || p.self_consistent_field;
+        let mut pattern = crate::engine::rosenbrock::JacobianPattern::stencil(n, &offsets, coupled, true);
+        // With ζ held fixed and no internal field, ζ, the pump rate and E*² never change.
+        pattern.border_constant = p.zeta_fixed() && !p.self_consistent_field;
+        Some(pattern)
+    }
     fn tolerance_blocks(&self, atol: f64, rtol: f64) -> Vec<ToleranceBlock> {
         let n = self.layout.state_len - 3;
         vec![

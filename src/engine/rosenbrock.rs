@@ -1,0 +1,1001 @@
+//! Linearly-implicit Rosenbrock-W method ROS34PW2 (Rang & Angermann 2005: order 3, embedded
+//! order 2, four stages, L-stable, stiffly accurate, a W-method) on the host (CPU backend only),
+//! with a sparse Jacobian from coloured finite differences on a pattern the model declares
+//! ([`BatchProblem::jacobian_pattern`]) and a band LU of `W = I − γhJ` after a reverse
+//! Cuthill–McKee ordering. For the stability-limited regime of the explicit methods (the
+//! photoexcited model at large ζ: a real, negative Jacobian spectrum; see
+//! `docs/models/photoexcited.md`).
+//!
+//! ## Method (Hairer–Wanner form)
+//! Each step solves, for `i = 1..4`,
+//! `W kᵢ = h f(tₙ + cᵢh, yₙ + Σⱼ aᵢⱼkⱼ) + h J Σⱼ γᵢⱼkⱼ + h² dᵢ ∂f/∂t`, `W = I − γhJ`,
+//! and sets `yₙ₊₁ = yₙ + Σ bᵢkᵢ`; the error estimate is `Σ (bᵢ − b̂ᵢ) kᵢ` (order 2), measured
+//! in the explicit methods' norm ([`error_norm`]: the model's tolerance blocks, weights
+//! `atol + rtol·max(|yₙ|, |yₙ₊₁|)` or the deviation from the reference state). Controller
+//! `h·clamp(0.9 err^{−1/3}, 0.2, 5)`.
+//!
+//! Because ROS34PW2 is a W-method, its order does not depend on `J` being the exact Jacobian:
+//! `J` (and with it `W`'s LU) is kept over many steps. `J` is re-evaluated after a rejected step
+//! taken with an old `J`, and when `W` must be refactorised anyway and `J` is at least
+//! [`JAC_MAX_AGE`] accepted steps old; `W` is refactorised only when `h` changes, and `h` is
+//! kept while the controller would grow it by less than [`GROW_MIN`].
+//!
+//! ## The Jacobian
+//! The pattern splits the state into a sparse *core* (`0..core`, each row listing the core
+//! columns it depends on) and a small dense *border* (`core..n`, e.g. a global phonon
+//! occupation). Core columns are grouped by a greedy colouring (columns sharing no row), one
+//! right-hand-side evaluation per colour; every border column is one evaluation; `∂f/∂t` one
+//! more unless the model says the RHS is autonomous. All of them count as RHS evaluations in
+//! [`SolveStats::rhs_evaluations`]. The border rows' dependence on the core is not evaluated
+//! (taken as 0): exact when those rows do not depend on the core (the pattern says so with
+//! `border_rows_coupled = false`), otherwise a W-method approximation that keeps the order.
+//! With that, `W = [A B; 0 D]` is block upper triangular: `D` (border × border) by a small
+//! dense LU, `A` (core) by a band LU without pivoting in the reverse Cuthill–McKee order (for
+//! `W = I − γhJ` with `J` a Metzler matrix whose weighted column sums vanish, `A` is an
+//! M-matrix and needs no pivoting; in general a pivot below `1e-12` of the largest entry
+//! rejects the step and shrinks `h`, and `W → I` as `h → 0`).
+
+use rayon::prelude::*;
+
+use crate::engine::backend::Backend;
+use crate::engine::cpu::error_norm;
+use crate::engine::model::BatchProblem;
+use crate::engine::program::{status, ToleranceBlock};
+use crate::engine::solve::{OutputFrame, SolveOptions, SolveStats};
+use crate::{NeqkinError, Result};
+
+/// Accepted steps after which `J` is re-evaluated at the next refactorisation of `W`.
+pub const JAC_MAX_AGE: u64 = 12;
+/// Stability-limited DOPRI5 steps (fewer than 6 others in between) after which a member switches to ROS34PW2.
+pub const STIFF_STEPS: u32 = 5;
+/// `h·ρ̂` above which an explicit step counts as stability-limited.
+pub const STIFF_HRHO: f64 = 2.5;
+/// `h` is kept (and `W`'s LU reused) while the controller would grow it by less than this.
+pub const GROW_MIN: f64 = 1.5;
+
+/// ROS34PW2 coefficients (Rang & Angermann 2005), Hairer–Wanner form.
+const GAMMA: f64 = 4.358_665_215_084_590e-1;
+const A: [[f64; 3]; 4] = [
+    [0.0, 0.0, 0.0],
+    [8.717_330_430_169_180_1e-1, 0.0, 0.0],
+    [8.445_706_001_536_942_3e-1, -1.129_906_423_639_798_1e-1, 0.0],
+    [0.0, 0.0, 1.0],
+];
+const G: [[f64; 3]; 4] = [
+    [0.0, 0.0, 0.0],
+    [-8.717_330_430_169_180_1e-1, 0.0, 0.0],
+    [-9.033_805_701_304_408_2e-1, 5.418_067_238_809_532_6e-2, 0.0],
+    [2.421_238_070_609_534_6e-1, -1.223_250_583_904_514_7, 5.452_602_553_351_021_4e-1],
+];
+const B: [f64; 4] =
+    [2.421_238_070_609_534_6e-1, -1.223_250_583_904_514_7, 1.545_260_255_335_102_3, 4.358_665_215_084_590e-1];
+const BHAT: [f64; 4] = [3.781_090_314_581_936_9e-1, -9.604_229_221_242_317_8e-2, 0.5, 2.179_332_607_542_295e-1];
+
+/// Sparsity of one member's RHS Jacobian `∂f_i/∂y_j` for [`crate::engine::rosenbrock`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct JacobianPattern {
+    /// Components `0..core` form the sparse core; `core..n` the dense border.
+    pub core: usize,
+    /// For each core row `i`, the core columns `j` whose entry may be nonzero (the diagonal
+    /// is always included).
+    pub rows: Vec<Vec<usize>>,
+    /// Whether border rows depend on core components (not evaluated: a W-method
+    /// approximation then).
+    pub border_rows_coupled: bool,
+    /// The RHS does not depend on `t` explicitly (no `∂f/∂t` evaluation).
+    pub autonomous: bool,
+    /// The border rows vanish identically (the border never changes): its columns are not
+    /// evaluated (their stage increments are 0 whatever they hold).
+    pub border_constant: bool,
+}
+
+impl JacobianPattern {
+    /// Row `i` depends on `i + o` for every offset `o` in `offsets` that stays in `0..core`.
+    pub fn stencil(core: usize, offsets: &[isize], border_rows_coupled: bool, autonomous: bool) -> Self {
+        Self::stencil_rows(core, offsets, border_rows_coupled, autonomous)
+    }
+
+    fn stencil_rows(core: usize, offsets: &[isize], border_rows_coupled: bool, autonomous: bool) -> Self {
+        let rows = (0..core as isize)
+            .map(|i| {
+                let mut r: Vec<usize> = offsets
+                    .iter()
+                    .map(|o| i + o)
+                    .chain(std::iter::once(i))
+                    .filter(|&j| j >= 0 && j < core as isize)
+                    .map(|j| j as usize)
+                    .collect();
+                r.sort_unstable();
+                r.dedup();
+                r
+            })
+            .collect();
+        JacobianPattern { core, rows, border_rows_coupled, autonomous, border_constant: false }
+    }
+
+    /// Every core entry (for problems that declare nothing: dense, O(core³) per LU).
+    pub fn dense(core: usize) -> Self {
+        JacobianPattern {
+            core,
+            rows: vec![(0..core).collect(); core],
+            border_rows_coupled: false,
+            autonomous: false,
+            border_constant: false,
+        }
+    }
+}
+
+/// A pattern prepared for one member: CSR rows, CSC positions, colours, ordering, band.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    n: usize,
+    core: usize,
+    autonomous: bool,
+    border_constant: bool,
+    row_ptr: Vec<usize>,
+    cols: Vec<usize>,
+    /// CSC: for column j, `col_ptr[j]..col_ptr[j+1]` into `col_rows` / `col_pos` (the
+    /// position of that entry in the CSR value array).
+    col_ptr: Vec<usize>,
+    col_rows: Vec<usize>,
+    col_pos: Vec<usize>,
+    /// Core columns per colour.
+    colours: Vec<Vec<usize>>,
+    /// `perm[new] = old`, `inv[old] = new` (reverse Cuthill–McKee).
+    perm: Vec<usize>,
+    inv: Vec<usize>,
+    /// Band of the permuted core pattern.
+    pub kl: usize,
+    /// Band of the permuted core pattern.
+    pub ku: usize,
+}
+
+impl Prepared {
+    /// Prepares `p` for a state of length `n`.
+    pub fn new(p: &JacobianPattern, n: usize) -> Prepared {
+        let core = p.core.min(n);
+        let mut row_ptr = vec![0usize];
+        let mut cols = Vec::new();
+        for i in 0..core {
+            let mut r: Vec<usize> = p.rows[i].iter().copied().filter(|&j| j < core).chain(std::iter::once(i)).collect();
+            r.sort_unstable();
+            r.dedup();
+            cols.extend(r);
+            row_ptr.push(cols.len());
+        }
+        // CSC.
+        let mut count = vec![0usize; core + 1];
+        for &j in &cols {
+            count[j + 1] += 1;
+        }
+        for j in 0..core {
+            count[j + 1] += count[j];
+        }
+        let col_ptr = count.clone();
+        let mut fill = count;
+        let mut col_rows = vec![0; cols.len()];
+        let mut col_pos = vec![0; cols.len()];
+        for i in 0..core {
+            for q in row_ptr[i]..row_ptr[i + 1] {
+                let j = cols[q];
+                col_rows[fill[j]] = i;
+                col_pos[fill[j]] = q;
+                fill[j] += 1;
+            }
+        }
+        // Greedy colouring: columns sharing a row get different colours.
+        let mut colour = vec![usize::MAX; core];
+        let mut mark: Vec<usize> = Vec::new();
+        let mut n_colours = 0;
+        for j in 0..core {
+            for q in col_ptr[j]..col_ptr[j + 1] {
+                let i = col_rows[q];
+                for &j2 in &cols[row_ptr[i]..row_ptr[i + 1]] {
+                    let c = colour[j2];
+                    if c != usize::MAX {
+                        if mark.len() <= c {
+                            mark.resize(c + 1, usize::MAX);
+                        }
+                        mark[c] = j;
+                    }
+                }
+            }
+            let c = (0..).find(|&c| c >= mark.len() || mark[c] != j).unwrap();
+            colour[j] = c;
+            n_colours = n_colours.max(c + 1);
+        }
+        let mut colours = vec![Vec::new(); n_colours];
+        for (j, &c) in colour.iter().enumerate() {
+            colours[c].push(j);
+        }
+        // Reverse Cuthill–McKee on the symmetrised pattern.
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); core];
+        for i in 0..core {
+            for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+                if j != i {
+                    adj[i].push(j);
+                    adj[j].push(i);
+                }
+            }
+        }
+        for a in &mut adj {
+            a.sort_unstable();
+            a.dedup();
+        }
+        let perm = rcm(&adj);
+        let mut inv = vec![0; core];
+        for (new, &old) in perm.iter().enumerate() {
+            inv[old] = new;
+        }
+        let (mut kl, mut ku) = (0usize, 0usize);
+        for i in 0..core {
+            for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+                let (a, b) = (inv[i], inv[j]);
+                if b < a {
+                    kl = kl.max(a - b);
+                } else {
+                    ku = ku.max(b - a);
+                }
+            }
+        }
+        Prepared {
+            n,
+            core,
+            autonomous: p.autonomous,
+            border_constant: p.border_constant,
+            row_ptr,
+            cols,
+            col_ptr,
+            col_rows,
+            col_pos,
+            colours,
+            perm,
+            inv,
+            kl,
+            ku,
+        }
+    }
+
+    /// Number of colours of the core columns.
+    pub fn n_colours(&self) -> usize {
+        self.colours.len()
+    }
+
+    /// RHS evaluations per Jacobian: colours, border columns, `∂f/∂t`.
+    pub fn evals_per_jacobian(&self) -> usize {
+        let border = if self.border_constant { 0 } else { self.n - self.core };
+        self.colours.len() + border + usize::from(!self.autonomous)
+    }
+}
+
+/// Reverse Cuthill–McKee ordering of an undirected graph (each component from a
+/// pseudo-peripheral node found from its least-degree node). O(edges) per BFS.
+fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
+    let n = adj.len();
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    let mut by_degree: Vec<usize> = (0..n).collect();
+    by_degree.sort_by_key(|&u| adj[u].len());
+    let mut stamp = vec![0u32; n];
+    let mut generation = 0u32;
+    // Farthest least-degree node from `start` within its component, and the depth.
+    let mut bfs_last = |start: usize, stamp: &mut [u32]| -> (usize, usize) {
+        generation += 1;
+        let mut level = vec![start];
+        stamp[start] = generation;
+        let mut depth = 0;
+        loop {
+            let mut next = Vec::new();
+            for &u in &level {
+                for &v in &adj[u] {
+                    if stamp[v] != generation {
+                        stamp[v] = generation;
+                        next.push(v);
+                    }
+                }
+            }
+            if next.is_empty() {
+                let far = *level.iter().min_by_key(|&&u| adj[u].len()).unwrap();
+                return (far, depth);
+            }
+            depth += 1;
+            level = next;
+        }
+    };
+    for &cand in &by_degree {
+        if seen[cand] {
+            continue;
+        }
+        let mut start = cand;
+        if !adj[cand].is_empty() {
+            let (mut far, mut depth) = bfs_last(start, &mut stamp);
+            for _ in 0..4 {
+                let (f2, d2) = bfs_last(far, &mut stamp);
+                if d2 <= depth {
+                    break;
+                }
+                far = f2;
+                depth = d2;
+            }
+            start = far;
+        }
+        let first = order.len();
+        order.push(start);
+        seen[start] = true;
+        let mut head = first;
+        while head < order.len() {
+            let u = order[head];
+            head += 1;
+            let mut nb: Vec<usize> = adj[u].iter().copied().filter(|&v| !seen[v]).collect();
+            nb.sort_by_key(|&v| adj[v].len());
+            for v in nb {
+                seen[v] = true;
+                order.push(v);
+            }
+        }
+    }
+    order.reverse();
+    order
+}
+
+/// Band LU without pivoting, row-major: row `i` holds columns `i − kl ..= i + ku`.
+#[derive(Clone, Debug)]
+struct Band {
+    n: usize,
+    kl: usize,
+    ku: usize,
+    a: Vec<f64>,
+}
+
+impl Band {
+    fn new(n: usize, kl: usize, ku: usize) -> Band {
+        Band { n, kl, ku, a: vec![0.0; n * (kl + ku + 1)] }
+    }
+    #[inline]
+    fn at(&self, i: usize, j: usize) -> usize {
+        i * (self.kl + self.ku + 1) + (j + self.kl - i)
+    }
+    /// Factorises in place; false when a pivot is below `1e-12` of the largest entry.
+    fn factor(&mut self) -> bool {
+        let (n, kl, ku) = (self.n, self.kl, self.ku);
+        let w = kl + ku + 1;
+        let scale = self.a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        for k in 0..n {
+            let piv = self.a[k * w + kl];
+            if !(piv.abs() > 1e-12 * scale) || !piv.is_finite() {
+                return false;
+            }
+            let last = (k + kl).min(n - 1);
+            let cols = (k + ku).min(n - 1) - k; // entries right of the diagonal in row k
+            for r in k + 1..=last {
+                let ir = r * w + (k + kl - r);
+                let l = self.a[ir] / piv;
+                self.a[ir] = l;
+                if l != 0.0 {
+                    let (top, bot) = self.a.split_at_mut(r * w);
+                    let src = &top[k * w + kl + 1..k * w + kl + 1 + cols];
+                    let start = k + 1 + kl - r;
+                    let dst = &mut bot[start..start + cols];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d -= l * s;
+                    }
+                }
+            }
+        }
+        true
+    }
+    /// Solves in place with the factors.
+    fn solve(&self, b: &mut [f64]) {
+        let (n, kl, ku) = (self.n, self.kl, self.ku);
+        let w = kl + ku + 1;
+        for i in 0..n {
+            let lo = i.saturating_sub(kl);
+            let row = &self.a[i * w + (lo + kl - i)..i * w + kl];
+            let s: f64 = row.iter().zip(&b[lo..i]).map(|(a, x)| a * x).sum();
+            b[i] -= s;
+        }
+        for i in (0..n).rev() {
+            let hi = (i + ku).min(n - 1);
+            let row = &self.a[i * w + kl + 1..i * w + kl + 1 + (hi - i)];
+            let s: f64 = row.iter().zip(&b[i + 1..=hi]).map(|(a, x)| a * x).sum();
+            b[i] = (b[i] - s) / self.a[i * w + kl];
+        }
+    }
+}
+
+/// The Jacobian of one member and the factors of `W = I − γhJ`.
+struct Linear {
+    /// Core entries (CSR order of [`Prepared`]).
+    vals: Vec<f64>,
+    /// Border columns, column-major `n` each.
+    border: Vec<f64>,
+    /// `∂f/∂t` (empty when autonomous).
+    ft: Vec<f64>,
+    /// Factors for `gh = γh` (None: not factorised).
+    band: Option<Band>,
+    /// Border block `I − γh J_bb` (LU).
+    dlu: Option<nalgebra::LU<f64, nalgebra::Dyn, nalgebra::Dyn>>,
+    gh: f64,
+}
+
+impl Linear {
+    /// `out = J x` with the stored Jacobian (border rows: border columns only).
+    fn matvec(&self, p: &Prepared, x: &[f64], out: &mut [f64]) {
+        let (n, core) = (p.n, p.core);
+        for i in 0..core {
+            let mut s = 0.0;
+            for q in p.row_ptr[i]..p.row_ptr[i + 1] {
+                s += self.vals[q] * x[p.cols[q]];
+            }
+            out[i] = s;
+        }
+        out[core..n].iter_mut().for_each(|o| *o = 0.0);
+        for c in 0..n - core {
+            let xc = x[core + c];
+            if xc != 0.0 {
+                for (o, j) in out.iter_mut().zip(&self.border[c * n..(c + 1) * n]) {
+                    *o += j * xc;
+                }
+            }
+        }
+    }
+
+    /// Factorises `W = I − gh·J`; false when a pivot is too small.
+    fn factor(&mut self, p: &Prepared, gh: f64) -> bool {
+        let (n, core) = (p.n, p.core);
+        let mut band = match self.band.take() {
+            Some(mut b) => {
+                b.a.iter_mut().for_each(|x| *x = 0.0);
+                b
+            }
+            None => Band::new(core, p.kl, p.ku),
+        };
+        for i in 0..core {
+            let ni = p.inv[i];
+            for q in p.row_ptr[i]..p.row_ptr[i + 1] {
+                let j = p.cols[q];
+                let v = if i == j { 1.0 } else { 0.0 } - gh * self.vals[q];
+                let k = band.at(ni, p.inv[j]);
+                band.a[k] = v;
+            }
+        }
+        let ok = core == 0 || band.factor();
+        self.band = Some(band);
+        self.gh = gh;
+        let m = n - core;
+        self.dlu = (m > 0).then(|| {
+            nalgebra::DMatrix::from_fn(m, m, |r, c| {
+                let id = if r == c { 1.0 } else { 0.0 };
+                id - gh * self.border[c * n + core + r]
+            })
+            .lu()
+        });
+        ok && self.dlu.as_ref().is_none_or(|l| l.is_invertible())
+    }
+
+    /// Solves `W x = b` in place.
+    fn solve(&self, p: &Prepared, b: &mut [f64], work: &mut [f64]) {
+        let (n, core) = (p.n, p.core);
+        let m = n - core;
+        if m > 0 {
+            let rhs = nalgebra::DVector::from_column_slice(&b[core..n]);
+            let xb = self.dlu.as_ref().unwrap().solve(&rhs).unwrap_or(rhs);
+            b[core..n].copy_from_slice(xb.as_slice());
+            for c in 0..m {
+                let xc = self.gh * xb[c];
+                if xc != 0.0 {
+                    for (o, j) in b[..core].iter_mut().zip(&self.border[c * n..c * n + core]) {
+                        *o += j * xc;
+                    }
+                }
+            }
+        }
+        if core > 0 {
+            for (w, &old) in work[..core].iter_mut().zip(&p.perm) {
+                *w = b[old];
+            }
+            self.band.as_ref().unwrap().solve(&mut work[..core]);
+            for (new, &old) in p.perm.iter().enumerate() {
+                b[old] = work[new];
+            }
+        }
+    }
+}
+
+/// One member's integration state.
+struct Member {
+    t: f64,
+    y: Vec<f64>,
+    /// `f(t, y)` (valid when `f0_valid`).
+    f0: Vec<f64>,
+    f0_valid: bool,
+    h: f64,
+    status: f64,
+    n_accept: u64,
+    n_reject: u64,
+    evals: u64,
+    n_jac: u64,
+    n_lu: u64,
+    /// Accepted steps since `J` was evaluated (`u64::MAX`: never).
+    jac_age: u64,
+    lin: Linear,
+    reason: String,
+    /// Still in the explicit DOPRI5 phase.
+    explicit: bool,
+    /// Explicit steps with `h·ρ̂ >` [`STIFF_HRHO`] (stability-limited) so far.
+    stiff_steps: u32,
+    /// Consecutive accepted explicit steps that were not stability-limited.
+    nonstiff_steps: u32,
+    /// Time of the switch to ROS34PW2 (NaN: not switched).
+    t_switch: f64,
+    /// RHS evaluations before the switch.
+    evals_switch: u64,
+    work: Work,
+}
+
+/// `y += a·x`.
+#[inline]
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    for (o, v) in y.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// Stage vectors of one member.
+struct Work {
+    k: Vec<Vec<f64>>,
+    ys: Vec<f64>,
+    y6: Vec<f64>,
+    y1: Vec<f64>,
+    e: Vec<f64>,
+    g: Vec<f64>,
+    jg: Vec<f64>,
+    solve: Vec<f64>,
+}
+
+impl Work {
+    fn new(n: usize) -> Work {
+        let v = || vec![0.0; n];
+        Work { k: (0..7).map(|_| v()).collect(), ys: v(), y6: v(), y1: v(), e: v(), g: v(), jg: v(), solve: v() }
+    }
+}
+
+struct Ctx<'a> {
+    problem: &'a dyn BatchProblem,
+    prepared: Vec<Prepared>,
+    opts: &'a SolveOptions,
+    blocks: Vec<ToleranceBlock>,
+    fd_floor: Vec<f64>,
+    reference: Option<Vec<f64>>,
+    n: usize,
+    trace: bool,
+    explicit_start: bool,
+    hrho: f64,
+    stiff_steps: u32,
+}
+
+impl Ctx<'_> {
+    fn rhs(&self, m: usize, t: f64, y: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let lay = self.problem.layout();
+        let p = &self.problem.params()[m * lay.params_len..(m + 1) * lay.params_len];
+        let tab = &self.problem.tables()[m * lay.table_stride..m * lay.table_stride + lay.table_len];
+        self.problem.rhs_member(m, p, tab, t, y, out, scratch);
+    }
+
+    /// Evaluates `J` (and `∂f/∂t`) at the member's state; `f0` must be valid.
+    fn jacobian(&self, m: usize, mem: &mut Member, scratch: &mut [f64]) {
+        let p = &self.prepared[m];
+        let n = self.n;
+        let mut yp = mem.y.clone();
+        let mut f1 = vec![0.0; n];
+        let lin = &mut mem.lin;
+        lin.vals.resize(p.cols.len(), 0.0);
+        let delta = |j: usize, y: f64| 1e-8 * y.abs().max(self.fd_floor[j]);
+        for group in &p.colours {
+            for &j in group {
+                yp[j] = mem.y[j] + delta(j, mem.y[j]);
+            }
+            self.rhs(m, mem.t, &yp, &mut f1, scratch);
+            mem.evals += 1;
+            for &j in group {
+                let d = yp[j] - mem.y[j];
+                for q in p.col_ptr[j]..p.col_ptr[j + 1] {
+                    let i = p.col_rows[q];
+                    lin.vals[p.col_pos[q]] = (f1[i] - mem.f0[i]) / d;
+                }
+                yp[j] = mem.y[j];
+            }
+        }
+        lin.border.resize((n - p.core) * n, 0.0);
+        for c in 0..if p.border_constant { 0 } else { n - p.core } {
+            let j = p.core + c;
+            yp[j] = mem.y[j] + delta(j, mem.y[j]);
+            let d = yp[j] - mem.y[j];
+            self.rhs(m, mem.t, &yp, &mut f1, scratch);
+            mem.evals += 1;
+            for i in 0..n {
+                lin.border[c * n + i] = (f1[i] - mem.f0[i]) / d;
+            }
+            yp[j] = mem.y[j];
+        }
+        if p.autonomous {
+            lin.ft.clear();
+        } else {
+            let dt = 1e-8 * (mem.t.abs() + mem.h.abs()).max(1e-8);
+            self.rhs(m, mem.t + dt, &mem.y, &mut f1, scratch);
+            mem.evals += 1;
+            lin.ft = f1.iter().zip(&mem.f0).map(|(a, b)| (a - b) / dt).collect();
+        }
+        lin.band = None;
+        mem.n_jac += 1;
+        mem.jac_age = 0;
+    }
+
+    /// One attempt of step `h`: writes the new state to `work.y1` and returns its error
+    /// norm, or None (singular `W`, non-finite stage).
+    fn attempt(&self, m: usize, mem: &mut Member, h: f64, scratch: &mut [f64]) -> Option<f64> {
+        let p = &self.prepared[m];
+        let n = self.n;
+        if mem.lin.band.is_none() || mem.lin.gh != GAMMA * h {
+            mem.n_lu += 1;
+            if !mem.lin.factor(p, GAMMA * h) {
+                mem.lin.band = None;
+                return None;
+            }
+        }
+        if !mem.f0_valid {
+            let mut f0 = std::mem::take(&mut mem.f0);
+            self.rhs(m, mem.t, &mem.y, &mut f0, scratch);
+            mem.f0 = f0;
+            mem.f0_valid = true;
+            mem.evals += 1;
+        }
+        let w = &mut mem.work;
+        for s in 0..4 {
+            let mut rhs = std::mem::take(&mut w.k[s]);
+            if s == 0 {
+                for (r, f) in rhs.iter_mut().zip(&mem.f0) {
+                    *r = h * f;
+                }
+            } else {
+                let (a, g) = (&A[s][..s], &G[s][..s]);
+                w.ys.copy_from_slice(&mem.y);
+                w.g.iter_mut().for_each(|x| *x = 0.0);
+                for j in 0..s {
+                    axpy(&mut w.ys, a[j], &w.k[j]);
+                    axpy(&mut w.g, g[j], &w.k[j]);
+                }
+                let c: f64 = a.iter().sum();
+                self.rhs(m, mem.t + c * h, &w.ys, &mut rhs, scratch);
+                mem.evals += 1;
+                mem.lin.matvec(p, &w.g, &mut w.jg);
+                for (r, jg) in rhs.iter_mut().zip(&w.jg) {
+                    *r = h * (*r + jg);
+                }
+            }
+            if !mem.lin.ft.is_empty() {
+                let d = h * h * (GAMMA + G[s].iter().sum::<f64>());
+                for (r, ft) in rhs.iter_mut().zip(&mem.lin.ft) {
+                    *r += d * ft;
+                }
+            }
+            mem.lin.solve(p, &mut rhs, &mut w.solve);
+            let finite = rhs.iter().all(|x| x.is_finite());
+            w.k[s] = rhs;
+            if !finite {
+                return None;
+            }
+        }
+        w.y1.copy_from_slice(&mem.y);
+        w.e.iter_mut().for_each(|x| *x = 0.0);
+        for s in 0..4 {
+            axpy(&mut w.y1, B[s], &w.k[s]);
+            axpy(&mut w.e, B[s] - BHAT[s], &w.k[s]);
+        }
+        let reference = self.reference.as_ref().map(|r| &r[m * n..(m + 1) * n]);
+        let err = error_norm(&w.e, &mem.y, &w.y1, reference, &self.blocks);
+        Some(if err.is_finite() { err } else { f64::INFINITY })
+    }
+
+    /// One DOPRI5 attempt from the member's state (`f0` valid): accept/reject, the new
+    /// step, and the switch to ROS34PW2 once the step is stability-limited.
+    fn explicit_step(&self, m: usize, mem: &mut Member, h: f64, last: bool, t_out: f64, scratch: &mut [f64]) {
+        use crate::engine::integrators::{DP_A, DP_C, DP_E};
+        let n = self.n;
+        let w = &mut mem.work;
+        // k[0] = f(y); k[1..=6] the stages; stage 6 (c = 1, 5th-order weights) is y_new.
+        w.k[0].copy_from_slice(&mem.f0);
+        for stage in 1..7 {
+            let a = DP_A[stage - 1];
+            let dst = if stage == 5 { &mut w.y6 } else { &mut w.ys };
+            dst.copy_from_slice(&mem.y);
+            for (j, aj) in a.iter().enumerate() {
+                if *aj != 0.0 {
+                    axpy(dst, h * aj, &w.k[j]);
+                }
+            }
+            let mut f = std::mem::take(&mut w.k[stage]);
+            let src = if stage == 5 { &w.y6 } else { &w.ys };
+            self.rhs(m, mem.t + DP_C[stage] * h, src, &mut f, scratch);
+            w.k[stage] = f;
+            mem.evals += 1;
+        }
+        w.e.iter_mut().for_each(|x| *x = 0.0);
+        for (j, c) in DP_E.iter().enumerate() {
+            if *c != 0.0 {
+                axpy(&mut w.e, h * c, &w.k[j]);
+            }
+        }
+        let reference = self.reference.as_ref().map(|r| &r[m * n..(m + 1) * n]);
+        let err = error_norm(&w.e, &mem.y, &w.ys, reference, &self.blocks);
+        let err = if err.is_finite() { err } else { f64::INFINITY };
+        if err <= 1.0 {
+            // Hairer's stiffness estimate ρ̂ = ‖f(y_new) − f(y₆)‖ / ‖y_new − y₆‖.
+            let (mut num, mut den) = (0.0, 0.0);
+            for i in 0..n {
+                num += (w.k[6][i] - w.k[5][i]).powi(2);
+                den += (w.ys[i] - w.y6[i]).powi(2);
+            }
+            // Hairer's test (dopri5.f), with the threshold below DOPRI5's real stability
+            // boundary 3.3: stability-limited steps fluctuate about it, with rejections.
+            if den > 0.0 && h * (num / den).sqrt() > self.hrho {
+                mem.stiff_steps += 1;
+                mem.nonstiff_steps = 0;
+            } else {
+                mem.nonstiff_steps += 1;
+                if mem.nonstiff_steps >= 6 {
+                    mem.stiff_steps = 0;
+                }
+            }
+            std::mem::swap(&mut mem.y, &mut w.ys);
+            mem.f0.copy_from_slice(&w.k[6]);
+            mem.f0_valid = true;
+            mem.t = if last { t_out } else { mem.t + h };
+            mem.n_accept += 1;
+            let fac = (0.9 * err.max(1e-10).powf(-0.2)).clamp(0.2, 10.0);
+            mem.h = if last { mem.h.max(h * fac) } else { h * fac };
+            if mem.stiff_steps >= self.stiff_steps {
+                mem.explicit = false;
+                mem.t_switch = mem.t;
+                mem.evals_switch = mem.evals;
+                mem.h = h;
+                mem.jac_age = u64::MAX;
+            }
+        } else {
+            mem.n_reject += 1;
+            let fac = (0.9 * err.powf(-0.2)).clamp(0.2, 0.9);
+            mem.h = h * if fac.is_finite() { fac } else { 0.2 };
+        }
+    }
+
+    /// Advances one member to `t_out`.
+    fn advance(&self, m: usize, mem: &mut Member, t_out: f64, span: f64) {
+        if mem.status != status::RUNNING {
+            return;
+        }
+        let mut scratch = vec![0.0; self.problem.layout().scratch_len.max(1)];
+        let mut steps = 0u64;
+        while mem.t < t_out {
+            let h_min = 1e-12 * (mem.t.abs() + span);
+            if mem.h < h_min || !mem.h.is_finite() {
+                mem.status = status::FAILED;
+                mem.reason = format!("stopped at t = {:.6e}: step size underflow (h = {:.3e})", mem.t, mem.h);
+                return;
+            }
+            if steps >= self.opts.max_steps {
+                mem.status = status::FAILED;
+                mem.reason = format!("stopped at t = {:.6e}: max_steps = {} exceeded", mem.t, self.opts.max_steps);
+                return;
+            }
+            steps += 1;
+            if !mem.f0_valid {
+                let mut f0 = std::mem::take(&mut mem.f0);
+                self.rhs(m, mem.t, &mem.y, &mut f0, &mut scratch);
+                mem.f0 = f0;
+                mem.f0_valid = true;
+                mem.evals += 1;
+            }
+            let last = t_out - mem.t <= mem.h * (1.0 + 1e-12);
+            let h = if last { t_out - mem.t } else { mem.h };
+            if mem.explicit {
+                self.explicit_step(m, mem, h, last, t_out, &mut scratch);
+                continue;
+            }
+            if mem.jac_age == u64::MAX {
+                self.jacobian(m, mem, &mut scratch);
+            }
+            match self.attempt(m, mem, h, &mut scratch) {
+                Some(err) if err <= 1.0 => {
+                    if self.trace {
+                        eprintln!("trace m {m} t {:.4e} h {:.3e} err {:.3e} jac_age {}", mem.t, h, err, mem.jac_age);
+                    }
+                    std::mem::swap(&mut mem.y, &mut mem.work.y1);
+                    mem.t = if last { t_out } else { mem.t + h };
+                    mem.f0_valid = false;
+                    mem.n_accept += 1;
+                    mem.jac_age += 1;
+                    let fac = (0.9 * err.max(1e-10).powf(-1.0 / 3.0)).min(5.0);
+                    let grow = if fac >= GROW_MIN {
+                        fac
+                    } else if fac >= 1.0 {
+                        1.0
+                    } else {
+                        fac.max(0.2)
+                    };
+                    // A step cut short by an output time does not shrink the next one.
+                    mem.h = if last { mem.h.max(h * grow) } else { h * grow };
+                    if mem.lin.gh != GAMMA * mem.h && mem.jac_age >= JAC_MAX_AGE {
+                        // W must be refactorised: refresh J first (at the new state).
+                        let mut f0 = std::mem::take(&mut mem.f0);
+                        self.rhs(m, mem.t, &mem.y, &mut f0, &mut scratch);
+                        mem.f0 = f0;
+                        mem.f0_valid = true;
+                        mem.evals += 1;
+                        self.jacobian(m, mem, &mut scratch);
+                    }
+                }
+                other => {
+                    mem.n_reject += 1;
+                    let fac = match other {
+                        Some(err) => (0.9 * err.powf(-1.0 / 3.0)).clamp(0.2, 0.9),
+                        None => 0.25,
+                    };
+                    mem.h = h * if fac.is_finite() { fac } else { 0.2 };
+                    if mem.jac_age > 0 {
+                        self.jacobian(m, mem, &mut scratch);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Integrates one batch with ROS34PW2 on the host. `backend` must be the CPU backend.
+pub fn drive(
+    backend: &mut dyn Backend,
+    problem: &dyn BatchProblem,
+    opts: &SolveOptions,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<SolveStats> {
+    let info = backend.info();
+    if info.backend != "cpu" {
+        return Err(NeqkinError::invalid(
+            "solver.method",
+            format!(
+                "\"rosenbrock\" (linearly implicit, sparse LU on the host) runs on the CPU backend only, not on {} ({}); use --backend cpu",
+                info.backend, info.adapter
+            ),
+        ));
+    }
+    integrate_host(problem, opts, true, on_output)
+}
+
+/// Integrates `problem` on the host (no backend needed): DOPRI5 while its step is
+/// accuracy-limited, then ROS34PW2 (`explicit_start = false`: ROS34PW2 from the start).
+pub fn integrate_host(
+    problem: &dyn BatchProblem,
+    opts: &SolveOptions,
+    explicit_start: bool,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<SolveStats> {
+    let lay = problem.layout();
+    let (batch, n) = (lay.batch, lay.state_len);
+    if opts.output_times.is_empty() {
+        return Err(NeqkinError::invalid("solver.output_times", "no output time requested"));
+    }
+    let mut blocks = problem.tolerance_blocks(opts.atol, opts.rtol);
+    for b in &mut blocks {
+        b.end = b.end.min(n);
+    }
+    let mut fd_floor = vec![1e-6f64; n];
+    for b in &blocks {
+        let floor = if b.rtol > 0.0 { (b.atol / b.rtol).min(1e-6) } else { 1e-6 };
+        for x in &mut fd_floor[b.start.min(n)..b.end.min(n)] {
+            *x = x.min(floor).max(1e-290);
+        }
+    }
+    let reference = crate::engine::integrators::reference_state(problem, opts)?;
+    let prepared: Vec<Prepared> = (0..batch)
+        .into_par_iter()
+        .map(|m| {
+            let pat = problem.jacobian_pattern(m).unwrap_or_else(|| match problem.jacobian_band() {
+                Some((l, u)) => {
+                    let offs: Vec<isize> = (-(l as isize)..=u as isize).collect();
+                    JacobianPattern::stencil(n, &offs, false, false)
+                }
+                None => JacobianPattern::dense(n),
+            });
+            Prepared::new(&pat, n)
+        })
+        .collect();
+    let ctx = Ctx { problem, prepared, opts, blocks, fd_floor, reference, n, trace: std::env::var_os("NEQKIN_ROSENBROCK_TRACE").is_some(), explicit_start,
+        hrho: std::env::var("RB_HRHO").map_or(STIFF_HRHO, |s| s.parse().unwrap()),
+        stiff_steps: std::env::var("RB_STEPS").map_or(STIFF_STEPS, |s| s.parse().unwrap()) };
+    let span = *opts.output_times.last().unwrap();
+    let y0 = problem.initial_state();
+    let mut members: Vec<Member> = (0..batch)
+        .into_par_iter()
+        .map(|m| {
+            let y = y0[m * n..(m + 1) * n].to_vec();
+            let mut mem = Member {
+                t: 0.0,
+                y,
+                f0: vec![0.0; n],
+                f0_valid: false,
+                h: 0.0,
+                status: status::RUNNING,
+                n_accept: 0,
+                n_reject: 0,
+                evals: 0,
+                n_jac: 0,
+                n_lu: 0,
+                jac_age: u64::MAX,
+                lin: Linear { vals: Vec::new(), border: Vec::new(), ft: Vec::new(), band: None, dlu: None, gh: f64::NAN },
+                reason: String::new(),
+                explicit: ctx.explicit_start,
+                stiff_steps: 0,
+                nonstiff_steps: 0,
+                t_switch: f64::NAN,
+                evals_switch: 0,
+                work: Work::new(n),
+            };
+            let mut scratch = vec![0.0; lay.scratch_len.max(1)];
+            let mut f0 = vec![0.0; n];
+            ctx.rhs(m, 0.0, &mem.y, &mut f0, &mut scratch);
+            mem.evals += 1;
+            // Initial step: 1% of the time in which f would change y by its own size
+            // (weighted norms), at most 1% of the first output time.
+            let reference = ctx.reference.as_ref().map(|r| &r[m * n..(m + 1) * n]);
+            let zero = vec![0.0; n];
+            let d0 = error_norm(&mem.y, &zero, &zero, None, &ctx.blocks).max(1e-300);
+            let d1 = error_norm(&f0, &mem.y, &mem.y, reference, &ctx.blocks);
+            let first = opts.output_times[0].max(1e-300);
+            mem.h = opts.dt.unwrap_or(if d1 > 0.0 && d1.is_finite() { (0.01 * d0 / d1).min(0.01 * first) } else { 0.01 * first });
+            mem.f0 = f0;
+            mem.f0_valid = true;
+            mem
+        })
+        .collect();
+    let mut stats = SolveStats::default();
+    for (index, &t_out) in opts.output_times.iter().enumerate() {
+        members.par_iter_mut().enumerate().for_each(|(m, mem)| {
+            ctx.advance(m, mem, t_out, span);
+            if mem.status == status::RUNNING && mem.t >= t_out {
+                mem.status = status::REACHED;
+            }
+        });
+        let state: Vec<f64> = members.iter().flat_map(|m| m.y.iter().cloned()).collect();
+        let reached: Vec<f64> = members.iter().map(|m| m.t).collect();
+        let st: Vec<f64> = members.iter().map(|m| m.status).collect();
+        let na: Vec<f64> = members.iter().map(|m| m.n_accept as f64).collect();
+        let nr: Vec<f64> = members.iter().map(|m| m.n_reject as f64).collect();
+        let messages: Vec<String> = members.iter().map(|m| m.reason.clone()).collect();
+        on_output(&OutputFrame {
+            index,
+            t: t_out,
+            state: &state,
+            time_reached: &reached,
+            status: &st,
+            n_accept: &na,
+            n_reject: &nr,
+            messages: &messages,
+        })?;
+        for m in members.iter_mut() {
+            if m.status == status::REACHED {
+                m.status = status::RUNNING;
+            }
+        }
+    }
+    stats.rhs_evaluations = members.iter().map(|m| m.evals).sum();
+    stats.program_runs = members.iter().map(|m| m.n_accept + m.n_reject).sum();
+    if std::env::var_os("NEQKIN_ROSENBROCK_STATS").is_some() {
+        for (i, m) in members.iter().enumerate() {
+            let p = &ctx.prepared[i];
+            eprintln!(
+                "rosenbrock member {i}: accepted {} rejected {} rhs {} jacobians {} LUs {} colours {} band ({}, {}) switched at t = {:.4} after {} evaluations",
+                m.n_accept, m.n_reject, m.evals, m.n_jac, m.n_lu, p.n_colours(), p.kl, p.ku, m.t_switch, m.evals_switch
+            );
+        }
+    }
+    Ok(stats)
+}
