@@ -14,10 +14,15 @@
 //! 5. the Fig 2a-type DOPRI5 sweep of issue 12 on the CPU backend (64 ω_p in [0.1, 0.9],
 //!    fixed ζ ∈ {1, 5, 20}, half filling, T = 0.003, t = 10, rtol 1e-6, atol 1e-9): wall per
 //!    point, RHS evaluations per point, and the wall per cell per evaluation per thread.
+//! 6. the stability-limited regime (issue 12 item 3): the same sweep with `dopri5` and with
+//!    `rosenbrock` (DOPRI5 start, ROS34PW2 with a sparse coloured Jacobian once stiff),
+//!    interleaved rep by rep: wall and CPU time per point, RHS evaluations per point (the
+//!    Rosenbrock count includes its Jacobian columns), their ratios, the largest |Δσ/σ0|
+//!    between the two, and the method `auto` picks.
 //!
 //! Every figure is the median of `--reps` runs (default 3) measured in this one process,
 //! so ratios are side by side. Options: `--quick` (smaller sizes), `--backends cpu,gpu`,
-//! `--sizes 512,2048`, `--batches 1,64`, `--sections 1,2,3,4,5` (default all), `--json PATH`.
+//! `--sizes 512,2048`, `--batches 1,64`, `--sections 1,2,3,4,5,6` (default all), `--zetas 1,5,20` (section 6), `--json PATH`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +44,7 @@ struct Args {
     json: Option<String>,
     stiff_sizes: Vec<usize>,
     sections: Vec<usize>,
+    zetas: Vec<f64>,
 }
 
 fn parse_args() -> Args {
@@ -49,7 +55,8 @@ fn parse_args() -> Args {
         reps: 3,
         json: None,
         stiff_sizes: vec![1024, 4096, 8192],
-        sections: vec![1, 2, 3, 4, 5],
+        sections: vec![1, 2, 3, 4, 5, 6],
+        zetas: vec![1.0, 5.0, 20.0],
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let list = |s: &str| s.split(',').filter_map(|x| x.trim().parse().ok()).collect::<Vec<usize>>();
@@ -73,6 +80,10 @@ fn parse_args() -> Args {
             }
             "--batches" => {
                 a.batches = list(&next);
+                i += 1;
+            }
+            "--zetas" => {
+                a.zetas = next.split(',').filter_map(|x| x.trim().parse().ok()).collect();
                 i += 1;
             }
             "--sections" => {
@@ -193,6 +204,9 @@ fn main() {
     }
     if on(5) {
         report.insert("fig2a_sweep".into(), fig2a_sweep(&args).into());
+    }
+    if on(6) {
+        report.insert("stiff_sweep".into(), stiff_sweep(&args).into());
     }
     if on(1) {
         println!("## 1. RK4 throughput, photoexcited model (ζ = 20, Γ_in = 0.01), median of {} runs", args.reps);
@@ -507,6 +521,96 @@ fn fig2a_sweep(args: &Args) -> Vec<serde_json::Value> {
             );
             out.push(json!({"n": n, "zeta": zeta, "seconds_per_point": per_point, "cpu_seconds_per_point": cpu / 64.0,
                 "rhs_evaluations_per_point": evals_pt, "cpu_ns_per_cell_per_evaluation": ns, "mean_sigma_over_sigma0": sigma}));
+        }
+    }
+    println!();
+    out
+}
+
+/// Section 6: the Fig 2a-type sweep with `dopri5` and `rosenbrock`, interleaved.
+fn stiff_sweep(args: &Args) -> Vec<serde_json::Value> {
+    let threads = rayon::current_num_threads();
+    println!(
+        "## 6. Stability-limited regime: dopri5 vs rosenbrock, CPU backend ({threads} threads), 64 ω_p in [0.1, 0.9], t = 10, rtol 1e-6, atol 1e-9, medians of {} interleaved runs",
+        args.reps
+    );
+    println!("| N | ζ | auto picks | wall/point dopri5 | wall/point rosenbrock | wall ratio | CPU/point dopri5 | CPU/point rosenbrock | CPU ratio | RHS evals/point dopri5 | RHS evals/point rosenbrock | RHS ratio | max |Δσ/σ0| |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut out = vec![];
+    for &n in &args.sizes {
+        for &zeta in &args.zetas {
+            let points: Vec<PhotoexcitedParams> = (0..64)
+                .map(|m| {
+                    PhotoexcitedParams::from_json(&json!({
+                        "grid_points": n, "temperature": 0.003, "phonon_frequency": 0.1 + 0.8 * m as f64 / 63.0,
+                        "zeta": zeta, "filling": 0.5
+                    }))
+                    .unwrap()
+                })
+                .collect();
+            let p = Arc::new(PhotoexcitedBatch::new(&points).unwrap());
+            let ns = p.layout().state_len;
+            let run = |method: Method| -> (f64, f64, f64, Vec<f64>) {
+                let opts =
+                    SolveOptions { method, rtol: 1e-6, atol: 1e-9, output_times: vec![10.0], ..Default::default() };
+                let problem: Arc<dyn BatchProblem> = p.clone();
+                let mut b = CpuBackend::new(problem);
+                let c0 = process_cpu_seconds();
+                let s = Instant::now();
+                let mut attempts = 0.0;
+                let mut sigma = vec![];
+                let stats = integrate(&mut b, &*p, &opts, &mut |f| {
+                    attempts = f.n_accept.iter().zip(f.n_reject).map(|(a, r)| a + r).sum::<f64>();
+                    sigma = (0..64)
+                        .map(|m| {
+                            let obs = p.observables(m, f.t, &f.state[m * ns..(m + 1) * ns]);
+                            obs.scalars.iter().find(|s| s.0 == "sigma_over_sigma0").unwrap().1
+                        })
+                        .collect();
+                    Ok(())
+                })
+                .unwrap();
+                let wall = s.elapsed().as_secs_f64();
+                let cpu = match (c0, process_cpu_seconds()) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => wall * threads as f64,
+                };
+                // DOPRI5: 1 initial evaluation + 6 per attempt (FSAL); rosenbrock counts every
+                // evaluation itself (stages, Jacobian columns, DOPRI5 phase).
+                let evals = if method == Method::Dopri5 { 64.0 + 6.0 * attempts } else { stats.rhs_evaluations as f64 };
+                (wall, cpu, evals / 64.0, sigma)
+            };
+            let (mut wd, mut wr, mut cd, mut cr) = (vec![], vec![], vec![], vec![]);
+            let (mut ed, mut er, mut dmax) = (0.0, 0.0, 0.0f64);
+            for _ in 0..args.reps {
+                let d = run(Method::Dopri5);
+                let r = run(Method::Rosenbrock);
+                wd.push(d.0);
+                cd.push(d.1);
+                ed = d.2;
+                wr.push(r.0);
+                cr.push(r.1);
+                er = r.2;
+                dmax = d.3.iter().zip(&r.3).fold(dmax, |m, (a, b)| m.max((a - b).abs()));
+            }
+            let (wd, wr, cd, cr) = (median(wd) / 64.0, median(wr) / 64.0, median(cd) / 64.0, median(cr) / 64.0);
+            let opts = SolveOptions { output_times: vec![10.0], ..Default::default() };
+            let problem: Arc<dyn BatchProblem> = p.clone();
+            let auto = neqkin::engine::integrators::auto_method(&CpuBackend::new(problem), &*p, &opts);
+            println!(
+                "| {n} | {zeta} | {auto:?} | {:.2} ms | {:.2} ms | {:.2}× | {:.2} ms | {:.2} ms | {:.2}× | {ed:.0} | {er:.0} | {:.2}× | {dmax:.1e} |",
+                wd * 1e3,
+                wr * 1e3,
+                wd / wr,
+                cd * 1e3,
+                cr * 1e3,
+                cd / cr,
+                ed / er
+            );
+            out.push(json!({"n": n, "zeta": zeta, "auto": format!("{auto:?}"),
+                "dopri5": {"seconds_per_point": wd, "cpu_seconds_per_point": cd, "rhs_evaluations_per_point": ed},
+                "rosenbrock": {"seconds_per_point": wr, "cpu_seconds_per_point": cr, "rhs_evaluations_per_point": er},
+                "max_abs_sigma_difference": dmax}));
         }
     }
     println!();

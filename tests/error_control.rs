@@ -92,7 +92,7 @@ fn solve(problem: Decay, opts: SolveOptions) -> Outcome {
 fn every_adaptive_method_uses_the_model_tolerance_blocks() {
     let (k_slow, k_fast, tiny) = (1.0, 30.0, 1e-200);
     let rtol = 1e-7;
-    for method in [Method::Dopri5, Method::Rkc, Method::Bdf] {
+    for method in [Method::Dopri5, Method::Rkc, Method::Bdf, Method::Rosenbrock] {
         let problem = Decay {
             rates: vec![k_slow, k_fast],
             y0: vec![1.0, tiny],
@@ -122,7 +122,7 @@ fn every_adaptive_method_uses_the_model_tolerance_blocks() {
 /// driver used to leave the message empty).
 #[test]
 fn running_out_of_max_steps_fails_with_the_reason() {
-    for method in [Method::Dopri5, Method::Rkc, Method::Bdf] {
+    for method in [Method::Dopri5, Method::Rkc, Method::Bdf, Method::Rosenbrock] {
         let problem = Decay { rates: vec![1.0, 2.0], y0: vec![1.0, 1.0], square: 0.0, blocks: None, equilibrium: None };
         let opts = SolveOptions {
             method,
@@ -146,7 +146,7 @@ fn running_out_of_max_steps_fails_with_the_reason() {
 /// pole before its steps collapse: still `failed`.)
 #[test]
 fn blow_up_fails_with_the_reason_in_every_adaptive_method() {
-    for method in [Method::Dopri5, Method::Rkc, Method::Bdf] {
+    for method in [Method::Dopri5, Method::Rkc, Method::Bdf, Method::Rosenbrock] {
         let problem = Decay { rates: vec![0.0], y0: vec![1.0], square: 1.0, blocks: None, equilibrium: None };
         let opts = SolveOptions { method, rtol: 1e-6, atol: 1e-9, output_times: vec![2.0], ..Default::default() };
         let r = solve(problem, opts);
@@ -166,7 +166,7 @@ fn deviation_scale_resolves_a_small_deviation_in_every_adaptive_method() {
     // Deviations stay ≥ 5e-9 so that storing y = q + δ in f64 keeps δ to 1e-7 of itself.
     let (rates, q, d0) = ([0.7, 1.5], [1.0, 0.5], 1e-7);
     let t = 2.0;
-    for method in [Method::Dopri5, Method::Rkc, Method::Bdf] {
+    for method in [Method::Dopri5, Method::Rkc, Method::Bdf, Method::Rosenbrock] {
         let mut errs = vec![];
         for scale in [ErrorScale::State, ErrorScale::Deviation] {
             let problem = Decay {
