@@ -533,11 +533,33 @@ struct Member {
     work: Work,
 }
 
-/// `y += a·x`.
-#[inline]
-fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
-    for (o, v) in y.iter_mut().zip(x) {
-        *o += a * v;
+/// `dst = y + Σ_j c_j k_j` in one pass (`S` terms, unrolled).
+#[inline(always)]
+fn combine_n<const S: usize>(dst: &mut [f64], y: &[f64], c: &[f64], k: &[Vec<f64>]) {
+    let n = dst.len();
+    let y = &y[..n];
+    let c: [f64; S] = std::array::from_fn(|j| c[j]);
+    let k: [&[f64]; S] = std::array::from_fn(|j| &k[j][..n]);
+    for i in 0..n {
+        let mut acc = 0.0;
+        for j in 0..S {
+            acc += c[j] * k[j][i];
+        }
+        dst[i] = y[i] + acc;
+    }
+}
+
+/// `dst = y + Σ_{j < c.len()} c_j k_j` in one pass (up to 7 terms).
+fn combine(dst: &mut [f64], y: &[f64], c: &[f64], k: &[Vec<f64>]) {
+    match c.len() {
+        0 => dst.copy_from_slice(y),
+        1 => combine_n::<1>(dst, y, c, k),
+        2 => combine_n::<2>(dst, y, c, k),
+        3 => combine_n::<3>(dst, y, c, k),
+        4 => combine_n::<4>(dst, y, c, k),
+        5 => combine_n::<5>(dst, y, c, k),
+        6 => combine_n::<6>(dst, y, c, k),
+        _ => combine_n::<7>(dst, y, c, k),
     }
 }
 
@@ -551,18 +573,21 @@ struct Work {
     g: Vec<f64>,
     jg: Vec<f64>,
     solve: Vec<f64>,
+    /// All zeros (the base of the combinations that have none).
+    zero: Vec<f64>,
 }
 
 impl Work {
     fn new(n: usize) -> Work {
         let v = || vec![0.0; n];
-        Work { k: (0..7).map(|_| v()).collect(), ys: v(), y6: v(), y1: v(), e: v(), g: v(), jg: v(), solve: v() }
+        Work { k: (0..7).map(|_| v()).collect(), ys: v(), y6: v(), y1: v(), e: v(), g: v(), jg: v(), solve: v(), zero: v() }
     }
 }
 
 struct Ctx<'a> {
     problem: &'a dyn BatchProblem,
-    prepared: Vec<Prepared>,
+    /// Each member's prepared pattern, built when it first needs a Jacobian.
+    prepared: Vec<std::sync::OnceLock<Prepared>>,
     opts: &'a SolveOptions,
     blocks: Vec<ToleranceBlock>,
     fd_floor: Vec<f64>,
@@ -570,11 +595,29 @@ struct Ctx<'a> {
     n: usize,
     trace: bool,
     explicit_start: bool,
-    hrho: f64,
-    stiff_steps: u32,
+}
+
+thread_local! {
+    /// Stage vectors, reused by the members a thread integrates one after another.
+    static POOL: std::cell::RefCell<Vec<Work>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Ctx<'_> {
+    /// Member `m`'s prepared Jacobian pattern (built on first use).
+    fn prepared(&self, m: usize) -> &Prepared {
+        self.prepared[m].get_or_init(|| {
+            let n = self.n;
+            let pat = self.problem.jacobian_pattern(m).unwrap_or_else(|| match self.problem.jacobian_band() {
+                Some((l, u)) => {
+                    let offs: Vec<isize> = (-(l as isize)..=u as isize).collect();
+                    JacobianPattern::stencil(n, &offs, false, false)
+                }
+                None => JacobianPattern::dense(n),
+            });
+            Prepared::new(&pat, n)
+        })
+    }
+
     fn rhs(&self, m: usize, t: f64, y: &[f64], out: &mut [f64], scratch: &mut [f64]) {
         let lay = self.problem.layout();
         let p = &self.problem.params()[m * lay.params_len..(m + 1) * lay.params_len];
@@ -584,7 +627,7 @@ impl Ctx<'_> {
 
     /// Evaluates `J` (and `∂f/∂t`) at the member's state; `f0` must be valid.
     fn jacobian(&self, m: usize, mem: &mut Member, scratch: &mut [f64]) {
-        let p = &self.prepared[m];
+        let p = self.prepared(m);
         let n = self.n;
         let mut yp = mem.y.clone();
         let mut f1 = vec![0.0; n];
@@ -634,7 +677,7 @@ impl Ctx<'_> {
     /// One attempt of step `h`: writes the new state to `work.y1` and returns its error
     /// norm, or None (singular `W`, non-finite stage).
     fn attempt(&self, m: usize, mem: &mut Member, h: f64, scratch: &mut [f64]) -> Option<f64> {
-        let p = &self.prepared[m];
+        let p = self.prepared(m);
         let n = self.n;
         if mem.lin.band.is_none() || mem.lin.gh != GAMMA * h {
             mem.n_lu += 1;
@@ -659,12 +702,8 @@ impl Ctx<'_> {
                 }
             } else {
                 let (a, g) = (&A[s][..s], &G[s][..s]);
-                w.ys.copy_from_slice(&mem.y);
-                w.g.iter_mut().for_each(|x| *x = 0.0);
-                for j in 0..s {
-                    axpy(&mut w.ys, a[j], &w.k[j]);
-                    axpy(&mut w.g, g[j], &w.k[j]);
-                }
+                combine(&mut w.ys, &mem.y, a, &w.k);
+                        combine(&mut w.g, &w.zero, g, &w.k);
                 let c: f64 = a.iter().sum();
                 self.rhs(m, mem.t + c * h, &w.ys, &mut rhs, scratch);
                 mem.evals += 1;
@@ -686,12 +725,9 @@ impl Ctx<'_> {
                 return None;
             }
         }
-        w.y1.copy_from_slice(&mem.y);
-        w.e.iter_mut().for_each(|x| *x = 0.0);
-        for s in 0..4 {
-            axpy(&mut w.y1, B[s], &w.k[s]);
-            axpy(&mut w.e, B[s] - BHAT[s], &w.k[s]);
-        }
+        combine(&mut w.y1, &mem.y, &B, &w.k);
+        let eb: [f64; 4] = std::array::from_fn(|s| B[s] - BHAT[s]);
+        combine(&mut w.e, &w.zero, &eb, &w.k);
         let reference = self.reference.as_ref().map(|r| &r[m * n..(m + 1) * n]);
         let err = error_norm(&w.e, &mem.y, &w.y1, reference, &self.blocks);
         Some(if err.is_finite() { err } else { f64::INFINITY })
@@ -708,24 +744,19 @@ impl Ctx<'_> {
         for stage in 1..7 {
             let a = DP_A[stage - 1];
             let dst = if stage == 5 { &mut w.y6 } else { &mut w.ys };
-            dst.copy_from_slice(&mem.y);
-            for (j, aj) in a.iter().enumerate() {
-                if *aj != 0.0 {
-                    axpy(dst, h * aj, &w.k[j]);
-                }
+            let mut c = [0.0; 7];
+            for (cj, aj) in c.iter_mut().zip(a) {
+                *cj = h * aj;
             }
+            combine(dst, &mem.y, &c[..a.len()], &w.k);
             let mut f = std::mem::take(&mut w.k[stage]);
             let src = if stage == 5 { &w.y6 } else { &w.ys };
             self.rhs(m, mem.t + DP_C[stage] * h, src, &mut f, scratch);
             w.k[stage] = f;
             mem.evals += 1;
         }
-        w.e.iter_mut().for_each(|x| *x = 0.0);
-        for (j, c) in DP_E.iter().enumerate() {
-            if *c != 0.0 {
-                axpy(&mut w.e, h * c, &w.k[j]);
-            }
-        }
+        let c: [f64; 7] = std::array::from_fn(|j| h * DP_E[j]);
+        combine(&mut w.e, &w.zero, &c, &w.k);
         let reference = self.reference.as_ref().map(|r| &r[m * n..(m + 1) * n]);
         let err = error_norm(&w.e, &mem.y, &w.ys, reference, &self.blocks);
         let err = if err.is_finite() { err } else { f64::INFINITY };
@@ -738,7 +769,7 @@ impl Ctx<'_> {
             }
             // Hairer's test (dopri5.f), with the threshold below DOPRI5's real stability
             // boundary 3.3: stability-limited steps fluctuate about it, with rejections.
-            if den > 0.0 && h * (num / den).sqrt() > self.hrho {
+            if den > 0.0 && h * (num / den).sqrt() > STIFF_HRHO {
                 mem.stiff_steps += 1;
                 mem.nonstiff_steps = 0;
             } else {
@@ -754,7 +785,7 @@ impl Ctx<'_> {
             mem.n_accept += 1;
             let fac = (0.9 * err.max(1e-10).powf(-0.2)).clamp(0.2, 10.0);
             mem.h = if last { mem.h.max(h * fac) } else { h * fac };
-            if mem.stiff_steps >= self.stiff_steps {
+            if mem.stiff_steps >= STIFF_STEPS {
                 mem.explicit = false;
                 mem.t_switch = mem.t;
                 mem.evals_switch = mem.evals;
@@ -768,8 +799,17 @@ impl Ctx<'_> {
         }
     }
 
-    /// Advances one member to `t_out`.
+    /// Advances one member to `t_out` with a thread's pooled stage vectors.
     fn advance(&self, m: usize, mem: &mut Member, t_out: f64, span: f64) {
+        let n = self.n;
+        let work = POOL.with(|p| p.borrow_mut().pop()).filter(|w| w.ys.len() == n).unwrap_or_else(|| Work::new(n));
+        mem.work = work;
+        self.advance_with(m, mem, t_out, span);
+        let work = std::mem::replace(&mut mem.work, Work::new(0));
+        POOL.with(|p| p.borrow_mut().push(work));
+    }
+
+    fn advance_with(&self, m: usize, mem: &mut Member, t_out: f64, span: f64) {
         if mem.status != status::RUNNING {
             return;
         }
@@ -895,22 +935,9 @@ pub fn integrate_host(
         }
     }
     let reference = crate::engine::integrators::reference_state(problem, opts)?;
-    let prepared: Vec<Prepared> = (0..batch)
-        .into_par_iter()
-        .map(|m| {
-            let pat = problem.jacobian_pattern(m).unwrap_or_else(|| match problem.jacobian_band() {
-                Some((l, u)) => {
-                    let offs: Vec<isize> = (-(l as isize)..=u as isize).collect();
-                    JacobianPattern::stencil(n, &offs, false, false)
-                }
-                None => JacobianPattern::dense(n),
-            });
-            Prepared::new(&pat, n)
-        })
-        .collect();
-    let ctx = Ctx { problem, prepared, opts, blocks, fd_floor, reference, n, trace: std::env::var_os("NEQKIN_ROSENBROCK_TRACE").is_some(), explicit_start,
-        hrho: std::env::var("RB_HRHO").map_or(STIFF_HRHO, |s| s.parse().unwrap()),
-        stiff_steps: std::env::var("RB_STEPS").map_or(STIFF_STEPS, |s| s.parse().unwrap()) };
+    let prepared = (0..batch).map(|_| std::sync::OnceLock::new()).collect();
+    let trace = std::env::var_os("NEQKIN_ROSENBROCK_TRACE").is_some();
+    let ctx = Ctx { problem, prepared, opts, blocks, fd_floor, reference, n, trace, explicit_start };
     let span = *opts.output_times.last().unwrap();
     let y0 = problem.initial_state();
     let mut members: Vec<Member> = (0..batch)
@@ -937,7 +964,7 @@ pub fn integrate_host(
                 nonstiff_steps: 0,
                 t_switch: f64::NAN,
                 evals_switch: 0,
-                work: Work::new(n),
+                work: Work::new(0),
             };
             let mut scratch = vec![0.0; lay.scratch_len.max(1)];
             let mut f0 = vec![0.0; n];
@@ -990,7 +1017,7 @@ pub fn integrate_host(
     stats.program_runs = members.iter().map(|m| m.n_accept + m.n_reject).sum();
     if std::env::var_os("NEQKIN_ROSENBROCK_STATS").is_some() {
         for (i, m) in members.iter().enumerate() {
-            let p = &ctx.prepared[i];
+            let p = ctx.prepared(i);
             eprintln!(
                 "rosenbrock member {i}: accepted {} rejected {} rhs {} jacobians {} LUs {} colours {} band ({}, {}) switched at t = {:.4} after {} evaluations",
                 m.n_accept, m.n_reject, m.evals, m.n_jac, m.n_lu, p.n_colours(), p.kl, p.ku, m.t_switch, m.evals_switch
