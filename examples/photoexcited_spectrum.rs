@@ -40,17 +40,17 @@ fn main() {
     };
     for (t, y) in &states {
         let f0 = rhs(y);
-        let mut j = nalgebra::DMatrix::<f64>::zeros(n, n);
+        let mut j = vec![0.0; n * n];
         for c in 0..n {
             let mut yp = y.clone();
             let d = 1e-7 * y[c].abs().max(1e-3);
             yp[c] += d;
             let f1 = rhs(&yp);
             for r in 0..n {
-                j[(r, c)] = (f1[r] - f0[r]) / d;
+                j[r * n + c] = (f1[r] - f0[r]) / d;
             }
         }
-        let ev = j.complex_eigenvalues();
+        let ev = neqkin::engine::dense::eigenvalues_row_major(n, &j).expect("eigenvalues");
         let mut lmax: f64 = 0.0;
         let mut imrel: f64 = 0.0;
         let mut posre: f64 = f64::NEG_INFINITY;
@@ -63,7 +63,14 @@ fn main() {
             }
             posre = posre.max(e.re);
         }
-        let sym = (&j - j.transpose()).norm() / j.norm();
+        let (mut asym, mut norm) = (0.0, 0.0);
+        for r in 0..n {
+            for c in 0..n {
+                asym += (j[r * n + c] - j[c * n + r]).powi(2);
+                norm += j[r * n + c].powi(2);
+            }
+        }
+        let sym = (asym / norm).sqrt();
         eprintln!(
             "t = {t}: max|λ| = {lmax:.4}, Gershgorin bound {rho:.4} (ratio {:.2}), max |Im λ|/|λ| = {imrel:.3e}, max Re λ = {posre:.3e}, slowest nonzero rate {slow:.4e}, ‖J−Jᵀ‖/‖J‖ = {sym:.3}",
             rho / lmax

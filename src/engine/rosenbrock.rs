@@ -414,7 +414,7 @@ struct Linear {
     /// Factors for `gh = γh` (None: not factorised).
     band: Option<Band>,
     /// Border block `I − γh J_bb` (LU).
-    dlu: Option<nalgebra::LU<f64, nalgebra::Dyn, nalgebra::Dyn>>,
+    dlu: Option<crate::engine::dense::Lu>,
     gh: f64,
 }
 
@@ -464,13 +464,16 @@ impl Linear {
         self.gh = gh;
         let m = n - core;
         self.dlu = (m > 0).then(|| {
-            nalgebra::DMatrix::from_fn(m, m, |r, c| {
-                let id = if r == c { 1.0 } else { 0.0 };
-                id - gh * self.border[c * n + core + r]
-            })
-            .lu()
+            let d: Vec<f64> = (0..m * m)
+                .map(|k| {
+                    let (r, c) = (k / m, k % m);
+                    let id = if r == c { 1.0 } else { 0.0 };
+                    id - gh * self.border[c * n + core + r]
+                })
+                .collect();
+            crate::engine::dense::Lu::factor(m, &d)
         });
-        ok && self.dlu.as_ref().is_none_or(|l| l.is_invertible())
+        ok && self.dlu.as_ref().is_none_or(|l| !l.is_singular())
     }
 
     /// Solves `W x = b` in place.
@@ -478,9 +481,8 @@ impl Linear {
         let (n, core) = (p.n, p.core);
         let m = n - core;
         if m > 0 {
-            let rhs = nalgebra::DVector::from_column_slice(&b[core..n]);
-            let xb = self.dlu.as_ref().unwrap().solve(&rhs).unwrap_or(rhs);
-            b[core..n].copy_from_slice(xb.as_slice());
+            self.dlu.as_ref().unwrap().solve_in_place(&mut b[core..n]);
+            let xb = &b[core..n].to_vec();
             for c in 0..m {
                 let xc = self.gh * xb[c];
                 if xc != 0.0 {
