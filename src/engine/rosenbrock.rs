@@ -338,6 +338,25 @@ fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
     order
 }
 
+/// `Σ a_i b_i` over four independent partial sums (so that it vectorises).
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0; 4];
+    let chunks = n / 4;
+    for c in 0..chunks {
+        for q in 0..4 {
+            acc[q] += a[4 * c + q] * b[4 * c + q];
+        }
+    }
+    let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    for i in 4 * chunks..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
 /// Band LU without pivoting, row-major: row `i` holds columns `i − kl ..= i + ku`.
 #[derive(Clone, Debug)]
 struct Band {
@@ -356,6 +375,7 @@ impl Band {
         i * (self.kl + self.ku + 1) + (j + self.kl - i)
     }
     /// Factorises in place; false when a pivot is below `1e-12` of the largest entry.
+    #[inline(never)]
     fn factor(&mut self) -> bool {
         let (n, kl, ku) = (self.n, self.kl, self.ku);
         let w = kl + ku + 1;
@@ -385,19 +405,20 @@ impl Band {
         true
     }
     /// Solves in place with the factors.
+    #[inline(never)]
     fn solve(&self, b: &mut [f64]) {
         let (n, kl, ku) = (self.n, self.kl, self.ku);
         let w = kl + ku + 1;
         for i in 0..n {
             let lo = i.saturating_sub(kl);
             let row = &self.a[i * w + (lo + kl - i)..i * w + kl];
-            let s: f64 = row.iter().zip(&b[lo..i]).map(|(a, x)| a * x).sum();
+            let s = dot(row, &b[lo..i]);
             b[i] -= s;
         }
         for i in (0..n).rev() {
             let hi = (i + ku).min(n - 1);
             let row = &self.a[i * w + kl + 1..i * w + kl + 1 + (hi - i)];
-            let s: f64 = row.iter().zip(&b[i + 1..=hi]).map(|(a, x)| a * x).sum();
+            let s = dot(row, &b[i + 1..=hi]);
             b[i] = (b[i] - s) / self.a[i * w + kl];
         }
     }
@@ -420,6 +441,7 @@ struct Linear {
 
 impl Linear {
     /// `out = J x` with the stored Jacobian (border rows: border columns only).
+    #[inline(never)]
     fn matvec(&self, p: &Prepared, x: &[f64], out: &mut [f64]) {
         let (n, core) = (p.n, p.core);
         for i in 0..core {
@@ -441,6 +463,7 @@ impl Linear {
     }
 
     /// Factorises `W = I − gh·J`; false when a pivot is too small.
+    #[inline(never)]
     fn factor(&mut self, p: &Prepared, gh: f64) -> bool {
         let (n, core) = (p.n, p.core);
         let mut band = match self.band.take() {
@@ -477,6 +500,7 @@ impl Linear {
     }
 
     /// Solves `W x = b` in place.
+    #[inline(never)]
     fn solve(&self, p: &Prepared, b: &mut [f64], work: &mut [f64]) {
         let (n, core) = (p.n, p.core);
         let m = n - core;
@@ -628,6 +652,7 @@ impl Ctx<'_> {
     }
 
     /// Evaluates `J` (and `∂f/∂t`) at the member's state; `f0` must be valid.
+    #[inline(never)]
     fn jacobian(&self, m: usize, mem: &mut Member, scratch: &mut [f64]) {
         let p = self.prepared(m);
         let n = self.n;
@@ -678,6 +703,7 @@ impl Ctx<'_> {
 
     /// One attempt of step `h`: writes the new state to `work.y1` and returns its error
     /// norm, or None (singular `W`, non-finite stage).
+    #[inline(never)]
     fn attempt(&self, m: usize, mem: &mut Member, h: f64, scratch: &mut [f64]) -> Option<f64> {
         let p = self.prepared(m);
         let n = self.n;
@@ -737,6 +763,7 @@ impl Ctx<'_> {
 
     /// One DOPRI5 attempt from the member's state (`f0` valid): accept/reject, the new
     /// step, and the switch to ROS34PW2 once the step is stability-limited.
+    #[inline(never)]
     fn explicit_step(&self, m: usize, mem: &mut Member, h: f64, last: bool, t_out: f64, scratch: &mut [f64]) {
         use crate::engine::integrators::{DP_A, DP_C, DP_E};
         let n = self.n;
