@@ -35,6 +35,10 @@
 //! M-matrix and needs no pivoting; in general a pivot below `1e-12` of the largest entry
 //! rejects the step and shrinks `h`, and `W → I` as `h → 0`).
 
+// Coefficients are written as published (more digits than f64 holds); the CSR/CSC and band
+// loops index several arrays with one index; `!(x > y)` is meant to be true for NaN.
+#![allow(clippy::excessive_precision, clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 use rayon::prelude::*;
 
 use crate::engine::backend::Backend;
