@@ -281,10 +281,10 @@ fn photoexcited_zeta20_agrees_with_dopri5_at_a_fraction_of_the_work() {
 fn auto_picks_rosenbrock_where_it_pays() {
     use neqkin::engine::integrators::auto_method;
     let opts = SolveOptions { output_times: vec![10.0], ..Default::default() };
-    for (zeta, want) in [(20.0, Method::Rosenbrock), (1.0, Method::Dopri5)] {
-        let b = photo(128, zeta, &[0.5]);
+    for (n, zeta, want) in [(2048, 20.0, Method::Rosenbrock), (2048, 1.0, Method::Dopri5), (512, 20.0, Method::Dopri5)] {
+        let b = photo(n, zeta, &[0.5]);
         let got = auto_method(&CpuBackend::new(b.clone()), &*b, &opts);
-        assert_eq!(got, want, "ζ = {zeta}");
+        assert_eq!(got, want, "N = {n}, ζ = {zeta}");
     }
 }
 

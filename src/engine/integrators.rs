@@ -270,17 +270,22 @@ fn weighted_rms(v: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
 /// ρ·t_end ≈ 100 / 310 / 1070 at ζ = 1 / 5 / 20 (N-independent), where ROS34PW2 needs more /
 /// about as many / far fewer RHS evaluations than DOPRI5.
 pub const AUTO_STIFFNESS: f64 = 500.0;
+/// Smallest state length for which `auto` picks `rosenbrock`: below it the per-step linear
+/// algebra and host passes cost more than the saved evaluations (docs/benchmarks.md §8:
+/// slower at N = 512, faster at N = 2048 and 8192 for ζ = 20).
+pub const AUTO_MIN_STATE: usize = 1024;
 
 /// The method `solver.method = "auto"` runs: `rosenbrock` on the CPU backend when the model
 /// bounds the spectral radius ρ of its Jacobian and declares a Jacobian pattern for every
 /// member ([`BatchProblem::jacobian_pattern`]), and `ρ·t_end ≥` [`AUTO_STIFFNESS`] for some
-/// member (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone);
-/// else `dopri5`.
+/// member (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone),
+/// and the state has at least [`AUTO_MIN_STATE`] components; else `dopri5`.
 pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &SolveOptions) -> Method {
     let t_end = opts.output_times.last().copied().unwrap_or(0.0);
     let batch = problem.layout().batch;
     let stiff = problem.spectral_radius().is_some_and(|r| r.iter().any(|&r| r * t_end >= AUTO_STIFFNESS));
-    if backend.info().backend == "cpu" && stiff && (0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
+    let large = problem.layout().state_len >= AUTO_MIN_STATE;
+    if backend.info().backend == "cpu" && stiff && large && (0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
         Method::Rosenbrock
     } else {
         Method::Dopri5
