@@ -262,7 +262,7 @@ fn ros34pw2_honours_the_model_tolerance_blocks() {
 
 /// The photoexcited Fig 2a regime at ζ = 20 (N = 256, t = 10, rtol 1e-6): σ/σ0 equal to
 /// DOPRI5's within 1e-5 at three ω_p, with at most half of DOPRI5's RHS evaluations
-/// (measured about 0.28 at N = 512 and 2048; docs/benchmarks.md §8).
+/// (measured about 0.28 at N = 512 and 2048; docs/benchmarks.md §10).
 #[test]
 fn photoexcited_zeta20_agrees_with_dopri5_at_a_fraction_of_the_work() {
     let omegas = [0.3, 0.52, 0.8];

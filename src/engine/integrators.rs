@@ -266,12 +266,13 @@ fn weighted_rms(v: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
 
 /// Stiffness `ρ·t_end` (the model's bound on the Jacobian's spectral radius times the
 /// integration span, largest member) from which `solver.method = "auto"` picks `rosenbrock`
-/// on the CPU backend. Measured on the photoexcited Fig 2a sweep (docs/benchmarks.md §8):
-/// ρ·t_end ≈ 100 / 310 / 1070 at ζ = 1 / 5 / 20 (N-independent), where ROS34PW2 needs more /
-/// about as many / far fewer RHS evaluations than DOPRI5.
+/// on the CPU backend. Measured on the photoexcited Fig 2a sweep (docs/benchmarks.md §10):
+/// ρ·t_end ≈ 100 / 310 / 1070 at ζ = 1 / 5 / 20, where `rosenbrock` needs about as many /
+/// 1.6× fewer but twice the time / 3.8× fewer RHS evaluations and less time (N ≥ 2048) than
+/// DOPRI5.
 pub const AUTO_STIFFNESS: f64 = 500.0;
 /// Smallest state length for which `auto` picks `rosenbrock`: below it the per-step linear
-/// algebra and host passes cost more than the saved evaluations (docs/benchmarks.md §8:
+/// algebra and host passes cost more than the saved evaluations (docs/benchmarks.md §10:
 /// slower at N = 512, faster at N = 2048 and 8192 for ζ = 20).
 pub const AUTO_MIN_STATE: usize = 1024;
 
