@@ -20,7 +20,13 @@ fn main() {
     let pp = PhotoexcitedParams::from_json(&p).unwrap();
     let b = Arc::new(PhotoexcitedBatch::new(&[pp]).unwrap());
     let times = vec![0.1, 1.0, 10.0];
-    let opts = SolveOptions { method: Method::Dopri5, rtol: 1e-6, atol: 1e-9, output_times: times.clone(), ..Default::default() };
+    let opts = SolveOptions {
+        method: Method::Dopri5,
+        rtol: 1e-6,
+        atol: 1e-9,
+        output_times: times.clone(),
+        ..Default::default()
+    };
     let mut backend = CpuBackend::new(b.clone());
     let mut states = vec![(0.0, b.initial_state())];
     let stats = integrate(&mut backend, &*b, &opts, &mut |f| {
@@ -79,5 +85,8 @@ fn main() {
     let yl = &states.last().unwrap().1;
     let d = rhs(yl);
     let rms = (d[..n].iter().map(|x| x * x).sum::<f64>() / n as f64).sqrt();
-    eprintln!("rms(f') at t = 10: {rms:.3e}; σ/σ0 = {:?}", b.observables(0, 10.0, yl).scalars.iter().find(|s| s.0 == "sigma_over_sigma0"));
+    eprintln!(
+        "rms(f') at t = 10: {rms:.3e}; σ/σ0 = {:?}",
+        b.observables(0, 10.0, yl).scalars.iter().find(|s| s.0 == "sigma_over_sigma0")
+    );
 }

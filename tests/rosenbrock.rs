@@ -177,8 +177,13 @@ fn stiff_chain_matches_its_exact_solution() {
     let lambda: Vec<f64> = (0..n).map(|i| 10f64.powf(5.0 * i as f64 / (n - 1) as f64)).collect();
     let problem = Arc::new(Chain { lambda, mu: 50.0 });
     let times = vec![1.0, 2.0];
-    let opts =
-        SolveOptions { method: Method::Rosenbrock, rtol: 1e-6, atol: 1e-9, output_times: times.clone(), ..Default::default() };
+    let opts = SolveOptions {
+        method: Method::Rosenbrock,
+        rtol: 1e-6,
+        atol: 1e-9,
+        output_times: times.clone(),
+        ..Default::default()
+    };
     let mut backend = CpuBackend::new(problem.clone());
     let mut errs = vec![];
     let stats = integrate(&mut backend, &*problem, &opts, &mut |f| {
@@ -199,8 +204,13 @@ fn ros34pw2_converges_with_order_three() {
     let problem = Riccati { y0: vec![1.0; 6], kappa: 3.0, blocks: None };
     let mut pts = vec![];
     for rtol in [1e-4, 1e-6, 1e-8] {
-        let opts =
-            SolveOptions { method: Method::Rosenbrock, rtol, atol: rtol * 1e-3, output_times: vec![2.0], ..Default::default() };
+        let opts = SolveOptions {
+            method: Method::Rosenbrock,
+            rtol,
+            atol: rtol * 1e-3,
+            output_times: vec![2.0],
+            ..Default::default()
+        };
         let r = host(&problem, &opts, false);
         assert_eq!(r.status, status::REACHED, "{}", r.message);
         let err = r.y[0].iter().map(|y| (y - 1.0 / 3.0).abs()).fold(0.0, f64::max);
@@ -251,7 +261,13 @@ fn ros34pw2_honours_the_model_tolerance_blocks() {
             Observables::default()
         }
     }
-    let opts = SolveOptions { method: Method::Rosenbrock, rtol: 1e-7, atol: 1e-9, output_times: vec![1.0], ..Default::default() };
+    let opts = SolveOptions {
+        method: Method::Rosenbrock,
+        rtol: 1e-7,
+        atol: 1e-9,
+        output_times: vec![1.0],
+        ..Default::default()
+    };
     let r = host(&Two, &opts, false);
     assert_eq!(r.status, status::REACHED, "{}", r.message);
     let exact = [(-1.0f64).exp(), 1e-200 * (-30.0f64).exp()];
@@ -281,7 +297,8 @@ fn photoexcited_zeta20_agrees_with_dopri5_at_a_fraction_of_the_work() {
 fn auto_picks_rosenbrock_where_it_pays() {
     use neqkin::engine::integrators::auto_method;
     let opts = SolveOptions { output_times: vec![10.0], ..Default::default() };
-    for (n, zeta, want) in [(2048, 20.0, Method::Rosenbrock), (2048, 1.0, Method::Dopri5), (512, 20.0, Method::Dopri5)] {
+    for (n, zeta, want) in [(2048, 20.0, Method::Rosenbrock), (2048, 1.0, Method::Dopri5), (512, 20.0, Method::Dopri5)]
+    {
         let b = photo(n, zeta, &[0.5]);
         let got = auto_method(&CpuBackend::new(b.clone()), &*b, &opts);
         assert_eq!(got, want, "N = {n}, ζ = {zeta}");
@@ -293,7 +310,10 @@ fn auto_picks_rosenbrock_where_it_pays() {
 fn probe() {
     let n: usize = std::env::var("PN").map_or(512, |s| s.parse().unwrap());
     let zeta: f64 = std::env::var("PZ").map_or(20.0, |s| s.parse().unwrap());
-    let omegas: Vec<f64> = match std::env::var("PW") { Ok(s) => s.split(',').map(|x| x.parse().unwrap()).collect(), Err(_) => vec![0.1, 0.3, 0.52, 0.75, 0.9] };
+    let omegas: Vec<f64> = match std::env::var("PW") {
+        Ok(s) => s.split(',').map(|x| x.parse().unwrap()).collect(),
+        Err(_) => vec![0.1, 0.3, 0.52, 0.75, 0.9],
+    };
     let b = photo(n, zeta, &omegas);
     let t0 = std::time::Instant::now();
     let (sd, st_d) = sigma(&b, Method::Dopri5, 10.0);
@@ -304,7 +324,5 @@ fn probe() {
     for i in 0..omegas.len() {
         eprintln!("ω_p {}: dopri5 {:.9} rosenbrock {:.9} Δ {:.2e}", omegas[i], sd[i], sr[i], (sd[i] - sr[i]).abs());
     }
-    eprintln!(
-        "N {n} ζ {zeta}: dopri5 {st_d:.0} evals/pt {td:?}; rosenbrock {st_r:.0} evals/pt {tr:?}"
-    );
+    eprintln!("N {n} ζ {zeta}: dopri5 {st_d:.0} evals/pt {td:?}; rosenbrock {st_r:.0} evals/pt {tr:?}");
 }

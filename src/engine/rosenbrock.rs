@@ -610,7 +610,17 @@ struct Work {
 impl Work {
     fn new(n: usize) -> Work {
         let v = || vec![0.0; n];
-        Work { k: (0..7).map(|_| v()).collect(), ys: v(), y6: v(), y1: v(), e: v(), g: v(), jg: v(), solve: v(), zero: v() }
+        Work {
+            k: (0..7).map(|_| v()).collect(),
+            ys: v(),
+            y6: v(),
+            y1: v(),
+            e: v(),
+            g: v(),
+            jg: v(),
+            solve: v(),
+            zero: v(),
+        }
     }
 }
 
@@ -735,7 +745,7 @@ impl Ctx<'_> {
             } else {
                 let (a, g) = (&A[s][..s], &G[s][..s]);
                 combine(&mut w.ys, &mem.y, a, &w.k);
-                        combine(&mut w.g, &w.zero, g, &w.k);
+                combine(&mut w.g, &w.zero, g, &w.k);
                 let c: f64 = a.iter().sum();
                 self.rhs(m, mem.t + c * h, &w.ys, &mut rhs, scratch);
                 mem.evals += 1;
@@ -990,7 +1000,14 @@ pub fn integrate_host(
                 n_jac: 0,
                 n_lu: 0,
                 jac_age: u64::MAX,
-                lin: Linear { vals: Vec::new(), border: Vec::new(), ft: Vec::new(), band: None, dlu: None, gh: f64::NAN },
+                lin: Linear {
+                    vals: Vec::new(),
+                    border: Vec::new(),
+                    ft: Vec::new(),
+                    band: None,
+                    dlu: None,
+                    gh: f64::NAN,
+                },
                 reason: String::new(),
                 explicit: ctx.explicit_start,
                 stiff_steps: 0,
@@ -1010,7 +1027,11 @@ pub fn integrate_host(
             let d0 = error_norm(&mem.y, &zero, &zero, None, &ctx.blocks).max(1e-300);
             let d1 = error_norm(&f0, &mem.y, &mem.y, reference, &ctx.blocks);
             let first = opts.output_times[0].max(1e-300);
-            mem.h = opts.dt.unwrap_or(if d1 > 0.0 && d1.is_finite() { (0.01 * d0 / d1).min(0.01 * first) } else { 0.01 * first });
+            mem.h = opts.dt.unwrap_or(if d1 > 0.0 && d1.is_finite() {
+                (0.01 * d0 / d1).min(0.01 * first)
+            } else {
+                0.01 * first
+            });
             mem.f0 = f0;
             mem.f0_valid = true;
             mem
