@@ -30,7 +30,13 @@ struct Trace {
     dispatches: u64,
 }
 
-fn trace(ctx: &Arc<GpuContext>, p: &Arc<dyn BatchProblem>, precision: Precision, fused: bool, opts: &SolveOptions) -> Trace {
+fn trace(
+    ctx: &Arc<GpuContext>,
+    p: &Arc<dyn BatchProblem>,
+    precision: Precision,
+    fused: bool,
+    opts: &SolveOptions,
+) -> Trace {
     let mut b = GpuBackend::new(ctx.clone(), p.clone(), precision).unwrap();
     b.set_fused(fused);
     let mut frames = vec![];
@@ -46,7 +52,8 @@ fn trace(ctx: &Arc<GpuContext>, p: &Arc<dyn BatchProblem>, precision: Precision,
 /// accepted step of the fused run.
 fn compare(label: &str, p: Arc<dyn BatchProblem>, opts: &SolveOptions) -> Option<f64> {
     let ctx = gpu()?;
-    let precisions: &[Precision] = if ctx.supports_f64() { &[Precision::F64, Precision::F32] } else { &[Precision::F32] };
+    let precisions: &[Precision] =
+        if ctx.supports_f64() { &[Precision::F64, Precision::F32] } else { &[Precision::F32] };
     let mut ratio = 0.0;
     for &precision in precisions {
         let t0 = std::time::Instant::now();
@@ -119,12 +126,8 @@ fn photoexcited_dopri5_fused_matches_op_by_op() {
 
 #[test]
 fn photoexcited_rk4_fused_matches_op_by_op() {
-    let opts = SolveOptions {
-        method: Method::Rk4,
-        dt: Some(0.01),
-        output_times: vec![0.25, 0.5],
-        ..Default::default()
-    };
+    let opts =
+        SolveOptions { method: Method::Rk4, dt: Some(0.01), output_times: vec![0.25, 0.5], ..Default::default() };
     compare("photoexcited N=300 rk4", three_points(300), &opts);
 }
 
@@ -133,13 +136,8 @@ fn photoexcited_rk4_fused_matches_op_by_op() {
 #[test]
 #[ignore = "minutes on lavapipe (the op-by-op reference at N = 2048); run with --ignored"]
 fn photoexcited_large_grid_fused_matches_op_by_op() {
-    let opts = SolveOptions {
-        method: Method::Dopri5,
-        rtol: 1e-6,
-        atol: 1e-9,
-        output_times: vec![2.0],
-        ..Default::default()
-    };
+    let opts =
+        SolveOptions { method: Method::Dopri5, rtol: 1e-6, atol: 1e-9, output_times: vec![2.0], ..Default::default() };
     compare("photoexcited N=2048 dopri5", three_points(2048), &opts);
 }
 

@@ -243,10 +243,9 @@ fn fails_on(text: &str, field: &str) {
 fn plot_table_is_accepted_validated_and_ignored_by_the_solver() {
     let one = plan(&format!("{BASE}[plot]\nkind = \"sweep\"\nx = \"rate\"\ny = [\"y_mean\"]\n")).unwrap();
     assert_eq!(one.raw.plot.len(), 1);
-    let two = plan(&format!(
-        "{BASE}[[plot]]\nkind = \"sweep\"\nx = \"rate\"\ny = \"y_mean\"\n[[plot]]\nkind = \"table\"\n"
-    ))
-    .unwrap();
+    let two =
+        plan(&format!("{BASE}[[plot]]\nkind = \"sweep\"\nx = \"rate\"\ny = \"y_mean\"\n[[plot]]\nkind = \"table\"\n"))
+            .unwrap();
     assert_eq!(two.raw.plot.len(), 2);
     assert_eq!(two.raw.plot[0].y, vec!["y_mean".to_string()]);
     // The solver ignores it: same fingerprint (what --resume compares) as without.
@@ -265,7 +264,10 @@ fn plot_table_is_accepted_validated_and_ignored_by_the_solver() {
     );
     fails_on(&format!("{BASE}[[plot]]\nkind = \"table\"\n[[plot]]\nkind = \"bars\"\n"), "plot[1].kind");
     fails_on(&format!("{BASE}plot = 3\n"), "plot");
-    fails_on(&format!("{BASE}[plot]\nkind = \"sweep\"\nx = \"rate\"\ny = \"y\"\nx_range = [2.0, 1.0]\n"), "plot.x_range");
+    fails_on(
+        &format!("{BASE}[plot]\nkind = \"sweep\"\nx = \"rate\"\ny = \"y\"\nx_range = [2.0, 1.0]\n"),
+        "plot.x_range",
+    );
     fails_on(&format!("{BASE}[plot]\nkind = \"sweep\"\nx = \"rate\"\ny = \"y\"\nx_range = [1.0]\n"), "plot.x_range");
 }
 

@@ -285,7 +285,10 @@ fn check_plot(raw: &RawConfig, axes: &[SweepAxis]) -> Result<()> {
         }
         if let Some([lo, hi]) = panel.x_range {
             if !(lo < hi) {
-                return Err(NeqkinError::invalid(field("x_range"), format!("must be [lo, hi] with lo < hi, got [{lo}, {hi}]")));
+                return Err(NeqkinError::invalid(
+                    field("x_range"),
+                    format!("must be [lo, hi] with lo < hi, got [{lo}, {hi}]"),
+                ));
             }
             if matches!(panel.kind, PlotKind::Heatmap | PlotKind::Table) {
                 return Err(NeqkinError::invalid(field("x_range"), "only for sweep, time and profile panels"));
@@ -294,7 +297,7 @@ fn check_plot(raw: &RawConfig, axes: &[SweepAxis]) -> Result<()> {
         if panel.x.is_some() && panel.x == panel.hue {
             return Err(NeqkinError::invalid(field("hue"), "must differ from `x`"));
         }
-        for (key, _) in panel.reference.iter().filter(|(k, _)| !panel.y.contains(k)) {
+        if let Some((key, _)) = panel.reference.iter().find(|(k, _)| !panel.y.contains(k)) {
             return Err(NeqkinError::invalid(
                 field(&format!("reference.{key}")),
                 format!("`{key}` is not one of `y` ({})", panel.y.join(", ")),

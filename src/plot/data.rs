@@ -59,8 +59,8 @@ impl RunData {
             .map_err(|e| not_output(format!("the config recorded in meta.json does not parse: {e}")))?;
         let axes: Vec<SweepAxis> = serde_json::from_value(meta["resolved"]["sweep"].clone())
             .map_err(|e| not_output(format!("meta.json has no resolved sweep: {e}")))?;
-        let output_times: Vec<f64> = serde_json::from_value(meta["resolved"]["solver"]["output_times"].clone())
-            .unwrap_or_default();
+        let output_times: Vec<f64> =
+            serde_json::from_value(meta["resolved"]["solver"]["output_times"].clone()).unwrap_or_default();
         let done = output::read_progress(root)?;
         let (header, lines) = output::read_rows(root, Some(&done))?;
         let Some(header) = header else {

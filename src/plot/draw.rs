@@ -57,9 +57,9 @@ const GREY: usize = 7;
 /// Same abscissae and values to 1e-12 relative.
 fn same_points(a: &[(f64, f64)], b: &[(f64, f64)]) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|(p, q)| {
-            p.0 == q.0 && (p.1 == q.1 || (p.1 - q.1).abs() <= 1e-12 * p.1.abs().max(q.1.abs()))
-        })
+        && a.iter()
+            .zip(b)
+            .all(|(p, q)| p.0 == q.0 && (p.1 == q.1 || (p.1 - q.1).abs() <= 1e-12 * p.1.abs().max(q.1.abs())))
 }
 
 /// Curves at most per panel; more points are thinned evenly (said in the panel title).
@@ -249,9 +249,10 @@ fn failed_note(run: &RunData) -> String {
 fn sweep_series(ctx: &Ctx, panel: &RawPlot, field: &str) -> Result<Vec<Series>> {
     let run = ctx.run;
     let x = panel.x.as_deref().unwrap_or_default();
-    let xi = run.axes.iter().position(|a| a.name == x).ok_or_else(|| {
-        NeqkinError::invalid(format!("{field}.x"), format!("`{x}` is not a sweep axis of this run"))
-    })?;
+    let xi =
+        run.axes.iter().position(|a| a.name == x).ok_or_else(|| {
+            NeqkinError::invalid(format!("{field}.x"), format!("`{x}` is not a sweep axis of this run"))
+        })?;
     // Curves: one per combination of the other axes, the hue axis first in the label.
     let mut others: Vec<usize> = (0..run.axes.len()).filter(|&k| k != xi).collect();
     if let Some(h) = &panel.hue {
@@ -340,11 +341,8 @@ fn time_series(ctx: &Ctx, panel: &RawPlot, field: &str) -> Result<(Vec<Series>, 
             }
             for (name, dashed) in lines {
                 let c = ctx.col(&format!("{field}.{}", if dashed { "reference" } else { "y" }), &name)?;
-                let pts: Vec<(f64, f64)> = by_point[p]
-                    .iter()
-                    .filter(|r| r.status != "failed")
-                    .map(|r| (r.values[xc], r.values[c]))
-                    .collect();
+                let pts: Vec<(f64, f64)> =
+                    by_point[p].iter().filter(|r| r.status != "failed").map(|r| (r.values[xc], r.values[c])).collect();
                 let mut parts = Vec::new();
                 if panel.y.len() > 1 || dashed || shown.len() == 1 {
                     parts.push(ctx.symbol(&name));
@@ -352,11 +350,21 @@ fn time_series(ctx: &Ctx, panel: &RawPlot, field: &str) -> Result<(Vec<Series>, 
                 if shown.len() > 1 || !run.axes.is_empty() {
                     parts.push(ctx.point_label(*p, &[]));
                 }
-                out.push(Series { label: Some(parts.join(", ")), markers: pts.len() <= 3, points: pts, colour, dashed });
+                out.push(Series {
+                    label: Some(parts.join(", ")),
+                    markers: pts.len() <= 3,
+                    points: pts,
+                    colour,
+                    dashed,
+                });
             }
         }
     }
-    let note = if shown.len() < points.len() { format!(" ({} of {} points)", shown.len(), points.len()) } else { String::new() };
+    let note = if shown.len() < points.len() {
+        format!(" ({} of {} points)", shown.len(), points.len())
+    } else {
+        String::new()
+    };
     Ok((out, note))
 }
 
@@ -411,7 +419,8 @@ fn profile_series(ctx: &Ctx, panel: &RawPlot, field: &str) -> Result<(Vec<Series
                     // A reference the same for every point (F0 does not depend on ε_k) is
                     // drawn once, in grey.
                     if dashed {
-                        if let Some((_, _, k)) = shared_refs.iter().find(|(n, p, _)| *n == name && same_points(p, &pts)) {
+                        if let Some((_, _, k)) = shared_refs.iter().find(|(n, p, _)| *n == name && same_points(p, &pts))
+                        {
                             out[*k].colour = GREY;
                             out[*k].label = Some(ctx.symbol(&name));
                             continue;
@@ -556,7 +565,8 @@ fn xy_panel(
         _ => range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0))),
     };
     let yr = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-    let x_name = panel.x.clone().unwrap_or_else(|| if panel.kind == PlotKind::Profile { "index".into() } else { "t".into() });
+    let x_name =
+        panel.x.clone().unwrap_or_else(|| if panel.kind == PlotKind::Profile { "index".into() } else { "t".into() });
     let x_label = if x_name == "index" && panel.y.iter().all(|y| y == "gamma") {
         "eigenvalue index i (γ ascending)".to_string()
     } else {
@@ -673,7 +683,13 @@ fn edges(values: &[f64]) -> Vec<f64> {
     e
 }
 
-fn heatmap(ctx: &Ctx, area: &DrawingArea<BitMapBackend, Shift>, panel: &RawPlot, title: &str, field: &str) -> Result<()> {
+fn heatmap(
+    ctx: &Ctx,
+    area: &DrawingArea<BitMapBackend, Shift>,
+    panel: &RawPlot,
+    title: &str,
+    field: &str,
+) -> Result<()> {
     let run = ctx.run;
     let axis = |key: &str, name: &Option<String>| -> Result<usize> {
         let name = name.clone().unwrap_or_default();
@@ -765,21 +781,16 @@ fn heatmap(ctx: &Ctx, area: &DrawingArea<BitMapBackend, Shift>, panel: &RawPlot,
 fn table(ctx: &Ctx, area: &DrawingArea<BitMapBackend, Shift>, panel: &RawPlot, title: &str, field: &str) -> Result<()> {
     let run = ctx.run;
     let names: Vec<String> = if panel.y.is_empty() {
-        run.header
-            .iter()
-            .filter(|c| !BOOKKEEPING.contains(&c.as_str()))
-            .cloned()
-            .fold(Vec::new(), |mut v, c| {
-                if !v.contains(&c) {
-                    v.push(c);
-                }
-                v
-            })
+        run.header.iter().filter(|c| !BOOKKEEPING.contains(&c.as_str())).cloned().fold(Vec::new(), |mut v, c| {
+            if !v.contains(&c) {
+                v.push(c);
+            }
+            v
+        })
     } else {
         panel.y.clone()
     };
-    let cols: Vec<usize> =
-        names.iter().map(|n| ctx.col(&format!("{field}.y"), n)).collect::<Result<Vec<_>>>()?;
+    let cols: Vec<usize> = names.iter().map(|n| ctx.col(&format!("{field}.y"), n)).collect::<Result<Vec<_>>>()?;
     let last = run.last_rows();
     let shown = thin(&last, 8);
     let (w, _) = area.dim_in_pixel();
@@ -796,7 +807,9 @@ fn table(ctx: &Ctx, area: &DrawingArea<BitMapBackend, Shift>, panel: &RawPlot, t
     area.draw(&PathElement::new(vec![(20, top + row_h - 4), (w as i32 - 20, top + row_h - 4)], BLACK.stroke_width(1)))
         .map_err(plot_err)?;
     let status_row = names.len();
-    for (i, (name, &c)) in names.iter().zip(&cols).enumerate().chain(std::iter::once((status_row, (&"status".to_string(), &usize::MAX)))) {
+    for (i, (name, &c)) in
+        names.iter().zip(&cols).enumerate().chain(std::iter::once((status_row, (&"status".to_string(), &usize::MAX))))
+    {
         let y = top + row_h * (i as i32 + 1);
         if i % 2 == 1 {
             area.draw(&Rectangle::new([(15, y - 4), (w as i32 - 15, y + row_h - 6)], RGBColor(242, 242, 242).filled()))
@@ -835,7 +848,10 @@ mod tests {
     fn legends_keep_equation_references_and_name_eigenvectors() {
         let run = RunData {
             root: "x".into(),
-            config: crate::config::raw::from_tree(serde_json::json!({"model": "photoexcited", "solver": {"method": "dopri5", "t_end": 1.0}})).unwrap(),
+            config: crate::config::raw::from_tree(
+                serde_json::json!({"model": "photoexcited", "solver": {"method": "dopri5", "t_end": 1.0}}),
+            )
+            .unwrap(),
             axes: vec![],
             output_times: vec![],
             header: vec![],

@@ -78,7 +78,11 @@ pub fn default_panels(run: &RunData) -> Vec<RawPlot> {
         "eliashberg" => match run.param_str("task").unwrap_or("self_energy") {
             "threshold" if x.is_some() => vec![panel(PlotKind::Sweep, x, &["lambda_c"], None)],
             "stability" if has("lambda_c_zinv") && x.is_some() => {
-                vec![with_reference(panel(PlotKind::Sweep, x, &["lambda_c_linear"], None), "lambda_c_linear", "lambda_c_zinv")]
+                vec![with_reference(
+                    panel(PlotKind::Sweep, x, &["lambda_c_linear"], None),
+                    "lambda_c_linear",
+                    "lambda_c_zinv",
+                )]
             }
             "specific_heat" if x.is_some() => vec![with_reference(
                 panel(PlotKind::Sweep, x, &["c_el_eq16_over_free"], None),
@@ -92,7 +96,8 @@ pub fn default_panels(run: &RunData) -> Vec<RawPlot> {
                     .filter(|n| run.has_array(first, n))
                     .map(|s| s.to_string())
                     .collect();
-                let mut v = vec![titled(panel(PlotKind::Profile, Some("index"), &["gamma"], None), "spectrum γ_i (ascending)")];
+                let mut v =
+                    vec![titled(panel(PlotKind::Profile, Some("index"), &["gamma"], None), "spectrum γ_i (ascending)")];
                 if !vectors.is_empty() {
                     let mut p = panel(PlotKind::Profile, Some("energy"), &[], None);
                     p.y = vectors;
@@ -111,13 +116,16 @@ pub fn default_panels(run: &RunData) -> Vec<RawPlot> {
                 let (xa, ya) = (&run.axes[1].name, &run.axes[0].name);
                 // The window mean when the run was long enough to have one (it is NaN for
                 // runs shorter than the window), else |Δ| at the last output.
-                let window = run.column("delta_window_mean").is_some_and(|c| {
-                    run.last_rows().iter().any(|r| r.values.get(c).is_some_and(|v| v.is_finite()))
-                });
+                let window = run
+                    .column("delta_window_mean")
+                    .is_some_and(|c| run.last_rows().iter().any(|r| r.values.get(c).is_some_and(|v| v.is_finite())));
                 let z = if window { "delta_window_mean" } else { "delta_abs" };
                 vec![panel(PlotKind::Heatmap, Some(xa), &[z], Some(ya))]
             } else {
-                vec![panel(PlotKind::Time, None, &["delta_abs"], None), panel(PlotKind::Time, None, &["n22_mean"], None)]
+                vec![
+                    panel(PlotKind::Time, None, &["delta_abs"], None),
+                    panel(PlotKind::Time, None, &["n22_mean"], None),
+                ]
             }
         }
         "cavity" => {
@@ -125,11 +133,8 @@ pub fn default_panels(run: &RunData) -> Vec<RawPlot> {
             if has("omega") && has("f") {
                 return vec![with_reference(panel(PlotKind::Time, Some("omega"), &["f"], None), "f", "f0")];
             }
-            let mut v = vec![with_reference(
-                profile_outputs(panel(PlotKind::Profile, Some("omega"), &["f"], None)),
-                "f",
-                "f0",
-            )];
+            let mut v =
+                vec![with_reference(profile_outputs(panel(PlotKind::Profile, Some("omega"), &["f"], None)), "f", "f0")];
             if let Some(x) = x.or(by_len.first().map(|a| a.name.as_str())) {
                 if has("t_eff") {
                     v.push(with_reference(panel(PlotKind::Sweep, Some(x), &["t_eff"], None), "t_eff", "t_eff_s97"));

@@ -156,12 +156,14 @@ fn choose_backend(plan: &Plan, requested: BackendChoice) -> Result<BackendChoice
         _ => None,
     };
     Ok(match (host, requested) {
-        (Some(name), BackendChoice::Gpu) => return Err(NeqkinError::invalid(
-            "solver.method",
-            format!(
+        (Some(name), BackendChoice::Gpu) => {
+            return Err(NeqkinError::invalid(
+                "solver.method",
+                format!(
                 "\"{name}\" (implicit, Newton/LU on the host) runs on the CPU backend only; use --backend cpu or auto"
             ),
-        )),
+            ))
+        }
         (Some(name), BackendChoice::Auto) => {
             eprintln!("neqkin: solver.method = \"{name}\" runs on the CPU backend");
             BackendChoice::Cpu

@@ -519,7 +519,13 @@ impl GpuBackend {
                     buffers.push(uniform);
                 }
                 buffers.push(consts_buf);
-                Compiled { program: program.clone(), generation: self.generation, dispatches, fused: None, _buffers: buffers }
+                Compiled {
+                    program: program.clone(),
+                    generation: self.generation,
+                    dispatches,
+                    fused: None,
+                    _buffers: buffers,
+                }
             },
         )
     }
@@ -679,7 +685,13 @@ impl GpuBackend {
                 let mut encoder = ctx.device.create_command_encoder(&Default::default());
                 for (k, v) in f.vectors.iter().enumerate() {
                     if f.live_in.contains(v) {
-                        encoder.copy_buffer_to_buffer(&self.vectors[v.0], 0, &f.work, k as u64 * slot_bytes, slot_bytes);
+                        encoder.copy_buffer_to_buffer(
+                            &self.vectors[v.0],
+                            0,
+                            &f.work,
+                            k as u64 * slot_bytes,
+                            slot_bytes,
+                        );
                     }
                 }
                 ctx.queue.submit([encoder.finish()]);

@@ -218,7 +218,12 @@ pub(crate) fn plan(program: &StepProgram) -> Option<FusedPlan> {
     );
 
     // ---- the attempt's compute ops
-    let mut body = Gen { vectors: std::mem::take(&mut g.vectors), scalars: std::mem::take(&mut g.scalars), consts: std::mem::take(&mut g.consts), code: String::new() };
+    let mut body = Gen {
+        vectors: std::mem::take(&mut g.vectors),
+        scalars: std::mem::take(&mut g.scalars),
+        consts: std::mem::take(&mut g.consts),
+        code: String::new(),
+    };
     let b = &mut body;
     for op in compute {
         match op {
