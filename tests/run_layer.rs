@@ -166,3 +166,35 @@ batch_size = 1
     run::run_config(&cfg, &cpu(&full)).unwrap();
     assert_eq!(read(&out.join("results.csv")), read(&full.join("results.csv")));
 }
+
+/// `meta.json` reports right-hand-side evaluations per point, batch by batch and over the
+/// run: for DOPRI5 (FSAL) a member's `1 + 6 × (accepted + rejected)` attempts, so a reader
+/// sees whether a gain is fewer steps or cheaper steps.
+#[test]
+fn meta_reports_rhs_evaluations_per_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(tmp.path(), "sweep.toml", &SWEEP.replace("batch_size = 3", "batch_size = 1"));
+    let out = tmp.path().join("out");
+    run::run_config(&cfg, &cpu(&out)).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&read(&out.join("meta.json"))).unwrap();
+    let csv = read(&out.join("results.csv"));
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (point, accepted, rejected) = (col("point"), col("steps_accepted"), col("steps_rejected"));
+    let batches = meta["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 12);
+    let mut total = 0.0;
+    for b in batches {
+        let p = b["points"][0].as_u64().unwrap().to_string();
+        // The last row of the point holds its step counts over the whole run.
+        let last = csv.lines().skip(1).filter(|l| l.split(',').nth(point) == Some(p.as_str())).last().unwrap();
+        let f: Vec<&str> = last.split(',').collect();
+        let attempts: f64 = f[accepted].parse::<f64>().unwrap() + f[rejected].parse::<f64>().unwrap();
+        let evals = b["rhs_evaluations_per_point"].as_f64().unwrap();
+        assert!(attempts > 0.0);
+        assert_eq!(evals, 1.0 + 6.0 * attempts, "point {p}");
+        total += evals;
+    }
+    let mean = meta["rhs_evaluations_per_point"].as_f64().unwrap();
+    assert!((mean - total / 12.0).abs() < 1e-9 * mean, "{mean} vs {}", total / 12.0);
+}

@@ -10,10 +10,11 @@ Sweep (Fig 2a type, issue 12): semicircular DoS, half filling, T = 0.003, fixed 
 Gamma_in = 0, E = 0, t = 10, rtol 1e-6, atol 1e-9, omega_p = linspace(0.1, 0.9, 64).
 For every (N, zeta) and every repetition the three codes run interleaved, on the same machine:
 
-* neqkin: the release binary, `neqkin run CONFIG --backend cpu` (DOPRI5, all cores), timed as
-  a whole process (start-up, tables, integration, results.csv); RHS evaluations per point
-  from results.csv as 1 + 6 (accepted + rejected) (FSAL; the observables' RHS call is not
-  counted).
+* neqkin: the release binary, `neqkin run CONFIG --backend cpu` (`solver.method` from
+  --method, default `auto`: DOPRI5, or `rosenbrock` where the run is stability-limited; all
+  cores), timed as a whole process (start-up, tables, integration, results.csv); RHS
+  evaluations per point from meta.json's `rhs_evaluations_per_point` (every evaluation of the
+  method that ran, Jacobian columns included; the observables' RHS call is not counted).
 * SciPy: `solve_ivp` RK45, one point at a time; table construction not timed.
 * JAX/diffrax: `jit(vmap(diffeqsolve))`, Tsit5, PIDController, float64, all points in one
   call; compilation and a short warm-up call are not timed.
@@ -26,6 +27,7 @@ point it ran; a difference above --tol (1e-6) fails the run (exit 1). Medians ov
 
 import argparse
 import csv
+import json
 import resource
 import os
 import statistics
@@ -42,7 +44,7 @@ import numpy as np  # noqa: E402
 
 CONFIG = """model = "photoexcited"
 [solver]
-method = "dopri5"
+method = "{method}"
 t_end = {t_end}
 output_times = [{t_end}]
 rtol = 1e-6
@@ -63,10 +65,10 @@ arrays = false
 """
 
 
-def run_neqkin(binary, n, zeta, omegas, t_end, workdir):
+def run_neqkin(binary, n, zeta, omegas, t_end, workdir, method="auto"):
     cfg = os.path.join(workdir, f"peers_n{n}_z{zeta:g}.toml")
     with open(cfg, "w") as fh:
-        fh.write(CONFIG.format(t_end=t_end, n=n, zeta=zeta, omegas=", ".join(repr(float(w)) for w in omegas)))
+        fh.write(CONFIG.format(method=method, t_end=t_end, n=n, zeta=zeta, omegas=", ".join(repr(float(w)) for w in omegas)))
     out = os.path.join(workdir, f"out_n{n}_z{zeta:g}")
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -80,7 +82,14 @@ def run_neqkin(binary, n, zeta, omegas, t_end, workdir):
     rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
     rows.sort(key=lambda r: int(r["point"]))
     sig = [float(r["sigma_over_sigma0"]) for r in rows]
-    evals = [1 + 6 * (int(r["steps_accepted"]) + int(r["steps_rejected"])) for r in rows]
+    # meta.json counts every evaluation of whichever method ran (Jacobian columns
+    # included); older binaries without it: DOPRI5's 1 + 6 x attempts (FSAL).
+    meta = json.load(open(os.path.join(out, "meta.json")))
+    per_point = meta.get("rhs_evaluations_per_point")
+    if per_point is not None:
+        evals = [float(per_point)] * len(rows)
+    else:
+        evals = [1 + 6 * (int(r["steps_accepted"]) + int(r["steps_rejected"])) for r in rows]
     if len(sig) != len(omegas):
         raise RuntimeError(f"neqkin wrote {len(sig)} rows for {len(omegas)} points")
     return wall / len(omegas), sig, evals, cpu / len(omegas)
@@ -98,6 +107,8 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-6, help="max |sigma/sigma0 - neqkin's| allowed")
     ap.add_argument("--neqkin", default=None, help="binary (default: $CARGO_TARGET_DIR or target/release/neqkin)")
     ap.add_argument("--peers", default="scipy,jax")
+    ap.add_argument("--method", default="auto",
+                    help="neqkin's solver.method (auto: DOPRI5, or rosenbrock in the stability-limited regime)")
     ap.add_argument("--quick", action="store_true", help="N = 512, 16 points, 1 rep")
     a = ap.parse_args()
     if a.quick:
@@ -142,7 +153,7 @@ def main():
                 cpus = {k: [] for k in names}
                 result = {}
                 for _ in range(a.reps):
-                    result["neqkin"] = run_neqkin(binary, n, zeta, omegas, a.t_end, work)
+                    result["neqkin"] = run_neqkin(binary, n, zeta, omegas, a.t_end, work, a.method)
                     times["neqkin"].append(result["neqkin"][0])
                     cpus["neqkin"].append(result["neqkin"][3])
                     for name, mod in mods.items():

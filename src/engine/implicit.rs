@@ -481,6 +481,7 @@ pub fn integrate_host_with(
         }
     }
     stats.rhs_evaluations = members.iter().map(|m| m.evals).sum();
+    stats.rhs_evaluations_per_member = stats.rhs_evaluations as f64 / members.len().max(1) as f64;
     stats.program_runs = members.iter().map(|m| m.n_accept + m.n_reject).sum();
     Ok(stats)
 }

@@ -410,6 +410,8 @@ pub fn drive(
     // Why each failed member stopped, for `results.csv`'s `message`.
     let mut reasons = vec![String::new(); batch];
     let mut t_prev = 0.0;
+    // Mean step attempts per member at the last output (for the per-member RHS count).
+    let mut mean_attempts = 0.0;
     for (index, &t_out) in opts.output_times.iter().enumerate() {
         if !(t_out > t_prev) && !(index == 0 && t_out == 0.0) {
             return Err(NeqkinError::invalid("solver.output_times", "output times must be increasing and ≥ 0"));
@@ -469,6 +471,7 @@ pub fn drive(
         let st = backend.read_scalars(w.ctrl.status)?;
         let n_acc = backend.read_scalars(w.ctrl.n_accept)?;
         let n_rej = backend.read_scalars(w.ctrl.n_reject)?;
+        mean_attempts = n_acc.iter().zip(&n_rej).map(|(a, r)| a + r).sum::<f64>() / batch.max(1) as f64;
         if st.iter().zip(&reasons).any(|(s, r)| *s == status::FAILED && r.is_empty()) {
             let (h, err) = (backend.read_scalars(w.ctrl.h)?, backend.read_scalars(w.ctrl.err)?);
             for (m, why) in reasons.iter_mut().enumerate() {
@@ -493,6 +496,11 @@ pub fn drive(
         }
     }
     stats.rkc_stages = rkc_stages;
+    // A program run is one step attempt for every member still running (the others skip
+    // it), so a member's evaluations are its own attempts times the evaluations per program
+    // (averaged over the run: RKC changes its stage count), plus the FSAL start `f(0, y0)`.
+    let evals_per_program = stats.rhs_evaluations as f64 / stats.program_runs.max(1) as f64;
+    stats.rhs_evaluations_per_member = 1.0 + evals_per_program * mean_attempts;
     Ok(stats)
 }
 

@@ -1068,6 +1068,7 @@ pub fn integrate_host(
         }
     }
     stats.rhs_evaluations = members.iter().map(|m| m.evals).sum();
+    stats.rhs_evaluations_per_member = stats.rhs_evaluations as f64 / members.len().max(1) as f64;
     stats.program_runs = members.iter().map(|m| m.n_accept + m.n_reject).sum();
     if std::env::var_os("NEQKIN_ROSENBROCK_STATS").is_some() {
         for (i, m) in members.iter().enumerate() {

@@ -116,6 +116,14 @@ pub struct SolveStats {
     pub submissions: u64,
     /// Stages of the stabilised method at the end (RKC only).
     pub rkc_stages: usize,
+    /// Right-hand-side evaluations per member, the same figure whichever driver ran (the
+    /// fields above count per step program for explicit methods, where the whole batch
+    /// advances in lockstep, but summed over members for the host-side drivers): for the
+    /// explicit methods the evaluations of one step program times the programs run (a
+    /// member that finished early is counted as if it ran on), for the host-side drivers
+    /// (`rosenbrock`, `bdf`, Newton) the members' own counts averaged, Jacobian columns
+    /// included. `results.zarr`/`meta.json` report it per batch.
+    pub rhs_evaluations_per_member: f64,
 }
 
 /// Integrates one batch, calling `on_output` at every output time.

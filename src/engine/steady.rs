@@ -418,5 +418,6 @@ pub fn drive(
         rhs_evaluations: evaluations * batch as u64,
         submissions: evaluations,
         rkc_stages: 0,
+        rhs_evaluations_per_member: evaluations as f64,
     })
 }

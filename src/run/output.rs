@@ -147,6 +147,11 @@ pub struct BatchRecord {
     /// Accepted steps of the batch, the most any member took (GPU batches).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted_steps: Option<u64>,
+    /// Right-hand-side evaluations per point of the batch
+    /// ([`crate::engine::solve::SolveStats::rhs_evaluations_per_member`]: Jacobian columns
+    /// included; absent for direct evaluations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rhs_evaluations_per_point: Option<f64>,
 }
 
 /// An open output folder, locked for this process until dropped.
@@ -837,6 +842,7 @@ impl OutputDir {
             .expect("meta.batches is an array")
             .push(serde_json::to_value(&record).unwrap_or(Value::Null));
         self.update_dispatches_per_step();
+        self.update_rhs_evaluations_per_point();
         self.write_meta()
     }
 
@@ -884,6 +890,21 @@ impl OutputDir {
         }
         if steps > 0 {
             self.meta["dispatches_per_accepted_step"] = serde_json::json!(dispatches as f64 / steps as f64);
+        }
+    }
+
+    /// `rhs_evaluations_per_point`: the points' mean over every batch of the folder that
+    /// reported one (so that "fewer steps or cheaper steps" can be read off any run).
+    fn update_rhs_evaluations_per_point(&mut self) {
+        let (mut evaluations, mut points) = (0.0f64, 0u64);
+        for b in self.meta["batches"].as_array().into_iter().flatten() {
+            if let (Some(e), Some(n)) = (b["rhs_evaluations_per_point"].as_f64(), b["size"].as_u64()) {
+                evaluations += e * n as f64;
+                points += n;
+            }
+        }
+        if points > 0 {
+            self.meta["rhs_evaluations_per_point"] = serde_json::json!(evaluations / points as f64);
         }
     }
 

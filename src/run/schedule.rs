@@ -288,9 +288,9 @@ pub fn run_sweep(
                 .unwrap_or_else(|| "unknown panic".into());
             Err(NeqkinError::Panic(what))
         });
-        let (rows, arrays, error, backend, dispatches, accepted_steps) = match outcome {
-            Ok(b) => (b.rows, b.arrays, None, b.backend, b.dispatches, b.accepted_steps),
-            Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None, None, 0),
+        let (rows, arrays, error, backend, dispatches, accepted_steps, rhs_evaluations) = match outcome {
+            Ok(b) => (b.rows, b.arrays, None, b.backend, b.dispatches, b.accepted_steps, b.rhs_evaluations_per_point),
+            Err(e) => (failed_rows(plan, chunk, &e.to_string()), Vec::new(), Some(e.to_string()), None, None, 0, None),
         };
         if let Some(info) = &backend {
             dir.set_backend(info)?;
@@ -307,6 +307,7 @@ pub fn run_sweep(
             backend: backend.map(|b| format!("{} {} ({}, {})", b.backend, b.adapter, b.api, b.precision)),
             dispatches,
             accepted_steps: dispatches.map(|_| accepted_steps),
+            rhs_evaluations_per_point: rhs_evaluations,
         };
         let wall = record.wall_s;
         let arrays = if plan.output.arrays { arrays } else { Vec::new() };
@@ -408,6 +409,8 @@ struct BatchOutcome {
     /// Accepted steps of the batch: the most any member took (members advance together,
     /// one step program per step for the whole batch).
     accepted_steps: u64,
+    /// Right-hand-side evaluations per point (None for direct evaluations).
+    rhs_evaluations_per_point: Option<f64>,
 }
 
 fn failed_rows(plan: &Plan, chunk: &[Point], message: &str) -> Vec<Row> {
@@ -473,7 +476,14 @@ fn run_batch(
                     arrays: o.arrays.into_iter().map(|(n, v)| (n, vec![v])).collect(),
                 });
             }
-            return Ok(BatchOutcome { rows, arrays, backend: None, dispatches: None, accepted_steps: 0 });
+            return Ok(BatchOutcome {
+                rows,
+                arrays,
+                backend: None,
+                dispatches: None,
+                accepted_steps: 0,
+                rhs_evaluations_per_point: None,
+            });
         }
         SolverPlan::Integrate(o) => o,
     };
@@ -528,7 +538,7 @@ fn run_batch(
         }
         Ok(())
     };
-    integrate(&mut *backend, &*problem, opts, &mut on_output)?;
+    let stats = integrate(&mut *backend, &*problem, opts, &mut on_output)?;
     let dispatches = backend.info().dispatches;
     let accepted_steps = rows.iter().filter_map(|r| r.last()).map(|r| r.steps_accepted).max().unwrap_or(0);
     // Per-point summaries over the whole history go on the last row; earlier rows get
@@ -554,5 +564,6 @@ fn run_batch(
         backend: Some(info),
         dispatches,
         accepted_steps,
+        rhs_evaluations_per_point: Some(stats.rhs_evaluations_per_member),
     })
 }
