@@ -103,7 +103,7 @@ fn point(omega: f64, v: f64, dk: f64, early_stop: bool) -> serde_json::Value {
 /// atol 1e-9, outputs every 100); returns (seconds, accepted steps summed over members,
 /// members stopped early).
 fn run(dev: &Device, points: &[serde_json::Value], t_end: f64) -> (f64, f64, usize) {
-    let problem = Interband.build(points).unwrap();
+    let problem = Interband.build(&Interband.parse_all(points).unwrap()).unwrap();
     let n_out = (t_end / 100.0).round().max(1.0) as usize;
     let opts = SolveOptions {
         output_times: (1..=n_out).map(|k| t_end * k as f64 / n_out as f64).collect(),

@@ -62,6 +62,10 @@ pub enum NeqkinError {
     /// message carries the estimate and the option that raises the cap.
     #[error("run refused before it started: {0}")]
     TooLarge(String),
+    /// A broken invariant inside neqkin (a bug, not a bad input), e.g. one model's parsed
+    /// parameters handed to another.
+    #[error("internal error (a bug in neqkin): {0}")]
+    Internal(String),
     /// An output folder cannot be used as asked (not empty, written by another config,
     /// shards that do not belong together, damaged files).
     #[error("output folder {path}: {reason}")]

@@ -58,7 +58,7 @@ fn full_table_one() {
             p
         })
         .collect();
-    let out = Eliashberg.evaluate(&pts).unwrap().unwrap();
+    let out = Eliashberg.evaluate(&Eliashberg.parse_all(&pts).unwrap()).unwrap().unwrap();
     println!("| T0 | λc linear (ours) | Table I | rel | λc min Z0⁻¹ (ours) | Table I | rel | L |");
     for (i, o) in out.iter().enumerate() {
         let get = |k: &str| o.scalars.iter().find(|x| x.0 == k).unwrap().1;

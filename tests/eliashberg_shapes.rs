@@ -75,7 +75,7 @@ fn shipped_shape_sweeps_run() {
     std::env::set_current_dir(root).unwrap(); // table paths are relative to the repo root
                                               // Gaussian width sweep: λc changes with the shape, smoothly and finitely.
     let (plan, model) = neqkin::config::load_plan(&root.join("configs/eliashberg/shape_sweep.toml")).unwrap();
-    let pts: Vec<_> = neqkin::run::schedule::points(&plan).map(|p| p.params).collect();
+    let pts: Vec<_> = neqkin::run::schedule::points(&plan).map(|p| p.parsed).collect();
     assert_eq!(pts.len(), 3);
     let obs = model.evaluate(&pts).unwrap().unwrap();
     let lcs: Vec<f64> = obs.iter().map(|o| scalar(o, "lambda_c")).collect();
@@ -84,7 +84,8 @@ fn shipped_shape_sweeps_run() {
     assert!((lcs[2] - lcs[0]).abs() > 1e-3 * lcs[0], "the shape must matter");
     // Table list swept by index: each point reads its own file.
     let (plan, model) = neqkin::config::load_plan(&root.join("configs/eliashberg/alpha2f_tables.toml")).unwrap();
-    let pts: Vec<_> = neqkin::run::schedule::points(&plan).map(|p| p.params).collect();
+    let points: Vec<_> = neqkin::run::schedule::points(&plan).collect();
+    let pts: Vec<_> = points.iter().map(|p| p.parsed.clone()).collect();
     let obs = model.evaluate(&pts).unwrap().unwrap();
     let lam: Vec<f64> = obs.iter().map(|o| scalar(o, "lambda")).collect();
     let direct: Vec<f64> = ["narrow_peak", "broad"]
@@ -97,7 +98,7 @@ fn shipped_shape_sweeps_run() {
     assert!((lam[0] - direct[0]).abs() < 1e-12 && (lam[1] - direct[1]).abs() < 1e-12);
     assert!((lam[0] - lam[1]).abs() > 1e-3);
     // Bad index: a clear error naming the field.
-    let mut bad = pts[0].clone();
+    let mut bad = points[0].params.clone();
     bad["table_index"] = serde_json::json!(2.0);
     let e = Eliashberg.validate(&bad).unwrap_err().to_string();
     assert!(e.contains("params.table_index"), "{e}");

@@ -146,10 +146,14 @@ fn photoexcited_large_grid_fused_matches_op_by_op() {
 fn relaxation_deviation_and_steady_fused_matches_op_by_op() {
     let model = neqkin::models::relaxation::Relaxation;
     let p = model
-        .build(&[
-            json!({"grid_points": 300, "rate": 2.0, "target": 1.0, "initial": 0.0, "diffusion": 0.01}),
-            json!({"grid_points": 300, "rate": 0.5, "target": -1.0, "initial": 3.0, "diffusion": 0.0}),
-        ])
+        .build(
+            &model
+                .parse_all(&[
+                    json!({"grid_points": 300, "rate": 2.0, "target": 1.0, "initial": 0.0, "diffusion": 0.01}),
+                    json!({"grid_points": 300, "rate": 0.5, "target": -1.0, "initial": 3.0, "diffusion": 0.0}),
+                ])
+                .unwrap(),
+        )
         .unwrap();
     let opts = SolveOptions {
         method: Method::Dopri5,

@@ -22,7 +22,7 @@ fn merge(base: &serde_json::Value, extra: &serde_json::Value) -> serde_json::Val
 /// Runs one batch and prints, per point: onset (|Δ| = 1e-4), window mean/spread/verdict.
 fn study(label: &str, base: &serde_json::Value, extras: &[serde_json::Value], t_end: f64) {
     let pts: Vec<_> = extras.iter().map(|e| merge(base, e)).collect();
-    let problem: Arc<dyn BatchProblem> = Interband.build(&pts).unwrap();
+    let problem: Arc<dyn BatchProblem> = Interband.build(&Interband.parse_all(&pts).unwrap()).unwrap();
     let mut backend: Box<dyn neqkin::engine::backend::Backend> = if std::env::var("BACKEND").as_deref() == Ok("gpu") {
         let ctx = Arc::new(neqkin::engine::gpu::GpuContext::new().unwrap());
         let precision = if std::env::var("PRECISION").as_deref() == Ok("f32") {
@@ -157,7 +157,8 @@ fn claims() {
         let p = j(
             r#"{"band_a1":7.0,"band_a2":24.0,"gamma_ph":0.01,"gamma_rr":0.001,"rabi_frequency":0.25,"coupling_v":5.0,"grid_step":0.005}"#,
         );
-        let problem: Arc<dyn BatchProblem> = Interband.build(std::slice::from_ref(&p)).unwrap();
+        let problem: Arc<dyn BatchProblem> =
+            Interband.build(&Interband.parse_all(std::slice::from_ref(&p)).unwrap()).unwrap();
         let mut backend = CpuBackend::new(problem.clone());
         let opts = SolveOptions { output_times: vec![16000.0], ..Default::default() };
         let mut last = vec![];

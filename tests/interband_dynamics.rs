@@ -22,7 +22,7 @@ pub struct Run {
 }
 
 pub fn run(points: &[serde_json::Value], t_end: f64, dt_out: f64, atol: f64) -> Run {
-    let problem: Arc<dyn BatchProblem> = Interband.build(points).unwrap();
+    let problem: Arc<dyn BatchProblem> = Interband.build(&Interband.parse_all(points).unwrap()).unwrap();
     let mut backend = CpuBackend::new(problem.clone());
     let n_out = (t_end / dt_out).round() as usize;
     let opts = SolveOptions {

@@ -26,7 +26,7 @@ fn states(v: f64, times: &[f64]) -> (Arc<dyn BatchProblem>, Vec<Vec<f64>>) {
     let p = j(&format!(
         r#"{{"band_a1":7.0,"band_a2":24.0,"gamma_ph":0.02,"gamma_rr":0.002,"rabi_frequency":0.25,"grid_step":0.01,"coupling_v":{v}}}"#
     ));
-    let problem: Arc<dyn BatchProblem> = Interband.build(&[p]).unwrap();
+    let problem: Arc<dyn BatchProblem> = Interband.build(&Interband.parse_all(&[p]).unwrap()).unwrap();
     let mut backend = CpuBackend::new(problem.clone());
     let opts = SolveOptions { output_times: times.to_vec(), ..Default::default() };
     let mut out = Vec::new();
@@ -158,7 +158,7 @@ fn probe_growth_rate_along_runs() {
         let p = j(&format!(
             r#"{{"band_a1":7.0,"band_a2":24.0,"gamma_ph":0.02,"gamma_rr":0.002,"rabi_frequency":{omega},"grid_step":0.01,"coupling_v":{v}}}"#
         ));
-        let problem: Arc<dyn BatchProblem> = Interband.build(&[p]).unwrap();
+        let problem: Arc<dyn BatchProblem> = Interband.build(&Interband.parse_all(&[p]).unwrap()).unwrap();
         let l = problem.layout();
         let mut backend = CpuBackend::new(problem.clone());
         let times: Vec<f64> = (1..=12).map(|k| 1000.0 * k as f64).collect();

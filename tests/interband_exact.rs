@@ -158,7 +158,7 @@ fn built_problem_equals_exact_master_equation() {
     assert_eq!(p.n_momenta(), M);
     let jumps = p.jumps();
     assert!(jumps.iter().any(|j| j.band == 0) && jumps.iter().any(|j| j.band == 1), "{jumps:?}");
-    let problem = Interband.build(&[spec]).unwrap();
+    let problem = Interband.build(&Interband.parse_all(&[spec]).unwrap()).unwrap();
     let params = problem.params().to_vec();
     let (e1, e2) = p.energies();
     let f = Fock::new(M);

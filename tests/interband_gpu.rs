@@ -41,18 +41,18 @@ fn problems() -> Vec<Arc<dyn BatchProblem>> {
     vec![
         // Per-member tables (v varies), 600 momenta: several k per thread.
         Interband
-            .build(&[
+            .build(&Interband.parse_all(&[
                 j(r#"{"grid_step":0.001,"cutoff":0.3,"phonon_velocity":0.1,"coupling_v":5.0}"#),
                 j(r#"{"grid_step":0.001,"cutoff":0.3,"phonon_velocity":0.25,"coupling_v":3.0,"detuning":0.05}"#),
                 j(r#"{"grid_step":0.001,"cutoff":0.3,"phonon_velocity":0.05,"phonon_profile":"eq_b2"}"#),
-            ])
+            ]).unwrap())
             .unwrap(),
         // Shared tables, small grid.
         Interband
-            .build(&[
+            .build(&Interband.parse_all(&[
                 j(r#"{"grid_step":0.01,"coupling_v":5.0}"#),
                 j(r#"{"grid_step":0.01,"coupling_v":2.0,"rabi_frequency":0.5}"#),
-            ])
+            ]).unwrap())
             .unwrap(),
     ]
 }
@@ -101,7 +101,13 @@ fn rhs_gpu_matches_cpu() {
 fn integration_gpu_matches_cpu() {
     let Some(ctx) = gpu() else { return };
     let problem = Interband
-        .build(&[serde_json::json!({"grid_step": 0.01, "coupling_v": 5.0, "seed_re": 0.01, "seed_im": 0.01})])
+        .build(
+            &Interband
+                .parse_all(&[
+                    serde_json::json!({"grid_step": 0.01, "coupling_v": 5.0, "seed_re": 0.01, "seed_im": 0.01}),
+                ])
+                .unwrap(),
+        )
         .unwrap();
     for precision in precisions(&ctx) {
         let opts = SolveOptions { method: Method::Rk4, dt: Some(0.1), output_times: vec![20.0], ..Default::default() };

@@ -118,10 +118,16 @@ fn validation_names_fields() {
 #[test]
 fn tables_shared_unless_band_parameters_vary() {
     let m = Interband;
-    let a = m.build(&[serde_json::json!({"coupling_v": 1.0}), serde_json::json!({"coupling_v": 2.0})]).unwrap();
+    let a = m
+        .build(&m.parse_all(&[serde_json::json!({"coupling_v": 1.0}), serde_json::json!({"coupling_v": 2.0})]).unwrap())
+        .unwrap();
     assert_eq!(a.layout().table_stride, 0);
-    let b =
-        m.build(&[serde_json::json!({"phonon_velocity": 0.1}), serde_json::json!({"phonon_velocity": 0.2})]).unwrap();
+    let b = m
+        .build(
+            &m.parse_all(&[serde_json::json!({"phonon_velocity": 0.1}), serde_json::json!({"phonon_velocity": 0.2})])
+                .unwrap(),
+        )
+        .unwrap();
     assert_eq!(b.layout().table_stride, b.layout().table_len);
 }
 

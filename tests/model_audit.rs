@@ -65,7 +65,9 @@ fn interband_zero_seed_no_emission_and_f32_seed_underflow_are_refused() {
     // Without phonons the kinematics do not matter.
     ib(json!({"phonon_velocity": 3.0, "gamma_ph": 0.0})).unwrap();
     // f32: seed 1e-35 refused, 1e-20 (the default) accepted; f64 accepts both.
-    let tiny = Interband.build(&[json!({"grid_step": 0.02, "seed_re": 1e-35, "seed_im": 0.0})]).unwrap();
+    let tiny = Interband
+        .build(&Interband.parse_all(&[json!({"grid_step": 0.02, "seed_re": 1e-35, "seed_im": 0.0})]).unwrap())
+        .unwrap();
     let e = tiny.check_precision(Precision::F32.unit_roundoff()).unwrap_err().to_string();
     assert!(e.contains("params.seed_re") && e.contains("underflow"), "{e}");
     tiny.check_precision(Precision::F64.unit_roundoff()).unwrap();

@@ -67,8 +67,8 @@ fn documented_defaults_validate_and_are_the_real_defaults() {
             let mut given = absent.clone();
             given.insert(d.name.to_string(), default.clone());
             let (absent, given) = (Value::Object(absent), Value::Object(given));
-            m.validate(&absent).unwrap_or_else(|e| panic!("{}: starter without `{}`: {e}", m.name(), d.name));
-            m.validate(&given).unwrap_or_else(|e| panic!("{}.{} = {default}: {e}", m.name(), d.name));
+            let absent = m.parse(&absent).unwrap_or_else(|e| panic!("{}: starter without `{}`: {e}", m.name(), d.name));
+            let given = m.parse(&given).unwrap_or_else(|e| panic!("{}.{} = {default}: {e}", m.name(), d.name));
             if direct {
                 let a = m.evaluate(std::slice::from_ref(&absent)).unwrap().unwrap();
                 let g = m.evaluate(std::slice::from_ref(&given)).unwrap().unwrap();

@@ -54,7 +54,7 @@ fn figure_configs_are_valid() {
         for p in &json {
             Photoexcited.validate(p).unwrap_or_else(|e| panic!("{}: {e} at {p}", path.display()));
         }
-        Photoexcited.build(&json[..1]).unwrap();
+        Photoexcited.build(&Photoexcited.parse_all(&json[..1]).unwrap()).unwrap();
         count += 1;
     }
     assert_eq!(count, 15);

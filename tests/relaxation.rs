@@ -18,7 +18,7 @@ fn dopri5_matches_the_exact_solution() {
     for p in &points {
         Relaxation.validate(p).unwrap();
     }
-    let problem = Relaxation.build(&points).unwrap();
+    let problem = Relaxation.build(&Relaxation.parse_all(&points).unwrap()).unwrap();
     assert_eq!(problem.layout().params_len, PARAMS_LEN);
     let mut backend = CpuBackend::new(problem.clone());
     let opts = SolveOptions {
@@ -59,7 +59,7 @@ fn parameters_are_checked_by_name() {
     }
     // Profile with diffusion: no exact solution, the observable says NaN.
     let p = json!({"grid_points": 2, "initial": [0.0, 1.0], "diffusion": 1.0});
-    let b = Relaxation.build(&[p]).unwrap();
+    let b = Relaxation.build(&Relaxation.parse_all(&[p]).unwrap()).unwrap();
     let obs = b.observables(0, 0.0, &[0.0, 1.0]);
     assert!(obs.scalars[1].1.is_nan());
 }
@@ -83,7 +83,7 @@ fn preprocess(src: &str, real: &str) -> String {
 
 #[test]
 fn kernel_validates_with_naga_in_f32_and_f64() {
-    let problem = Relaxation.build(&[json!({})]).unwrap();
+    let problem = Relaxation.build(&Relaxation.parse_all(&[json!({})]).unwrap()).unwrap();
     let k = problem.kernel();
     assert!(k.source.contains("//! import shared/rhs_bindings"));
     for real in ["f32", "f64"] {

@@ -1,12 +1,14 @@
 //! The checked layer: a [`Plan`] built once from a [`RawConfig`], with defaults filled
-//! in, ranges checked and every sweep point validated by its model before anything runs.
+//! in, ranges checked and every sweep point parsed and checked by its model
+//! ([`Model::parse`]) before anything runs; the plan keeps the parsed handles, which are
+//! what batches are built from.
 //! Everything downstream (scheduler, output) takes a `Plan`, never raw config.
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::config::raw::{RawConfig, RawMethod, RawSweep};
-use crate::engine::model::Model;
+use crate::engine::model::{Model, ParsedParams};
 use crate::engine::solve::{ErrorScale, Method, SolveOptions};
 use crate::{NeqkinError, Result};
 
@@ -54,6 +56,10 @@ pub struct Plan {
     pub output: OutputPlan,
     /// The config as given.
     pub raw: RawConfig,
+    /// Every sweep point's parameters as the model parsed and checked them, by global
+    /// index ([`Model::parse`], once per point in [`Plan::check`]); [`point`] hands them
+    /// out with the JSON, and batches are built from them.
+    parsed: Vec<ParsedParams>,
 }
 
 impl Plan {
@@ -128,6 +134,7 @@ impl Plan {
                 batch_size: (raw.output.batch_size > 0).then_some(raw.output.batch_size as usize),
             },
             raw,
+            parsed: Vec::new(),
         };
         let lens: Vec<String> = plan.axes.iter().map(|a| a.values.len().to_string()).collect();
         let count = plan.axes.iter().try_fold(1u64, |acc, a| acc.checked_mul(a.values.len() as u64));
@@ -154,16 +161,18 @@ impl Plan {
             ));
         }
         let direct = matches!(plan.solver, SolverPlan::Direct);
-        for p in points(&plan) {
+        let mut parsed = Vec::with_capacity(plan.n_points());
+        for index in 0..plan.n_points() {
+            let (values, params) = resolve(&plan, index);
             let at = |e: NeqkinError| match e {
                 NeqkinError::InvalidParameter { field, reason } => NeqkinError::InvalidParameter {
                     field,
-                    reason: format!("{reason} (at sweep point {}{})", p.index, p.describe(&plan)),
+                    reason: format!("{reason} (at sweep point {index}{})", describe(&plan, &values)),
                 },
                 other => other,
             };
-            model.validate(&p.params).map_err(at)?;
-            match model.requires_direct(&p.params).map_err(at)? {
+            let handle = model.parse(&params).map_err(at)?;
+            match model.requires_direct(&handle).map_err(at)? {
                 Some(true) if !direct => {
                     return Err(at(NeqkinError::invalid(
                         "solver.method",
@@ -177,8 +186,9 @@ impl Plan {
                 ))),
                 _ => {}
             }
+            parsed.push(handle);
         }
-        Ok(plan)
+        Ok(Plan { parsed, ..plan })
     }
 
     /// Number of sweep points (product of the axis lengths; 1 without axes).
@@ -508,25 +518,41 @@ fn check_axis(i: usize, s: &RawSweep) -> Result<SweepAxis> {
 }
 
 /// One sweep point.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Point {
     /// Global index (row-major over the axes, last axis fastest); shard-independent.
     pub index: usize,
     /// The value of each axis at this point, in axis order.
     pub values: Vec<f64>,
-    /// Base parameters with this point's axis values substituted.
+    /// Base parameters with this point's axis values substituted (for messages and
+    /// output; the model works on `parsed`).
     pub params: Value,
+    /// The same parameters as the model parsed and checked them when the plan was
+    /// checked: what [`Model::build`], [`Model::evaluate`], [`Model::batch_key`] and
+    /// [`Model::footprint`] take.
+    pub parsed: ParsedParams,
+}
+
+impl PartialEq for Point {
+    /// Equal index, axis values and parameters (`parsed` follows from `params`).
+    fn eq(&self, o: &Point) -> bool {
+        self.index == o.index && self.values == o.values && self.params == o.params
+    }
 }
 
 impl Point {
     /// `" (a = 1, b = 2)"`, or empty without axes; for messages.
     pub fn describe(&self, plan: &Plan) -> String {
-        if plan.axes.is_empty() {
-            return String::new();
-        }
-        let parts: Vec<String> = plan.axes.iter().zip(&self.values).map(|(a, v)| format!("{} = {v}", a.name)).collect();
-        format!(": {}", parts.join(", "))
+        describe(plan, &self.values)
     }
+}
+
+fn describe(plan: &Plan, values: &[f64]) -> String {
+    if plan.axes.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = plan.axes.iter().zip(values).map(|(a, v)| format!("{} = {v}", a.name)).collect();
+    format!(": {}", parts.join(", "))
 }
 
 /// A JSON number for an axis value: an integer when the value is integral (so a model
@@ -541,6 +567,12 @@ fn json_number(v: f64) -> Value {
 
 /// The point with global index `index` (< [`Plan::n_points`]).
 pub fn point(plan: &Plan, index: usize) -> Point {
+    let (values, params) = resolve(plan, index);
+    Point { index, values, params, parsed: plan.parsed[index].clone() }
+}
+
+/// Axis values and parameter set (JSON) of the point with global index `index`.
+fn resolve(plan: &Plan, index: usize) -> (Vec<f64>, Value) {
     let mut rem = index;
     let mut values = vec![0.0; plan.axes.len()];
     for (k, axis) in plan.axes.iter().enumerate().rev() {
@@ -552,7 +584,7 @@ pub fn point(plan: &Plan, index: usize) -> Point {
     for (axis, v) in plan.axes.iter().zip(&values) {
         params.insert(axis.name.clone(), json_number(*v));
     }
-    Point { index, values, params: Value::Object(params) }
+    (values, Value::Object(params))
 }
 
 /// Every point of the plan in index order.

@@ -152,29 +152,87 @@ pub trait BatchProblem: Send + Sync {
     }
 }
 
-/// A physics model as the sweep scheduler sees it: it checks parameter sets and builds
-/// batches from them. Parameter sets are JSON objects (the config's `[params]` table with
-/// one sweep point's values substituted), so the engine needs no model types.
+/// One sweep point's parameters as its model parsed and checked them ([`Model::parse`]):
+/// the model's own typed struct behind an opaque handle, so the engine and the run layer
+/// stay model-agnostic while the batch builder works on validated values and never on
+/// JSON. Cheap to clone (an `Arc`); the model gets its struct back with
+/// [`ParsedParams::downcast`].
+#[derive(Clone)]
+pub struct ParsedParams {
+    value: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    type_name: &'static str,
+}
+
+impl ParsedParams {
+    /// Wraps a model's checked parameter struct.
+    pub fn new<T: std::any::Any + Send + Sync>(params: T) -> Self {
+        ParsedParams { value: std::sync::Arc::new(params), type_name: std::any::type_name::<T>() }
+    }
+    /// The model's struct; an internal error (a bug: parameters parsed by one model handed
+    /// to another) when it holds another type.
+    pub fn downcast<T: std::any::Any>(&self) -> Result<&T> {
+        self.value.downcast_ref::<T>().ok_or_else(|| {
+            crate::NeqkinError::Internal(format!(
+                "parsed parameters of type `{}` handed to a model that expects `{}`",
+                self.type_name,
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+    /// Name of the type it holds (for messages).
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+}
+
+impl std::fmt::Debug for ParsedParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ParsedParams<{}>", self.type_name)
+    }
+}
+
+/// [`ParsedParams::downcast`] of every point of a batch.
+pub fn downcast_all<T: std::any::Any>(points: &[ParsedParams]) -> Result<Vec<&T>> {
+    points.iter().map(ParsedParams::downcast::<T>).collect()
+}
+
+/// A physics model as the sweep scheduler sees it: it parses and checks parameter sets
+/// once ([`Model::parse`]) and builds batches from the parsed sets. Parameter sets arrive
+/// as JSON objects (the config's `[params]` table with one sweep point's values
+/// substituted), so the engine needs no model types; every later call takes the
+/// [`ParsedParams`] handle `parse` returned, so nothing downstream re-reads JSON.
 pub trait Model: Send + Sync {
     /// Name used in configs (`model = "..."`).
     fn name(&self) -> &'static str;
-    /// Checks one resolved parameter set. Errors name the field as `params.<key>`
-    /// (unknown keys, wrong types, out-of-range or non-finite values, grids too coarse).
-    fn validate(&self, params: &serde_json::Value) -> Result<()>;
+    /// Parses one resolved parameter set into the model's typed struct (with
+    /// [`parse_params`], so a type error names its key) and checks it: unknown keys, wrong
+    /// types, out-of-range or non-finite values, grids too coarse, referenced files.
+    /// Errors name the field as `params.<key>`. The handle is what [`Model::build`] and
+    /// the other per-point calls take; it must not hold arrays at the point's grid size
+    /// (a plan keeps one per sweep point).
+    fn parse(&self, params: &serde_json::Value) -> Result<ParsedParams>;
+    /// [`Model::parse`] without keeping the result.
+    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+        self.parse(params).map(|_| ())
+    }
+    /// [`Model::parse`] of each set, in order (for callers holding JSON: tests, benches).
+    fn parse_all(&self, points: &[serde_json::Value]) -> Result<Vec<ParsedParams>> {
+        points.iter().map(|p| self.parse(p)).collect()
+    }
     /// Whether this point is a direct computation ([`Model::evaluate`], `solver.method =
     /// "direct"`: `Some(true)`) or a time integration (any other method: `Some(false)`);
     /// `None` (default): the model does not say. The config layer refuses a mismatch
     /// before anything runs, naming the field.
-    fn requires_direct(&self, params: &serde_json::Value) -> Result<Option<bool>> {
+    fn requires_direct(&self, params: &ParsedParams) -> Result<Option<bool>> {
         let _ = params;
         Ok(None)
     }
     /// Which points may share a batch: points whose keys are equal have the same grid
     /// size and array shapes (e.g. `grid_points`, `n_omega`, level), so a sweep over
     /// any parameter is grouped by key into uniform batches by the run layer (the
-    /// engine never calls it). Called on validated parameter sets; it must not allocate at the
-    /// point's size. Default: one key for every point (the model pads what differs).
-    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
+    /// engine never calls it). It must not allocate at the point's size. Default: one key
+    /// for every point (the model pads what differs).
+    fn batch_key(&self, params: &ParsedParams) -> Result<String> {
         let _ = params;
         Ok(String::new())
     }
@@ -190,33 +248,29 @@ pub trait Model: Send + Sync {
     /// would not fit before anything runs. `None` (default): unknown; the run layer then
     /// checks no memory or output size for the point and uses the plan's batch size (or
     /// the CPU default).
-    fn footprint(&self, params: &serde_json::Value) -> Result<Option<Footprint>> {
+    fn footprint(&self, params: &ParsedParams) -> Result<Option<Footprint>> {
         let _ = params;
         Ok(None)
     }
-    /// Builds one batch from validated parameter sets (all with the same
+    /// Builds one batch from parsed parameter sets (all with the same
     /// [`Model::batch_key`]).
-    fn build(&self, points: &[serde_json::Value]) -> Result<std::sync::Arc<dyn BatchProblem>>;
+    fn build(&self, points: &[ParsedParams]) -> Result<std::sync::Arc<dyn BatchProblem>>;
     /// Builds one batch, offloading bulk set-up work (e.g. sampling a Brillouin zone) to
     /// `device`. Models without such work keep the default, which ignores the device.
-    fn build_with(
-        &self,
-        points: &[serde_json::Value],
-        device: &dyn MapDevice,
-    ) -> Result<std::sync::Arc<dyn BatchProblem>> {
+    fn build_with(&self, points: &[ParsedParams], device: &dyn MapDevice) -> Result<std::sync::Arc<dyn BatchProblem>> {
         let _ = device;
         self.build(points)
     }
     /// Direct computations that are not a time integration (thresholds, eigenproblems,
     /// closed forms), selected with `solver.method = "direct"`: one [`Observables`] per
     /// point. Models without any return `None`.
-    fn evaluate(&self, points: &[serde_json::Value]) -> Option<Result<Vec<Observables>>> {
+    fn evaluate(&self, points: &[ParsedParams]) -> Option<Result<Vec<Observables>>> {
         let _ = points;
         None
     }
     /// Every key the model accepts in `[params]`, with its default, unit, allowed range
     /// and meaning (`neqkin params MODEL`, Python's `neqkin.models()`). A test checks the
-    /// list against the keys `validate` accepts.
+    /// list against the keys `parse` accepts.
     fn parameters(&self) -> Vec<ParamDoc> {
         Vec::new()
     }
@@ -284,10 +338,22 @@ impl Footprint {
     }
 }
 
+/// Parameter sets [`parse_params`] has deserialised in this process (a relaxed counter).
+static PARAMS_PARSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Test hook: how many parameter sets [`parse_params`] has deserialised from JSON in this
+/// process so far (`tests/parse_once.rs` checks that a run parses each point once, when
+/// its plan is checked, and the run layer never again).
+pub fn params_parsed() -> u64 {
+    PARAMS_PARSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Parses a model's parameter table into its typed struct; a type error names the key by
 /// its path (`params.temperature: invalid type: string "hot", expected f64`,
-/// `params.comb.count: ...`), via `serde_path_to_error`.
+/// `params.comb.count: ...`), via `serde_path_to_error`. Models call it from
+/// [`Model::parse`] only.
 pub fn parse_params<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T> {
+    PARAMS_PARSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();

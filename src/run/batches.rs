@@ -264,8 +264,8 @@ pub fn estimate(
             },
             other => other,
         };
-        let key = model.batch_key(&p.params).map_err(at)?;
-        let fp = model.footprint(&p.params).map_err(at)?;
+        let key = model.batch_key(&p.parsed).map_err(at)?;
+        let fp = model.footprint(&p.parsed).map_err(at)?;
         let g = match index.get(&key) {
             Some(&g) => g,
             None => {

@@ -265,7 +265,7 @@ fn run_case(dev: &Device, case: &Case, reps: usize) -> std::result::Result<CaseR
 /// `Ok(Err(why))` when a member failed (the timing would be meaningless).
 fn measure(dev: &Device, case: &Case, reps: usize) -> Result<std::result::Result<CaseResult, String>> {
     let model = crate::models::find(case.model)?;
-    let problem = model.build(&case.points)?;
+    let problem = model.build(&model.parse_all(&case.points)?)?;
     let layout = problem.layout();
     let opts = (case.opts)(&*problem);
     let mut walls = Vec::with_capacity(reps);

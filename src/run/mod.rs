@@ -300,7 +300,8 @@ fn software_adapters_only() -> bool {
 
 /// One line per compute device: the CPU backend, then every GPU adapter wgpu finds.
 pub fn devices() -> Result<Vec<DeviceInfo>> {
-    let probe = crate::models::relaxation::Relaxation.build(&[serde_json::json!({ "grid_points": 1 })])?;
+    let relaxation = crate::models::relaxation::Relaxation;
+    let probe = relaxation.build(&relaxation.parse_all(&[serde_json::json!({ "grid_points": 1 })])?)?;
     let cpu = CpuBackend::new(probe).info();
     let mut list = vec![DeviceInfo {
         kind: "cpu".into(),

@@ -20,11 +20,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use crate::config::{Plan, SolverPlan};
 use crate::engine::backend::Backend;
-use crate::engine::model::{BatchLayout, BatchProblem, Model};
+use crate::engine::model::{BatchLayout, BatchProblem, Model, ParsedParams};
 use crate::engine::solve::{integrate, OutputFrame};
 use crate::run::dataset::{Layout, Probe};
 use crate::run::output::{status_name, BatchRecord, OpenMode, OutputDir, PointArrays, Row};
@@ -351,7 +349,7 @@ fn dataset_layout(plan: &Plan, model: &dyn Model) -> Layout {
             a.1.push(*v);
         }
         if plan.output.arrays {
-            let key = model.batch_key(&p.params).unwrap_or_default();
+            let key = model.batch_key(&p.parsed).unwrap_or_default();
             let g = *index.entry(key).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
@@ -375,10 +373,10 @@ fn dataset_layout(plan: &Plan, model: &dyn Model) -> Layout {
 /// direct evaluation).
 fn probe_arrays(plan: &Plan, model: &dyn Model, p: &Point) -> Result<Vec<(String, usize)>> {
     let arrays = if matches!(plan.solver, SolverPlan::Direct) {
-        let obs = model.evaluate(std::slice::from_ref(&p.params)).unwrap_or_else(|| Ok(Vec::new()))?;
+        let obs = model.evaluate(std::slice::from_ref(&p.parsed)).unwrap_or_else(|| Ok(Vec::new()))?;
         obs.into_iter().next().map(|o| o.arrays).unwrap_or_default()
     } else {
-        let problem = model.build(std::slice::from_ref(&p.params))?;
+        let problem = model.build(std::slice::from_ref(&p.parsed))?;
         let y0 = problem.initial_state();
         problem.observables(0, 0.0, &y0).arrays
     };
@@ -388,11 +386,11 @@ fn probe_arrays(plan: &Plan, model: &dyn Model, p: &Point) -> Result<Vec<(String
 /// Builds a one-member batch: its layout and its observable names at `t = 0`.
 fn probe(plan: &Plan, model: &dyn Model, p: &Point) -> Result<(Option<BatchLayout>, Vec<String>)> {
     if matches!(plan.solver, SolverPlan::Direct) {
-        let obs = model.evaluate(std::slice::from_ref(&p.params)).unwrap_or_else(|| Ok(Vec::new()))?;
+        let obs = model.evaluate(std::slice::from_ref(&p.parsed)).unwrap_or_else(|| Ok(Vec::new()))?;
         let names = obs.first().map(|o| o.scalars.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
         return Ok((None, names));
     }
-    let problem = model.build(std::slice::from_ref(&p.params))?;
+    let problem = model.build(std::slice::from_ref(&p.parsed))?;
     let y0 = problem.initial_state();
     let obs = problem.observables(0, 0.0, &y0);
     let mut names: Vec<String> = obs.scalars.into_iter().map(|(n, _)| n).collect();
@@ -444,7 +442,7 @@ fn run_batch(
     factory: &mut BackendFactory<'_>,
     map_device: Option<&MapDeviceHandle>,
 ) -> Result<BatchOutcome> {
-    let params: Vec<Value> = chunk.iter().map(|p| p.params.clone()).collect();
+    let params: Vec<ParsedParams> = chunk.iter().map(|p| p.parsed.clone()).collect();
     let opts = match &plan.solver {
         SolverPlan::Direct => {
             let obs = model

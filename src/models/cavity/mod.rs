@@ -22,9 +22,9 @@ pub mod params;
 
 use std::sync::Arc;
 
-use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::engine::model::{downcast_all, BatchLayout, BatchProblem, KernelSource, Model, Observables, ParsedParams};
 use crate::{NeqkinError, Result};
-pub use params::{derive, CavityParams, Derived, Scheme};
+pub use params::{derive, derive_from, CavityParams, Derived, Scheme};
 
 /// WGSL of the level-1 kernel.
 pub const COLLISION_WGSL: &str = include_str!("../../../shaders/cavity/collision.wgsl");
@@ -39,6 +39,50 @@ pub const RICCATI_WGSL: &str = include_str!("../../../shaders/cavity/riccati.wgs
 
 /// The cavity model (`model = "cavity"`).
 pub struct Cavity;
+
+/// One point as [`Cavity`]'s `parse` leaves it: the checked parameters and the grid's
+/// shape. The grid itself (a graded grid's nodes, up to
+/// [`params::MAX_GRID_POINTS`]) is not kept, since a plan holds one of these per sweep
+/// point; a batch derives it again ([`derive_from`]).
+#[derive(Clone, Debug)]
+pub struct ParsedPoint {
+    /// The parameters, checked.
+    pub raw: CavityParams,
+    /// Which equation.
+    pub scheme: Scheme,
+    /// Grid points.
+    pub n: usize,
+    /// Whether the grid is graded.
+    pub graded: bool,
+    /// ε_k blocks per member (the on-shell axis' length, or 1).
+    pub blocks: usize,
+    /// Level 2: ν0 = shift·h.
+    pub shift: usize,
+}
+
+/// The riccati_s71 checks on a derived point (its RHS divides by Ã0).
+fn check_riccati(d: &Derived) -> Result<()> {
+    if d.scheme == Scheme::RiccatiS71 {
+        if d.raw.coupling_g == 0.0 {
+            return Err(NeqkinError::invalid("params.coupling_g", "riccati_s71 divides by Ã0 ∝ g²: needs g > 0"));
+        }
+        // 1/(2Ã0) = ((ω−ε)² + γ²)/(2κ) over the window must be a finite f64 (κ ∝ g² can
+        // underflow to a subnormal or zero, and the RHS would then be inf/NaN).
+        let (lo, hi) = (d.omega(0), d.omega(d.n - 1));
+        let x = (lo - d.eps_k).abs().max((hi - d.eps_k).abs());
+        let inv_2a = (x * x + d.raw.gamma * d.raw.gamma) / (2.0 * d.kappa);
+        if !(d.kappa >= f64::MIN_POSITIVE && inv_2a.is_finite()) {
+            return Err(NeqkinError::invalid(
+                "params.coupling_g",
+                format!(
+                    "riccati_s71: κ = πg²S/(2Lν0) = {:e} makes 1/(2Ã0) = {inv_2a:e} over the window: out of the f64 range",
+                    d.kappa
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 impl Model for Cavity {
     fn name(&self) -> &'static str {
@@ -64,37 +108,20 @@ impl Model for Cavity {
             sweep: Some(("coupling_g", vec![0.1, 0.3, 0.5])),
         }
     }
-    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+    fn parse(&self, params: &serde_json::Value) -> Result<ParsedParams> {
         let d = derive(params)?;
-        if d.scheme == Scheme::RiccatiS71 {
-            if d.raw.coupling_g == 0.0 {
-                return Err(NeqkinError::invalid("params.coupling_g", "riccati_s71 divides by Ã0 ∝ g²: needs g > 0"));
-            }
-            // 1/(2Ã0) = ((ω−ε)² + γ²)/(2κ) over the window must be a finite f64 (κ ∝ g² can
-            // underflow to a subnormal or zero, and the RHS would then be inf/NaN).
-            let (lo, hi) = (d.omega(0), d.omega(d.n - 1));
-            let x = (lo - d.eps_k).abs().max((hi - d.eps_k).abs());
-            let inv_2a = (x * x + d.raw.gamma * d.raw.gamma) / (2.0 * d.kappa);
-            if !(d.kappa >= f64::MIN_POSITIVE && inv_2a.is_finite()) {
-                return Err(NeqkinError::invalid(
-                    "params.coupling_g",
-                    format!(
-                        "riccati_s71: κ = πg²S/(2Lν0) = {:e} makes 1/(2Ã0) = {inv_2a:e} over the window: out of the f64 range",
-                        d.kappa
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        check_riccati(&d)?;
+        let (scheme, n, graded, blocks, shift) = (d.scheme, d.n, d.nodes.is_some(), d.eps_axis.len(), d.shift);
+        Ok(ParsedParams::new(ParsedPoint { raw: d.raw, scheme, n, graded, blocks, shift }))
     }
-    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
-        let d = derive(params)?;
-        Ok(format!("scheme={:?} n={} graded={} blocks={}", d.scheme, d.n, d.nodes.is_some(), d.eps_axis.len()))
+    fn batch_key(&self, params: &ParsedParams) -> Result<String> {
+        let d = params.downcast::<ParsedPoint>()?;
+        Ok(format!("scheme={:?} n={} graded={} blocks={}", d.scheme, d.n, d.graded, d.blocks))
     }
-    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
-        let d = derive(params)?;
-        let (n, k) = (d.n as u64, d.eps_axis.len() as u64);
-        let graded = d.nodes.is_some();
+    fn footprint(&self, params: &ParsedParams) -> Result<Option<crate::engine::model::Footprint>> {
+        let d = params.downcast::<ParsedPoint>()?;
+        let (n, k) = (d.n as u64, d.blocks as u64);
+        let graded = d.graded;
         let (state, params_len, table) = match d.scheme {
             Scheme::Collision | Scheme::CollisionEq5 if graded => {
                 (n, cpu::G_PARAMS_LEN, cpu::collision_graded_table_len(d.n))
@@ -121,8 +148,11 @@ impl Model for Cavity {
             },
         }))
     }
-    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
-        let members = points.iter().map(derive).collect::<Result<Vec<_>>>()?;
+    fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
+        let members = downcast_all::<ParsedPoint>(points)?
+            .into_iter()
+            .map(|p| derive_from(p.raw.clone()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(CavityBatch::new(members)?))
     }
 }

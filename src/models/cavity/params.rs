@@ -236,7 +236,11 @@ fn positive(field: &str, v: f64) -> Result<f64> {
 
 /// Parses and checks one parameter set.
 pub fn derive(value: &serde_json::Value) -> Result<Derived> {
-    let raw: CavityParams = crate::engine::model::parse_params(value)?;
+    derive_from(crate::engine::model::parse_params(value)?)
+}
+
+/// Checks one parameter set already parsed into its struct and derives the grid.
+pub fn derive_from(raw: CavityParams) -> Result<Derived> {
     let scheme = match (raw.level, raw.variant.as_deref()) {
         (1, None | Some("consistent")) => Scheme::Collision,
         (1, Some("eq5_printed")) => Scheme::CollisionEq5,

@@ -18,7 +18,7 @@ pub mod specific_heat;
 pub mod stability;
 pub mod threshold;
 
-use crate::engine::model::{BatchProblem, Model, Observables};
+use crate::engine::model::{downcast_all, BatchProblem, Model, Observables, ParsedParams};
 use crate::{NeqkinError, Result};
 use alpha2f::Spectrum;
 use serde::Deserialize;
@@ -419,6 +419,24 @@ pub const MAX_MODES: usize = 100_000;
 /// The Migdal-Eliashberg model.
 pub struct Eliashberg;
 
+/// One point as [`Eliashberg`]'s `parse` leaves it: the checked parameters and the sizes
+/// batch keys and footprints need, from the spectrum built once while checking (the
+/// spectrum itself is not kept: a plan holds one of these per sweep point, and a batch
+/// rebuilds it).
+#[derive(Clone, Debug)]
+pub struct ParsedPoint {
+    /// The checked parameters.
+    pub params: Params,
+    /// Positive energy grid points L ([`Params::grid_size`]; `None` for tasks without a grid).
+    pub grid_size: Option<usize>,
+    /// Phonon modes of the spectrum.
+    pub n_modes: usize,
+}
+
+fn params_of(points: &[ParsedParams]) -> Result<Vec<Params>> {
+    Ok(downcast_all::<ParsedPoint>(points)?.into_iter().map(|p| p.params.clone()).collect())
+}
+
 impl Model for Eliashberg {
     fn name(&self) -> &'static str {
         "eliashberg"
@@ -440,38 +458,36 @@ impl Model for Eliashberg {
         }
     }
 
-    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+    fn parse(&self, params: &serde_json::Value) -> Result<ParsedParams> {
         let p = Params::parse(params)?;
         let s = p.spectrum()?;
         if let Some(e) = p.grid_step {
             stability::mode_steps(&s.scaled(1.0 / e))?;
         }
-        Ok(())
+        let (grid_size, n_modes) = (p.grid_size(&s), s.omega.len());
+        Ok(ParsedParams::new(ParsedPoint { params: p, grid_size, n_modes }))
     }
 
-    fn requires_direct(&self, params: &serde_json::Value) -> Result<Option<bool>> {
-        Ok(Some(Params::parse(params)?.task != Task::Kinetic))
+    fn requires_direct(&self, params: &ParsedParams) -> Result<Option<bool>> {
+        Ok(Some(params.downcast::<ParsedPoint>()?.params.task != Task::Kinetic))
     }
 
-    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
-        let p = Params::parse(params)?;
-        Ok(match p.task {
-            Task::Kinetic => {
-                let s = p.spectrum()?;
-                format!("L={} modes={}", p.grid_size(&s).unwrap_or(0), s.omega.len())
-            }
+    fn batch_key(&self, params: &ParsedParams) -> Result<String> {
+        let p = params.downcast::<ParsedPoint>()?;
+        Ok(match p.params.task {
+            Task::Kinetic => format!("L={} modes={}", p.grid_size.unwrap_or(0), p.n_modes),
             // Direct evaluations batch anything; the grid size only labels the group.
-            Task::Stability => format!("L={}", p.grid_size(&p.spectrum()?).unwrap_or(0)),
+            Task::Stability => format!("L={}", p.grid_size.unwrap_or(0)),
             _ => String::new(),
         })
     }
 
-    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
+    fn footprint(&self, params: &ParsedParams) -> Result<Option<crate::engine::model::Footprint>> {
         use crate::engine::model::Footprint;
-        let p = Params::parse(params)?;
-        let s = p.spectrum()?;
-        let nm = s.omega.len() as u64;
-        let l = p.grid_size(&s).unwrap_or(0) as u64;
+        let pp = params.downcast::<ParsedPoint>()?;
+        let p = &pp.params;
+        let nm = pp.n_modes as u64;
+        let l = pp.grid_size.unwrap_or(0) as u64;
         let sq = l.saturating_mul(l).saturating_mul(8);
         Ok(Some(match p.task {
             // The CPU RHS solves the stage's dense L×L system per member.
@@ -495,8 +511,8 @@ impl Model for Eliashberg {
         }))
     }
 
-    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
-        let ps = points.iter().map(Params::parse).collect::<Result<Vec<_>>>()?;
+    fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
+        let ps = params_of(points)?;
         if let Some(p) = ps.iter().find(|p| p.task != Task::Kinetic) {
             return Err(NeqkinError::invalid(
                 "params.task",
@@ -506,8 +522,8 @@ impl Model for Eliashberg {
         Ok(Arc::new(kinetic::KineticProblem::new(&ps)?))
     }
 
-    fn evaluate(&self, points: &[serde_json::Value]) -> Option<Result<Vec<Observables>>> {
-        Some(points.iter().map(|v| evaluate_point(&Params::parse(v)?)).collect())
+    fn evaluate(&self, points: &[ParsedParams]) -> Option<Result<Vec<Observables>>> {
+        Some(points.iter().map(|v| evaluate_point(&v.downcast::<ParsedPoint>()?.params)).collect())
     }
 }
 

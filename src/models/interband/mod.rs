@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::engine::model::{check_finite, BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::engine::model::{
+    check_finite, downcast_all, BatchLayout, BatchProblem, KernelSource, Model, Observables, ParsedParams,
+};
 use crate::engine::program::ToleranceBlock;
 use crate::{NeqkinError, Result};
 
@@ -331,17 +333,17 @@ impl Model for Interband {
             sweep: Some(("coupling_v", vec![0.0, 5.0])),
         }
     }
-    fn validate(&self, params: &serde_json::Value) -> Result<()> {
-        InterbandParams::from_json(params).map(|_| ())
+    fn parse(&self, params: &serde_json::Value) -> Result<ParsedParams> {
+        InterbandParams::from_json(params).map(ParsedParams::new)
     }
     fn static_arrays(&self) -> Vec<String> {
         ["k"].map(String::from).to_vec()
     }
-    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
-        Ok(format!("n_momenta={}", InterbandParams::from_json(params)?.n_momenta()))
+    fn batch_key(&self, params: &ParsedParams) -> Result<String> {
+        Ok(format!("n_momenta={}", params.downcast::<InterbandParams>()?.n_momenta()))
     }
-    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
-        let p = InterbandParams::from_json(params)?;
+    fn footprint(&self, params: &ParsedParams) -> Result<Option<crate::engine::model::Footprint>> {
+        let p = params.downcast::<InterbandParams>()?;
         let n = p.n_momenta();
         let w = tables::incoming_width(n, &p.jumps());
         Ok(Some(crate::engine::model::Footprint {
@@ -355,8 +357,8 @@ impl Model for Interband {
             jacobian_band: None,
         }))
     }
-    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
-        let ps = points.iter().map(InterbandParams::from_json).collect::<Result<Vec<_>>>()?;
+    fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
+        let ps: Vec<InterbandParams> = downcast_all::<InterbandParams>(points)?.into_iter().cloned().collect();
         Ok(Arc::new(InterbandProblem::new(ps)?))
     }
 }

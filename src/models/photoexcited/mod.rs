@@ -16,7 +16,9 @@ pub mod params;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, MapDevice, Model, Observables};
+use crate::engine::model::{
+    downcast_all, BatchLayout, BatchProblem, KernelSource, MapDevice, Model, Observables, ParsedParams,
+};
 use crate::engine::program::ToleranceBlock;
 use crate::{NeqkinError, Result};
 
@@ -453,23 +455,23 @@ impl Model for Photoexcited {
             sweep: Some(("phonon_frequency", vec![0.2, 0.5, 0.8])),
         }
     }
-    fn validate(&self, params: &serde_json::Value) -> Result<()> {
+    fn parse(&self, params: &serde_json::Value) -> Result<ParsedParams> {
         let p = PhotoexcitedParams::from_json(params)?;
         if p.dos == DosKind::Table {
             // Builds the band and checks σ̃(μ) > 0 (cheap for a table; a p band is sampled
             // only when its batch is built).
             PhotoexcitedBatch::new(std::slice::from_ref(&p))?;
         }
-        Ok(())
+        Ok(ParsedParams::new(p))
     }
     fn static_arrays(&self) -> Vec<String> {
         ["energy_grid", "dos"].map(String::from).to_vec()
     }
-    fn batch_key(&self, params: &serde_json::Value) -> Result<String> {
-        Ok(format!("grid_points={}", PhotoexcitedParams::from_json(params)?.grid_points))
+    fn batch_key(&self, params: &ParsedParams) -> Result<String> {
+        Ok(format!("grid_points={}", params.downcast::<PhotoexcitedParams>()?.grid_points))
     }
-    fn footprint(&self, params: &serde_json::Value) -> Result<Option<crate::engine::model::Footprint>> {
-        let p = PhotoexcitedParams::from_json(params)?;
+    fn footprint(&self, params: &ParsedParams) -> Result<Option<crate::engine::model::Footprint>> {
+        let p = params.downcast::<PhotoexcitedParams>()?;
         let n = p.grid_points as u64;
         let lines = PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width()).shift.len() as u64;
         // The p band samples k_points³ momenta, OUTPUTS reals each, while the batch is built.
@@ -486,12 +488,12 @@ impl Model for Photoexcited {
             jacobian_band: None,
         }))
     }
-    fn build(&self, points: &[serde_json::Value]) -> Result<Arc<dyn BatchProblem>> {
-        let parsed = points.iter().map(PhotoexcitedParams::from_json).collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(PhotoexcitedBatch::new(&parsed)?))
+    fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
+        self.build_with(points, &crate::engine::model::CpuMap)
     }
-    fn build_with(&self, points: &[serde_json::Value], device: &dyn MapDevice) -> Result<Arc<dyn BatchProblem>> {
-        let parsed = points.iter().map(PhotoexcitedParams::from_json).collect::<Result<Vec<_>>>()?;
+    fn build_with(&self, points: &[ParsedParams], device: &dyn MapDevice) -> Result<Arc<dyn BatchProblem>> {
+        let parsed: Vec<PhotoexcitedParams> =
+            downcast_all::<PhotoexcitedParams>(points)?.into_iter().cloned().collect();
         Ok(Arc::new(PhotoexcitedBatch::new_with(&parsed, device)?))
     }
 }

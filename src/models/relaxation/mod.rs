@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::engine::model::{BatchLayout, BatchProblem, KernelSource, Model, Observables};
+use crate::engine::model::{downcast_all, BatchLayout, BatchProblem, KernelSource, Model, Observables, ParsedParams};
 use crate::{NeqkinError, Result};
 
 /// Reals per member in the parameter block (kept in sync with shaders/relaxation/rhs.wgsl).
@@ -53,10 +53,10 @@ pub struct RelaxationParams {
     pub rate: f64,
     /// Value relaxed toward.
     pub target: f64,
-    /// Initial profile (`grid_points` values).
-    pub initial: Vec<f64>,
-    /// Whether the initial profile was given as one number.
-    pub uniform: bool,
+    /// Initial profile: one value everywhere (kept as one number, so a plan holding
+    /// every sweep point's parameters holds no grid-sized arrays for it), or
+    /// `grid_points` values as given.
+    pub initial: Initial,
     /// Diffusion constant (≥ 0).
     pub diffusion: f64,
 }
@@ -78,10 +78,13 @@ struct RawParams {
     diffusion: f64,
 }
 
-#[derive(serde::Deserialize)]
+/// `params.initial`: one number or a profile.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(untagged)]
-enum Initial {
+pub enum Initial {
+    /// The same value at every grid point.
     Uniform(f64),
+    /// One value per grid point.
     Profile(Vec<f64>),
 }
 
@@ -111,9 +114,9 @@ impl RelaxationParams {
         if diffusion < 0.0 {
             return Err(NeqkinError::invalid("params.diffusion", format!("must be ≥ 0, got {diffusion}")));
         }
-        let (initial, uniform) = match raw.initial {
-            None => (vec![1.0; grid_points], true),
-            Some(Initial::Uniform(x)) => (vec![finite("initial", x)?; grid_points], true),
+        let initial = match raw.initial {
+            None => Initial::Uniform(1.0),
+            Some(Initial::Uniform(x)) => Initial::Uniform(finite("initial", x)?),
             Some(Initial::Profile(a)) => {
                 if a.len() != grid_points {
                     return Err(NeqkinError::invalid(
@@ -124,17 +127,25 @@ impl RelaxationParams {
                 for (i, x) in a.iter().enumerate() {
                     finite(&format!("initial[{i}]"), *x)?;
                 }
-                (a, false)
+                Initial::Profile(a)
             }
         };
-        Ok(RelaxationParams { grid_points, rate, target, initial, uniform, diffusion })
+        Ok(RelaxationParams { grid_points, rate, target, initial, diffusion })
+    }
+
+    /// The initial profile, `grid_points` values.
+    pub fn initial_profile(&self) -> Vec<f64> {
+        match &self.initial {
+            Initial::Uniform(x) => vec![*x; self.grid_points],
+            Initial::Profile(a) => a.clone(),
+        }
     }
 
     /// Exact solution at time `t`, where known (diffusion 0 or uniform initial value).
     pub fn exact(&self, t: f64) -> Option<Vec<f64>> {
-        (self.diffusion == 0.0 || self.uniform).then(|| {
+        (self.diffusion == 0.0 || matches!(self.initial, Initial::Uniform(_))).then(|| {
             let d = (-self.rate * t).exp();
-            self.initial.iter().map(|y0| self.target + (y0 - self.target) * d).collect()
+            self.initial_profile().iter().map(|y0| self.target + (y0 - self.target) * d).collect()
         })
     }
 }
@@ -164,14 +175,14 @@ impl Model for Relaxation {
             sweep: Some(("rate", vec![0.1, 1.0, 10.0])),
         }
     }
-    fn validate(&self, params: &Value) -> Result<()> {
-        RelaxationParams::from_json(params).map(|_| ())
+    fn parse(&self, params: &Value) -> Result<ParsedParams> {
+        RelaxationParams::from_json(params).map(ParsedParams::new)
     }
-    fn batch_key(&self, params: &Value) -> Result<String> {
-        Ok(format!("grid_points={}", RelaxationParams::from_json(params)?.grid_points))
+    fn batch_key(&self, params: &ParsedParams) -> Result<String> {
+        Ok(format!("grid_points={}", params.downcast::<RelaxationParams>()?.grid_points))
     }
-    fn footprint(&self, params: &Value) -> Result<Option<crate::engine::model::Footprint>> {
-        let n = RelaxationParams::from_json(params)?.grid_points as u64;
+    fn footprint(&self, params: &ParsedParams) -> Result<Option<crate::engine::model::Footprint>> {
+        let n = params.downcast::<RelaxationParams>()?.grid_points as u64;
         Ok(Some(crate::engine::model::Footprint {
             state_len: n,
             params_len: PARAMS_LEN as u64,
@@ -183,8 +194,8 @@ impl Model for Relaxation {
             jacobian_band: Some((1, 1)),
         }))
     }
-    fn build(&self, points: &[Value]) -> Result<Arc<dyn BatchProblem>> {
-        let members = points.iter().map(RelaxationParams::from_json).collect::<Result<Vec<_>>>()?;
+    fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
+        let members: Vec<RelaxationParams> = downcast_all::<RelaxationParams>(points)?.into_iter().cloned().collect();
         let n = members.first().ok_or_else(|| NeqkinError::invalid("params", "empty batch"))?.grid_points;
         if let Some(m) = members.iter().find(|m| m.grid_points != n) {
             return Err(NeqkinError::invalid(
@@ -238,7 +249,7 @@ impl BatchProblem for RelaxationBatch {
         &self.tables
     }
     fn initial_state(&self) -> Vec<f64> {
-        self.members.iter().flat_map(|m| m.initial.iter().copied()).collect()
+        self.members.iter().flat_map(|m| m.initial_profile()).collect()
     }
     fn rhs_member(
         &self,
