@@ -167,8 +167,10 @@ fn dry_run_prints_points_batches_memory_output_and_backend() {
         "batches: 3 in 1 group(s)",
         "grid_points=1000: 10 points, 3 batch(es) of ≤ 4",
         "memory: largest batch ≈",
-        // 10 points × 4 outputs × (y + grid_x = 2000 reals) × 8 B = 640 000 B of arrays.
-        "arrays ≈ 625.0 KiB",
+        // 10 points × (4 outputs × y (1000 reals) + the static grid_x (1000 reals) once)
+        // × 8 B = 400 000 B of arrays: results.zarr does not store a static array per
+        // output time.
+        "arrays ≈ 390.6 KiB",
         "backend: cpu",
     ] {
         assert!(s.contains(what), "dry run lacks `{what}`:\n{s}");

@@ -299,8 +299,13 @@ pub struct Footprint {
     /// arrays above (dense matrices, eigenproblems, sampled Brillouin zones); counted once
     /// per worker thread of a batch, not per member.
     pub work_bytes: u64,
-    /// Reals of the arrays the member writes per output time (`output.arrays = true`).
+    /// Reals of the arrays the member writes per output time (`output.arrays = true`),
+    /// static arrays included.
     pub array_reals: u64,
+    /// The part of `array_reals` in static arrays ([`Model::static_arrays`] and `grid_*`):
+    /// held per output time while the batch runs, but written to `results.zarr` once per
+    /// point (once per run when every point has the same), not per output time.
+    pub static_array_reals: u64,
     /// Band `(lower, upper)` of the RHS Jacobian ([`BatchProblem::jacobian_band`]);
     /// `None`: dense (the Newton and BDF memory estimates use it).
     pub jacobian_band: Option<(u64, u64)>,
@@ -317,6 +322,7 @@ impl Footprint {
             scratch_len: self.scratch_len.max(o.scratch_len),
             work_bytes: self.work_bytes.max(o.work_bytes),
             array_reals: self.array_reals.max(o.array_reals),
+            static_array_reals: self.static_array_reals.max(o.static_array_reals),
             jacobian_band: match (self.jacobian_band, o.jacobian_band) {
                 (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
                 _ => None,

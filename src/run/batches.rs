@@ -299,7 +299,11 @@ pub fn estimate(
             continue;
         };
         if plan.output.arrays {
-            array_bytes = array_bytes.saturating_add(n.saturating_mul(outputs).saturating_mul(f.array_reals * 8));
+            // results.zarr stores a static array (grid, DoS) once per point, the others
+            // once per output time (an upper bound: settled static arrays are stored once).
+            let stat = f.static_array_reals.min(f.array_reals);
+            let per_point = outputs.saturating_mul(f.array_reals - stat).saturating_add(stat);
+            array_bytes = array_bytes.saturating_add(n.saturating_mul(per_point).saturating_mul(8));
         }
         let (own, shared) = member_bytes(plan, &f, outputs);
         g.member_bytes = own;

@@ -141,6 +141,7 @@ impl Model for Cavity {
             // Observables: ω, F, F0 and the symmetric parts per block evaluated.
             work_bytes: 8 * 6 * n,
             array_reals: if riccati { 0 } else { 5 * n + if k > 1 { k + n * k } else { 0 } },
+            static_array_reals: 0,
             jacobian_band: match d.scheme {
                 Scheme::FokkerPlanck => Some((1, 1)),
                 Scheme::ShiftConsistent | Scheme::ShiftS71Reading => Some((d.shift as u64, d.shift as u64)),

@@ -498,7 +498,9 @@ impl Model for Eliashberg {
                 table_shared: false,
                 scratch_len: kinetic::SCRATCH_VECTORS as u64 * l,
                 work_bytes: sq.saturating_mul(2),
-                array_reals: 3 * l,
+                // f and delta_f.
+                array_reals: 2 * l,
+                static_array_reals: 0,
                 jacobian_band: None,
             },
             // Dense L×L matrices of the eigenproblem (two operators, factors, vectors).

@@ -354,6 +354,8 @@ impl Model for Interband {
             scratch_len: (lindblad::SCRATCH_PER_MOMENTUM * n) as u64,
             work_bytes: 0,
             array_reals: 7 * n as u64,
+            // k.
+            static_array_reals: n as u64,
             jacobian_band: None,
         }))
     }

@@ -485,6 +485,8 @@ impl Model for Photoexcited {
             scratch_len: 1,
             work_bytes: work,
             array_reals: 3 * n,
+            // energy_grid and dos.
+            static_array_reals: 2 * n,
             jacobian_band: None,
         }))
     }

@@ -191,6 +191,8 @@ impl Model for Relaxation {
             scratch_len: 0,
             work_bytes: 0,
             array_reals: 2 * n,
+            // grid_x.
+            static_array_reals: n,
             jacobian_band: Some((1, 1)),
         }))
     }
