@@ -170,4 +170,25 @@ fn gpu_meta_records_dispatches_per_accepted_step() {
     // programs, equal steps).
     assert!(per_step > 0.0 && per_step <= 4.0, "implausible dispatches per step {per_step}");
     assert_eq!(batches[0]["dispatches"], batches[1]["dispatches"], "{meta}");
+    // `merge` recomputes it over its shards' batches: a run in two shards (one batch
+    // each), merged, reports the figure of the single run.
+    let cfg = dir.path().join("rk4.toml");
+    let mut shards = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let out = dir.path().join(format!("gpu_shard{}", &shard[..1]));
+        let o = Command::new(BIN)
+            .args(["run", "--backend", "gpu", "--shard", shard, "--out"])
+            .arg(&out)
+            .arg(&cfg)
+            .env_remove("NEQKIN_TEST_ABORT_AFTER_BATCHES")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "shard {shard}: {}", String::from_utf8_lossy(&o.stderr));
+        shards.push(out);
+    }
+    let merged = dir.path().join("gpu_merged");
+    let o = Command::new(BIN).arg("merge").arg(&merged).args(&shards).output().unwrap();
+    assert!(o.status.success(), "merge: {}", String::from_utf8_lossy(&o.stderr));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(merged.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(m["dispatches_per_accepted_step"].as_f64(), Some(per_step), "{m}");
 }

@@ -158,6 +158,18 @@ fn shards_and_merge_equal_the_full_run() {
     let meta: serde_json::Value = serde_json::from_str(&read(&merged.join("meta.json"))).unwrap();
     assert_eq!(meta["shards"].as_array().unwrap().len(), 2);
     assert_eq!(meta["complete"], true);
+    // The run's per-point figure is recomputed over both shards' batches: the points'
+    // mean, as one run over the same batches would give.
+    let (mut evals, mut points) = (0.0, 0u64);
+    for dir in [&s0, &s1] {
+        let m: serde_json::Value = serde_json::from_str(&read(&dir.join("meta.json"))).unwrap();
+        for b in m["batches"].as_array().unwrap() {
+            evals += b["rhs_evaluations_per_point"].as_f64().unwrap() * b["size"].as_u64().unwrap() as f64;
+            points += b["size"].as_u64().unwrap();
+        }
+    }
+    assert_eq!(points, 20);
+    assert_eq!(meta["rhs_evaluations_per_point"].as_f64(), Some(evals / points as f64), "{meta}");
 
     // Resuming a shard folder as another shard is refused.
     let o = neqkin(&["run", cfg.to_str().unwrap(), "--out", s0.to_str().unwrap(), "--resume", "--shard", "1/2"], &[]);

@@ -877,34 +877,19 @@ impl OutputDir {
         self.write_meta()
     }
 
-    /// `dispatches_per_accepted_step`: GPU dispatches over accepted steps summed over every
-    /// GPU batch of the folder (each batch's steps counted once, as the most any member
-    /// took: one step program advances the whole batch). Absent when no GPU batch ran.
+    /// `dispatches_per_accepted_step` over every batch of the folder
+    /// ([`dispatches_per_accepted_step`]); absent when no GPU batch ran.
     fn update_dispatches_per_step(&mut self) {
-        let (mut dispatches, mut steps) = (0u64, 0u64);
-        for b in self.meta["batches"].as_array().into_iter().flatten() {
-            if let (Some(d), Some(s)) = (b["dispatches"].as_u64(), b["accepted_steps"].as_u64()) {
-                dispatches += d;
-                steps += s;
-            }
-        }
-        if steps > 0 {
-            self.meta["dispatches_per_accepted_step"] = serde_json::json!(dispatches as f64 / steps as f64);
+        if let Some(d) = dispatches_per_accepted_step(self.meta["batches"].as_array().into_iter().flatten()) {
+            self.meta["dispatches_per_accepted_step"] = serde_json::json!(d);
         }
     }
 
-    /// `rhs_evaluations_per_point`: the points' mean over every batch of the folder that
-    /// reported one (so that "fewer steps or cheaper steps" can be read off any run).
+    /// `rhs_evaluations_per_point` over every batch of the folder
+    /// ([`rhs_evaluations_per_point`]).
     fn update_rhs_evaluations_per_point(&mut self) {
-        let (mut evaluations, mut points) = (0.0f64, 0u64);
-        for b in self.meta["batches"].as_array().into_iter().flatten() {
-            if let (Some(e), Some(n)) = (b["rhs_evaluations_per_point"].as_f64(), b["size"].as_u64()) {
-                evaluations += e * n as f64;
-                points += n;
-            }
-        }
-        if points > 0 {
-            self.meta["rhs_evaluations_per_point"] = serde_json::json!(evaluations / points as f64);
+        if let Some(e) = rhs_evaluations_per_point(self.meta["batches"].as_array().into_iter().flatten()) {
+            self.meta["rhs_evaluations_per_point"] = serde_json::json!(e);
         }
     }
 
@@ -1078,6 +1063,36 @@ fn merge_dataset(out: &Path, inputs: &[MergeInput]) -> Result<()> {
         .flat_map(|i| i.finished.iter().map(|(p, f)| (*p, f.arrays.clone().unwrap_or_default())))
         .collect();
     dataset::settle_static(&dst, &arrays, Some(&static_values))
+}
+
+/// GPU dispatches over accepted steps, summed over `batches` (`meta.json` batch records):
+/// the steps-weighted mean of the batches' dispatches per step, each batch's steps counted
+/// once, as the most any member took (one step program advances the whole batch). `None`
+/// when no batch reports dispatches (no GPU batch ran). A run and a merge of its shards
+/// both take it over every batch they hold.
+pub fn dispatches_per_accepted_step<'a>(batches: impl Iterator<Item = &'a Value>) -> Option<f64> {
+    let (mut dispatches, mut steps) = (0u64, 0u64);
+    for b in batches {
+        if let (Some(d), Some(s)) = (b["dispatches"].as_u64(), b["accepted_steps"].as_u64()) {
+            dispatches += d;
+            steps += s;
+        }
+    }
+    (steps > 0).then(|| dispatches as f64 / steps as f64)
+}
+
+/// Right-hand-side evaluations per point: the points' mean over every batch of `batches`
+/// that reported one (so that "fewer steps or cheaper steps" can be read off any run or
+/// merge). `None` when none did.
+pub fn rhs_evaluations_per_point<'a>(batches: impl Iterator<Item = &'a Value>) -> Option<f64> {
+    let (mut evaluations, mut points) = (0.0f64, 0u64);
+    for b in batches {
+        if let (Some(e), Some(n)) = (b["rhs_evaluations_per_point"].as_f64(), b["size"].as_u64()) {
+            evaluations += e * n as f64;
+            points += n;
+        }
+    }
+    (points > 0).then(|| evaluations / points as f64)
 }
 
 /// Joins shard folders into `out`: rows sorted by point and output time, arrays merged,
@@ -1276,6 +1291,15 @@ pub fn merge(out: &Path, shards: &[PathBuf], opts: MergeOptions) -> Result<Merge
         "warnings": warnings,
         "complete": missing == 0,
     });
+    // The run's figures over every shard's batches, as a single run computes them.
+    let mut meta = meta;
+    let batches = || inputs.iter().flat_map(|i| i.meta["batches"].as_array().into_iter().flatten());
+    if let Some(d) = dispatches_per_accepted_step(batches()) {
+        meta["dispatches_per_accepted_step"] = json!(d);
+    }
+    if let Some(e) = rhs_evaluations_per_point(batches()) {
+        meta["rhs_evaluations_per_point"] = json!(e);
+    }
     write_atomic(&out.join(META), serde_json::to_string_pretty(&meta).unwrap_or_default().as_bytes())?;
     drop(locks);
     Ok(MergeSummary { points: done_all.len(), missing, warnings })
