@@ -9,6 +9,10 @@
 //! 2. cost of one point as the momentum grid grows (dk = 0.01, 0.005, 0.002 → 40, 80, 200
 //!    momenta): seconds per point and per accepted step, 8 points per batch.
 //!
+//! 3. (`--rhs`: this section only) the CPU right-hand side alone, one member on one thread:
+//!    ns per momentum per evaluation, from the thread's on-CPU time (so a loaded machine's
+//!    waiting for a core is not counted), median of max(`--reps`, 5) runs.
+//!
 //! Every figure is the median of `--reps` runs (default 3). Defaults are cheap (a 4 × 4
 //! sub-grid to t = 3000, grid-size scan to t = 1000, CPU only with `--backends cpu`);
 //! `--full` runs the 8 × 8 sub-grid to the paper's t = 12000 and the grid scan to t = 3000.
@@ -35,6 +39,7 @@ struct Args {
     dks: Vec<f64>,
     reps: usize,
     json: Option<String>,
+    rhs_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +51,7 @@ fn parse_args() -> Args {
         dks: vec![0.01, 0.005, 0.002],
         reps: 3,
         json: None,
+        rhs_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -66,6 +72,10 @@ fn parse_args() -> Args {
             "--dks" => a.dks = next.split(',').map(|x| x.trim().parse().expect("--dks list")).collect(),
             "--reps" => a.reps = next.parse::<usize>().expect("--reps R").max(1),
             "--json" => a.json = Some(next),
+            "--rhs" => {
+                a.rhs_only = true;
+                used = false;
+            }
             _ => used = false, // cargo bench passes --bench
         }
         i += if used { 2 } else { 1 };
@@ -124,8 +134,86 @@ fn run(dev: &Device, points: &[serde_json::Value], t_end: f64) -> (f64, f64, usi
     (start.elapsed().as_secs_f64(), steps, stopped)
 }
 
+/// Seconds this thread has run on a CPU (Linux `/proc/thread-self/schedstat`); `None`
+/// elsewhere (then wall time is used).
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split_whitespace().next()?.parse::<f64>().ok()? * 1e-9)
+}
+
+/// Section 3: the CPU right-hand side of one member (Fig 2 parameters, Ω = 0.25, V = 5)
+/// on this thread, at each grid step of `--dks`; ns per momentum per evaluation.
+fn rhs_alone(args: &Args) -> Vec<serde_json::Value> {
+    let reps = args.reps.max(5);
+    println!("## 3. Interband CPU RHS alone, one thread, ns per momentum per evaluation (median of {reps})");
+    println!("| dk | momenta | ns per momentum per evaluation (on-CPU) | (wall) | evaluations timed |");
+    println!("|---|---|---|---|---|");
+    let mut out = vec![];
+    for &dk in &args.dks {
+        let problem = Interband.build(&Interband.parse_all(&[point(0.25, 5.0, dk, false)]).unwrap()).unwrap();
+        let l = problem.layout();
+        let n = l.state_len / 6;
+        let (params, tables) = (&problem.params()[..l.params_len], &problem.tables()[..l.table_len]);
+        // A state with every component in play: the initial state advanced by Euler steps.
+        let mut y = problem.initial_state();
+        for (i, v) in y.iter_mut().enumerate() {
+            *v += 1e-3 * ((i * 7919) % 101) as f64 / 101.0;
+        }
+        let mut dy = vec![0.0; l.state_len];
+        let mut scratch = vec![0.0; l.scratch_len.max(1)];
+        for _ in 0..10 {
+            problem.rhs_member(0, params, tables, 0.0, &y, &mut dy, &mut scratch);
+            for (yi, di) in y.iter_mut().zip(&dy) {
+                *yi += 1e-2 * di;
+            }
+        }
+        let s = Instant::now();
+        let c0 = thread_cpu_seconds();
+        let spent = || match (c0, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => s.elapsed().as_secs_f64(),
+        };
+        let mut calib = 0usize;
+        while spent() < 0.05 {
+            problem.rhs_member(0, params, tables, 0.0, &y, &mut dy, &mut scratch);
+            calib += 1;
+        }
+        let evals = (calib * 4).max(10);
+        let (cpu, wall): (Vec<f64>, Vec<f64>) = (0..reps)
+            .map(|_| {
+                let c = thread_cpu_seconds();
+                let s = Instant::now();
+                for _ in 0..evals {
+                    problem.rhs_member(0, params, tables, 0.0, std::hint::black_box(&y), &mut dy, &mut scratch);
+                    std::hint::black_box(&mut dy);
+                }
+                let wall = s.elapsed().as_secs_f64();
+                let cpu = match (c, thread_cpu_seconds()) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => wall,
+                };
+                let scale = 1e9 / (evals * n) as f64;
+                (cpu * scale, wall * scale)
+            })
+            .unzip();
+        let (ns, ns_wall) = (median(cpu), median(wall));
+        println!("| {dk} | {n} | {ns:.2} | {ns_wall:.2} | {evals} |");
+        out.push(json!({"dk": dk, "momenta": n, "ns_per_momentum_per_evaluation": ns, "ns_wall": ns_wall, "evaluations": evals}));
+    }
+    println!();
+    out
+}
+
 fn main() {
     let args = parse_args();
+    if args.rhs_only {
+        let rows = rhs_alone(&args);
+        if let Some(path) = args.json {
+            std::fs::write(&path, serde_json::to_string_pretty(&json!({"rhs": rows})).unwrap()).unwrap();
+            eprintln!("wrote {path}");
+        }
+        return;
+    }
     let mut devices = vec![];
     for name in &args.backends {
         match name.as_str() {

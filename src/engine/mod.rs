@@ -16,5 +16,6 @@ pub mod integrators;
 pub mod model;
 pub mod program;
 pub mod rosenbrock;
+pub mod simd;
 pub mod solve;
 pub mod steady;

@@ -3,7 +3,7 @@
 
 use crate::engine::model::Observables;
 
-use super::lindblad::{delta_star, lindblad, P_CV, P_DET, P_GPH, P_GRR, P_N, SCRATCH_PER_MOMENTUM};
+use super::lindblad::{delta_star, lindblad, phonon_rates, P_CV, P_DET, P_GPH, P_GRR, P_N, SCRATCH_PER_MOMENTUM};
 use super::InterbandParams;
 
 /// Observables of one state: scalars `delta_abs`, `delta_re`, `delta_im` (Δ, not Δ*),
@@ -202,11 +202,11 @@ pub fn normal_state_stability(params: &[f64], tables: &[f64], y: &[f64]) -> (f64
     let mut rates = vec![0.0; SCRATCH_PER_MOMENTUM * n];
     lindblad(params, tables, 0.0, y, &mut dy, &mut rates);
     let pop_rate = dy[..4 * n].iter().fold(0.0f64, |a, d| a.max(d.abs()));
+    let [in1, out1, in2, out2] = phonon_rates(params, tables, y);
     let diag = |p: usize| {
         let m = n - 1 - p;
         let es = (tables[n + p] - 0.5 * det) + (tables[m] + 0.5 * det);
-        let gs = 0.5
-            * (rates[4 * m] + rates[4 * m + 1] + rates[4 * p + 2] + rates[4 * p + 3] + grr * (1.0 - y[p] + y[n + m]));
+        let gs = 0.5 * (in1[m] + out1[m] + in2[p] + out2[p] + grr * (1.0 - y[p] + y[n + m]));
         Complex::new(-gs, es)
     };
     let nt = |p: usize| y[n + p] + y[n - 1 - p] - 1.0;

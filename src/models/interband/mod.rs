@@ -374,6 +374,8 @@ pub struct InterbandProblem {
     params: Vec<f64>,
     tables: Vec<f64>,
     table_stride: usize,
+    /// Per member: the CPU twin's jump runs and detuned energies, built once here.
+    plans: Vec<lindblad::LindbladPlan>,
 }
 
 impl InterbandProblem {
@@ -399,15 +401,15 @@ impl InterbandProblem {
             let (e1, e2) = p.energies();
             tab.extend(tables::build_tables(&e1, &e2, j, w));
         }
-        let params = points.iter().flat_map(|p| p.param_block(w)).collect();
-        Ok(InterbandProblem {
-            table_stride: if shared { 0 } else { tables::table_len(n, w) },
-            points,
-            n,
-            w,
-            params,
-            tables: tab,
-        })
+        let params: Vec<f64> = points.iter().flat_map(|p| p.param_block(w)).collect();
+        let table_stride = if shared { 0 } else { tables::table_len(n, w) };
+        let plans = (0..points.len())
+            .map(|m| {
+                let tb = &tab[m * table_stride..m * table_stride + tables::table_len(n, w)];
+                lindblad::LindbladPlan::new(&params[m * PARAMS_LEN..(m + 1) * PARAMS_LEN], tb)
+            })
+            .collect();
+        Ok(InterbandProblem { table_stride, points, n, w, params, tables: tab, plans })
     }
 
     /// Number of momenta.
@@ -453,15 +455,15 @@ impl BatchProblem for InterbandProblem {
     }
     fn rhs_member(
         &self,
-        _member: usize,
+        member: usize,
         params: &[f64],
         tables: &[f64],
-        t: f64,
+        _t: f64,
         y: &[f64],
         dy: &mut [f64],
         scratch: &mut [f64],
     ) {
-        lindblad::lindblad(params, tables, t, y, dy, scratch);
+        lindblad::lindblad_planned(&self.plans[member], params, tables, y, dy, scratch);
     }
     fn kernel(&self) -> KernelSource {
         KernelSource { name: "interband/lindblad".into(), source: KERNEL_SOURCE.into() }
