@@ -139,7 +139,8 @@ pub enum RawMethod {
     Dopri5,
     /// Runge-Kutta-Chebyshev (stabilised explicit).
     Rkc,
-    /// Variable-step BDF 1–2 on the host (CPU backend only).
+    /// Variable-order (1–5) BDF/NDF on the host (orders 1–2 for linearly-implicit models;
+    /// CPU backend only).
     Bdf,
     /// Steady state by Newton's method (pseudo-transient continuation); needs steady_tol.
     Newton,

@@ -1,6 +1,9 @@
 //! Implicit time stepping for stiff and singular-prone problems: variable-step BDF of
 //! orders 1–2 for problems in linearly-implicit form `A(y) y′ = F(y)` (an ODE `y′ = F` is
-//! `A = I`), on the host (CPU backend only).
+//! `A = I`), on the host (CPU backend only). `solver.method = "bdf"` on a problem that offers
+//! no linearly-implicit form (`BatchProblem::linearly_implicit` is None) runs the
+//! variable-order BDF/NDF of [`crate::engine::bdf`] instead (sparse Jacobian on the model's
+//! declared pattern); [`integrate_host`] always runs the orders 1–2 below.
 //!
 //! Why host-side: every step solves the nonlinear BDF equations by Newton's method with a
 //! dense Jacobian and an LU factorisation (the crate's one LU, [`crate::engine::dense`] on
@@ -369,6 +372,10 @@ pub fn drive(
                 info.backend, info.adapter
             ),
         ));
+    }
+    if problem.linearly_implicit().is_none() {
+        // `y′ = f`: variable-order BDF/NDF with the model's declared sparsity.
+        return crate::engine::bdf::integrate_host(problem, opts, on_output).map(|(stats, _)| stats);
     }
     let explicit = Explicit(problem);
     let sys: &dyn LinearlyImplicit = problem.linearly_implicit().unwrap_or(&explicit);

@@ -8,6 +8,7 @@
 //! scalars and, at requested output times, the state.
 
 pub mod backend;
+pub mod bdf;
 pub mod cpu;
 pub mod dense;
 pub mod gpu;
@@ -18,4 +19,5 @@ pub mod program;
 pub mod rosenbrock;
 pub mod simd;
 pub mod solve;
+pub mod sparse_jacobian;
 pub mod steady;

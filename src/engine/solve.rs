@@ -17,9 +17,10 @@ pub enum Method {
     /// Adaptive second-order Runge-Kutta-Chebyshev (stabilised explicit; for the
     /// energy-diffusion terms whose explicit limit is ~dε²).
     Rkc,
-    /// Variable-step BDF (orders 1–2) with Newton/LU on the host, for stiff problems and
-    /// linearly-implicit ones `A(y) y′ = F(y)` whose `A` may turn singular; CPU backend
-    /// only (see [`crate::engine::implicit`]).
+    /// Implicit BDF on the host, CPU backend only: variable order 1–5 with the model's sparse
+    /// Jacobian for stiff `y′ = f` ([`crate::engine::bdf`]); orders 1–2 with dense Newton/LU
+    /// for linearly-implicit problems `A(y) y′ = F(y)` whose `A` may turn singular
+    /// ([`crate::engine::implicit`]).
     Bdf,
     /// Steady state `rhs(y) = 0` by Newton's method with pseudo-transient continuation and
     /// a banded difference Jacobian (see [`crate::engine::steady`]); any backend.

@@ -1,0 +1,713 @@
+//! Variable-order (1–5), variable-step BDF/NDF for `y′ = f(t, y)` on the host (CPU backend
+//! only): `solver.method = "bdf"` for problems without a linearly-implicit form (those, with
+//! `A(y) ≠ I`, keep the dense orders 1–2 of [`crate::engine::implicit`]).
+//!
+//! ## Method
+//! Shampine & Reichelt's NDF in the backward-difference form of SciPy's `BDF` (Shampine,
+//! "The MATLAB ODE suite", 1997): the state is carried as the modified divided differences
+//! `D[0] = y_n, D[1] = h∇y_n, …` up to order `k + 2`. A step of order `k` predicts
+//! `y⁽⁰⁾ = Σ_{j ≤ k} D[j]` and solves `d − c f(t_{n+1}, y⁽⁰⁾ + d) + ψ = 0` for the correction
+//! `d` (`c = h/α_k`, `ψ = Σ_{j=1..k} γ_j D[j] / α_k`, `α_k = (1 − κ_k) γ_k`, `γ_k = Σ_{j ≤ k} 1/j`,
+//! κ the NDF coefficients, 0 at order 5: plain BDF5). The local error is
+//! `(κ_k γ_k + 1/(k+1))·d`, measured in the explicit methods' norm ([`error_norm`]: the model's
+//! tolerance blocks, weights `atol + rtol·max(|yₙ|, |yₙ₊₁|)` or the deviation from the
+//! reference state under `solver.error_scale = "deviation"`). A change of step by a factor `r`
+//! rescales the differences (`D ← (R(r)U)ᵀ D`); the step is changed (and the order chosen)
+//! only after `k + 1` equal steps: from the error estimates of orders `k − 1`, `k`, `k + 1`
+//! (`D[k]`, `d`, `d − D[k+1]`), the order whose `err^{−1/(order+1)}` is largest, the step by
+//! that factor times a safety factor (at most ×10). Output times before the last are
+//! interpolated with the order-`k` polynomial (the step is not cut at them); the last one is
+//! reached exactly.
+//!
+//! ## Newton
+//! Simplified Newton on `(I − cJ) δ = c f − ψ − d` in the style of CVODE: `J` is kept over
+//! many steps and re-evaluated only when an iteration with an old `J` fails to converge, or
+//! when the matrix must be refactorised and `J` is [`JAC_MAX_AGE`] accepted steps old; the
+//! matrix `I − cJ` is refactorised only when `c` has moved by more than [`REFACTOR_CHANGE`]
+//! (30 %) from the `c` of its factors (the correction is then scaled by `2/(1 + c/c_LU)`, as
+//! CVODE does) or after [`LU_MAX_AGE`] steps. The iteration stops when the estimated
+//! remaining error `‖δ‖·min(1, rate)`, in the local-error norm times the order's error
+//! constant, is below [`NEWTON_TOL`]; the convergence rate is carried from step to step, so
+//! a well-converging Newton takes one RHS evaluation per step. A failure (divergence, more
+//! than [`NEWTON_MAXITER`] iterations, a non-finite residual, a singular matrix) re-evaluates
+//! an old `J` and retries, else shrinks `h` by 4.
+//!
+//! ## The Jacobian
+//! With a declared sparsity ([`BatchProblem::jacobian_pattern`], else
+//! [`BatchProblem::jacobian_band`]) `J` is a coloured forward-difference sparse Jacobian and
+//! `I − cJ` a band LU after reverse Cuthill–McKee ([`crate::engine::sparse_jacobian`], shared
+//! with `rosenbrock`): O(N·band) memory, O(N·band²) per LU, a few RHS evaluations per `J`.
+//! Without one: a dense forward-difference `J` (N evaluations) and a dense LU with partial
+//! pivoting ([`crate::engine::dense`]). Every RHS evaluation — Newton iterations, Jacobian
+//! columns or colours, the initial-step probe — is counted in
+//! [`SolveStats::rhs_evaluations`].
+
+// The difference-array loops index several small arrays with one index; `!(h >= h_min)` is
+// meant to be true for NaN.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
+use rayon::prelude::*;
+
+use crate::engine::cpu::error_norm;
+use crate::engine::dense::Lu;
+use crate::engine::model::BatchProblem;
+use crate::engine::program::{status, ToleranceBlock};
+use crate::engine::solve::{OutputFrame, SolveOptions, SolveStats};
+use crate::engine::sparse_jacobian::{declared_pattern, Linear, Prepared};
+use crate::{NeqkinError, Result};
+
+/// Highest order.
+pub const MAX_ORDER: usize = 5;
+/// Newton iterations per attempt.
+pub const NEWTON_MAXITER: usize = 4;
+/// Newton stops when its estimated remaining error, in the local-error norm, is below this.
+pub const NEWTON_TOL: f64 = 0.1;
+/// Accepted steps after which `J` is re-evaluated at the next refactorisation.
+pub const JAC_MAX_AGE: u64 = 50;
+/// Steps after which `I − cJ` is refactorised even if `c` has not moved.
+pub const LU_MAX_AGE: u64 = 20;
+/// Relative change of `c = h/α_k` above which `I − cJ` is refactorised.
+pub const REFACTOR_CHANGE: f64 = 0.3;
+const MIN_FACTOR: f64 = 0.2;
+const MAX_FACTOR: f64 = 10.0;
+/// NDF coefficients κ_k (Shampine & Reichelt 1997; κ_5 = 0: BDF5).
+const KAPPA: [f64; MAX_ORDER + 1] = [0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0];
+
+/// `γ_k = Σ_{j ≤ k} 1/j`.
+fn gamma(k: usize) -> f64 {
+    (1..=k).map(|j| 1.0 / j as f64).sum()
+}
+fn alpha(k: usize) -> f64 {
+    (1.0 - KAPPA[k]) * gamma(k)
+}
+/// Local error constant of order `k` (error = constant × correction).
+fn error_const(k: usize) -> f64 {
+    KAPPA[k] * gamma(k) + 1.0 / (k as f64 + 1.0)
+}
+
+/// `R(order, factor)` of SciPy's `BDF`: the difference rescaling for a step ratio `factor`.
+fn compute_r(order: usize, factor: f64) -> [[f64; MAX_ORDER + 1]; MAX_ORDER + 1] {
+    let mut m = [[0.0; MAX_ORDER + 1]; MAX_ORDER + 1];
+    for j in 0..=order {
+        m[0][j] = 1.0;
+    }
+    for i in 1..=order {
+        for j in 1..=order {
+            m[i][j] = (i as f64 - 1.0 - factor * j as f64) / i as f64;
+        }
+    }
+    for i in 1..=order {
+        for j in 0..=order {
+            m[i][j] *= m[i - 1][j];
+        }
+    }
+    m
+}
+
+/// Rescales the differences `D[0..=order]` to a step `factor` times the present one
+/// (`tmp`: `MAX_ORDER + 1` rows of scratch, swapped in).
+fn change_d(d: &mut [Vec<f64>], order: usize, factor: f64, tmp: &mut [Vec<f64>]) {
+    let r = compute_r(order, factor);
+    let u = compute_r(order, 1.0);
+    // RU = R·U; D[:order+1] ← RUᵀ D[:order+1], row by row (vectorised passes).
+    let mut ru = [[0.0; MAX_ORDER + 1]; MAX_ORDER + 1];
+    for i in 0..=order {
+        for j in 0..=order {
+            ru[i][j] = (0..=order).map(|k| r[i][k] * u[k][j]).sum();
+        }
+    }
+    for j in 0..=order {
+        let t = &mut tmp[j];
+        t.clear();
+        t.extend(d[0].iter().map(|x| ru[0][j] * x));
+        for k in 1..=order {
+            let c = ru[k][j];
+            for (a, x) in t.iter_mut().zip(&d[k]) {
+                *a += c * x;
+            }
+        }
+    }
+    for j in 0..=order {
+        std::mem::swap(&mut d[j], &mut tmp[j]);
+    }
+}
+
+/// Per-member counts of one BDF run.
+#[derive(Clone, Debug, Default)]
+pub struct MemberReport {
+    /// Accepted steps.
+    pub accepted: u64,
+    /// Rejected attempts (error test or Newton failure).
+    pub rejected: u64,
+    /// Every RHS evaluation (Newton iterations, Jacobian colours or columns, start-up).
+    pub rhs_evaluations: u64,
+    /// Jacobian evaluations.
+    pub jacobians: u64,
+    /// Factorisations of `I − cJ`.
+    pub factorisations: u64,
+    /// Accepted steps per order (index = order).
+    pub steps_per_order: [u64; MAX_ORDER + 1],
+    /// Whether `J` was the sparse (declared-pattern) one.
+    pub sparse: bool,
+    /// Largest number of reals held for `J` and the factors of `I − cJ`.
+    pub jacobian_reals: usize,
+    /// Lower and upper band of the (reordered) sparse core (0 on the dense path).
+    pub band: (usize, usize),
+}
+
+/// `J` and the factors of `I − cJ` of one member.
+struct Newton {
+    /// Sparse path (a declared pattern).
+    lin: Linear,
+    /// Dense path: row-major `J`, and the LU of `I − cJ`.
+    dense_j: Vec<f64>,
+    dense_lu: Option<Lu>,
+    /// `c` of the present factors (NaN: none).
+    c_lu: f64,
+    /// Accepted steps since `J` was evaluated (`u64::MAX`: never).
+    jac_age: u64,
+    /// Steps since the last factorisation.
+    lu_age: u64,
+    /// `J` evaluated since the last accepted step.
+    current: bool,
+    /// Newton convergence rate estimate, carried across steps (1 after a refactorisation).
+    rate: f64,
+}
+
+struct Member {
+    t: f64,
+    h: f64,
+    order: usize,
+    n_equal_steps: usize,
+    /// Modified divided differences, `MAX_ORDER + 3` rows of `n`.
+    d: Vec<Vec<f64>>,
+    status: f64,
+    reason: String,
+    newton: Newton,
+    report: MemberReport,
+}
+
+/// Work vectors of one attempt.
+struct Work {
+    y_pred: Vec<f64>,
+    psi: Vec<f64>,
+    y: Vec<f64>,
+    corr: Vec<f64>,
+    f: Vec<f64>,
+    dy: Vec<f64>,
+    e: Vec<f64>,
+    solve: Vec<f64>,
+    scratch: Vec<f64>,
+    /// Rows for [`change_d`].
+    tmp: Vec<Vec<f64>>,
+}
+
+struct Ctx<'a> {
+    problem: &'a dyn BatchProblem,
+    /// Member's prepared pattern (None: dense), built on first use.
+    prepared: Vec<std::sync::OnceLock<Option<Prepared>>>,
+    opts: &'a SolveOptions,
+    blocks: Vec<ToleranceBlock>,
+    fd_floor: Vec<f64>,
+    reference: Option<Vec<f64>>,
+    n: usize,
+    /// Highest order used (≤ [`MAX_ORDER`]).
+    max_order: usize,
+}
+
+impl Ctx<'_> {
+    fn prepared(&self, m: usize) -> Option<&Prepared> {
+        self.prepared[m].get_or_init(|| declared_pattern(self.problem, m).map(|p| Prepared::new(&p, self.n))).as_ref()
+    }
+
+    fn reference(&self, m: usize) -> Option<&[f64]> {
+        self.reference.as_ref().map(|r| &r[m * self.n..(m + 1) * self.n])
+    }
+
+    fn rhs(&self, m: usize, t: f64, y: &[f64], out: &mut [f64], scratch: &mut [f64]) {
+        let lay = self.problem.layout();
+        let p = &self.problem.params()[m * lay.params_len..(m + 1) * lay.params_len];
+        let tab = &self.problem.tables()[m * lay.table_stride..m * lay.table_stride + lay.table_len];
+        self.problem.rhs_member(m, p, tab, t, y, out, scratch);
+    }
+
+    /// Evaluates `J` at `(t, y)` with `f0 = f(t, y)`.
+    fn jacobian(&self, m: usize, mem: &mut Member, t: f64, y: &[f64], f0: &[f64], scratch: &mut [f64]) {
+        let n = self.n;
+        let nw = &mut mem.newton;
+        let mut rhs = |t: f64, y: &[f64], out: &mut [f64]| self.rhs(m, t, y, out, scratch);
+        match self.prepared(m) {
+            Some(p) => {
+                mem.report.rhs_evaluations += nw.lin.evaluate(p, &mut rhs, t, y, f0, &self.fd_floor, false, mem.h);
+            }
+            None => {
+                // Dense forward differences, column by column (no pattern declared).
+                nw.dense_j.resize(n * n, 0.0);
+                let mut yp = y.to_vec();
+                let mut f1 = vec![0.0; n];
+                for j in 0..n {
+                    let dlt = 1e-8 * y[j].abs().max(self.fd_floor[j]);
+                    yp[j] = y[j] + dlt;
+                    rhs(t, &yp, &mut f1);
+                    yp[j] = y[j];
+                    for i in 0..n {
+                        nw.dense_j[i * n + j] = (f1[i] - f0[i]) / dlt;
+                    }
+                }
+                mem.report.rhs_evaluations += n as u64;
+                nw.dense_lu = None;
+            }
+        }
+        nw.c_lu = f64::NAN;
+        nw.jac_age = 0;
+        nw.current = true;
+        mem.report.jacobians += 1;
+    }
+
+    /// Factorises `I − cJ`; false when it is singular (or a band pivot is tiny).
+    fn factor(&self, m: usize, mem: &mut Member, c: f64) -> bool {
+        let n = self.n;
+        let nw = &mut mem.newton;
+        mem.report.factorisations += 1;
+        nw.lu_age = 0;
+        nw.rate = 1.0;
+        nw.c_lu = c;
+        let ok = match self.prepared(m) {
+            Some(p) => {
+                let ok = nw.lin.factor(p, c);
+                if !ok {
+                    nw.lin.band = None;
+                }
+                ok
+            }
+            None => {
+                let mut a: Vec<f64> = nw.dense_j.iter().map(|j| -c * j).collect();
+                for i in 0..n {
+                    a[i * n + i] += 1.0;
+                }
+                let lu = Lu::factor(n, &a);
+                let ok = !lu.is_singular();
+                nw.dense_lu = ok.then_some(lu);
+                ok
+            }
+        };
+        if !ok {
+            nw.c_lu = f64::NAN;
+        }
+        let reals = nw.lin.stored_reals() + nw.dense_j.len() + nw.dense_lu.as_ref().map_or(0, |l| l.n() * l.n());
+        mem.report.jacobian_reals = mem.report.jacobian_reals.max(reals);
+        ok
+    }
+
+    fn solve(&self, m: usize, nw: &Newton, b: &mut [f64], work: &mut [f64]) {
+        match self.prepared(m) {
+            Some(p) => nw.lin.solve(p, b, work),
+            None => nw.dense_lu.as_ref().unwrap().solve_in_place(b),
+        }
+    }
+
+    /// Solves the corrector equation of an order-`order` step to `t_new` (`c`, predictor
+    /// and `ψ` in `w`); the correction ends in `w.corr`, the solution in `w.y`. Returns the
+    /// iterations, or None when Newton failed. `f_pred` holds `f(t_new, y⁽⁰⁾)` when valid.
+    fn newton(
+        &self,
+        m: usize,
+        mem: &mut Member,
+        t_new: f64,
+        c: f64,
+        w: &mut Work,
+        f_pred_valid: bool,
+    ) -> Option<usize> {
+        let n = self.n;
+        let tol = NEWTON_TOL / error_const(mem.order);
+        let scale = if mem.newton.c_lu == c { 1.0 } else { 2.0 / (1.0 + c / mem.newton.c_lu) };
+        w.y.copy_from_slice(&w.y_pred);
+        w.corr.iter_mut().for_each(|x| *x = 0.0);
+        let mut dy_old = f64::NAN;
+        for k in 0..NEWTON_MAXITER {
+            if !(k == 0 && f_pred_valid) {
+                let mut f = std::mem::take(&mut w.f);
+                self.rhs(m, t_new, &w.y, &mut f, &mut w.scratch);
+                w.f = f;
+                mem.report.rhs_evaluations += 1;
+            }
+            if !w.f.iter().all(|x| x.is_finite()) {
+                return None;
+            }
+            for i in 0..n {
+                w.dy[i] = c * w.f[i] - w.psi[i] - w.corr[i];
+            }
+            self.solve(m, &mem.newton, &mut w.dy, &mut w.solve);
+            if scale != 1.0 {
+                w.dy.iter_mut().for_each(|x| *x *= scale);
+            }
+            let dy_norm = error_norm(&w.dy, &w.y_pred, &w.y_pred, self.reference(m), &self.blocks);
+            if !dy_norm.is_finite() {
+                return None;
+            }
+            if k > 0 {
+                mem.newton.rate = (0.3 * mem.newton.rate).max(dy_norm / dy_old);
+            }
+            for i in 0..n {
+                w.y[i] += w.dy[i];
+                w.corr[i] += w.dy[i];
+            }
+            if dy_norm * mem.newton.rate.min(1.0) <= tol || dy_norm == 0.0 {
+                return Some(k + 1);
+            }
+            if k > 0 && dy_norm > 2.0 * dy_old {
+                return None;
+            }
+            dy_old = dy_norm;
+        }
+        None
+    }
+
+    /// One accepted step (with as many attempts as it takes) towards `t_bound`; false when
+    /// the member stopped.
+    fn step(&self, m: usize, mem: &mut Member, t_bound: f64, span: f64, w: &mut Work) -> bool {
+        let n = self.n;
+        loop {
+            let h_min = 1e-12 * (mem.t.abs() + span);
+            if !(mem.h >= h_min) {
+                self.stop(mem, &format!("step size underflow (h = {:.3e} < {h_min:.1e})", mem.h));
+                return false;
+            }
+            let order = mem.order;
+            let mut h = mem.h;
+            let mut t_new = mem.t + h;
+            if t_new >= t_bound || t_bound - t_new <= 1e-12 * h {
+                t_new = t_bound;
+                let factor = (t_new - mem.t) / h;
+                change_d(&mut mem.d, order, factor, &mut w.tmp);
+                mem.n_equal_steps = 0;
+                h = t_new - mem.t;
+                mem.h = h;
+            }
+            // y⁽⁰⁾ = Σ_{k ≤ order} D[k], ψ = Σ_{k=1..order} (γ_k/α_order) D[k], in one pass.
+            let g: [f64; MAX_ORDER + 1] = std::array::from_fn(|k| gamma(k) / alpha(order));
+            w.y_pred.copy_from_slice(&mem.d[0]);
+            w.psi.iter_mut().for_each(|x| *x = 0.0);
+            for k in 1..=order {
+                for ((yp, ps), dk) in w.y_pred.iter_mut().zip(w.psi.iter_mut()).zip(&mem.d[k]) {
+                    *yp += dk;
+                    *ps += g[k] * dk;
+                }
+            }
+            let c = h / alpha(order);
+            let mut result = None;
+            loop {
+                let nw = &mem.newton;
+                let stale_lu =
+                    !(nw.c_lu.is_finite() && (c / nw.c_lu - 1.0).abs() <= REFACTOR_CHANGE) || nw.lu_age >= LU_MAX_AGE;
+                let mut f_pred_valid = false;
+                if nw.jac_age == u64::MAX || (stale_lu && nw.jac_age >= JAC_MAX_AGE && !nw.current) {
+                    let mut f = std::mem::take(&mut w.f);
+                    self.rhs(m, t_new, &w.y_pred, &mut f, &mut w.scratch);
+                    mem.report.rhs_evaluations += 1;
+                    if f.iter().all(|x| x.is_finite()) {
+                        let y_pred = std::mem::take(&mut w.y_pred);
+                        self.jacobian(m, mem, t_new, &y_pred, &f, &mut w.scratch);
+                        w.y_pred = y_pred;
+                        f_pred_valid = true;
+                    }
+                    w.f = f;
+                }
+                let nw = &mem.newton;
+                let stale_lu =
+                    !(nw.c_lu.is_finite() && (c / nw.c_lu - 1.0).abs() <= REFACTOR_CHANGE) || nw.lu_age >= LU_MAX_AGE;
+                if (stale_lu || nw.c_lu.is_nan()) && mem.newton.jac_age != u64::MAX && !self.factor(m, mem, c) {
+                    break;
+                }
+                if mem.newton.jac_age == u64::MAX {
+                    break;
+                }
+                result = self.newton(m, mem, t_new, c, w, f_pred_valid);
+                if result.is_some() || mem.newton.current {
+                    break;
+                }
+                // Not converged with an old J: re-evaluate it at the predictor and retry.
+                mem.newton.jac_age = u64::MAX;
+            }
+            let Some(n_iter) = result else {
+                mem.report.rejected += 1;
+                mem.h *= 0.25;
+                change_d(&mut mem.d, order, 0.25, &mut w.tmp);
+                mem.n_equal_steps = 0;
+                continue;
+            };
+            let safety = 0.9 * (2 * NEWTON_MAXITER + 1) as f64 / (2 * NEWTON_MAXITER + n_iter) as f64;
+            let ec = error_const(order);
+            for (e, c) in w.e.iter_mut().zip(&w.corr) {
+                *e = ec * c;
+            }
+            let err = error_norm(&w.e, &mem.d[0], &w.y, self.reference(m), &self.blocks);
+            let err = if err.is_finite() { err } else { f64::INFINITY };
+            if err > 1.0 {
+                mem.report.rejected += 1;
+                let factor = (safety * err.powf(-1.0 / (order as f64 + 1.0))).clamp(MIN_FACTOR, 0.9);
+                mem.h *= factor;
+                change_d(&mut mem.d, order, factor, &mut w.tmp);
+                mem.n_equal_steps = 0;
+                continue;
+            }
+            // Accepted.
+            mem.report.accepted += 1;
+            mem.report.steps_per_order[order] += 1;
+            mem.newton.current = false;
+            mem.newton.jac_age = mem.newton.jac_age.saturating_add(1);
+            mem.newton.lu_age += 1;
+            mem.n_equal_steps += 1;
+            mem.t = t_new;
+            // D[order+2] = d − D[order+1]; D[order+1] = d; D[i] += D[i+1] downwards.
+            for i in 0..n {
+                let dk1 = mem.d[order + 1][i];
+                mem.d[order + 2][i] = w.corr[i] - dk1;
+                mem.d[order + 1][i] = w.corr[i];
+            }
+            for k in (0..=order).rev() {
+                let (lo, hi) = mem.d.split_at_mut(k + 1);
+                for (a, b) in lo[k].iter_mut().zip(&hi[0]) {
+                    *a += b;
+                }
+            }
+            if mem.n_equal_steps < order + 1 {
+                return true;
+            }
+            // Order and step selection from the neighbouring orders' error estimates.
+            let err_m = if order > 1 {
+                let ec = error_const(order - 1);
+                for (e, dk) in w.e.iter_mut().zip(&mem.d[order]) {
+                    *e = ec * dk;
+                }
+                error_norm(&w.e, &mem.d[0], &mem.d[0], self.reference(m), &self.blocks)
+            } else {
+                f64::INFINITY
+            };
+            let err_p = if order < self.max_order {
+                let ec = error_const(order + 1);
+                for (e, dk) in w.e.iter_mut().zip(&mem.d[order + 2]) {
+                    *e = ec * dk;
+                }
+                error_norm(&w.e, &mem.d[0], &mem.d[0], self.reference(m), &self.blocks)
+            } else {
+                f64::INFINITY
+            };
+            let factors = [err_m, err, err_p]
+                .iter()
+                .enumerate()
+                .map(|(q, e)| {
+                    let e = if e.is_nan() { f64::INFINITY } else { e.max(1e-300) };
+                    e.powf(-1.0 / (order + q) as f64)
+                })
+                .collect::<Vec<f64>>();
+            let best = (0..3).fold(1, |b, q| if factors[q] > factors[b] { q } else { b });
+            let new_order = order + best - 1;
+            let factor = (safety * factors[best]).min(MAX_FACTOR);
+            mem.order = new_order;
+            mem.h *= factor;
+            change_d(&mut mem.d, new_order, factor, &mut w.tmp);
+            mem.n_equal_steps = 0;
+            return true;
+        }
+    }
+
+    fn stop(&self, mem: &mut Member, what: &str) {
+        mem.status = status::FAILED;
+        mem.reason = format!("stopped at t = {:.6e}: {what}", mem.t);
+    }
+
+    /// Advances member `m` to `t_out`; returns its state there (interpolated when its last
+    /// step went past an output time before the last).
+    fn advance(&self, m: usize, mem: &mut Member, t_out: f64, span: f64, out: &mut [f64]) {
+        if mem.status == status::RUNNING {
+            let n = self.n;
+            let lay = self.problem.layout();
+            let v = || vec![0.0; n];
+            let mut w = Work {
+                y_pred: v(),
+                psi: v(),
+                y: v(),
+                corr: v(),
+                f: v(),
+                dy: v(),
+                e: v(),
+                solve: v(),
+                scratch: vec![0.0; lay.scratch_len.max(1)],
+                tmp: (0..=MAX_ORDER).map(|_| Vec::with_capacity(n)).collect(),
+            };
+            let mut steps = 0u64;
+            while mem.t < t_out {
+                if steps >= self.opts.max_steps {
+                    self.stop(mem, &format!("max_steps = {} exceeded", self.opts.max_steps));
+                    break;
+                }
+                steps += 1;
+                if !self.step(m, mem, span, span, &mut w) {
+                    break;
+                }
+            }
+        }
+        if mem.t > t_out && mem.status == status::RUNNING {
+            // The order-k interpolant through the last k + 1 points (differences at spacing h).
+            let (h, k) = (mem.h, mem.order);
+            let mut p = [0.0; MAX_ORDER];
+            let mut acc = 1.0;
+            for j in 0..k {
+                acc *= (t_out - (mem.t - h * j as f64)) / (h * (1 + j) as f64);
+                p[j] = acc;
+            }
+            for i in 0..self.n {
+                out[i] = mem.d[0][i] + (0..k).map(|j| mem.d[j + 1][i] * p[j]).sum::<f64>();
+            }
+        } else {
+            out.copy_from_slice(&mem.d[0]);
+        }
+    }
+}
+
+/// Integrates `problem` (`y′ = f`) on the host with variable-order BDF/NDF; also returns
+/// each member's counts.
+pub fn integrate_host(
+    problem: &dyn BatchProblem,
+    opts: &SolveOptions,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<(SolveStats, Vec<MemberReport>)> {
+    integrate_host_up_to(problem, opts, MAX_ORDER, on_output)
+}
+
+/// As [`integrate_host`] with orders `1..=max_order` only (convergence tests).
+pub fn integrate_host_up_to(
+    problem: &dyn BatchProblem,
+    opts: &SolveOptions,
+    max_order: usize,
+    on_output: &mut dyn FnMut(&OutputFrame<'_>) -> Result<()>,
+) -> Result<(SolveStats, Vec<MemberReport>)> {
+    let max_order = max_order.clamp(1, MAX_ORDER);
+    let lay = problem.layout();
+    let (batch, n) = (lay.batch, lay.state_len);
+    if opts.output_times.is_empty() {
+        return Err(NeqkinError::invalid("solver.output_times", "no output time requested"));
+    }
+    let mut blocks = problem.tolerance_blocks(opts.atol, opts.rtol);
+    for b in &mut blocks {
+        b.end = b.end.min(n);
+    }
+    // A block with a tiny atol controls tiny components relatively: so must their columns.
+    let mut fd_floor = vec![1e-6f64; n];
+    for b in &blocks {
+        let floor = if b.rtol > 0.0 { (b.atol / b.rtol).min(1e-6) } else { 1e-6 };
+        for x in &mut fd_floor[b.start.min(n)..b.end.min(n)] {
+            *x = x.min(floor).max(1e-290);
+        }
+    }
+    let reference = crate::engine::integrators::reference_state(problem, opts)?;
+    let prepared = (0..batch).map(|_| std::sync::OnceLock::new()).collect();
+    let ctx = Ctx { problem, prepared, opts, blocks, fd_floor, reference, n, max_order };
+    let span = *opts.output_times.last().unwrap();
+    let y0 = problem.initial_state();
+    let mut members: Vec<Member> = (0..batch)
+        .into_par_iter()
+        .map(|m| {
+            let y = y0[m * n..(m + 1) * n].to_vec();
+            let mut scratch = vec![0.0; lay.scratch_len.max(1)];
+            let mut f0 = vec![0.0; n];
+            ctx.rhs(m, 0.0, &y, &mut f0, &mut scratch);
+            let mut report = MemberReport {
+                rhs_evaluations: 1,
+                sparse: ctx.prepared(m).is_some(),
+                band: ctx.prepared(m).map_or((0, 0), |p| (p.kl, p.ku)),
+                ..Default::default()
+            };
+            // Initial step (Hairer–Wanner's rule for order 1, as SciPy): one Euler probe.
+            let reference = ctx.reference(m);
+            let d0 = error_norm(&y, &y, &y, None, &ctx.blocks);
+            let d1 = error_norm(&f0, &y, &y, reference, &ctx.blocks);
+            let mut h0 = if d0 < 1e-5 || d1 < 1e-5 || !d1.is_finite() { 1e-6 } else { 0.01 * d0 / d1 };
+            h0 = h0.min(span);
+            let h = match opts.dt {
+                Some(dt) => dt,
+                None => {
+                    let y1: Vec<f64> = y.iter().zip(&f0).map(|(a, b)| a + h0 * b).collect();
+                    let mut f1 = vec![0.0; n];
+                    ctx.rhs(m, h0, &y1, &mut f1, &mut scratch);
+                    report.rhs_evaluations += 1;
+                    let df: Vec<f64> = f1.iter().zip(&f0).map(|(a, b)| a - b).collect();
+                    let d2 = error_norm(&df, &y, &y, reference, &ctx.blocks) / h0;
+                    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 || !d2.is_finite() {
+                        (h0 * 1e-3).max(1e-6)
+                    } else {
+                        (0.01 / d1.max(d2)).sqrt()
+                    };
+                    (100.0 * h0).min(h1).min(span)
+                }
+            };
+            let mut d = vec![vec![0.0; n]; MAX_ORDER + 3];
+            d[0].copy_from_slice(&y);
+            for (a, b) in d[1].iter_mut().zip(&f0) {
+                *a = h * b;
+            }
+            Member {
+                t: 0.0,
+                h,
+                order: 1,
+                n_equal_steps: 0,
+                d,
+                status: status::RUNNING,
+                reason: String::new(),
+                newton: Newton {
+                    lin: Linear::empty(),
+                    dense_j: Vec::new(),
+                    dense_lu: None,
+                    c_lu: f64::NAN,
+                    jac_age: u64::MAX,
+                    lu_age: 0,
+                    current: false,
+                    rate: 1.0,
+                },
+                report,
+            }
+        })
+        .collect();
+    let mut state = vec![0.0; batch * n];
+    for (index, &t_out) in opts.output_times.iter().enumerate() {
+        members.par_iter_mut().zip(state.par_chunks_mut(n.max(1))).enumerate().for_each(|(m, (mem, out))| {
+            ctx.advance(m, mem, t_out, span, out);
+            if mem.status == status::RUNNING && mem.t >= t_out {
+                mem.status = status::REACHED;
+            }
+        });
+        let reached: Vec<f64> = members.iter().map(|m| if m.status == status::REACHED { t_out } else { m.t }).collect();
+        let st: Vec<f64> = members.iter().map(|m| m.status).collect();
+        let na: Vec<f64> = members.iter().map(|m| m.report.accepted as f64).collect();
+        let nr: Vec<f64> = members.iter().map(|m| m.report.rejected as f64).collect();
+        let messages: Vec<String> = members.iter().map(|m| m.reason.clone()).collect();
+        on_output(&OutputFrame {
+            index,
+            t: t_out,
+            state: &state,
+            time_reached: &reached,
+            status: &st,
+            n_accept: &na,
+            n_reject: &nr,
+            messages: &messages,
+        })?;
+        for m in members.iter_mut() {
+            if m.status == status::REACHED {
+                m.status = status::RUNNING;
+            }
+        }
+    }
+    let reports: Vec<MemberReport> = members.into_iter().map(|m| m.report).collect();
+    let stats = SolveStats {
+        rhs_evaluations: reports.iter().map(|r| r.rhs_evaluations).sum(),
+        program_runs: reports.iter().map(|r| r.accepted + r.rejected).sum(),
+        ..Default::default()
+    };
+    if std::env::var_os("NEQKIN_BDF_STATS").is_some() {
+        for (i, r) in reports.iter().enumerate() {
+            eprintln!("bdf member {i}: {r:?}");
+        }
+    }
+    Ok((stats, reports))
+}

@@ -1,0 +1,614 @@
+//! Sparse finite-difference Jacobians and the band LU of `I − c·J`, shared by the host
+//! implicit methods (`rosenbrock`, `bdf`).
+//!
+//! The model declares the sparsity ([`crate::engine::model::BatchProblem::jacobian_pattern`],
+//! else its `jacobian_band` stencil). The pattern splits the state into a sparse *core*
+//! (`0..core`, each row listing the core columns it depends on) and a small dense *border*
+//! (`core..n`, e.g. a global phonon occupation). Core columns are grouped by a greedy
+//! colouring (columns sharing no row), one right-hand-side evaluation per colour; every border
+//! column is one evaluation; `∂f/∂t` one more when asked for and the RHS is not autonomous.
+//! The caller counts them ([`Prepared::evals_per_jacobian`]). The border rows' dependence on
+//! the core is not evaluated (taken as 0): exact when those rows do not depend on the core
+//! (`border_rows_coupled = false`), otherwise an approximation (a W-method keeps its order; a
+//! Newton iteration converges more slowly). With that, `W = I − cJ = [A B; 0 D]` is block
+//! upper triangular: `D` (border × border) by a small dense LU, `A` (core) by a band LU
+//! without pivoting in the reverse Cuthill–McKee order (for `J` a Metzler matrix whose
+//! weighted column sums vanish `A` is an M-matrix and needs no pivoting; in general a pivot
+//! below `1e-12` of the largest entry makes [`Linear::factor`] return false, and the caller
+//! shrinks the step: `W → I` as `c → 0`). Memory and work are O(N·band) and O(N·band²).
+
+// The CSR/CSC and band loops index several arrays with one index; `!(x > y)` is meant to be
+// true for NaN.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
+/// Sparsity of one member's RHS Jacobian `∂f_i/∂y_j` for [`crate::engine::rosenbrock`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct JacobianPattern {
+    /// Components `0..core` form the sparse core; `core..n` the dense border.
+    pub core: usize,
+    /// For each core row `i`, the core columns `j` whose entry may be nonzero (the diagonal
+    /// is always included).
+    pub rows: Vec<Vec<usize>>,
+    /// Whether border rows depend on core components (not evaluated: a W-method
+    /// approximation then).
+    pub border_rows_coupled: bool,
+    /// The RHS does not depend on `t` explicitly (no `∂f/∂t` evaluation).
+    pub autonomous: bool,
+    /// The border rows vanish identically (the border never changes): its columns are not
+    /// evaluated (their stage increments are 0 whatever they hold).
+    pub border_constant: bool,
+}
+
+impl JacobianPattern {
+    /// Row `i` depends on `i + o` for every offset `o` in `offsets` that stays in `0..core`.
+    pub fn stencil(core: usize, offsets: &[isize], border_rows_coupled: bool, autonomous: bool) -> Self {
+        Self::stencil_rows(core, offsets, border_rows_coupled, autonomous)
+    }
+
+    fn stencil_rows(core: usize, offsets: &[isize], border_rows_coupled: bool, autonomous: bool) -> Self {
+        let rows = (0..core as isize)
+            .map(|i| {
+                let mut r: Vec<usize> = offsets
+                    .iter()
+                    .map(|o| i + o)
+                    .chain(std::iter::once(i))
+                    .filter(|&j| j >= 0 && j < core as isize)
+                    .map(|j| j as usize)
+                    .collect();
+                r.sort_unstable();
+                r.dedup();
+                r
+            })
+            .collect();
+        JacobianPattern { core, rows, border_rows_coupled, autonomous, border_constant: false }
+    }
+
+    /// Every core entry (for problems that declare nothing: dense, O(core³) per LU).
+    pub fn dense(core: usize) -> Self {
+        JacobianPattern {
+            core,
+            rows: vec![(0..core).collect(); core],
+            border_rows_coupled: false,
+            autonomous: false,
+            border_constant: false,
+        }
+    }
+}
+
+/// A pattern prepared for one member: CSR rows, CSC positions, colours, ordering, band.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub(crate) n: usize,
+    pub(crate) core: usize,
+    pub(crate) autonomous: bool,
+    pub(crate) border_constant: bool,
+    pub(crate) row_ptr: Vec<usize>,
+    pub(crate) cols: Vec<usize>,
+    /// CSC: for column j, `col_ptr[j]..col_ptr[j+1]` into `col_rows` / `col_pos` (the
+    /// position of that entry in the CSR value array).
+    pub(crate) col_ptr: Vec<usize>,
+    pub(crate) col_rows: Vec<usize>,
+    pub(crate) col_pos: Vec<usize>,
+    /// Core columns per colour.
+    pub(crate) colours: Vec<Vec<usize>>,
+    /// `perm[new] = old`, `inv[old] = new` (reverse Cuthill–McKee).
+    pub(crate) perm: Vec<usize>,
+    pub(crate) inv: Vec<usize>,
+    /// Band of the permuted core pattern.
+    pub kl: usize,
+    /// Band of the permuted core pattern.
+    pub ku: usize,
+}
+
+impl Prepared {
+    /// Prepares `p` for a state of length `n`.
+    pub fn new(p: &JacobianPattern, n: usize) -> Prepared {
+        let core = p.core.min(n);
+        let mut row_ptr = vec![0usize];
+        let mut cols = Vec::new();
+        for i in 0..core {
+            let mut r: Vec<usize> = p.rows[i].iter().copied().filter(|&j| j < core).chain(std::iter::once(i)).collect();
+            r.sort_unstable();
+            r.dedup();
+            cols.extend(r);
+            row_ptr.push(cols.len());
+        }
+        // CSC.
+        let mut count = vec![0usize; core + 1];
+        for &j in &cols {
+            count[j + 1] += 1;
+        }
+        for j in 0..core {
+            count[j + 1] += count[j];
+        }
+        let col_ptr = count.clone();
+        let mut fill = count;
+        let mut col_rows = vec![0; cols.len()];
+        let mut col_pos = vec![0; cols.len()];
+        for i in 0..core {
+            for q in row_ptr[i]..row_ptr[i + 1] {
+                let j = cols[q];
+                col_rows[fill[j]] = i;
+                col_pos[fill[j]] = q;
+                fill[j] += 1;
+            }
+        }
+        // Greedy colouring: columns sharing a row get different colours.
+        let mut colour = vec![usize::MAX; core];
+        let mut mark: Vec<usize> = Vec::new();
+        let mut n_colours = 0;
+        for j in 0..core {
+            for q in col_ptr[j]..col_ptr[j + 1] {
+                let i = col_rows[q];
+                for &j2 in &cols[row_ptr[i]..row_ptr[i + 1]] {
+                    let c = colour[j2];
+                    if c != usize::MAX {
+                        if mark.len() <= c {
+                            mark.resize(c + 1, usize::MAX);
+                        }
+                        mark[c] = j;
+                    }
+                }
+            }
+            let c = (0..).find(|&c| c >= mark.len() || mark[c] != j).unwrap();
+            colour[j] = c;
+            n_colours = n_colours.max(c + 1);
+        }
+        let mut colours = vec![Vec::new(); n_colours];
+        for (j, &c) in colour.iter().enumerate() {
+            colours[c].push(j);
+        }
+        // Reverse Cuthill–McKee on the symmetrised pattern.
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); core];
+        for i in 0..core {
+            for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+                if j != i {
+                    adj[i].push(j);
+                    adj[j].push(i);
+                }
+            }
+        }
+        for a in &mut adj {
+            a.sort_unstable();
+            a.dedup();
+        }
+        let perm = rcm(&adj);
+        let mut inv = vec![0; core];
+        for (new, &old) in perm.iter().enumerate() {
+            inv[old] = new;
+        }
+        let (mut kl, mut ku) = (0usize, 0usize);
+        for i in 0..core {
+            for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+                let (a, b) = (inv[i], inv[j]);
+                if b < a {
+                    kl = kl.max(a - b);
+                } else {
+                    ku = ku.max(b - a);
+                }
+            }
+        }
+        Prepared {
+            n,
+            core,
+            autonomous: p.autonomous,
+            border_constant: p.border_constant,
+            row_ptr,
+            cols,
+            col_ptr,
+            col_rows,
+            col_pos,
+            colours,
+            perm,
+            inv,
+            kl,
+            ku,
+        }
+    }
+
+    /// Number of colours of the core columns.
+    pub fn n_colours(&self) -> usize {
+        self.colours.len()
+    }
+
+    /// RHS evaluations per Jacobian: colours, border columns, `∂f/∂t`.
+    pub fn evals_per_jacobian(&self) -> usize {
+        let border = if self.border_constant { 0 } else { self.n - self.core };
+        self.colours.len() + border + usize::from(!self.autonomous)
+    }
+}
+
+/// Reverse Cuthill–McKee ordering of an undirected graph (each component from a
+/// pseudo-peripheral node found from its least-degree node). O(edges) per BFS.
+fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
+    let n = adj.len();
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    let mut by_degree: Vec<usize> = (0..n).collect();
+    by_degree.sort_by_key(|&u| adj[u].len());
+    let mut stamp = vec![0u32; n];
+    let mut generation = 0u32;
+    // Farthest least-degree node from `start` within its component, and the depth.
+    let mut bfs_last = |start: usize, stamp: &mut [u32]| -> (usize, usize) {
+        generation += 1;
+        let mut level = vec![start];
+        stamp[start] = generation;
+        let mut depth = 0;
+        loop {
+            let mut next = Vec::new();
+            for &u in &level {
+                for &v in &adj[u] {
+                    if stamp[v] != generation {
+                        stamp[v] = generation;
+                        next.push(v);
+                    }
+                }
+            }
+            if next.is_empty() {
+                let far = *level.iter().min_by_key(|&&u| adj[u].len()).unwrap();
+                return (far, depth);
+            }
+            depth += 1;
+            level = next;
+        }
+    };
+    for &cand in &by_degree {
+        if seen[cand] {
+            continue;
+        }
+        let mut start = cand;
+        if !adj[cand].is_empty() {
+            let (mut far, mut depth) = bfs_last(start, &mut stamp);
+            for _ in 0..4 {
+                let (f2, d2) = bfs_last(far, &mut stamp);
+                if d2 <= depth {
+                    break;
+                }
+                far = f2;
+                depth = d2;
+            }
+            start = far;
+        }
+        let first = order.len();
+        order.push(start);
+        seen[start] = true;
+        let mut head = first;
+        while head < order.len() {
+            let u = order[head];
+            head += 1;
+            let mut nb: Vec<usize> = adj[u].iter().copied().filter(|&v| !seen[v]).collect();
+            nb.sort_by_key(|&v| adj[v].len());
+            for v in nb {
+                seen[v] = true;
+                order.push(v);
+            }
+        }
+    }
+    order.reverse();
+    order
+}
+
+/// `Σ a_i b_i` over four independent partial sums (so that it vectorises).
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0; 4];
+    let chunks = n / 4;
+    for c in 0..chunks {
+        for q in 0..4 {
+            acc[q] += a[4 * c + q] * b[4 * c + q];
+        }
+    }
+    let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    for i in 4 * chunks..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// Band LU without pivoting, row-major: row `i` holds columns `i − kl ..= i + ku`.
+#[derive(Clone, Debug)]
+pub(crate) struct Band {
+    pub(crate) n: usize,
+    pub(crate) kl: usize,
+    pub(crate) ku: usize,
+    pub(crate) a: Vec<f64>,
+    /// Reciprocals of the pivots (set by `factor`): the back substitution multiplies
+    /// instead of dividing on its dependency chain.
+    pub(crate) inv_diag: Vec<f64>,
+}
+
+impl Band {
+    pub(crate) fn new(n: usize, kl: usize, ku: usize) -> Band {
+        Band { n, kl, ku, a: vec![0.0; n * (kl + ku + 1)], inv_diag: Vec::new() }
+    }
+    #[inline]
+    pub(crate) fn at(&self, i: usize, j: usize) -> usize {
+        i * (self.kl + self.ku + 1) + (j + self.kl - i)
+    }
+    /// Factorises in place; false when a pivot is below `1e-12` of the largest entry.
+    #[inline(never)]
+    pub(crate) fn factor(&mut self) -> bool {
+        let (n, kl, ku) = (self.n, self.kl, self.ku);
+        let w = kl + ku + 1;
+        let scale = self.a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        for k in 0..n {
+            let piv = self.a[k * w + kl];
+            if !(piv.abs() > 1e-12 * scale) || !piv.is_finite() {
+                return false;
+            }
+            let last = (k + kl).min(n - 1);
+            let cols = (k + ku).min(n - 1) - k; // entries right of the diagonal in row k
+            for r in k + 1..=last {
+                let ir = r * w + (k + kl - r);
+                let l = self.a[ir] / piv;
+                self.a[ir] = l;
+                if l != 0.0 {
+                    let (top, bot) = self.a.split_at_mut(r * w);
+                    let src = &top[k * w + kl + 1..k * w + kl + 1 + cols];
+                    let start = k + 1 + kl - r;
+                    let dst = &mut bot[start..start + cols];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d -= l * s;
+                    }
+                }
+            }
+        }
+        self.inv_diag.clear();
+        self.inv_diag.extend((0..n).map(|k| 1.0 / self.a[k * w + kl]));
+        true
+    }
+    /// Solves in place with the factors.
+    #[inline(never)]
+    pub(crate) fn solve(&self, b: &mut [f64]) {
+        let (n, kl, ku) = (self.n, self.kl, self.ku);
+        let w = kl + ku + 1;
+        let b = &mut b[..n];
+        // Short rows (the common band of 1–4) in a plain loop: `dot`'s four partial sums
+        // cost more than they save below 8 entries.
+        for i in 1..n {
+            let lo = i.saturating_sub(kl);
+            let row = &self.a[i * w + (lo + kl - i)..i * w + kl];
+            let (done, rest) = b.split_at_mut(i);
+            let x = &done[lo..];
+            let s = if row.len() < 8 { row.iter().zip(x).map(|(a, x)| a * x).sum() } else { dot(row, x) };
+            rest[0] -= s;
+        }
+        for i in (0..n).rev() {
+            let hi = (i + ku).min(n - 1);
+            let row = &self.a[i * w + kl + 1..i * w + kl + 1 + (hi - i)];
+            let (head, done) = b.split_at_mut(i + 1);
+            let x = &done[..hi - i];
+            let s = if row.len() < 8 { row.iter().zip(x).map(|(a, x)| a * x).sum() } else { dot(row, x) };
+            head[i] = (head[i] - s) * self.inv_diag[i];
+        }
+    }
+}
+
+/// The Jacobian of one member and the factors of `W = I − γhJ`.
+pub(crate) struct Linear {
+    /// Core entries (CSR order of [`Prepared`]).
+    pub(crate) vals: Vec<f64>,
+    /// Border columns, column-major `n` each.
+    pub(crate) border: Vec<f64>,
+    /// `∂f/∂t` (empty when autonomous).
+    pub(crate) ft: Vec<f64>,
+    /// Factors for `gh = γh` (None: not factorised).
+    pub(crate) band: Option<Band>,
+    /// Border block `I − γh J_bb` (LU).
+    pub(crate) dlu: Option<crate::engine::dense::Lu>,
+    pub(crate) gh: f64,
+}
+
+impl Linear {
+    /// `out = J x` with the stored Jacobian (border rows: border columns only).
+    #[inline(never)]
+    pub(crate) fn matvec(&self, p: &Prepared, x: &[f64], out: &mut [f64]) {
+        let (n, core) = (p.n, p.core);
+        for i in 0..core {
+            let mut s = 0.0;
+            for q in p.row_ptr[i]..p.row_ptr[i + 1] {
+                s += self.vals[q] * x[p.cols[q]];
+            }
+            out[i] = s;
+        }
+        out[core..n].iter_mut().for_each(|o| *o = 0.0);
+        for c in 0..n - core {
+            let xc = x[core + c];
+            if xc != 0.0 {
+                for (o, j) in out.iter_mut().zip(&self.border[c * n..(c + 1) * n]) {
+                    *o += j * xc;
+                }
+            }
+        }
+    }
+
+    /// Factorises `W = I − gh·J`; false when a pivot is too small.
+    #[inline(never)]
+    pub(crate) fn factor(&mut self, p: &Prepared, gh: f64) -> bool {
+        let (n, core) = (p.n, p.core);
+        let mut band = match self.band.take() {
+            Some(mut b) => {
+                b.a.iter_mut().for_each(|x| *x = 0.0);
+                b
+            }
+            None => Band::new(core, p.kl, p.ku),
+        };
+        for i in 0..core {
+            let ni = p.inv[i];
+            for q in p.row_ptr[i]..p.row_ptr[i + 1] {
+                let j = p.cols[q];
+                let v = if i == j { 1.0 } else { 0.0 } - gh * self.vals[q];
+                let k = band.at(ni, p.inv[j]);
+                band.a[k] = v;
+            }
+        }
+        let ok = core == 0 || band.factor();
+        self.band = Some(band);
+        self.gh = gh;
+        let m = n - core;
+        self.dlu = (m > 0).then(|| {
+            let d: Vec<f64> = (0..m * m)
+                .map(|k| {
+                    let (r, c) = (k / m, k % m);
+                    let id = if r == c { 1.0 } else { 0.0 };
+                    id - gh * self.border[c * n + core + r]
+                })
+                .collect();
+            crate::engine::dense::Lu::factor(m, &d)
+        });
+        ok && self.dlu.as_ref().is_none_or(|l| !l.is_singular())
+    }
+
+    /// Solves `W x = b` in place.
+    #[inline(never)]
+    pub(crate) fn solve(&self, p: &Prepared, b: &mut [f64], work: &mut [f64]) {
+        let (n, core) = (p.n, p.core);
+        let m = n - core;
+        if m > 0 {
+            self.dlu.as_ref().unwrap().solve_in_place(&mut b[core..n]);
+            let xb = &b[core..n].to_vec();
+            for c in 0..m {
+                let xc = self.gh * xb[c];
+                if xc != 0.0 {
+                    for (o, j) in b[..core].iter_mut().zip(&self.border[c * n..c * n + core]) {
+                        *o += j * xc;
+                    }
+                }
+            }
+        }
+        if core > 0 {
+            for (w, &old) in work[..core].iter_mut().zip(&p.perm) {
+                *w = b[old];
+            }
+            self.band.as_ref().unwrap().solve(&mut work[..core]);
+            for (new, &old) in p.perm.iter().enumerate() {
+                b[old] = work[new];
+            }
+        }
+    }
+}
+
+/// A member's right-hand side `(t, y, out)`.
+pub(crate) type RhsFn<'a> = dyn FnMut(f64, &[f64], &mut [f64]) + 'a;
+
+impl Linear {
+    /// No Jacobian yet, nothing factorised.
+    pub(crate) fn empty() -> Linear {
+        Linear { vals: Vec::new(), border: Vec::new(), ft: Vec::new(), band: None, dlu: None, gh: f64::NAN }
+    }
+
+    /// Reals stored for `J` and the factors of `W` (O(N·band), never N² for a sparse pattern).
+    pub fn stored_reals(&self) -> usize {
+        self.vals.len()
+            + self.border.len()
+            + self.ft.len()
+            + self.band.as_ref().map_or(0, |b| b.a.len())
+            + self.dlu.as_ref().map_or(0, |l| l.n() * l.n())
+    }
+
+    /// Evaluates `J = ∂f/∂y` at `(t, y)` by coloured forward differences (and `∂f/∂t` when
+    /// `time_derivative` and the pattern is not autonomous); `f0 = f(t, y)`. `rhs(t, y, out)`
+    /// is the member's right-hand side; returns the number of evaluations made. Drops the
+    /// factors of `W`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn evaluate(
+        &mut self,
+        p: &Prepared,
+        rhs: &mut RhsFn<'_>,
+        t: f64,
+        y: &[f64],
+        f0: &[f64],
+        fd_floor: &[f64],
+        time_derivative: bool,
+        h: f64,
+    ) -> u64 {
+        let n = p.n;
+        let mut evals = 0;
+        let mut yp = y.to_vec();
+        let mut f1 = vec![0.0; n];
+        self.vals.resize(p.cols.len(), 0.0);
+        let delta = |j: usize, y: f64| 1e-8 * y.abs().max(fd_floor[j]);
+        for group in &p.colours {
+            for &j in group {
+                yp[j] = y[j] + delta(j, y[j]);
+            }
+            rhs(t, &yp, &mut f1);
+            evals += 1;
+            for &j in group {
+                let d = yp[j] - y[j];
+                for q in p.col_ptr[j]..p.col_ptr[j + 1] {
+                    let i = p.col_rows[q];
+                    self.vals[p.col_pos[q]] = (f1[i] - f0[i]) / d;
+                }
+                yp[j] = y[j];
+            }
+        }
+        self.border.resize((n - p.core) * n, 0.0);
+        for c in 0..if p.border_constant { 0 } else { n - p.core } {
+            let j = p.core + c;
+            yp[j] = y[j] + delta(j, y[j]);
+            let d = yp[j] - y[j];
+            rhs(t, &yp, &mut f1);
+            evals += 1;
+            for i in 0..n {
+                self.border[c * n + i] = (f1[i] - f0[i]) / d;
+            }
+            yp[j] = y[j];
+        }
+        if p.autonomous || !time_derivative {
+            self.ft.clear();
+        } else {
+            let dt = 1e-8 * (t.abs() + h.abs()).max(1e-8);
+            rhs(t + dt, y, &mut f1);
+            evals += 1;
+            self.ft = f1.iter().zip(f0).map(|(a, b)| (a - b) / dt).collect();
+        }
+        self.band = None;
+        self.dlu = None;
+        evals
+    }
+}
+
+/// The sparsity member `m` of `problem` declares: its `jacobian_pattern`, else its
+/// `jacobian_band` as a stencil, else None.
+pub fn declared_pattern(problem: &dyn crate::engine::model::BatchProblem, m: usize) -> Option<JacobianPattern> {
+    let n = problem.layout().state_len;
+    problem.jacobian_pattern(m).or_else(|| {
+        problem.jacobian_band().map(|(l, u)| {
+            let offs: Vec<isize> = (-(l as isize)..=u as isize).collect();
+            JacobianPattern::stencil(n, &offs, false, false)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn band_solve_speed() {
+        for (kl, ku) in [(1usize, 1usize), (5, 5), (19, 19)] {
+            let n = 2048;
+            let mut b = Band::new(n, kl, ku);
+            for i in 0..n {
+                for j in i.saturating_sub(kl)..=(i + ku).min(n - 1) {
+                    let k = b.at(i, j);
+                    b.a[k] = if i == j { 4.0 } else { -0.5 / (kl + ku) as f64 };
+                }
+            }
+            let t0 = std::time::Instant::now();
+            assert!(b.factor());
+            let tf = t0.elapsed();
+            let mut x = vec![1.0; n];
+            let t0 = std::time::Instant::now();
+            for _ in 0..1000 {
+                x.iter_mut().for_each(|v| *v = 1.0);
+                b.solve(&mut x);
+            }
+            eprintln!("band ({kl}, {ku}) N = {n}: factor {tf:?}, solve {:?}", t0.elapsed() / 1000);
+        }
+    }
+}
