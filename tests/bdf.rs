@@ -249,8 +249,9 @@ fn large_banded_chain_runs_on_the_sparse_path() {
     eprintln!("chain N = {n}: max errors {errs:?}, {} RHS evaluations", stats.rhs_evaluations);
     assert!(errs.iter().all(|&e| e < 1e-5), "{errs:?}");
     assert!(stats.rhs_evaluations < 2000, "{}", stats.rhs_evaluations);
-    let (_, reports) = integrate_host(&*problem, &opts, &mut |_| Ok(())).unwrap();
+    let (host_stats, reports) = integrate_host(&*problem, &opts, &mut |_| Ok(())).unwrap();
     let r = &reports[0];
+    assert_eq!(host_stats.rhs_evaluations_per_member, r.rhs_evaluations as f64);
     eprintln!("{r:?}");
     assert!(r.sparse);
     // Band (1, 1): J holds 3N values, the band LU 3N: well under 10 N.

@@ -702,6 +702,8 @@ pub fn integrate_host_up_to(
     let stats = SolveStats {
         rhs_evaluations: reports.iter().map(|r| r.rhs_evaluations).sum(),
         program_runs: reports.iter().map(|r| r.accepted + r.rejected).sum(),
+        rhs_evaluations_per_member: reports.iter().map(|r| r.rhs_evaluations as f64).sum::<f64>()
+            / reports.len().max(1) as f64,
         ..Default::default()
     };
     if std::env::var_os("NEQKIN_BDF_STATS").is_some() {
