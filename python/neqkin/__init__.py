@@ -10,9 +10,12 @@ folder written to `out` is the one the CLI writes (its results.csv is identical)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
@@ -39,6 +42,40 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"{type(x).__name__} is not a config value")
 
 
+@contextlib.contextmanager
+def _sigterm_stops_the_run():
+    """While a sweep runs, SIGTERM (``kill``, a batch scheduler's stop before its SIGKILL)
+    ends it like Ctrl-C: the run layer finishes and writes the batch in flight (the folder
+    stays resumable), then ``SystemExit(128 + SIGTERM)`` ends the script with the status a
+    killed process would have. Python's default for SIGTERM is to die at once, mid-batch.
+    Installed only in the main thread (where Python runs signal handlers) and only where
+    the program has not set a SIGTERM handler of its own; restored afterwards."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _bytes(name: str, v: Union[int, str, None]) -> Optional[str]:
+    """A byte cap as the run layer reads it: an int (bytes) or a string such as ``"16G"``."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, str, np.integer)):
+        raise ConfigError(f"{name}: expected a byte count (an int, or a string such as '16G'), got {v!r}")
+    return str(v)
+
+
 def run(
     config: Union[PathLike, Mapping[str, Any]],
     out: Optional[PathLike] = None,
@@ -47,6 +84,10 @@ def run(
     progress: bool = True,
     resume: bool = False,
     force: bool = False,
+    max_memory: Union[int, str, None] = None,
+    max_output: Union[int, str, None] = None,
+    max_points: Optional[int] = None,
+    dry_run: bool = False,
 ):
     """Run the sweep of `config` and return its dataset (see :func:`load`).
 
@@ -58,9 +99,19 @@ def run(
     progress: report progress on stderr also when it is not a terminal (a line per batch);
         on a terminal the run layer draws its bar either way.
     resume / force: continue the run recorded in `out`, or delete what is there.
+    max_memory / max_output / max_points: the caps of ``neqkin run --max-memory``,
+        ``--max-output`` (bytes: an int, or a string such as ``"16G"``) and
+        ``--max-points``; a run beyond one is refused before anything is written
+        (ConfigError with the estimate in its message).
+    dry_run: return what the run would do instead of running it, as ``neqkin run
+        --dry-run`` prints it: a dict with ``points_total``, ``batches``, ``groups``,
+        ``max_batch_bytes``, ``output_bytes``, ``csv_bytes``, ``array_bytes``, the caps,
+        ``backend`` and the printed ``report``. Nothing is created.
 
     The GIL is released while the sweep runs. Ctrl-C stops it after the batch in flight
-    is written (then ``resume=True`` continues it) and raises KeyboardInterrupt.
+    is written (then ``resume=True`` continues it) and raises KeyboardInterrupt; SIGTERM
+    does the same and then raises ``SystemExit(143)`` (in the main thread, unless the
+    program handles SIGTERM itself).
     Raises ConfigError (its ``field`` names the config field, e.g. ``solver.rtol``; None
     for a file that does not parse, whose message gives the line) or RunError.
     """
@@ -76,11 +127,28 @@ def run(
         path = os.fspath(config)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file not found: {path}")
+    if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 1):
+        raise ConfigError(f"max_points: expected a positive int, got {max_points!r}")
+    caps = dict(
+        max_memory=_bytes("max_memory", max_memory),
+        max_output=_bytes("max_output", max_output),
+        max_points=None if max_points is None else int(max_points),
+    )
+
+    def sweep(folder: str, dry: bool = False) -> str:
+        with _sigterm_stops_the_run():
+            return _neqkin.run_sweep(
+                path, text, folder, backend, precision, progress, resume, force, dry_run=dry, **caps
+            )
+
+    if dry_run:
+        folder = os.fspath(out) if out is not None else os.path.join(tempfile.gettempdir(), "neqkin-dry-run")
+        return json.loads(sweep(folder, dry=True))
     if out is None:
         with tempfile.TemporaryDirectory(prefix="neqkin-") as tmp:
-            _neqkin.run_sweep(path, text, os.path.join(tmp, "out"), backend, precision, progress, resume, force)
+            sweep(os.path.join(tmp, "out"))
             return load(os.path.join(tmp, "out")).load()
-    _neqkin.run_sweep(path, text, os.fspath(out), backend, precision, progress, resume, force)
+    sweep(os.fspath(out))
     return load(out)
 
 

@@ -4,7 +4,8 @@
 //! (a file, or the JSON text of a Python dict), runs the sweep on a worker thread with the
 //! GIL released, and polls Python's signal handlers meanwhile, so Ctrl-C sets the run's
 //! cancel flag (the sweep ends after the batch in flight is written, the folder stays
-//! resumable) and then raises `KeyboardInterrupt`. Structured results cross the boundary
+//! resumable) and then raises `KeyboardInterrupt` (SIGTERM alike, through the handler
+//! `neqkin/__init__.py` installs while a run goes). Structured results cross the boundary
 //! as JSON text; `neqkin/__init__.py` builds the xarray Dataset.
 
 use std::path::PathBuf;
@@ -42,9 +43,13 @@ fn to_py(py: Python<'_>, e: NeqkinError) -> PyErr {
 }
 
 /// Runs a config: `config_path` (TOML, or JSON by extension) or `config_json` (the text
-/// of a dict with the TOML structure). Returns the run summary as JSON text.
+/// of a dict with the TOML structure). Returns the run summary as JSON text; with
+/// `dry_run`, the estimate `neqkin run --dry-run` prints (nothing is created). The caps
+/// are those of `neqkin run --max-memory/--max-output` (byte counts such as `16G`) and
+/// `--max-points`.
 #[pyfunction]
-#[pyo3(signature = (config_path, config_json, out, backend, precision, progress, resume, force))]
+#[pyo3(signature = (config_path, config_json, out, backend, precision, progress, resume, force,
+                    max_memory=None, max_output=None, max_points=None, dry_run=false))]
 #[allow(clippy::too_many_arguments)]
 fn run_sweep(
     py: Python<'_>,
@@ -56,15 +61,37 @@ fn run_sweep(
     progress: bool,
     resume: bool,
     force: bool,
+    max_memory: Option<String>,
+    max_output: Option<String>,
+    max_points: Option<u64>,
+    dry_run: bool,
 ) -> PyResult<String> {
     let backend = backend.parse().map_err(|e| to_py(py, e))?;
     let precision = precision.parse().map_err(|e| to_py(py, e))?;
+    let bytes = |field: &str, v: Option<String>| -> PyResult<Option<u64>> {
+        v.map(|s| {
+            run::batches::parse_bytes(&s).map_err(|e| {
+                let reason = match e {
+                    NeqkinError::InvalidParameter { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                to_py(py, NeqkinError::invalid(field, reason))
+            })
+        })
+        .transpose()
+    };
+    let limits = run::Limits {
+        max_memory: bytes("max_memory", max_memory)?,
+        max_output: bytes("max_output", max_output)?,
+        max_points,
+    };
+    let cap = max_points.unwrap_or(neqkin::config::plan::DEFAULT_MAX_POINTS);
     let (plan, model) = match (config_path, config_json) {
-        (Some(path), None) => neqkin::config::load_plan(&path),
+        (Some(path), None) => neqkin::config::load_plan_limited(&path, cap),
         (None, Some(text)) => (|| {
             let raw = neqkin::config::parse(&text, true)?;
             let model = neqkin::models::find(&raw.model)?;
-            let plan = Plan::check(raw, &*model)?;
+            let plan = Plan::check_limited(raw, &*model, cap)?;
             Ok((plan, model))
         })(),
         _ => Err(NeqkinError::invalid("config", "give a path or a dict")),
@@ -79,9 +106,31 @@ fn run_sweep(
         force,
         progress,
         cancel: Some(cancel.clone()),
+        limits,
         // Whole sweep (no shard); fields the run layer gains later keep their defaults.
         ..RunOptions::default()
     };
+    if dry_run {
+        let (est, backend) = run::dry_run(&plan, &*model, &out, &opts).map_err(|e| to_py(py, e))?;
+        return Ok(json!({
+            "points_total": est.points_total,
+            "points_in_shard": est.points_in_shard,
+            "batches": est.batches(),
+            "groups": est.groups.iter().map(|g| json!({
+                "key": g.key, "points": g.points.len(), "batches": g.batches(), "batch_size": g.batch_size,
+                "batch_bytes": g.batch_bytes(),
+            })).collect::<Vec<_>>(),
+            "max_batch_bytes": est.max_batch_bytes,
+            "output_bytes": est.output_bytes(),
+            "csv_bytes": est.csv_bytes,
+            "array_bytes": est.array_bytes,
+            "max_memory": est.max_memory,
+            "max_output": est.max_output,
+            "backend": backend,
+            "report": format!("{}backend: {backend}\n", est.report()),
+        })
+        .to_string());
+    }
     let worker = std::thread::Builder::new()
         .name("neqkin-run".into())
         .spawn(move || run::run_plan(&plan, &*model, &out, &opts))

@@ -303,6 +303,68 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_resumes(cli, tmp_path):
     assert (out / "progress.txt").read_bytes() == (tmp_path / "cli" / "progress.txt").read_bytes()
 
 
+def test_sigterm_stops_after_the_batch_in_flight_and_resumes(tmp_path):
+    """SIGTERM (``kill``, Slurm's stop before SIGKILL) ends a run from Python like Ctrl-C:
+    the batch in flight is written, the folder is resumable, the script exits 143."""
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text(SLOW)
+    out = tmp_path / "o"
+    progress = out / "progress.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(cfg), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (progress.exists() and progress.read_text().count("\n") >= 2):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no batch written within 120 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stderr)
+    assert "finished without an interrupt" not in stdout
+    assert "stopping after the batch in flight" in stderr, stderr
+    done = [int(line.split()[0]) for line in progress.read_text().splitlines()]
+    assert 2 <= len(done) < 30 and done == list(range(len(done)))
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["complete"] is False and len(meta["batches"]) == len(done)
+    ds = neqkin.run(cfg, out=out, backend="cpu", progress=False, resume=True)
+    assert ds.attrs["complete"] == 1 and ds.sizes["point"] == 30
+    # The handler was only there while the run went.
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_dry_run_and_limits_as_the_cli(cli, config, tmp_path):
+    out = tmp_path / "o"
+    # A fixed output cap: the default, the free space there, may change between the two calls.
+    est = neqkin.run(config, out=out, backend="cpu", max_output="1G", dry_run=True)
+    assert not out.exists(), "the dry run created the output folder"
+    assert (est["points_total"], est["batches"]) == (12, 4) and est["backend"].startswith("cpu"), est
+    assert est["groups"][0]["key"] == "grid_points=8" and est["groups"][0]["batch_size"] == 3
+    assert est["output_bytes"] == est["csv_bytes"] + est["array_bytes"] > 0
+    r = run_cli(cli, "run", "--dry-run", "--backend", "cpu", "--max-output", "1G", "--out", str(out), str(config))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(est["report"]), (r.stdout, est["report"])
+    # The caps: refused before anything is written, naming the option.
+    with pytest.raises(neqkin.ConfigError, match="--max-points"):
+        neqkin.run(config, out=out, backend="cpu", max_points=5)
+    with pytest.raises(neqkin.ConfigError, match="--max-memory"):
+        neqkin.run(SWEEP_DICT, out=out, backend="cpu", max_memory="1K")
+    with pytest.raises(neqkin.ConfigError, match="--max-output"):
+        neqkin.run(config, out=out, backend="cpu", max_output=100)
+    assert not out.exists()
+    with pytest.raises(neqkin.ConfigError) as e:
+        neqkin.run(config, out=out, backend="cpu", max_memory="lots")
+    assert e.value.field == "max_memory"
+    ds = neqkin.run(config, out=out, backend="cpu", progress=False, max_memory="1G", max_points=12)
+    assert ds.sizes["point"] == 12
+
+
 def test_python_cargo_lock_pins_the_root_crates_versions():
     """python/Cargo.lock is its own workspace's lock file: every crate it shares with the
     root Cargo.lock must have the same version(s), so the extension runs the tested code."""
