@@ -47,6 +47,9 @@ struct FusedParams {
 @group(0) @binding(7) var<storage, read> fconsts: array<Real>;
 @group(0) @binding(8) var<uniform> fused: FusedParams;
 
+// Threads per member workgroup. The host rewrites this line for kernels written as
+// `rhs_member` on CPU adapters (GpuContext::member_workgroup_size,
+// preprocess::with_workgroup_size): any power of two from 8 to 256.
 const WG: u32 = 256u;
 
 fn member_index(wg_id: vec3<u32>, num_wg: vec3<u32>) -> u32 {

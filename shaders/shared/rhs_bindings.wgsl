@@ -25,6 +25,9 @@ struct RhsDims {
 @group(0) @binding(5) var<storage, read_write> dy: array<Real>;
 @group(0) @binding(6) var<storage, read_write> scratch: array<Real>;
 
+// Threads per member workgroup. The host rewrites this line for kernels written as
+// `rhs_member` on CPU adapters (GpuContext::member_workgroup_size,
+// preprocess::with_workgroup_size): any power of two from 8 to 256.
 const WG: u32 = 256u;
 
 // State and derivative access of a model's `rhs_member` function (the body of its `rhs`

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::fused::{self, FusedPlan};
-use super::preprocess::{preprocess, shader};
+use super::preprocess::{preprocess, shader, with_workgroup_size};
 use super::uniforms::*;
 use super::{wait, Access, GpuContext, Kernel, WG};
 use crate::engine::backend::{Backend, BackendInfo, Precision, ProgramId};
@@ -120,6 +120,9 @@ pub struct GpuBackend {
     dispatches: u64,
     /// Whether `compile` builds fused step kernels where it can.
     fuse: bool,
+    /// Threads per workgroup of the model's `rhs` kernel and of fused step kernels
+    /// ([`GpuContext::member_workgroup_size`] for `rhs_member` kernels, else [`WG`]).
+    member_wg: u32,
     /// The fused program whose work buffer holds the current values of its vectors (the
     /// vector buffers are stale until [`GpuBackend::flush`]).
     resident: Option<usize>,
@@ -139,7 +142,14 @@ impl GpuBackend {
         let ops = preprocess(OPS, shader(OPS).expect("ops.wgsl is embedded"), precision)?;
         let k = |entry: &str, bindings: &[(u32, Access)]| ctx.kernel(OPS, &ops, entry, bindings);
         let source = problem.kernel();
-        let rhs_src = preprocess(&source.name, &source.source, precision)?;
+        // Kernels written as `rhs_member` get the adapter's member workgroup size (also
+        // used by their fused step kernels); other model kernels keep WG = 256.
+        let member_wg =
+            if source.source.contains("fn rhs_member(") { ctx.member_workgroup_size(layout.state_len) } else { WG };
+        let mut rhs_src = preprocess(&source.name, &source.source, precision)?;
+        if member_wg != WG {
+            rhs_src = with_workgroup_size(&source.name, &rhs_src, member_wg)?;
+        }
         let kernels = Kernels {
             begin_step: k("begin_step", BEGIN_STEP)?,
             lincomb: k("lincomb", LINCOMB)?,
@@ -171,6 +181,7 @@ impl GpuBackend {
             programs: Vec::new(),
             dispatches: 0,
             fuse: std::env::var("NEQKIN_GPU_FUSED").map_or(true, |v| v != "0"),
+            member_wg,
             resident: None,
             problem,
         };
@@ -543,7 +554,10 @@ impl GpuBackend {
             return Ok(None);
         }
         let name = format!("{} (fused)", source.name);
-        let text = preprocess(&name, &text, self.precision)?;
+        let mut text = preprocess(&name, &text, self.precision)?;
+        if self.member_wg != WG {
+            text = with_workgroup_size(&name, &text, self.member_wg)?;
+        }
         let started = std::time::Instant::now();
         if debug_fused() {
             eprintln!("fused: compiling {name}, {} lines", text.lines().count());

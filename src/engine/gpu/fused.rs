@@ -248,19 +248,29 @@ pub(crate) fn plan(program: &StepProgram) -> Option<FusedPlan> {
                     .chain(scaled.iter().map(|&(c, v)| (c, v, true)))
                     .collect();
                 let (out, hk) = (b.v(*out), b.s(*h));
+                // The coefficients are read into registers once, before the loop over the
+                // components: on a CPU driver (llvmpipe) every storage-buffer read inside
+                // the loop is a per-lane scalar load, as costly as reading a component.
+                let coeffs: Vec<(usize, usize, bool)> =
+                    terms.iter().map(|&(c, v, sc)| (b.push(&[c]), b.v(v), sc)).collect();
+                b.line(2, "{");
+                for (q, (k, _, _)) in coeffs.iter().enumerate() {
+                    b.line(2, &format!("let coef{q} = fconsts[{k}u];"));
+                }
                 b.line(2, "for (var i = lid; i < n; i += WG) {");
                 b.line(3, "let e = e0 + i;");
                 b.line(3, "var r: Real = 0.0;");
-                let chunks: Vec<&[(f64, VecId, bool)]> =
-                    if terms.is_empty() { vec![&[]] } else { terms.chunks(super::LINCOMB_MAX_TERMS).collect() };
+                let chunks: Vec<&[(usize, usize, bool)]> =
+                    if coeffs.is_empty() { vec![&[]] } else { coeffs.chunks(super::LINCOMB_MAX_TERMS).collect() };
+                let mut q = 0;
                 for (ci, chunk) in chunks.into_iter().enumerate() {
                     b.line(3, "{");
                     b.line(4, "var acc: Real = 0.0;");
                     b.line(4, "var acc_h: Real = 0.0;");
-                    for &(c, v, scaled) in chunk {
-                        let (k, v) = (b.push(&[c]), b.v(v));
+                    for &(_, v, scaled) in chunk {
                         let target = if scaled { "acc_h" } else { "acc" };
-                        b.line(4, &format!("{target} += fconsts[{k}u] * work[vb[{v}] + e];"));
+                        b.line(4, &format!("{target} += coef{q} * work[vb[{v}] + e];"));
+                        q += 1;
                     }
                     if ci == 0 {
                         b.line(4, &format!("r = acc + sc[{hk}] * acc_h;"));
@@ -270,6 +280,7 @@ pub(crate) fn plan(program: &StepProgram) -> Option<FusedPlan> {
                     b.line(3, "}");
                 }
                 b.line(3, &format!("work[vb[{out}] + e] = r;"));
+                b.line(2, "}");
                 b.line(2, "}");
                 b.line(2, "storageBarrier();");
             }

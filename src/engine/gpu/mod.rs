@@ -32,6 +32,14 @@ pub const ADAPTER_ENV: &str = "NEQKIN_ADAPTER";
 /// Threads per workgroup of every engine kernel (`WG` in the shaders).
 pub const WG: u32 = 256;
 
+/// On a CPU adapter (Mesa's llvmpipe/lavapipe), the state components one invocation of a
+/// member kernel covers at most (see [`GpuContext::member_workgroup_size`]).
+pub const CPU_CELLS_PER_INVOCATION: usize = 64;
+
+/// Smallest member workgroup on a CPU adapter: one SIMD group of llvmpipe at 256 bits
+/// (8 lanes of 32 bits); fewer threads leave lanes idle.
+pub const CPU_MIN_WG: u32 = 8;
+
 /// Graphics APIs the context looks for adapters on.
 fn backends() -> wgpu::Backends {
     wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
@@ -188,6 +196,23 @@ impl GpuContext {
             max_buffer_size: self.limits.max_buffer_size,
             driver: driver(&self.adapter_info),
         }
+    }
+
+    /// Threads per workgroup of a member kernel written as `rhs_member` (one workgroup per
+    /// member, grid-strided over its `state_len` components: the model's `rhs` kernel and
+    /// the fused step kernel of photoexcited and relaxation). [`WG`] on GPUs; on a CPU
+    /// adapter (lavapipe) the smallest power of two from [`CPU_MIN_WG`] to [`WG`] with at
+    /// most [`CPU_CELLS_PER_INVOCATION`] components per invocation. Why: llvmpipe runs a
+    /// workgroup as one coroutine per 8-lane SIMD group and switches through all of them at
+    /// every barrier, so a 256-thread workgroup pays 32 switches per barrier where the work
+    /// fills far fewer lanes (docs/benchmarks.md section 11). The cap keeps the loop
+    /// iterations per invocation within lavapipe's budget of 65 535 (shared/rhs_bindings).
+    pub fn member_workgroup_size(&self, state_len: usize) -> u32 {
+        if self.adapter_info.device_type != wgpu::DeviceType::Cpu {
+            return WG;
+        }
+        let threads = state_len.div_ceil(CPU_CELLS_PER_INVOCATION).next_power_of_two();
+        (threads.min(WG as usize) as u32).clamp(CPU_MIN_WG, WG)
     }
 
     /// Whether f64 kernels can run.

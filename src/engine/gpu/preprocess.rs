@@ -79,6 +79,24 @@ fn expand(name: &str, source: &str, out: &mut String, seen: &mut Vec<String>) ->
     Ok(())
 }
 
+/// The line of `shared/rhs_bindings.wgsl` and `shared/fused_bindings.wgsl` that sets the
+/// threads per member workgroup (`WG`), rewritten by [`with_workgroup_size`].
+pub const MEMBER_WG_LINE: &str = "const WG: u32 = 256u;";
+
+/// `text` (a preprocessed member kernel: a model's `rhs` kernel or a fused step kernel)
+/// with `WG = wg` instead of 256. The kernels' loops are grid-strided and their reductions
+/// are trees over `WG`, so any power of two works. Errors when `text` does not contain
+/// [`MEMBER_WG_LINE`] exactly once.
+pub fn with_workgroup_size(name: &str, text: &str, wg: u32) -> Result<String> {
+    if !wg.is_power_of_two() || text.matches(MEMBER_WG_LINE).count() != 1 {
+        return Err(NeqkinError::Gpu {
+            context: format!("setting the workgroup size of {name}"),
+            message: format!("need one `{MEMBER_WG_LINE}` line and a power of two, got {wg}"),
+        });
+    }
+    Ok(text.replacen(MEMBER_WG_LINE, &format!("const WG: u32 = {wg}u;"), 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +108,16 @@ mod tests {
         assert!(out.starts_with("alias Real = f64;"));
         assert_eq!(out.matches("struct RhsDims").count(), 1);
         assert!(out.ends_with("fn f() {}\n"));
+    }
+
+    #[test]
+    fn member_workgroup_size_is_rewritten_once() {
+        let src = "//! import shared/rhs_bindings\nfn f() {}\n";
+        let out = preprocess("test", src, Precision::F64).unwrap();
+        let small = with_workgroup_size("test", &out, 16).unwrap();
+        assert!(small.contains("const WG: u32 = 16u;") && !small.contains(MEMBER_WG_LINE));
+        assert!(with_workgroup_size("test", &out, 12).is_err());
+        assert!(with_workgroup_size("test", "fn f() {}", 16).is_err());
     }
 
     #[test]
