@@ -36,6 +36,9 @@ pub const WG: u32 = 256;
 /// member kernel covers at most (see [`GpuContext::member_workgroup_size`]).
 pub const CPU_CELLS_PER_INVOCATION: usize = 64;
 
+/// Environment variable overriding [`GpuContext::member_workgroup_size`].
+pub const MEMBER_WG_ENV: &str = "NEQKIN_MEMBER_WG";
+
 /// Smallest member workgroup on a CPU adapter: one SIMD group of llvmpipe at 256 bits
 /// (8 lanes of 32 bits); fewer threads leave lanes idle.
 pub const CPU_MIN_WG: u32 = 8;
@@ -207,7 +210,15 @@ impl GpuContext {
     /// every barrier, so a 256-thread workgroup pays 32 switches per barrier where the work
     /// fills far fewer lanes (docs/benchmarks.md section 11). The cap keeps the loop
     /// iterations per invocation within lavapipe's budget of 65 535 (shared/rhs_bindings).
+    /// `NEQKIN_MEMBER_WG` (a power of two up to the adapter's invocations per workgroup)
+    /// overrides the choice, e.g. `NEQKIN_MEMBER_WG=256` for the GPU layout on lavapipe
+    /// when comparing the two.
     pub fn member_workgroup_size(&self, state_len: usize) -> u32 {
+        if let Some(wg) = std::env::var(MEMBER_WG_ENV).ok().and_then(|v| v.trim().parse::<u32>().ok()) {
+            if wg.is_power_of_two() && wg <= self.limits.max_compute_invocations_per_workgroup.min(WG) {
+                return wg;
+            }
+        }
         if self.adapter_info.device_type != wgpu::DeviceType::Cpu {
             return WG;
         }
