@@ -78,7 +78,8 @@ fn sweep(n: usize, members: usize) -> Arc<dyn BatchProblem> {
                    "zeta": 20.0, "inelastic_rate": 0.01, "filling": 0.5})
         })
         .collect();
-    neqkin::models::find("photoexcited").unwrap().build(&points).unwrap()
+    let model = neqkin::models::find("photoexcited").unwrap();
+    model.build(&model.parse_all(&points).unwrap()).unwrap()
 }
 
 fn variant(p: &Arc<dyn BatchProblem>, name: &str) -> Arc<dyn BatchProblem> {
