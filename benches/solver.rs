@@ -14,11 +14,12 @@
 //! 5. the Fig 2a-type DOPRI5 sweep of issue 12 on the CPU backend (64 ω_p in [0.1, 0.9],
 //!    fixed ζ ∈ {1, 5, 20}, half filling, T = 0.003, t = 10, rtol 1e-6, atol 1e-9): wall per
 //!    point, RHS evaluations per point, and the wall per cell per evaluation per thread.
-//! 6. the stability-limited regime (issue 12 item 3): the same sweep with `dopri5` and with
-//!    `rosenbrock` (DOPRI5 start, ROS34PW2 with a sparse coloured Jacobian once stiff),
-//!    interleaved rep by rep: wall and CPU time per point, RHS evaluations per point (the
-//!    Rosenbrock count includes its Jacobian columns), their ratios, the largest |Δσ/σ0|
-//!    between the two, and the method `auto` picks.
+//! 6. the stability-limited regime (issue 12 items 3 and 4): the same sweep with `dopri5`,
+//!    `rosenbrock` (DOPRI5 start, ROS34PW2 with a sparse coloured Jacobian once stiff) and
+//!    `bdf` (variable-order BDF/NDF, the same sparse Jacobian), interleaved rep by rep: wall
+//!    and CPU time per point, RHS evaluations per point (the implicit methods' counts include
+//!    their Jacobian colours), ratios against DOPRI5, the largest |Δσ/σ0| against DOPRI5, and
+//!    the method `auto` picks.
 //!
 //! Every figure is the median of `--reps` runs (default 3) measured in this one process,
 //! so ratios are side by side. Options: `--quick` (smaller sizes), `--backends cpu,gpu`,
@@ -527,15 +528,15 @@ fn fig2a_sweep(args: &Args) -> Vec<serde_json::Value> {
     out
 }
 
-/// Section 6: the Fig 2a-type sweep with `dopri5` and `rosenbrock`, interleaved.
+/// Section 6: the Fig 2a-type sweep with `dopri5`, `rosenbrock` and `bdf`, interleaved.
 fn stiff_sweep(args: &Args) -> Vec<serde_json::Value> {
     let threads = rayon::current_num_threads();
     println!(
-        "## 6. Stability-limited regime: dopri5 vs rosenbrock, CPU backend ({threads} threads), 64 ω_p in [0.1, 0.9], t = 10, rtol 1e-6, atol 1e-9, medians of {} interleaved runs",
+        "## 6. Stability-limited regime: dopri5 vs rosenbrock vs bdf, CPU backend ({threads} threads), 64 ω_p in [0.1, 0.9], t = 10, rtol 1e-6, atol 1e-9, medians of {} interleaved runs",
         args.reps
     );
-    println!("| N | ζ | auto picks | wall/point dopri5 | wall/point rosenbrock | wall ratio | CPU/point dopri5 | CPU/point rosenbrock | CPU ratio | RHS evals/point dopri5 | RHS evals/point rosenbrock | RHS ratio | max |Δσ/σ0| |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| N | ζ | auto picks | method | wall/point | CPU/point | RHS evals/point | wall ratio dopri5/method | CPU ratio | RHS ratio | max \\|Δσ/σ0\\| vs dopri5 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut out = vec![];
     for &n in &args.sizes {
         for &zeta in &args.zetas {
@@ -575,42 +576,51 @@ fn stiff_sweep(args: &Args) -> Vec<serde_json::Value> {
                     (Some(a), Some(b)) => b - a,
                     _ => wall * threads as f64,
                 };
-                // DOPRI5: 1 initial evaluation + 6 per attempt (FSAL); rosenbrock counts every
-                // evaluation itself (stages, Jacobian columns, DOPRI5 phase).
+                // DOPRI5: 1 initial evaluation + 6 per attempt (FSAL); rosenbrock and bdf count
+                // every evaluation themselves (stages, Newton iterations, Jacobian colours).
                 let evals = if method == Method::Dopri5 { 64.0 + 6.0 * attempts } else { stats.rhs_evaluations as f64 };
                 (wall, cpu, evals / 64.0, sigma)
             };
-            let (mut wd, mut wr, mut cd, mut cr) = (vec![], vec![], vec![], vec![]);
-            let (mut ed, mut er, mut dmax) = (0.0, 0.0, 0.0f64);
+            const METHODS: [Method; 3] = [Method::Dopri5, Method::Rosenbrock, Method::Bdf];
+            let mut wall: [Vec<f64>; 3] = Default::default();
+            let mut cpu: [Vec<f64>; 3] = Default::default();
+            let (mut evals, mut dmax) = ([0.0; 3], [0.0f64; 3]);
             for _ in 0..args.reps {
-                let d = run(Method::Dopri5);
-                let r = run(Method::Rosenbrock);
-                wd.push(d.0);
-                cd.push(d.1);
-                ed = d.2;
-                wr.push(r.0);
-                cr.push(r.1);
-                er = r.2;
-                dmax = d.3.iter().zip(&r.3).fold(dmax, |m, (a, b)| m.max((a - b).abs()));
+                let mut sigma0 = vec![];
+                for (q, &method) in METHODS.iter().enumerate() {
+                    let r = run(method);
+                    wall[q].push(r.0);
+                    cpu[q].push(r.1);
+                    evals[q] = r.2;
+                    if q == 0 {
+                        sigma0 = r.3;
+                    } else {
+                        dmax[q] = sigma0.iter().zip(&r.3).fold(dmax[q], |m, (a, b)| m.max((a - b).abs()));
+                    }
+                }
             }
-            let (wd, wr, cd, cr) = (median(wd) / 64.0, median(wr) / 64.0, median(cd) / 64.0, median(cr) / 64.0);
+            let wall: Vec<f64> = wall.into_iter().map(|w| median(w) / 64.0).collect();
+            let cpu: Vec<f64> = cpu.into_iter().map(|c| median(c) / 64.0).collect();
             let opts = SolveOptions { output_times: vec![10.0], ..Default::default() };
             let problem: Arc<dyn BatchProblem> = p.clone();
             let auto = neqkin::engine::integrators::auto_method(&CpuBackend::new(problem), &*p, &opts);
-            println!(
-                "| {n} | {zeta} | {auto:?} | {:.2} ms | {:.2} ms | {:.2}× | {:.2} ms | {:.2} ms | {:.2}× | {ed:.0} | {er:.0} | {:.2}× | {dmax:.1e} |",
-                wd * 1e3,
-                wr * 1e3,
-                wd / wr,
-                cd * 1e3,
-                cr * 1e3,
-                cd / cr,
-                ed / er
-            );
-            out.push(json!({"n": n, "zeta": zeta, "auto": format!("{auto:?}"),
-                "dopri5": {"seconds_per_point": wd, "cpu_seconds_per_point": cd, "rhs_evaluations_per_point": ed},
-                "rosenbrock": {"seconds_per_point": wr, "cpu_seconds_per_point": cr, "rhs_evaluations_per_point": er},
-                "max_abs_sigma_difference": dmax}));
+            let mut row = json!({"n": n, "zeta": zeta, "auto": format!("{auto:?}")});
+            for (q, method) in METHODS.iter().enumerate() {
+                println!(
+                    "| {n} | {zeta} | {auto:?} | {method:?} | {:.2} ms | {:.2} ms | {:.0} | {:.2}× | {:.2}× | {:.2}× | {:.1e} |",
+                    wall[q] * 1e3,
+                    cpu[q] * 1e3,
+                    evals[q],
+                    wall[0] / wall[q],
+                    cpu[0] / cpu[q],
+                    evals[0] / evals[q],
+                    dmax[q]
+                );
+                row[format!("{method:?}").to_lowercase()] = json!({"seconds_per_point": wall[q],
+                    "cpu_seconds_per_point": cpu[q], "rhs_evaluations_per_point": evals[q],
+                    "max_abs_sigma_difference": dmax[q]});
+            }
+            out.push(row);
         }
     }
     println!();

@@ -365,6 +365,21 @@ impl Band {
         let (n, kl, ku) = (self.n, self.kl, self.ku);
         let w = kl + ku + 1;
         let b = &mut b[..n];
+        if kl == 1 && ku == 1 && n > 1 {
+            // Tridiagonal: carry the last unknown in a register instead of reloading it.
+            let mut prev = b[0];
+            for i in 1..n {
+                prev = b[i] - self.a[i * w] * prev;
+                b[i] = prev;
+            }
+            let mut next = b[n - 1] * self.inv_diag[n - 1];
+            b[n - 1] = next;
+            for i in (0..n - 1).rev() {
+                next = (b[i] - self.a[i * w + 2] * next) * self.inv_diag[i];
+                b[i] = next;
+            }
+            return;
+        }
         // Short rows (the common band of 1–4) in a plain loop: `dot`'s four partial sums
         // cost more than they save below 8 entries.
         for i in 1..n {
