@@ -2,7 +2,9 @@
 //! generated from, on the same GPU backend: the same accepted and rejected steps per
 //! member and the same states at every output time (f64: 1e-12 relative to the largest
 //! component; f32: 1e-4, steps not compared, see `compare`), the status codes equal, and at most 4 dispatches per accepted
-//! step. The op-by-op run is itself checked against the CPU backend by the models' GPU
+//! step. Interband (the pairing sum Δ* and per-momentum phonon rates shared across the
+//! workgroup through workgroup memory and scratch) runs with per-member tables. The
+//! op-by-op run is itself checked against the CPU backend by the models' GPU
 //! tests. Photoexcited at N = 2048 (ignored by default: minutes on lavapipe) is meant to run
 //! past lavapipe's loop budget, so that the cut-and-resume path is exercised as well.
 //!
@@ -165,4 +167,31 @@ fn relaxation_deviation_and_steady_fused_matches_op_by_op() {
         ..Default::default()
     };
     compare("relaxation dopri5 steady", p, &opts);
+}
+
+/// Interband: a workgroup reduction (Δ* = cv Σ s21) and scratch rates read at the partner
+/// momentum −k inside every right-hand side, per-member tables (the phonon velocity and
+/// profile vary), pairing active (seed 1e-6, V > 0) and one detuned point.
+#[test]
+fn interband_dopri5_fused_matches_op_by_op() {
+    let model = neqkin::models::interband::Interband;
+    let p = model
+        .build(
+            &model
+                .parse_all(&[
+                    json!({"grid_step": 0.01, "phonon_velocity": 0.1, "coupling_v": 5.0, "seed_re": 1e-6, "seed_im": 0.0}),
+                    json!({"grid_step": 0.01, "phonon_velocity": 0.25, "coupling_v": 3.0, "detuning": 0.05, "seed_re": 1e-6}),
+                    json!({"grid_step": 0.01, "phonon_velocity": 0.05, "phonon_profile": "eq_b2", "rabi_frequency": 0.5}),
+                ])
+                .unwrap(),
+        )
+        .unwrap();
+    let opts = SolveOptions {
+        method: Method::Dopri5,
+        rtol: 1e-7,
+        atol: 1e-10,
+        output_times: vec![2.0, 10.0, 30.0],
+        ..Default::default()
+    };
+    compare("interband n=40 dopri5", p, &opts);
 }

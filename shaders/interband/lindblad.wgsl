@@ -10,6 +10,8 @@
 // recomputing them. Pass 2 (after the barriers, same dispatch): every thread writes the
 // derivatives of its momenta.
 // Arithmetic only: the rotating frame removes the laser's time dependence.
+// The body is `rhs_member`, shared by the op-by-op `rhs` kernel below and the fused step
+// kernel (src/engine/gpu/fused.rs), which compiles it against shared/fused_bindings.
 //
 // State of a member (n momenta): n11[n] n22[n] re n21[n] im n21[n] re s21[n] im s21[n],
 // n21_k = <c†_{k2} c_{k1}>, s21_k = <c†_{k2} c†_{-k,1}>, -k_j = k_{n-1-j}.
@@ -39,26 +41,22 @@ fn phonon_rates(tb: u32, yb: u32, n: u32, w: u32, g: Real, band: u32, p: u32) ->
     var out_r = Real(0.0);
     for (var s = 0u; s < 2u; s += 1u) {
         let j = u32(tables[base + 4u * p + 2u * s]);
-        out_r += tables[base + 4u * p + 2u * s + 1u] * (Real(1.0) - y[pop + j]);
+        out_r += tables[base + 4u * p + 2u * s + 1u] * (Real(1.0) - rhs_y(pop + j));
     }
     var in_r = Real(0.0);
     for (var s = 0u; s < w; s += 1u) {
         let o = base + 4u * n + 2u * (w * p + s);
-        in_r += tables[o + 1u] * y[pop + u32(tables[o])];
+        in_r += tables[o + 1u] * rhs_y(pop + u32(tables[o]));
     }
     return vec2<Real>(g * in_r, g * out_r);
 }
 
-@compute @workgroup_size(WG)
-fn rhs(
-    @builtin(workgroup_id) wg_id: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let member = member_index(wg_id, num_wg);
-    if (member >= dims.batch) {
-        return;
-    }
+// The right-hand side of member `member`, evaluated by the WG invocations of one workgroup
+// (`lid` = local index): reads the state through `rhs_y`, writes the derivative through
+// `rhs_dy` (shared/rhs_bindings; in a fused step kernel shared/fused_bindings). `t` is
+// unused (the rotating frame makes the equations autonomous). Contains barriers: call from
+// uniform control flow.
+fn rhs_member(member: u32, lid: u32, t: Real) {
     let pb = member * dims.params_len;
     let tb = member * dims.table_stride;
     let yb = member * dims.state_len;
@@ -80,8 +78,8 @@ fn rhs(
     var acc_re = Real(0.0);
     var acc_im = Real(0.0);
     for (var p = lid; p < n; p += WG) {
-        acc_re += y[yb + 4u * n + p];
-        acc_im += y[yb + 5u * n + p];
+        acc_re += rhs_y(yb + 4u * n + p);
+        acc_im += rhs_y(yb + 5u * n + p);
     }
     red_re[lid] = acc_re;
     red_im[lid] = acc_im;
@@ -108,16 +106,16 @@ fn rhs(
     let det = params[pb + P_DET];
     for (var p = lid; p < n; p += WG) {
         let m = n - 1u - p;
-        let n1 = y[yb + p];
-        let n2 = y[yb + n + p];
-        let xr = y[yb + 2u * n + p];
-        let xi = y[yb + 3u * n + p];
-        let sr = y[yb + 4u * n + p];
-        let si = y[yb + 5u * n + p];
-        let smr = y[yb + 4u * n + m];
-        let smi = y[yb + 5u * n + m];
-        let n1m = y[yb + m];
-        let n2m = y[yb + n + m];
+        let n1 = rhs_y(yb + p);
+        let n2 = rhs_y(yb + n + p);
+        let xr = rhs_y(yb + 2u * n + p);
+        let xi = rhs_y(yb + 3u * n + p);
+        let sr = rhs_y(yb + 4u * n + p);
+        let si = rhs_y(yb + 5u * n + p);
+        let smr = rhs_y(yb + 4u * n + m);
+        let smi = rhs_y(yb + 5u * n + m);
+        let n1m = rhs_y(yb + m);
+        let n2m = rhs_y(yb + n + m);
         let e1p = tables[tb + p] + Real(0.5) * det;
         let e2p = tables[tb + n + p] - Real(0.5) * det;
         let e1m = tables[tb + m] + Real(0.5) * det;
@@ -128,16 +126,29 @@ fn rhs(
         let rr = grr * (n2 * (Real(1.0) - n1) + xr * xr + xi * xi);
         let im_dsm = dr * smi + di * smr;
         let im_ds = dr * si + di * sr;
-        dy[yb + p] = -omega * xi - Real(2.0) * im_dsm + r1.x * (Real(1.0) - n1) - r1.y * n1 + rr;
-        dy[yb + n + p] = omega * xi - Real(2.0) * im_ds + r2.x * (Real(1.0) - n2) - r2.y * n2 - rr;
+        rhs_dy(yb + p, -omega * xi - Real(2.0) * im_dsm + r1.x * (Real(1.0) - n1) - r1.y * n1 + rr);
+        rhs_dy(yb + n + p, omega * xi - Real(2.0) * im_ds + r2.x * (Real(1.0) - n2) - r2.y * n2 - rr);
         let ex = e2p - e1p;
         let gx = Real(0.5) * (r1.x + r1.y + r2.x + r2.y + grr);
-        dy[yb + 2u * n + p] = -ex * xi - gx * xr;
-        dy[yb + 3u * n + p] = ex * xr + Real(0.5) * omega * (n1 - n2) - gx * xi;
+        rhs_dy(yb + 2u * n + p, -ex * xi - gx * xr);
+        rhs_dy(yb + 3u * n + p, ex * xr + Real(0.5) * omega * (n1 - n2) - gx * xi);
         let es = e2p + e1m;
         let nt = n2 + n1m - Real(1.0);
         let gs = Real(0.5) * (r1m.x + r1m.y + r2.x + r2.y + grr * (Real(1.0) - n1 + n2m));
-        dy[yb + 4u * n + p] = -es * si - dsi * nt - gs * sr;
-        dy[yb + 5u * n + p] = es * sr + dsr * nt - gs * si;
+        rhs_dy(yb + 4u * n + p, -es * si - dsi * nt - gs * sr);
+        rhs_dy(yb + 5u * n + p, es * sr + dsr * nt - gs * si);
     }
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let member = member_index(wg_id, num_wg);
+    if (member >= dims.batch) {
+        return;
+    }
+    rhs_member(member, lid, scalars[dims.t_offset + member]);
 }
