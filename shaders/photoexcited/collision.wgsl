@@ -53,29 +53,6 @@ fn inelastic_flux(pref: Real, tanh_h: Real, d2: Real, f_lo: Real, f_up: Real) ->
     return pref * d2 * ((1.0 + tanh_h) * f_up * (1.0 - f_lo) - (1.0 - tanh_h) * f_lo * (1.0 - f_up));
 }
 
-// Cell i's pairs of phonon line l (shift k, prefactor c, occupation a = zeta + b_k) of the
-// member whose parameters start at pb: returns (acc.x + R(i+k, i) - R(i, i-k),
-// acc.y + k R(i, i-k)), a pair outside the band read as absent. acc.x is the cell's
-// collision sum, acc.y the phonon production.
-fn line_pairs(acc: vec2<Real>, pb: u32, l: u32, zeta: Real, i: u32, n: u32, yb: u32, t_dos: u32, fi: Real) -> vec2<Real> {
-    let base = pb + P_LINES + LINE_LEN * l;
-    let k = u32(params[base]);
-    let c = params[base + 1u];
-    let a = zeta + params[base + 2u];
-    var r = acc;
-    if (i + k < n) {
-        let j = i + k;
-        r.x = r.x + pair_rate(c, tables[t_dos + j], tables[t_dos + i], a, rhs_y(yb + j), fi);
-    }
-    if (i >= k) {
-        let j = i - k;
-        let lower = pair_rate(c, tables[t_dos + i], tables[t_dos + j], a, fi, rhs_y(yb + j));
-        r.x = r.x - lower;
-        r.y = r.y + lower * Real(k);
-    }
-    return r;
-}
-
 // Sum of two values over the workgroup; every thread gets the totals.
 fn workgroup_sum2(lid: u32, a: Real, b: Real) -> vec2<Real> {
     red_a[lid] = a;
@@ -121,21 +98,23 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
     var production: Real = 0.0;
     for (var i: u32 = lid; i < n; i = i + WG) {
         let fi = rhs_y(yb + i);
-        // Lines in order, four per iteration: lavapipe counts loop iterations against a
-        // budget (shared/rhs_bindings), and with a dispersive phonon (tens to hundreds of
-        // lines) this loop is nearly all of them.
-        var acc = vec2<Real>(0.0, production);
-        var l: u32 = 0u;
-        for (; l + 4u <= n_lines; l = l + 4u) {
-            acc = line_pairs(acc, pb, l, zeta, i, n, yb, t_dos, fi);
-            acc = line_pairs(acc, pb, l + 1u, zeta, i, n, yb, t_dos, fi);
-            acc = line_pairs(acc, pb, l + 2u, zeta, i, n, yb, t_dos, fi);
-            acc = line_pairs(acc, pb, l + 3u, zeta, i, n, yb, t_dos, fi);
+        var acc: Real = 0.0;
+        for (var l: u32 = 0u; l < n_lines; l = l + 1u) {
+            let base = pb + P_LINES + LINE_LEN * l;
+            let k = u32(params[base]);
+            let c = params[base + 1u];
+            let a = zeta + params[base + 2u];
+            if (i + k < n) {
+                let j = i + k;
+                acc = acc + pair_rate(c, tables[t_dos + j], tables[t_dos + i], a, rhs_y(yb + j), fi);
+            }
+            if (i >= k) {
+                let j = i - k;
+                let r = pair_rate(c, tables[t_dos + i], tables[t_dos + j], a, fi, rhs_y(yb + j));
+                acc = acc - r;
+                production = production + r * Real(k);
+            }
         }
-        for (; l < n_lines; l = l + 1u) {
-            acc = line_pairs(acc, pb, l, zeta, i, n, yb, t_dos, fi);
-        }
-        production = acc.y;
         // Faces i-1/2 and i+1/2; zero flux through the band edges.
         var flux_up: Real = 0.0;
         var grad_up: Real = 0.0;
@@ -152,8 +131,8 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
             flux_dn = inelastic_flux(pref, tanh_h, tables[t_d2f + i - 1u], fd, fi);
             grad_dn = tables[t_sgf + i - 1u] * (fi - fd) * inv_h;
         }
-        let total = acc.x + (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
-        rhs_dy(yb + i, total * tables[t_inv + i]);
+        acc = acc + (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
+        rhs_dy(yb + i, acc * tables[t_inv + i]);
     }
     let sums = workgroup_sum2(lid, sigma, production);
 
