@@ -13,6 +13,9 @@
 //! Options: `--backends cpu,gpu`, `--reps N` (default 3), `--batch B` (points per batch,
 //! default 2), `--levels 1,1g,2,3fp,3fpn,3r` (default all; `1` = level 1 uniform, `1g`
 //! graded, `3fpn` Fokker–Planck graded + Newton).
+//! `--rhs`: instead, the CPU right-hand side alone of one member of each grid level on one
+//! thread (ns per cell per evaluation, and per pair for the dense level-1 kernels), from the
+//! thread's on-CPU time, median of max(`--reps`, 5) runs.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +35,7 @@ struct Args {
     batch: usize,
     levels: Vec<String>,
     fig_s4: bool,
+    rhs_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +45,7 @@ fn parse_args() -> Args {
         batch: 2,
         levels: ["1", "1g", "2", "3fp", "3fpn", "3r"].map(String::from).to_vec(),
         fig_s4: false,
+        rhs_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -48,6 +53,7 @@ fn parse_args() -> Args {
         let next = argv.get(i + 1).cloned().unwrap_or_default();
         match argv[i].as_str() {
             "--figS4" => a.fig_s4 = true,
+            "--rhs" => a.rhs_only = true,
             "--backends" => {
                 a.backends = next.split(',').map(String::from).collect();
                 i += 1;
@@ -157,8 +163,79 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Seconds this thread has run on a CPU (Linux `/proc/thread-self/schedstat`); `None`
+/// elsewhere (then wall time is used).
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split_whitespace().next()?.parse::<f64>().ok()? * 1e-9)
+}
+
+/// `--rhs`: the CPU right-hand side of one member of each grid level on this thread.
+fn rhs_alone(args: &Args) {
+    let reps = args.reps.max(5);
+    println!(
+        "## Cavity CPU RHS alone, one thread, {} sizes, median of {reps} (on-CPU time; wall in brackets)",
+        if args.fig_s4 { "Fig S4" } else { "cheap (μ0 ± 10)" }
+    );
+    println!("| level | n | ns per cell per evaluation | ns per pair (dense levels) | evaluations timed |");
+    println!("|---|---|---|---|---|");
+    for level in &args.levels {
+        if level == "3r" {
+            continue; // one state variable: nothing per cell to time
+        }
+        let problem = CavityBatch::new(vec![derive(&point(level, args.fig_s4, 1)).unwrap()]).unwrap();
+        let l = problem.layout();
+        let n = l.state_len;
+        let (params, tables) = (&problem.params()[..l.params_len], &problem.tables()[..l.table_len]);
+        // Away from F0: the initial state with a deterministic ripple.
+        let mut y = problem.initial_state();
+        for (i, v) in y.iter_mut().enumerate() {
+            *v = (*v * 0.9 + 0.05 * (((i * 7919) % 101) as f64 / 101.0 - 0.5)).clamp(-1.0, 1.0);
+        }
+        let mut dy = vec![0.0; n];
+        let mut scratch = vec![0.0; l.scratch_len.max(1)];
+        let s = Instant::now();
+        let c0 = thread_cpu_seconds();
+        let spent = || match (c0, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => s.elapsed().as_secs_f64(),
+        };
+        let mut calib = 0usize;
+        while spent() < 0.05 {
+            problem.rhs_member(0, params, tables, 0.0, &y, &mut dy, &mut scratch);
+            calib += 1;
+        }
+        let evals = (calib * 4).max(4);
+        let (cpu, wall): (Vec<f64>, Vec<f64>) = (0..reps)
+            .map(|_| {
+                let c = thread_cpu_seconds();
+                let s = Instant::now();
+                for _ in 0..evals {
+                    problem.rhs_member(0, params, tables, 0.0, std::hint::black_box(&y), &mut dy, &mut scratch);
+                    std::hint::black_box(&mut dy);
+                }
+                let wall = s.elapsed().as_secs_f64();
+                let cpu = match (c, thread_cpu_seconds()) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => wall,
+                };
+                let scale = 1e9 / (evals * n) as f64;
+                (cpu * scale, wall * scale)
+            })
+            .unzip();
+        let (ns, ns_wall) = (median(cpu), median(wall));
+        let dense = level == "1" || level == "1g";
+        let per_pair = if dense { format!("{:.3} ({:.3})", ns / n as f64, ns_wall / n as f64) } else { "-".into() };
+        println!("| {level} | {n} | {ns:.2} ({ns_wall:.2}) | {per_pair} | {evals} |");
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if args.rhs_only {
+        rhs_alone(&args);
+        return;
+    }
     let ctx = if args.backends.iter().any(|b| b == "gpu") {
         match GpuContext::new() {
             Ok(c) => Some(Arc::new(c)),

@@ -6,7 +6,8 @@
 // One workgroup per member, threads grid-strided over i; the ω̃ sum over j is the dense
 // quadrature of the photon collision integral. Tables are host-computed (coth, Lorentzians).
 // The state is n_k blocks of nb points (one block per ε_k of the member's on-shell axis,
-// n_k = 1 without one); each block has its own tables (7 nb − 2) and couples to no other.
+// n_k = 1 without one); each block has its own tables (9 nb − 2: the kernel reads the first
+// 7 nb − 2) and couples to no other.
 
 //! import shared/rhs_bindings
 
@@ -38,7 +39,9 @@ fn rhs(
         let blk = ia / n;
         let i = ia - blk * n;
         let yb = m * n_all + blk * n;
-        let tb = m * dims.table_stride + blk * (7u * n - 2u);
+        // Block stride 9n − 2: F0, A, preconditioner, b, bd (7n − 2), then two per-node sums
+        // that only the CPU twin reads.
+        let tb = m * dims.table_stride + blk * (9u * n - 2u);
         let t_a = tb + n;
         let t_prec = tb + 2u * n;
         let t_b = tb + 3u * n;

@@ -301,11 +301,17 @@ impl CavityBatch {
                                 1.0 / (r.gamma + off)
                             })
                             .collect();
+                        // bd at ν = 0 multiplies F_i − F_i = 0: dropped once the
+                        // preconditioner (which counts it) is built.
+                        bd[n - 1] = 0.0;
+                        let (node_b, node_bd) = cpu::collision_node_sums(&a, &b, &bd);
                         tables.extend_from_slice(&f0);
                         tables.extend_from_slice(&a);
                         tables.extend_from_slice(&prec);
                         tables.extend_from_slice(&b);
                         tables.extend_from_slice(&bd);
+                        tables.extend_from_slice(&node_b);
+                        tables.extend_from_slice(&node_bd);
                     }
                     Scheme::ShiftConsistent | Scheme::ShiftS71Reading => {
                         let m = d.shift;
