@@ -368,7 +368,7 @@ pub fn drive(
         return Err(NeqkinError::invalid(
             "solver.method",
             format!(
-                "\"bdf\" (implicit, dense Newton/LU on the host) runs on the CPU backend only, not on {} ({}); use --backend cpu",
+                "\"bdf\" (implicit, Newton/LU on the host) runs on the CPU backend only, not on {} ({}); use --backend cpu",
                 info.backend, info.adapter
             ),
         ));
