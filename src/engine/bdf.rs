@@ -15,7 +15,9 @@
 //! rescales the differences (`D ← (R(r)U)ᵀ D`); the step is changed (and the order chosen)
 //! only after `k + 1` equal steps: from the error estimates of orders `k − 1`, `k`, `k + 1`
 //! (`D[k]`, `d`, `d − D[k+1]`), the order whose `err^{−1/(order+1)}` is largest, the step by
-//! that factor times a safety factor (at most ×10). Output times before the last are
+//! that factor times a safety factor (at most ×10; a gain below [`GROW_MIN`] at an unchanged
+//! order is not taken, which keeps `D` and the factors of `I − cJ`). The order-selection
+//! norms use the accepted step's weights. Output times before the last are
 //! interpolated with the order-`k` polynomial (the step is not cut at them); the last one is
 //! reached exactly.
 //!
