@@ -209,7 +209,11 @@ impl GpuContext {
     /// workgroup as one coroutine per 8-lane SIMD group and switches through all of them at
     /// every barrier, so a 256-thread workgroup pays 32 switches per barrier where the work
     /// fills far fewer lanes (docs/benchmarks.md section 11). The cap keeps the loop
-    /// iterations per invocation within lavapipe's budget of 65 535 (shared/rhs_bindings).
+    /// iterations per invocation within lavapipe's budget of 65 535 (shared/rhs_bindings)
+    /// for kernels whose loops are O(state_len · small) per evaluation (photoexcited: cells ×
+    /// phonon lines; docs/benchmarks.md section 11 gives the limit); a model whose
+    /// `rhs_member` has O(n²) loops (cavity level 1, Eliashberg, not converted today) would
+    /// need its own cap.
     /// `NEQKIN_MEMBER_WG` (a power of two up to the adapter's invocations per workgroup)
     /// overrides the choice, e.g. `NEQKIN_MEMBER_WG=256` for the GPU layout on lavapipe
     /// when comparing the two.
