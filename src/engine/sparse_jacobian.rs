@@ -14,7 +14,7 @@
 //! upper triangular: `D` (border × border) by a small dense LU, `A` (core) by a band LU
 //! without pivoting in the reverse Cuthill–McKee order (for `J` a Metzler matrix whose
 //! weighted column sums vanish `A` is an M-matrix and needs no pivoting; in general a pivot
-//! below `1e-12` of the largest entry makes [`Linear::factor`] return false, and the caller
+//! below `1e-12` of the largest entry makes `Linear::factor` return false, and the caller
 //! shrinks the step: `W → I` as `c → 0`). Memory and work are O(N·band) and O(N·band²).
 
 // The CSR/CSC and band loops index several arrays with one index; `!(x > y)` is meant to be
