@@ -90,59 +90,31 @@ pub fn inelastic_flux(pref: f64, tanh_h: f64, d2: f64, f_lo: f64, f_up: f64) -> 
     pref * d2 * ((1.0 + tanh_h) * f_up * (1.0 - f_lo) - (1.0 - tanh_h) * f_lo * (1.0 - f_up))
 }
 
-/// The right-hand side for one member. `tables` is that member's block, `y` its state
-/// `[f_0..f_{N-1}, ζ, pump_rate, E*²]`; `scratch[0]` receives `t` (diagnostic only).
-///
-/// Departures from the kernel's loop structure (the same operations per term and per cell
-/// in the same order, so the portable and SIMD builds agree bit for bit and with the
-/// kernel up to the device's own rounding): every pair rate is
-/// evaluated once (scatter form: one pass per phonon line computes `R(l+k, l)` for the
-/// `N − k` pairs and adds it to the lower cell, a second pass subtracts it from the upper
-/// cell), every face flux once, and terms whose prefactor is zero (St_in with Γ_in = 0,
-/// St_E with E² + E*² = 0) are not evaluated (adding an exact 0 changes nothing). The
-/// sums σ and Σ R k are accumulated in 8 interleaved partial sums (the kernel: a
-/// workgroup tree), so they can differ from a sequential sum in the last bits. The per-cell
-/// passes are branch-free over slices, so the compiler vectorises them; on x86-64 the whole
-/// function is also compiled for AVX2 and AVX-512F and picked at run time (no FMA: the
-/// products and sums round exactly as in the portable build).
-pub fn rhs(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) -> RhsSummary {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { rhs_avx512(params, tables, t, y, dy, scratch) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { rhs_avx2(params, tables, t, y, dy, scratch) };
-        }
-    }
-    rhs_portable(params, tables, t, y, dy, scratch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn rhs_avx512(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) -> RhsSummary {
-    rhs_impl(params, tables, t, y, dy, scratch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn rhs_avx2(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], scratch: &mut [f64]) -> RhsSummary {
-    rhs_impl(params, tables, t, y, dy, scratch)
-}
-
-/// The portable build of [`rhs`] (baseline SIMD of the target: SSE2 on x86-64, NEON on
-/// aarch64). Public so that tests can compare it with the dispatched one.
-pub fn rhs_portable(
-    params: &[f64],
-    tables: &[f64],
-    t: f64,
-    y: &[f64],
-    dy: &mut [f64],
-    scratch: &mut [f64],
-) -> RhsSummary {
-    rhs_impl(params, tables, t, y, dy, scratch)
+crate::multiversion! {
+    /// The right-hand side for one member. `tables` is that member's block, `y` its state
+    /// `[f_0..f_{N-1}, ζ, pump_rate, E*²]`; `scratch[0]` receives `t` (diagnostic only).
+    ///
+    /// Departures from the kernel's loop structure (the same operations per term and per cell
+    /// in the same order, so the portable and SIMD builds agree bit for bit and with the
+    /// kernel up to the device's own rounding): every pair rate is
+    /// evaluated once (scatter form: one pass per phonon line computes `R(l+k, l)` for the
+    /// `N − k` pairs and adds it to the lower cell, a second pass subtracts it from the upper
+    /// cell), every face flux once, and terms whose prefactor is zero (St_in with Γ_in = 0,
+    /// St_E with E² + E*² = 0) are not evaluated (adding an exact 0 changes nothing). The
+    /// sums σ and Σ R k are accumulated in 8 interleaved partial sums (the kernel: a
+    /// workgroup tree), so they can differ from a sequential sum in the last bits. The per-cell
+    /// passes are branch-free over slices, so the compiler vectorises them; on x86-64 the whole
+    /// function is also compiled for AVX2 and AVX-512F and picked at run time
+    /// ([`crate::multiversion`]; no FMA: the products and sums round exactly as in the
+    /// portable build).
+    pub fn rhs / rhs_portable (
+        params: &[f64],
+        tables: &[f64],
+        t: f64,
+        y: &[f64],
+        dy: &mut [f64],
+        scratch: &mut [f64],
+    ) -> RhsSummary => rhs_impl
 }
 
 /// Lanes of the partial sums (σ, phonon production): independent accumulators, so the
