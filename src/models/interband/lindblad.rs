@@ -138,7 +138,7 @@ impl LindbladPlan {
                     }
                 }
             }
-            jumps.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            jumps.sort_by_key(|&(sum, to, _)| (sum, to));
             let mut runs: Vec<Run> = vec![];
             for (sum, to, wt) in jumps {
                 match runs.last_mut() {
