@@ -116,7 +116,10 @@ fn probe() {
 
     // The sweep: CPU backend, GPU fused, GPU op by op (median of 3, wall and CPU seconds).
     let p = sweep(2048, 64);
-    println!("member workgroup size at N = 2048: {}", ctx.member_workgroup_size(p.layout().state_len));
+    println!(
+        "member workgroup size at N = 2048: {}",
+        ctx.member_workgroup_size(p.layout().state_len, p.member_loops_per_component())
+    );
     let rho = p.spectral_radius().unwrap().into_iter().fold(1.0, f64::max);
     let dt = (2.0 / rho).min(1e-3);
     let opts = SolveOptions {

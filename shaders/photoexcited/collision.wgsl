@@ -170,4 +170,15 @@ fn rhs(
         return;
     }
     rhs_member(member, lid, scalars[dims.t_offset + member]);
+    // A driver that cut the loops short (lavapipe's loop budget: many phonon lines × cells
+    // per invocation) fails the member with NaN instead of returning a truncated
+    // derivative. Once the budget is spent this loop itself runs at most once per
+    // invocation, which still leaves a NaN in every invocation's first component. (The
+    // fused step kernel checks the budget itself after every attempt.)
+    if (workgroup_loops_cut()) {
+        let yb = member * dims.state_len;
+        for (var i: u32 = lid; i < dims.state_len; i = i + WG) {
+            rhs_dy(yb + i, runtime_nan());
+        }
+    }
 }

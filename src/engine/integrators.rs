@@ -474,9 +474,13 @@ pub fn drive(
         mean_attempts = n_acc.iter().zip(&n_rej).map(|(a, r)| a + r).sum::<f64>() / batch.max(1) as f64;
         if st.iter().zip(&reasons).any(|(s, r)| *s == status::FAILED && r.is_empty()) {
             let (h, err) = (backend.read_scalars(w.ctrl.h)?, backend.read_scalars(w.ctrl.err)?);
+            let lavapipe = is_lavapipe(&backend.info());
             for (m, why) in reasons.iter_mut().enumerate() {
                 if st[m] == status::FAILED && why.is_empty() {
                     *why = failure_reason(opts.method, t_reached[m], h[m], h_min, err[m]);
+                    if lavapipe && (opts.method == Method::Rk4 || !err[m].is_finite()) {
+                        why.push_str(LOOP_BUDGET_HINT);
+                    }
                 }
             }
         }
@@ -527,6 +531,20 @@ pub(crate) fn reference_state(problem: &dyn BatchProblem, opts: &SolveOptions) -
 
 /// Why the `Control` op failed a member (the only other way to fail, `max_steps`, is
 /// recorded by the driver when it happens).
+/// Whether `info` is the GPU backend on Mesa's lavapipe (llvmpipe), whose loop budget
+/// fails a member's kernel with NaN (see [`LOOP_BUDGET_HINT`]).
+fn is_lavapipe(info: &crate::engine::backend::BackendInfo) -> bool {
+    info.backend == "gpu" && info.adapter.to_ascii_lowercase().contains("llvmpipe")
+}
+
+/// Appended to a non-finite failure on lavapipe: there a NaN derivative is also how a GPU
+/// kernel reports that the driver's loop budget cut it short (shared/rhs_bindings), so the
+/// user learns the cause and the way out.
+const LOOP_BUDGET_HINT: &str =
+    "; on lavapipe (llvmpipe) this is also how a kernel cut short by the driver's loop budget \
+     (65 535 loop iterations per invocation and dispatch: components per workgroup thread × inner loops, e.g. phonon \
+     lines) fails: rerun with --backend cpu or on a hardware GPU, or with fewer grid points / phonon lines";
+
 fn failure_reason(method: Method, t: f64, h: f64, h_min: f64, err: f64) -> String {
     let too_small = NeqkinError::StepSizeTooSmall { t, h };
     match method {

@@ -65,6 +65,14 @@ pub trait BatchProblem: Send + Sync {
     );
     /// The RHS kernel's WGSL source.
     fn kernel(&self) -> KernelSource;
+    /// Loop iterations one invocation of the kernel's `rhs_member` runs per state component
+    /// it covers, in one evaluation, inner loops included (photoexcited: one per cell plus
+    /// one per phonon line). The GPU backend sizes a CPU adapter's member workgroup with it
+    /// so that lavapipe's loop budget holds ([`crate::engine::gpu::GpuContext::member_workgroup_size`]).
+    /// Default 1: one pass over the components.
+    fn member_loops_per_component(&self) -> usize {
+        1
+    }
     /// Upper bound of the spectral radius of the RHS Jacobian per member (used by the
     /// stabilised explicit method to pick its stage count). `None` if unknown.
     fn spectral_radius(&self) -> Option<Vec<f64>> {

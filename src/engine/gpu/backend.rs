@@ -144,8 +144,11 @@ impl GpuBackend {
         let source = problem.kernel();
         // Kernels written as `rhs_member` get the adapter's member workgroup size (also
         // used by their fused step kernels); other model kernels keep WG = 256.
-        let member_wg =
-            if source.source.contains("fn rhs_member(") { ctx.member_workgroup_size(layout.state_len) } else { WG };
+        let member_wg = if source.source.contains("fn rhs_member(") {
+            ctx.member_workgroup_size(layout.state_len, problem.member_loops_per_component())
+        } else {
+            WG
+        };
         let mut rhs_src = preprocess(&source.name, &source.source, precision)?;
         if member_wg != WG {
             rhs_src = with_workgroup_size(&source.name, &rhs_src, member_wg)?;

@@ -43,6 +43,24 @@ pub const MEMBER_WG_ENV: &str = "NEQKIN_MEMBER_WG";
 /// (8 lanes of 32 bits); fewer threads leave lanes idle.
 pub const CPU_MIN_WG: u32 = 8;
 
+/// Loop iterations Mesa's llvmpipe (lavapipe) lets one shader invocation run per dispatch,
+/// summed over all its loops (LP_MAX_TGSI_LOOP_ITERATIONS; see shared/rhs_bindings).
+pub const LAVAPIPE_LOOP_BUDGET: usize = 65_535;
+
+/// [`GpuContext::member_workgroup_size`] on a CPU adapter (no override).
+pub fn cpu_member_workgroup_size(state_len: usize, loops_per_component: usize) -> u32 {
+    let evals = fused::MAX_FUSED_RHS;
+    let fits = |threads: usize| {
+        let per_invocation = state_len.div_ceil(threads);
+        per_invocation * (loops_per_component + 1) * evals + evals * 64 <= LAVAPIPE_LOOP_BUDGET
+    };
+    let mut threads = (state_len.div_ceil(CPU_CELLS_PER_INVOCATION).next_power_of_two() as u32).clamp(CPU_MIN_WG, WG);
+    while threads < WG && !fits(threads as usize) {
+        threads *= 2;
+    }
+    threads
+}
+
 /// Graphics APIs the context looks for adapters on.
 fn backends() -> wgpu::Backends {
     wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
@@ -203,21 +221,28 @@ impl GpuContext {
 
     /// Threads per workgroup of a member kernel written as `rhs_member` (one workgroup per
     /// member, grid-strided over its `state_len` components: the model's `rhs` kernel and
-    /// the fused step kernel of photoexcited and relaxation). [`WG`] on GPUs; on a CPU
+    /// the fused step kernel of photoexcited and relaxation). [`WG`] on GPUs. On a CPU
     /// adapter (lavapipe) the smallest power of two from [`CPU_MIN_WG`] to [`WG`] with at
-    /// most [`CPU_CELLS_PER_INVOCATION`] components per invocation. Why: llvmpipe runs a
-    /// workgroup as one coroutine per 8-lane SIMD group and switches through all of them at
-    /// every barrier, so a 256-thread workgroup pays 32 switches per barrier where the work
-    /// fills far fewer lanes (docs/benchmarks.md section 11). The cap keeps the loop
-    /// iterations per invocation within lavapipe's budget of 65 535 (shared/rhs_bindings)
-    /// for kernels whose loops are O(state_len · small) per evaluation (photoexcited: cells ×
-    /// phonon lines; docs/benchmarks.md section 11 gives the limit); a model whose
-    /// `rhs_member` has O(n²) loops (cavity level 1, Eliashberg, not converted today) would
-    /// need its own cap.
+    /// most [`CPU_CELLS_PER_INVOCATION`] components per invocation whose loop work fits
+    /// lavapipe's loop budget ([`LAVAPIPE_LOOP_BUDGET`] iterations per invocation and
+    /// dispatch, shared/rhs_bindings): `components per invocation ×
+    /// (loops_per_component + 1) × MAX_FUSED_RHS + MAX_FUSED_RHS × 64` at most, i.e. an
+    /// attempt of any fused step program (at most `MAX_FUSED_RHS` = 16 evaluations, each
+    /// with its stage combination; 64 for the reductions) runs whole in one dispatch, and
+    /// the op-by-op `rhs` kernel (one evaluation) has 16× margin. `loops_per_component` is
+    /// the model's [`BatchProblem::member_loops_per_component`](crate::engine::model::BatchProblem::member_loops_per_component)
+    /// (photoexcited: 1 + phonon lines). Where even [`WG`] threads do not fit, [`WG`]: the
+    /// fused kernel then drops cut attempts (a member whose first attempt is cut fails) and
+    /// the `rhs` kernels fail a cut member with NaN (docs/benchmarks.md section 11).
+    /// Why small workgroups: llvmpipe runs a workgroup as one coroutine per 8-lane SIMD
+    /// group and switches through all of them at every barrier, so a 256-thread workgroup
+    /// pays 32 switches per barrier where the work fills far fewer lanes (docs/benchmarks.md
+    /// section 11). A model whose `rhs_member` has O(n²) loops (cavity level 1, Eliashberg,
+    /// not converted today) would report them through `member_loops_per_component`.
     /// `NEQKIN_MEMBER_WG` (a power of two up to the adapter's invocations per workgroup)
     /// overrides the choice, e.g. `NEQKIN_MEMBER_WG=256` for the GPU layout on lavapipe
     /// when comparing the two.
-    pub fn member_workgroup_size(&self, state_len: usize) -> u32 {
+    pub fn member_workgroup_size(&self, state_len: usize, loops_per_component: usize) -> u32 {
         if let Some(wg) = std::env::var(MEMBER_WG_ENV).ok().and_then(|v| v.trim().parse::<u32>().ok()) {
             if wg.is_power_of_two() && wg <= self.limits.max_compute_invocations_per_workgroup.min(WG) {
                 return wg;
@@ -226,10 +251,8 @@ impl GpuContext {
         if self.adapter_info.device_type != wgpu::DeviceType::Cpu {
             return WG;
         }
-        let threads = state_len.div_ceil(CPU_CELLS_PER_INVOCATION).next_power_of_two();
-        (threads.min(WG as usize) as u32).clamp(CPU_MIN_WG, WG)
+        cpu_member_workgroup_size(state_len, loops_per_component)
     }
-
     /// Whether f64 kernels can run.
     pub fn supports_f64(&self) -> bool {
         self.f64
@@ -480,4 +503,35 @@ pub(crate) fn wait(ctx: &GpuContext, context: &str) -> Result<()> {
         .poll(wgpu::PollType::wait_indefinitely())
         .map(|_| ())
         .map_err(|e| NeqkinError::Gpu { context: format!("waiting for {context}"), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_member_workgroup_counts_the_loops_per_component() {
+        // Photoexcited N = 2048 (state 2051) without dispersion (1 line: 2 loops per cell):
+        // the 64-components cap alone decides, 64 threads.
+        assert_eq!(cpu_member_workgroup_size(2051, 2), 64);
+        // ~100 lines still fit 16 evaluations at 33 cells per invocation.
+        assert_eq!(cpu_member_workgroup_size(2051, 101), 64);
+        // ~200 lines: 33 × 202 × 16 > 65 535, 17 × 202 × 16 fits.
+        assert_eq!(cpu_member_workgroup_size(2051, 201), 128);
+        // ~490 lines (tests/gpu_loop_budget.rs): nothing below 256 fits; 256 (the fused
+        // kernel then runs fewer attempts per dispatch).
+        assert_eq!(cpu_member_workgroup_size(2051, 494), WG);
+        // Small states keep the floor of one SIMD group.
+        assert_eq!(cpu_member_workgroup_size(240, 1), CPU_MIN_WG);
+        // Every choice below WG fits the budget.
+        for s in [16, 303, 2051, 8195, 65539] {
+            for l in [1, 2, 10, 100, 500, 2000] {
+                let t = cpu_member_workgroup_size(s, l) as usize;
+                assert!(
+                    t == WG as usize || s.div_ceil(t) * (l + 1) * 16 + 16 * 64 <= LAVAPIPE_LOOP_BUDGET,
+                    "{s} {l} {t}"
+                );
+            }
+        }
+    }
 }

@@ -369,6 +369,11 @@ impl BatchProblem for PhotoexcitedBatch {
     fn kernel(&self) -> KernelSource {
         KernelSource { name: "photoexcited/collision".into(), source: KERNEL_SOURCE.into() }
     }
+    /// Pass 1 of the kernel visits every cell once and, inside, every phonon line of the
+    /// member (the batch's largest line count bounds every member's).
+    fn member_loops_per_component(&self) -> usize {
+        1 + (0..self.layout.batch).map(|m| self.member_params(m)[P_N_LINES] as usize).max().unwrap_or(0)
+    }
     fn spectral_radius(&self) -> Option<Vec<f64>> {
         Some(self.members.iter().map(|m| m.spectral_radius).collect())
     }
