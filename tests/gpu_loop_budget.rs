@@ -5,6 +5,9 @@
 //! Fig S4 size (n = 4239: 397 of 4239 entries wrong by up to 0.15). These tests run one
 //! right-hand side past the old limits against the CPU twin, and one past even the
 //! unrolled budget, which must fail the member (NaN) instead of returning a wrong number.
+//! The photoexcited kernel's loops grow with cells per invocation × phonon lines: a case
+//! with many lines must run (the member workgroup size counts them) and agree with the CPU
+//! backend, and one beyond any workgroup size must fail loudly, fused and op by op.
 //! Needs a GPU adapter. GPU policy: `neqkin::engine::gpu::testing` (skipped with a notice without an adapter, failed when `NEQKIN_REQUIRE_GPU=1`, as in CI).
 use std::sync::Arc;
 
