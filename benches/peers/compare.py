@@ -137,7 +137,7 @@ def main():
             print(f"# JAX peer skipped: {e}")
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"# machine: {cpu}, {os.cpu_count()} cores; neqkin binary {binary}")
-    print(f"# sweep: {a.points} omega_p in [0.1, 0.9], t = {a.t_end}, DOPRI5/RK45/Tsit5 rtol 1e-6 atol 1e-9, "
+    print(f"# sweep: {a.points} omega_p in [0.1, 0.9], t = {a.t_end}, neqkin {a.method} / SciPy RK45 / JAX Tsit5, rtol 1e-6 atol 1e-9, "
           f"median of {a.reps} interleaved reps")
     omegas = np.linspace(0.1, 0.9, a.points)
     names = ["neqkin"] + list(mods)
