@@ -110,7 +110,8 @@ impl Band {
         if x >= (n - 1) as f64 {
             return values[n - 1];
         }
-        let i = x.floor() as usize;
+        // x > 0 here, so truncation is the floor (and needs no libm call).
+        let i = x as usize;
         let t = x - i as f64;
         values[i] * (1.0 - t) + values[i + 1] * t
     }
@@ -141,7 +142,11 @@ impl Band {
 /// Fermi-Dirac occupation.
 pub fn fermi(e: f64, mu: f64, temperature: f64) -> f64 {
     let x = (e - mu) / temperature;
-    if x > 0.0 {
+    if x < -40.0 {
+        // e^x < 4.3e-18 is below half an ulp of 1, so 1/(1 + e^x) is exactly 1: skip the exp
+        // (about half the cells of a band at low T).
+        1.0
+    } else if x > 0.0 {
         let q = (-x).exp();
         q / (1.0 + q)
     } else {

@@ -16,6 +16,8 @@ pub mod params;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::engine::model::{
     downcast_all, BatchLayout, BatchProblem, KernelSource, MapDevice, Model, Observables, ParsedParams,
 };
@@ -135,9 +137,11 @@ impl PhotoexcitedBatch {
                 format!("all points of a batch need the same grid_points ({n} vs {})", p.grid_points),
             ));
         }
-        // Bands are built once per distinct band description within this batch.
-        let mut bands: HashMap<String, Arc<Band>> = HashMap::new();
+        // Bands are built once per distinct band description within this batch, with what
+        // every member on that band shares (the face sums of the spectral bound).
+        let mut bands: HashMap<String, (Arc<Band>, Arc<BandFaces>)> = HashMap::new();
         let mut member_bands = Vec::with_capacity(points.len());
+        let mut member_faces = Vec::with_capacity(points.len());
         let mut band_keys = Vec::with_capacity(points.len());
         for p in points {
             let key = format!(
@@ -151,41 +155,28 @@ impl PhotoexcitedBatch {
                 p.transport,
                 p.band_width
             );
-            let band = match bands.get(&key) {
+            let (band, faces) = match bands.get(&key) {
                 Some(b) => b.clone(),
                 None => {
                     let b = Arc::new(Band::build_with(p, device)?);
-                    bands.insert(key.clone(), b.clone());
-                    b
+                    let f = Arc::new(BandFaces::new(&b));
+                    bands.insert(key.clone(), (b.clone(), f.clone()));
+                    (b, f)
                 }
             };
             member_bands.push(band);
+            member_faces.push(faces);
             band_keys.push(key);
         }
-        // μ from a filling (a bisection over N Fermi functions) once per band, filling and T:
-        // a sweep over ω_p or ζ shares it.
+        // μ from a filling (a bisection over N Fermi functions) once per band, filling and T,
+        // and the initial Fermi-Dirac occupation once per band, μ and T: a sweep over ω_p or
+        // ζ shares both.
         let mut mu_cache: HashMap<(String, u64, u64), f64> = HashMap::new();
-        let lines: Vec<PhononLines> =
-            points.iter().map(|p| PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width())).collect();
-        let max_lines = lines.iter().map(|l| l.shift.len()).max().unwrap_or(0);
-        let params_len = P_LINES + LINE_LEN * max_lines;
-        let table_len = T_COUNT * n;
-        let shared = member_bands.iter().all(|b| Arc::ptr_eq(b, &member_bands[0]));
-        let table_stride = if shared { 0 } else { table_len };
-        let state_len = n + 3;
-        let layout =
-            BatchLayout { batch: points.len(), state_len, params_len, table_len, table_stride, scratch_len: 1 };
-
-        let mut params = vec![0.0; points.len() * params_len];
-        let mut tables = Vec::with_capacity(if shared { table_len } else { table_len * points.len() });
-        let mut initial = vec![0.0; points.len() * state_len];
-        let mut members = Vec::with_capacity(points.len());
+        let mut fermi_cache: HashMap<(String, u64, u64), Arc<Vec<f64>>> = HashMap::new();
+        let mut member_mu = Vec::with_capacity(points.len());
+        let mut member_fermi = Vec::with_capacity(points.len());
         for (m, p) in points.iter().enumerate() {
             let band = &member_bands[m];
-            if m == 0 || !shared {
-                tables.extend(band_tables(band));
-            }
-            let h = band.h;
             let t = p.temperature;
             let mu = match (p.chemical_potential, p.filling) {
                 (Some(mu), _) => mu,
@@ -211,67 +202,102 @@ impl PhotoexcitedBatch {
                     ),
                 ));
             }
-            let s_f = sigma0 / d_f; // v_F² τ_F in table units
-            let w = p.band_width;
-            let pb = &mut params[m * params_len..(m + 1) * params_len];
-            pb[P_N] = n as f64;
-            pb[P_H] = h;
-            pb[P_INV_H] = 1.0 / h;
-            pb[P_IN_PREF] = p.inelastic_rate / d_f * t / h;
-            pb[P_TANH] = (0.5 * h / t).tanh();
-            pb[P_FIELD_UNIT] = 1.0 / (3.0 * s_f);
-            pb[P_FIELD] = p.electric_field * p.electric_field * pb[P_FIELD_UNIT];
-            pb[P_SELF_CONSISTENT] = if p.self_consistent_field { 1.0 } else { 0.0 };
-            pb[P_KAPPA] = p.field_growth_rate;
-            pb[P_FIELD_SEED] = p.field_seed;
-            pb[P_INV_SIGMA0] = 1.0 / sigma0;
-            pb[P_ZETA_FREE] = if p.zeta_fixed() { 0.0 } else { 1.0 };
-            pb[P_INV_TAU_PH] = p.phonon_lifetime.map_or(0.0, |x| 1.0 / x);
-            pb[P_INV_TAU_PULSE] = 1.0 / p.pulse_duration;
-            let l = &lines[m];
-            let omega_mean = l.mean(h);
-            pb[P_ZETA_SCALE] = h * h / omega_mean;
-            pb[P_N_LINES] = l.shift.len() as f64;
-            let mut bose_max: f64 = 0.0;
-            for (q, (&k, &wk)) in l.shift.iter().zip(&l.weight).enumerate() {
-                let b = dos::bose(k as f64 * h, t);
-                bose_max = bose_max.max(b);
-                let base = P_LINES + LINE_LEN * q;
-                pb[base] = k as f64;
-                pb[base + 1] = p.coupling_rate * w * wk; // Γ/D0 · w_k with D0 = 1/W
-                pb[base + 2] = b;
-            }
-            // Initial state.
-            let y0 = &mut initial[m * state_len..(m + 1) * state_len];
-            for (f, &e) in y0[..n].iter_mut().zip(&band.eps) {
-                *f = dos::fermi(e, mu, t);
-            }
-            let zeta_max = match p.zeta {
-                Some(z) => {
-                    y0[n] = z;
-                    z
-                }
-                None => {
-                    y0[n] = p.zeta_initial;
-                    y0[n + 1] = p.pump_strength / p.pulse_duration;
-                    p.zeta_initial + p.pump_strength
-                }
-            };
-            let spectral_radius = spectral_bound(band, pb, zeta_max + bose_max, p);
-            members.push(Member {
-                params: p.clone(),
-                h,
-                eps: band.eps.clone(),
-                dos: band.dos.clone(),
-                mu,
-                sigma0,
-                sigma_eq10: analytic::eq10_sigma(band, mu, p.phonon_frequency) / sigma0,
-                sigma_eq8: analytic::eq8_sigma(band, mu, t, p.phonon_frequency) / sigma0,
-                omega_mean,
-                applied_field_squared: p.electric_field * p.electric_field,
-                spectral_radius,
-            });
+            let occupation = fermi_cache
+                .entry((band_keys[m].clone(), mu.to_bits(), t.to_bits()))
+                .or_insert_with(|| Arc::new(band.eps.iter().map(|&e| dos::fermi(e, mu, t)).collect()))
+                .clone();
+            member_mu.push((mu, d_f, sigma0));
+            member_fermi.push(occupation);
         }
+        let lines: Vec<PhononLines> =
+            points.iter().map(|p| PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width())).collect();
+        let max_lines = lines.iter().map(|l| l.shift.len()).max().unwrap_or(0);
+        let params_len = P_LINES + LINE_LEN * max_lines;
+        let table_len = T_COUNT * n;
+        let shared = member_bands.iter().all(|b| Arc::ptr_eq(b, &member_bands[0]));
+        let table_stride = if shared { 0 } else { table_len };
+        let state_len = n + 3;
+        let layout =
+            BatchLayout { batch: points.len(), state_len, params_len, table_len, table_stride, scratch_len: 1 };
+
+        let mut tables = Vec::with_capacity(if shared { table_len } else { table_len * points.len() });
+        for (m, band) in member_bands.iter().enumerate() {
+            if m == 0 || !shared {
+                tables.extend(band_tables(band));
+            }
+        }
+        let mut params = vec![0.0; points.len() * params_len];
+        let mut initial = vec![0.0; points.len() * state_len];
+        // The rest is per point (the Eq 8 estimate, N·W/ω_p Fermi functions, dominates) and
+        // independent between points: built in parallel, in member order.
+        let members: Vec<Member> = params
+            .par_chunks_mut(params_len)
+            .zip(initial.par_chunks_mut(state_len))
+            .enumerate()
+            .map(|(m, (pb, y0))| {
+                let p = &points[m];
+                let band = &member_bands[m];
+                let (mu, d_f, sigma0) = member_mu[m];
+                let h = band.h;
+                let t = p.temperature;
+                let s_f = sigma0 / d_f; // v_F² τ_F in table units
+                let w = p.band_width;
+                pb[P_N] = n as f64;
+                pb[P_H] = h;
+                pb[P_INV_H] = 1.0 / h;
+                pb[P_IN_PREF] = p.inelastic_rate / d_f * t / h;
+                pb[P_TANH] = (0.5 * h / t).tanh();
+                pb[P_FIELD_UNIT] = 1.0 / (3.0 * s_f);
+                pb[P_FIELD] = p.electric_field * p.electric_field * pb[P_FIELD_UNIT];
+                pb[P_SELF_CONSISTENT] = if p.self_consistent_field { 1.0 } else { 0.0 };
+                pb[P_KAPPA] = p.field_growth_rate;
+                pb[P_FIELD_SEED] = p.field_seed;
+                pb[P_INV_SIGMA0] = 1.0 / sigma0;
+                pb[P_ZETA_FREE] = if p.zeta_fixed() { 0.0 } else { 1.0 };
+                pb[P_INV_TAU_PH] = p.phonon_lifetime.map_or(0.0, |x| 1.0 / x);
+                pb[P_INV_TAU_PULSE] = 1.0 / p.pulse_duration;
+                let l = &lines[m];
+                let omega_mean = l.mean(h);
+                pb[P_ZETA_SCALE] = h * h / omega_mean;
+                pb[P_N_LINES] = l.shift.len() as f64;
+                let mut bose_max: f64 = 0.0;
+                for (q, (&k, &wk)) in l.shift.iter().zip(&l.weight).enumerate() {
+                    let b = dos::bose(k as f64 * h, t);
+                    bose_max = bose_max.max(b);
+                    let base = P_LINES + LINE_LEN * q;
+                    pb[base] = k as f64;
+                    pb[base + 1] = p.coupling_rate * w * wk; // Γ/D0 · w_k with D0 = 1/W
+                    pb[base + 2] = b;
+                }
+                // Initial state.
+                y0[..n].copy_from_slice(&member_fermi[m]);
+                let zeta_max = match p.zeta {
+                    Some(z) => {
+                        y0[n] = z;
+                        z
+                    }
+                    None => {
+                        y0[n] = p.zeta_initial;
+                        y0[n + 1] = p.pump_strength / p.pulse_duration;
+                        p.zeta_initial + p.pump_strength
+                    }
+                };
+                let spectral_radius = spectral_bound(band, &member_faces[m], pb, zeta_max + bose_max, p);
+                Member {
+                    params: p.clone(),
+                    h,
+                    eps: band.eps.clone(),
+                    dos: band.dos.clone(),
+                    mu,
+                    sigma0,
+                    sigma_eq10: analytic::eq10_sigma(band, mu, p.phonon_frequency) / sigma0,
+                    sigma_eq8: analytic::eq8_sigma(band, mu, t, p.phonon_frequency) / sigma0,
+                    omega_mean,
+                    applied_field_squared: p.electric_field * p.electric_field,
+                    spectral_radius,
+                }
+            })
+            .collect();
         Ok(PhotoexcitedBatch { layout, params, tables, initial, members })
     }
 
@@ -309,29 +335,47 @@ fn band_tables(band: &Band) -> Vec<f64> {
     t
 }
 
+/// Face sums of the diffusion terms per cell, `D_{i-1}D_i + D_iD_{i+1}` (St_in) and
+/// `σ̃_{i-½} + σ̃_{i+½}` (St_E), and the largest DoS: what the spectral bound of every
+/// member on one band shares.
+struct BandFaces {
+    faces_in: Vec<f64>,
+    faces_e: Vec<f64>,
+    d_max: f64,
+}
+
+impl BandFaces {
+    fn new(band: &Band) -> BandFaces {
+        let n = band.len();
+        let mut faces_in = vec![0.0; n];
+        let mut faces_e = vec![0.0; n];
+        for i in 0..n {
+            if i + 1 < n {
+                faces_in[i] += band.dos[i] * band.dos[i + 1];
+                faces_e[i] += (band.sigma_tilde[i] * band.sigma_tilde[i + 1]).sqrt();
+            }
+            if i > 0 {
+                faces_in[i] += band.dos[i - 1] * band.dos[i];
+                faces_e[i] += (band.sigma_tilde[i - 1] * band.sigma_tilde[i]).sqrt();
+            }
+        }
+        let d_max = band.dos.iter().cloned().fold(0.0, f64::max);
+        BandFaces { faces_in, faces_e, d_max }
+    }
+}
+
 /// Gershgorin bound of the Jacobian: diffusion parts (St_in, St_E with the applied field)
 /// plus the electron-phonon rate bound `Σ_k 4 c_k (ζ_max + b_k + 1) max D` plus the
 /// ζ/pump decay rates plus `4κ` for the internal-field equation. The diffusion due to the
 /// internal field E*² is not known in advance and is not included.
-fn spectral_bound(band: &Band, pb: &[f64], occupation_max: f64, p: &PhotoexcitedParams) -> f64 {
-    let n = band.len();
+fn spectral_bound(band: &Band, faces: &BandFaces, pb: &[f64], occupation_max: f64, p: &PhotoexcitedParams) -> f64 {
     let h = band.h;
-    let d_max = band.dos.iter().cloned().fold(0.0, f64::max);
+    let d_max = faces.d_max;
     let tanh_h = pb[P_TANH];
     let mut diff: f64 = 0.0;
-    for i in 0..n {
-        let mut faces_in = 0.0;
-        let mut faces_e = 0.0;
-        if i + 1 < n {
-            faces_in += band.dos[i] * band.dos[i + 1];
-            faces_e += (band.sigma_tilde[i] * band.sigma_tilde[i + 1]).sqrt();
-        }
-        if i > 0 {
-            faces_in += band.dos[i - 1] * band.dos[i];
-            faces_e += (band.sigma_tilde[i - 1] * band.sigma_tilde[i]).sqrt();
-        }
-        let r_in = pb[P_IN_PREF] * 2.0 * (1.0 + tanh_h) * faces_in / (h * band.dos[i]);
-        let r_e = pb[P_FIELD] * 2.0 * faces_e / (h * h * band.dos[i]);
+    for ((&faces_in, &faces_e), &d) in faces.faces_in.iter().zip(&faces.faces_e).zip(&band.dos) {
+        let r_in = pb[P_IN_PREF] * 2.0 * (1.0 + tanh_h) * faces_in / (h * d);
+        let r_e = pb[P_FIELD] * 2.0 * faces_e / (h * h * d);
         diff = diff.max(r_in + r_e);
     }
     let n_lines = pb[P_N_LINES] as usize;
