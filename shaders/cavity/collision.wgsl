@@ -16,21 +16,16 @@ const C_P_BLOCK: u32 = 1u;
 
 // One ω̃ node j of the sum for node i (k = i + n − 1 − j indexes b and bd).
 fn collision_term(t_a: u32, t_b: u32, t_bd: u32, yb: u32, kb: u32, j: u32, fi: Real) -> Real {
-    let fj = y[yb + j];
+    let fj = rhs_y(yb + j);
     let k = kb - j;
     return tables[t_a + j] * (tables[t_b + k] * (Real(1.0) - fi * fj) - tables[t_bd + k] * (fi - fj));
 }
 
-@compute @workgroup_size(WG)
-fn rhs(
-    @builtin(workgroup_id) wg_id: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let m = member_index(wg_id, num_wg);
-    if (m >= dims.batch) {
-        return;
-    }
+// Member `m`'s derivative by the WG invocations of its workgroup (`lid` = local index),
+// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
+// kernel shared/fused_bindings). Autonomous (`t` unused). Loop iterations per component and
+// evaluation: 1 + ⌊n/16⌋ + n mod 16 (`CavityBatch::member_loops_per_component`).
+fn rhs_member(m: u32, lid: u32, t: Real) {
     let pb = m * dims.params_len;
     let n = u32(params[pb + C_P_BLOCK] + Real(0.5));
     let n_all = dims.state_len;
@@ -46,7 +41,7 @@ fn rhs(
         let t_prec = tb + 2u * n;
         let t_b = tb + 3u * n;
         let t_bd = tb + 5u * n - 1u;
-        let fi = y[yb + i];
+        let fi = rhs_y(yb + i);
         var acc = Real(0.0);
         let kb = i + n - 1u;
         // Blocks of 16, written out: keeps the loop count 16× below lavapipe's budget.
@@ -57,12 +52,26 @@ fn rhs(
         for (var j = j0; j < n; j += 1u) {
             acc += collision_term(t_a, t_b, t_bd, yb, kb, j, fi);
         }
-        dy[yb + i] = tables[t_prec + i] * (gamma * (tables[tb + i] - fi) + acc);
+        rhs_dy(yb + i, tables[t_prec + i] * (gamma * (tables[tb + i] - fi) + acc));
     }
-    // A driver that cut the loops short (lavapipe's loop budget) fails the member.
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m = member_index(wg_id, num_wg);
+    if (m >= dims.batch) {
+        return;
+    }
+    rhs_member(m, lid, scalars[dims.t_offset + m]);
+    // A driver that cut the loops short (lavapipe's loop budget) fails the member. (The
+    // fused step kernel checks the budget itself after every attempt.)
     if (workgroup_loops_cut()) {
-        for (var ia = lid; ia < n_all; ia += WG) {
-            dy[m * n_all + ia] = runtime_nan();
+        for (var ia = lid; ia < dims.state_len; ia += WG) {
+            rhs_dy(m * dims.state_len + ia, runtime_nan());
         }
     }
 }

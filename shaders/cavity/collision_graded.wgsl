@@ -30,7 +30,7 @@ fn graded_term(j: u32, i: u32, yb: u32, t_aw: u32, t_omega: u32, t_ep: u32, t_em
     if (j == i) {
         return Real(0.0);
     }
-    let fj = y[yb + j];
+    let fj = rhs_y(yb + j);
     let nu = wi - tables[t_omega + j];
     let nu2 = nu * nu;
     let dd = nu2 - nu0sq;
@@ -60,16 +60,11 @@ fn graded_term(j: u32, i: u32, yb: u32, t_aw: u32, t_omega: u32, t_ep: u32, t_em
     return tables[t_aw + j] * b * ((Real(1.0) - fi * fj) - coth * (fi - fj));
 }
 
-@compute @workgroup_size(WG)
-fn rhs(
-    @builtin(workgroup_id) wg_id: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let m = member_index(wg_id, num_wg);
-    if (m >= dims.batch) {
-        return;
-    }
+// Member `m`'s derivative by the WG invocations of its workgroup (`lid` = local index),
+// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
+// kernel shared/fused_bindings). Autonomous (`t` unused). Loop iterations per component and
+// evaluation: 1 + ⌊n/16⌋ + n mod 16 (`CavityBatch::member_loops_per_component`).
+fn rhs_member(m: u32, lid: u32, t: Real) {
     let pb = m * dims.params_len;
     let n = u32(params[pb + G_P_BLOCK] + Real(0.5));
     let n_all = dims.state_len;
@@ -91,7 +86,7 @@ fn rhs(
         let t_omega = tb + 3u * n;
         let t_ep = tb + 4u * n;
         let t_em = tb + 5u * n;
-        let fi = y[yb + i];
+        let fi = rhs_y(yb + i);
         let wi = tables[t_omega + i];
         let epi = tables[t_ep + i];
         let emi = tables[t_em + i];
@@ -119,12 +114,26 @@ fn rhs(
         for (var j = j0; j < n; j += 1u) {
             acc += graded_term(j, i, yb, t_aw, t_omega, t_ep, t_em, fi, wi, epi, emi, c, gph, gph2, nu0sq, two_t, even);
         }
-        dy[yb + i] = tables[t_prec + i] * (gamma * (tables[tb + i] - fi) + acc);
+        rhs_dy(yb + i, tables[t_prec + i] * (gamma * (tables[tb + i] - fi) + acc));
     }
-    // A driver that cut the loops short (lavapipe's loop budget) fails the member.
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m = member_index(wg_id, num_wg);
+    if (m >= dims.batch) {
+        return;
+    }
+    rhs_member(m, lid, scalars[dims.t_offset + m]);
+    // A driver that cut the loops short (lavapipe's loop budget) fails the member. (The
+    // fused step kernel checks the budget itself after every attempt.)
     if (workgroup_loops_cut()) {
-        for (var ia = lid; ia < n_all; ia += WG) {
-            dy[m * n_all + ia] = runtime_nan();
+        for (var ia = lid; ia < dims.state_len; ia += WG) {
+            rhs_dy(m * dims.state_len + ia, runtime_nan());
         }
     }
 }

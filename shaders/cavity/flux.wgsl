@@ -14,16 +14,10 @@
 const F_P_GAMMA: u32 = 0u;
 const F_P_BLOCK: u32 = 1u;
 
-@compute @workgroup_size(WG)
-fn rhs(
-    @builtin(workgroup_id) wg_id: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let mem = member_index(wg_id, num_wg);
-    if (mem >= dims.batch) {
-        return;
-    }
+// Member `mem`'s derivative by the WG invocations of its workgroup (`lid` = local index),
+// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
+// kernel shared/fused_bindings). Autonomous (`t` unused).
+fn rhs_member(mem: u32, lid: u32, t: Real) {
     let pb = mem * dims.params_len;
     let nb = u32(params[pb + F_P_BLOCK] + Real(0.5));
     let n_all = dims.state_len;
@@ -34,16 +28,29 @@ fn rhs(
         let n = nb;
         let yb = mem * n_all + blk * nb;
         let tb = mem * dims.table_stride + blk * 6u * nb;
-        let fi = y[yb + i];
+        let fi = rhs_y(yb + i);
         var ph = Real(0.0);
         if (i >= 1u) {
-            let fm = y[yb + i - 1u];
+            let fm = rhs_y(yb + i - 1u);
             ph += tables[tb + n + i] * (Real(1.0) - fi * fm) - tables[tb + 2u * n + i] * (fi - fm);
         }
         if (i + 1u < n) {
-            let fp = y[yb + i + 1u];
+            let fp = rhs_y(yb + i + 1u);
             ph -= tables[tb + 3u * n + i] * (Real(1.0) - fi * fp) + tables[tb + 4u * n + i] * (fi - fp);
         }
-        dy[yb + i] = tables[tb + 5u * n + i] * (gamma * (tables[tb + i] - fi) + ph);
+        rhs_dy(yb + i, tables[tb + 5u * n + i] * (gamma * (tables[tb + i] - fi) + ph));
     }
+}
+
+@compute @workgroup_size(WG)
+fn rhs(
+    @builtin(workgroup_id) wg_id: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let mem = member_index(wg_id, num_wg);
+    if (mem >= dims.batch) {
+        return;
+    }
+    rhs_member(mem, lid, scalars[dims.t_offset + mem]);
 }

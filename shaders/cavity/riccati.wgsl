@@ -50,6 +50,26 @@ fn thermal_tanh(tb: u32, x: Real) -> Real {
     return f;
 }
 
+// Member `m`'s derivative at time `t`: one component, written by invocation 0 of the
+// member's workgroup; state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings;
+// in a fused step kernel shared/fused_bindings).
+fn rhs_member(m: u32, lid: u32, t: Real) {
+    if (lid == 0u) {
+        let yb = m * dims.state_len;
+        let pb = m * dims.params_len;
+        let tb = m * dims.table_stride;
+        let dir = params[pb + R_P_DIR];
+        let omega = params[pb + R_P_OMEGA] + dir * t;
+        let f = rhs_y(yb);
+        let f0 = thermal_tanh(tb, (omega - params[pb + R_P_MU0]) / params[pb + R_P_TCRY]);
+        let x = omega - params[pb + R_P_EPS];
+        let g = params[pb + R_P_GAMMA];
+        let inv_2a = (x * x + g * g) / (Real(2.0) * params[pb + R_P_KAPPA]);
+        let dfdw = (Real(1.0) - f * f + (f - f0) * inv_2a) / (Real(2.0) * params[pb + R_P_TMIR]);
+        rhs_dy(yb, dir * dfdw);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn rhs(
     @builtin(workgroup_id) wg_id: vec3<u32>,
@@ -57,20 +77,8 @@ fn rhs(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let m = member_index(wg_id, num_wg);
-    if (m >= dims.batch || lid != 0u) {
+    if (m >= dims.batch) {
         return;
     }
-    let yb = m * dims.state_len;
-    let pb = m * dims.params_len;
-    let tb = m * dims.table_stride;
-    let t = scalars[dims.t_offset + m];
-    let dir = params[pb + R_P_DIR];
-    let omega = params[pb + R_P_OMEGA] + dir * t;
-    let f = y[yb];
-    let f0 = thermal_tanh(tb, (omega - params[pb + R_P_MU0]) / params[pb + R_P_TCRY]);
-    let x = omega - params[pb + R_P_EPS];
-    let g = params[pb + R_P_GAMMA];
-    let inv_2a = (x * x + g * g) / (Real(2.0) * params[pb + R_P_KAPPA]);
-    let dfdw = (Real(1.0) - f * f + (f - f0) * inv_2a) / (Real(2.0) * params[pb + R_P_TMIR]);
-    dy[yb] = dir * dfdw;
+    rhs_member(m, lid, scalars[dims.t_offset + m]);
 }

@@ -255,7 +255,7 @@ impl GpuBackend {
 
     /// Builds the dispatches of `program` against the current arena.
     fn build(&self, program: &StepProgram) -> Result<Compiled> {
-        if self.fuse {
+        if self.fuse && self.fused_attempt_fits(program) {
             if let Some(plan) = fused::plan(program) {
                 if let Some(f) = self.build_fused(&plan)? {
                     return Ok(Compiled {
@@ -542,6 +542,29 @@ impl GpuBackend {
                 }
             },
         )
+    }
+
+    /// Whether one attempt of `program` fits lavapipe's loop budget in one fused dispatch
+    /// at this backend's member workgroup size (always on other adapters). Where it does
+    /// not (cavity level 1 on a large grid: O(n) loop iterations per component), a fused
+    /// kernel would fail every member (its first attempt is always cut), whereas the
+    /// op-by-op path runs one evaluation per dispatch and fails a member only when a single
+    /// evaluation is cut: the program then runs op by op.
+    fn fused_attempt_fits(&self, program: &StepProgram) -> bool {
+        if self.ctx.adapter_info.device_type != wgpu::DeviceType::Cpu {
+            return true;
+        }
+        let evaluations = program.ops.iter().filter(|op| matches!(op, Op::Rhs { .. })).count();
+        let loops = self.problem.member_loops_per_component();
+        let fits = super::cpu_member_loops_fit(self.layout.state_len, loops, self.member_wg as usize, evaluations);
+        if !fits && debug_fused() {
+            eprintln!(
+                "fused: one attempt ({evaluations} evaluations, {loops} loops per component, {} threads) exceeds \
+                 the loop budget: op by op",
+                self.member_wg
+            );
+        }
+        fits
     }
 
     /// The fused kernel of `plan` with its buffers and bind groups, or `None` when the

@@ -47,13 +47,18 @@ pub const CPU_MIN_WG: u32 = 8;
 /// summed over all its loops (LP_MAX_TGSI_LOOP_ITERATIONS; see shared/rhs_bindings).
 pub const LAVAPIPE_LOOP_BUDGET: usize = 65_535;
 
+/// Whether `evaluations` right-hand sides, each with its stage combination (and 64 loop
+/// iterations of reductions), fit lavapipe's loop budget in one invocation of a member
+/// workgroup of `threads` over `state_len` components with `loops_per_component`
+/// iterations each ([`crate::engine::model::BatchProblem::member_loops_per_component`]).
+pub fn cpu_member_loops_fit(state_len: usize, loops_per_component: usize, threads: usize, evaluations: usize) -> bool {
+    let per_invocation = state_len.div_ceil(threads.max(1));
+    per_invocation * (loops_per_component + 1) * evaluations + evaluations * 64 <= LAVAPIPE_LOOP_BUDGET
+}
+
 /// [`GpuContext::member_workgroup_size`] on a CPU adapter (no override).
 pub fn cpu_member_workgroup_size(state_len: usize, loops_per_component: usize) -> u32 {
-    let evals = fused::MAX_FUSED_RHS;
-    let fits = |threads: usize| {
-        let per_invocation = state_len.div_ceil(threads);
-        per_invocation * (loops_per_component + 1) * evals + evals * 64 <= LAVAPIPE_LOOP_BUDGET
-    };
+    let fits = |threads: usize| cpu_member_loops_fit(state_len, loops_per_component, threads, fused::MAX_FUSED_RHS);
     let mut threads = (state_len.div_ceil(CPU_CELLS_PER_INVOCATION).next_power_of_two() as u32).clamp(CPU_MIN_WG, WG);
     while threads < WG && !fits(threads as usize) {
         threads *= 2;

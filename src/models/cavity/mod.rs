@@ -561,6 +561,15 @@ impl BatchProblem for CavityBatch {
         };
         KernelSource { name: name.into(), source: source.into() }
     }
+    /// Level 1 (both grids): each component visits every node of its block in blocks of 16
+    /// written out, then the remainder one by one (shaders/cavity/collision*.wgsl): 1 (the
+    /// component) + ⌊n/16⌋ + n mod 16 loop iterations. The other kernels: one pass.
+    fn member_loops_per_component(&self) -> usize {
+        match self.scheme {
+            Scheme::Collision | Scheme::CollisionEq5 => 1 + self.n / 16 + self.n % 16,
+            _ => 1,
+        }
+    }
     fn jacobian_band(&self) -> Option<(usize, usize)> {
         // Blocks (on-shell ε_k values) do not couple, so each block's band is the member's.
         match self.scheme {
