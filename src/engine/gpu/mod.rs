@@ -226,7 +226,7 @@ impl GpuContext {
 
     /// Threads per workgroup of a member kernel written as `rhs_member` (one workgroup per
     /// member, grid-strided over its `state_len` components: the model's `rhs` kernel and
-    /// the fused step kernel of photoexcited and relaxation). [`WG`] on GPUs. On a CPU
+    /// the fused step kernel of photoexcited, relaxation, interband and cavity). [`WG`] on GPUs. On a CPU
     /// adapter (lavapipe) the smallest power of two from [`CPU_MIN_WG`] to [`WG`] with at
     /// most [`CPU_CELLS_PER_INVOCATION`] components per invocation whose loop work fits
     /// lavapipe's loop budget ([`LAVAPIPE_LOOP_BUDGET`] iterations per invocation and
@@ -242,8 +242,10 @@ impl GpuContext {
     /// Why small workgroups: llvmpipe runs a workgroup as one coroutine per 8-lane SIMD
     /// group and switches through all of them at every barrier, so a 256-thread workgroup
     /// pays 32 switches per barrier where the work fills far fewer lanes (docs/benchmarks.md
-    /// section 11). A model whose `rhs_member` has O(n²) loops (cavity level 1, Eliashberg,
-    /// not converted today) would report them through `member_loops_per_component`.
+    /// section 11). A model whose `rhs_member` has O(n²) loops reports them through
+    /// `member_loops_per_component` (cavity level 1: 1 + ⌊n/16⌋ + n mod 16); where even
+    /// [`WG`] threads leave one fused attempt over the budget the backend runs the program
+    /// op by op (`GpuBackend::fused_attempt_fits`).
     /// `NEQKIN_MEMBER_WG` (a power of two up to the adapter's invocations per workgroup)
     /// overrides the choice, e.g. `NEQKIN_MEMBER_WG=256` for the GPU layout on lavapipe
     /// when comparing the two.
