@@ -112,6 +112,22 @@ fn bench_quick_reports_every_case_with_positive_figures() {
                 .any(|s| s["case"] == case && !s["reason"].as_str().unwrap_or("").is_empty());
             assert!(ran || skipped, "case {case} neither ran nor was skipped at f32 on the GPU: {report}");
         }
+        // The cavity Newton solve converges in f32 too, to the tolerance f32 resolves
+        // (4 ε_f32 · max|F| = 4.8e-7, `bench::steady_tol_for`), not f64's 1e-10, at which
+        // its residual stalls near 3e-8 and the case used to be skipped.
+        if gpu.iter().any(|r| r["precision"] == "f32") {
+            let newton = |precision: &str| {
+                cases
+                    .iter()
+                    .find(|r| r["backend"] == "gpu" && r["precision"] == precision && r["case"] == "cavity_newton")
+            };
+            let r = newton("f32").unwrap_or_else(|| panic!("cavity_newton did not run at f32: {report}"));
+            let tol = r["steady_tol"].as_f64().unwrap();
+            assert!((4.0e-7..=5.0e-7).contains(&tol), "f32 steady tolerance {tol:e}: {r}");
+            if let Some(r) = newton("f64") {
+                assert_eq!(r["steady_tol"].as_f64(), Some(1e-10), "{r}");
+            }
+        }
     }
 }
 

@@ -10,7 +10,9 @@
 //! - `interband_phase_diagram`: Fig 2 points of the interband model (dk = 0.01, 40 momenta),
 //!   DOPRI5 rtol 1e-6, a 4 × 4 (quick 2 × 2) grid of (Ω, V);
 //! - `cavity_newton`: the cavity model's Fokker–Planck level on the graded grid, steady
-//!   state by Newton (two couplings).
+//!   state by Newton (two couplings) to a residual of 1e-10 (f64); in f32 to 4 ε_f32 ·
+//!   max|F| = 4.8e-7 ([`steady_tol_for`]: 1e-10 is below what f32 resolves, the residual
+//!   stalls near 3e-8), printed in the method column.
 //!
 //! Per case and device: points/s, grid-point updates/s (state length × batch × batch RHS
 //! evaluations / s), the RHS kernel's bandwidth (bytes of `y` read and `dy` written per
@@ -79,6 +81,9 @@ pub struct CaseResult {
     pub rhs_bandwidth_ratio: f64,
     /// GPU: compute dispatches per accepted step of the solve.
     pub dispatches_per_accepted_step: Option<f64>,
+    /// Steady-state solves (Newton): the residual tolerance it converged to, the case's
+    /// or, where that is below what the precision resolves, [`steady_tol_for`]'s.
+    pub steady_tol: Option<f64>,
 }
 
 /// A case that could not run on a device, and why.
@@ -107,8 +112,31 @@ pub struct BenchReport {
     pub skipped: Vec<Skipped>,
 }
 
-/// Solver options of a case, from the built problem (RK4's step from its spectral radius).
-type OptionsFor = Box<dyn Fn(&dyn BatchProblem) -> SolveOptions>;
+/// Solver options of a case, from the built problem (RK4's step from its spectral radius)
+/// and the precision the device runs it at (a steady tolerance the precision can reach).
+type OptionsFor = Box<dyn Fn(&dyn BatchProblem, Precision) -> SolveOptions>;
+
+/// The cavity case's Newton tolerance in f64 (RMS of the steady-state residual).
+pub const CAVITY_NEWTON_TOL: f64 = 1e-10;
+
+/// The steady tolerance a Newton solve of `problem` can be asked for at `precision`:
+/// `tol`, raised to 4 ε · max|y0| where that is larger (ε the precision's machine epsilon,
+/// y0 the initial state, which sets the state's scale). Why 4 ε · max|y|: the steady state
+/// itself is held only to ε/2 · |y| per component, which moves a Jacobi-preconditioned
+/// residual (the cavity's P_i(…), Gershgorin row sums of P·J ≤ 2, the bound its
+/// `spectral_radius` states) by up to ε · max|y|; evaluating the residual rounds sums whose
+/// terms are at most 2 max|y| after preconditioning (P normalises the coefficients' sum to
+/// 1), a few ε · max|y| more. A residual below about ε · max|y| is noise. f32: 4 × 1.19e-7
+/// × 1 = 4.8e-7 for the cavity case, whose residual stalls at 2.7e-8 RMS on lavapipe
+/// (above the f64 tolerance 1e-10: it never converged); f64: 8.9e-16, `tol` stands.
+pub fn steady_tol_for(problem: &dyn BatchProblem, precision: Precision, tol: f64) -> f64 {
+    let scale = problem.initial_state().iter().fold(0.0f64, |m, y| m.max(y.abs()));
+    let eps = match precision {
+        Precision::F32 => f32::EPSILON as f64,
+        Precision::F64 => f64::EPSILON,
+    };
+    tol.max(4.0 * eps * scale)
+}
 
 struct Case {
     name: &'static str,
@@ -131,7 +159,7 @@ fn suite(quick: bool) -> Vec<Case> {
             name,
             model: "photoexcited",
             points,
-            opts: Box::new(move |p: &dyn BatchProblem| {
+            opts: Box::new(move |p: &dyn BatchProblem, _| {
                 // A step inside RK4's real stability interval (2.78/ρ): no member stops early.
                 let rho = p.spectral_radius().unwrap_or_default().into_iter().fold(1.0, f64::max);
                 let dt = (2.0 / rho).min(1e-3);
@@ -168,7 +196,7 @@ fn suite(quick: bool) -> Vec<Case> {
             name: "interband_phase_diagram",
             model: "interband",
             points: interband,
-            opts: Box::new(move |_| SolveOptions {
+            opts: Box::new(move |_, _| SolveOptions {
                 method: Method::Dopri5,
                 rtol: 1e-6,
                 atol: 1e-9,
@@ -180,7 +208,11 @@ fn suite(quick: bool) -> Vec<Case> {
             name: "cavity_newton",
             model: "cavity",
             points: cavity,
-            opts: Box::new(|_| SolveOptions { method: Method::Newton, steady_tol: Some(1e-10), ..Default::default() }),
+            opts: Box::new(|p, precision| SolveOptions {
+                method: Method::Newton,
+                steady_tol: Some(steady_tol_for(p, precision, CAVITY_NEWTON_TOL)),
+                ..Default::default()
+            }),
         },
     ]
 }
@@ -267,7 +299,11 @@ fn measure(dev: &Device, case: &Case, reps: usize) -> Result<std::result::Result
     let model = crate::models::find(case.model)?;
     let problem = model.build(&model.parse_all(&case.points)?)?;
     let layout = problem.layout();
-    let opts = (case.opts)(&*problem);
+    let precision = match dev {
+        Device::Cpu => Precision::F64,
+        Device::Gpu(_, p) => *p,
+    };
+    let opts = (case.opts)(&*problem, precision);
     let mut walls = Vec::with_capacity(reps);
     let (mut evals, mut accepted, mut dispatches) = (0u64, 0u64, None);
     for _ in 0..reps {
@@ -326,6 +362,7 @@ fn measure(dev: &Device, case: &Case, reps: usize) -> Result<std::result::Result
         copy_gbps,
         rhs_bandwidth_ratio: rhs_gbps / copy_gbps,
         dispatches_per_accepted_step: dispatches.map(|d| d as f64 / accepted.max(1) as f64),
+        steady_tol: opts.steady_tol,
     }))
 }
 
@@ -401,7 +438,10 @@ pub fn row(r: &CaseResult) -> String {
         r.precision,
         r.batch,
         r.cells,
-        r.method,
+        match r.steady_tol {
+            Some(tol) => format!("{} (tol {tol:.1e})", r.method),
+            None => r.method.clone(),
+        },
         r.seconds,
         r.points_per_s,
         r.grid_point_updates_per_s,
