@@ -3,7 +3,8 @@
 // CPU twin: src/models/interband/lindblad.rs (same constants, same order of operations).
 // Derivation: docs/models/interband.md.
 //
-// One workgroup per member. Pass 1: workgroup-memory reduction of Σ_k s21_k, giving
+// One segment of WG threads per member (its own workgroup, or a share of one). Pass 1:
+// reduction of Σ_k s21_k over the segment (shared/member_reduce), giving
 // Δ* = cv Σ s (the only coupling between momenta besides the phonon jumps), and each
 // momentum's phonon rates of both bands (in1, out1, in2, out2) into the member's scratch
 // block (4n reals), so pass 2 reads the rates at p and at its partner −p instead of
@@ -20,6 +21,12 @@
 // reals (i, w) per momentum.
 
 //! import shared/rhs_bindings
+//! import shared/member_reduce
+// Several members may share a workgroup (ARCHITECTURE.md, "Work layouts"): the only
+// workgroup memory is shared/member_reduce's, and the scratch writes are guarded by
+// `rhs_active()` (a member that must not change anything reads stale rates and its
+// derivative is discarded).
+//! layout: packable
 
 // Parameter block; kept in sync with src/models/interband/lindblad.rs.
 const P_N: u32 = 0u;
@@ -29,9 +36,6 @@ const P_OMEGA: u32 = 3u;
 const P_GPH: u32 = 4u;
 const P_GRR: u32 = 5u;
 const P_DET: u32 = 6u;
-
-var<workgroup> red_re: array<Real, WG>;
-var<workgroup> red_im: array<Real, WG>;
 
 // (in, out) phonon rates of band `band` at momentum p, times g:
 // in = g Σ_{i→p} w n_i, out = g Σ_{p→j} w (1 − n_j).
@@ -51,8 +55,8 @@ fn phonon_rates(tb: u32, yb: u32, n: u32, w: u32, g: Real, band: u32, p: u32) ->
     return vec2<Real>(g * in_r, g * out_r);
 }
 
-// The right-hand side of member `member`, evaluated by the WG invocations of one workgroup
-// (`lid` = local index): reads the state through `rhs_y`, writes the derivative through
+// The right-hand side of member `member`, evaluated by the WG invocations of its segment of
+// a workgroup (`lid` = index within the segment): reads the state through `rhs_y`, writes the derivative through
 // `rhs_dy` (shared/rhs_bindings; in a fused step kernel shared/fused_bindings). `t` is
 // unused (the rotating frame makes the equations autonomous). Contains barriers: call from
 // uniform control flow.
@@ -60,7 +64,8 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
     let pb = member * dims.params_len;
     let tb = member * dims.table_stride;
     let yb = member * dims.state_len;
-    let n = u32(params[pb + P_N]);
+    // A member that must not change anything (rhs_active() false) only keeps the barriers.
+    let n = select(0u, u32(params[pb + P_N]), rhs_active());
     let w = u32(params[pb + P_W]);
 
     let gph = params[pb + P_GPH];
@@ -70,10 +75,12 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
     for (var p = lid; p < n; p += WG) {
         let r1 = phonon_rates(tb, yb, n, w, gph, 0u, p);
         let r2 = phonon_rates(tb, yb, n, w, gph, 1u, p);
-        scratch[sb + 4u * p] = r1.x;
-        scratch[sb + 4u * p + 1u] = r1.y;
-        scratch[sb + 4u * p + 2u] = r2.x;
-        scratch[sb + 4u * p + 3u] = r2.y;
+        if (rhs_active()) {
+            scratch[sb + 4u * p] = r1.x;
+            scratch[sb + 4u * p + 1u] = r1.y;
+            scratch[sb + 4u * p + 2u] = r2.x;
+            scratch[sb + 4u * p + 3u] = r2.y;
+        }
     }
     var acc_re = Real(0.0);
     var acc_im = Real(0.0);
@@ -81,21 +88,12 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
         acc_re += rhs_y(yb + 4u * n + p);
         acc_im += rhs_y(yb + 5u * n + p);
     }
-    red_re[lid] = acc_re;
-    red_im[lid] = acc_im;
     // The scratch rates written above are read by other threads in pass 2.
     storageBarrier();
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red_re[lid] += red_re[lid + s];
-            red_im[lid] += red_im[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let sum_s = member_sum2(lid, acc_re, acc_im);
     let cv = params[pb + P_CV];
-    let dsr = cv * red_re[0];
-    let dsi = cv * red_im[0];
+    let dsr = cv * sum_s.x;
+    let dsi = cv * sum_s.y;
     // Δ = conj(Δ*).
     let dr = dsr;
     let di = -dsi;

@@ -1,17 +1,24 @@
 // Right-hand side of the photoexcited-metal model (Eqs (2)-(7) of Chiriacò, Millis,
-// Aleiner) on the energy grid. One workgroup per member, grid-strided loops over cells.
+// Aleiner) on the energy grid. One segment of WG threads per member (its own
+// workgroup, or a share of one), grid-strided loops over cells.
 // CPU twin: src/models/photoexcited/collision.rs (same constants, same two passes).
 //
 // State per member: [f_0 .. f_{N-1}, zeta, pump_rate, E*^2].
 // Pass 1: per cell, electron-phonon pair rates (gather form: every pair rate is evaluated
 //         with the same expression in both cells' threads, so number is conserved to
 //         rounding), inelastic and field fluxes (applied field plus internal E*^2).
-//         Partial sums of sigma and of the phonon production are reduced over the workgroup.
+//         Partial sums of sigma and of the phonon production are reduced over the member's
+//         threads (shared/member_reduce).
 // Pass 2: thread 0 writes the zeta, pump-rate and E*^2 derivatives.
 // No transcendental functions: the host supplies Bose factors, tanh(h/2T), 1/D, ...
 // scratch[0] of each member receives the time of the last evaluation (diagnostic only).
 
 //! import shared/rhs_bindings
+//! import shared/member_reduce
+// Several members may share a workgroup (ARCHITECTURE.md, "Work layouts"): the only
+// workgroup memory is shared/member_reduce's, and the one storage write besides `rhs_dy`
+// is guarded by `rhs_active()`.
+//! layout: packable
 
 // Parameter offsets. Kept in sync with src/models/photoexcited/collision.rs.
 const P_N: u32 = 0u;
@@ -40,8 +47,6 @@ const T_DOS2_FACE: u32 = 2u;
 const T_SIGMA_FACE: u32 = 3u;
 const T_EPS: u32 = 4u;
 
-var<workgroup> red_a: array<Real, WG>;
-var<workgroup> red_b: array<Real, WG>;
 
 // Net downward rate of one pair (upper, lower) for one phonon line with occupation a = zeta + b_k.
 fn pair_rate(c: Real, d_up: Real, d_lo: Real, a: Real, f_up: Real, f_lo: Real) -> Real {
@@ -53,32 +58,16 @@ fn inelastic_flux(pref: Real, tanh_h: Real, d2: Real, f_lo: Real, f_up: Real) ->
     return pref * d2 * ((1.0 + tanh_h) * f_up * (1.0 - f_lo) - (1.0 - tanh_h) * f_lo * (1.0 - f_up));
 }
 
-// Sum of two values over the workgroup; every thread gets the totals.
-fn workgroup_sum2(lid: u32, a: Real, b: Real) -> vec2<Real> {
-    red_a[lid] = a;
-    red_b[lid] = b;
-    workgroupBarrier();
-    for (var s: u32 = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            red_a[lid] = red_a[lid] + red_a[lid + s];
-            red_b[lid] = red_b[lid] + red_b[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = vec2<Real>(red_a[0], red_b[0]);
-    workgroupBarrier();
-    return r;
-}
-
 // The right-hand side of member `member` at time `t`, evaluated by the WG invocations of
-// one workgroup (`lid` = local index): reads the state through `rhs_y`, writes the
+// its segment of a workgroup (`lid` = index within the segment): reads the state through `rhs_y`, writes the
 // derivative through `rhs_dy` (shared/rhs_bindings; in a fused step kernel
 // shared/fused_bindings). Contains workgroup barriers: call from uniform control flow.
 fn rhs_member(member: u32, lid: u32, t: Real) {
     let pb = member * dims.params_len;
     let tb = member * dims.table_stride;
     let yb = member * dims.state_len;
-    let n = u32(params[pb + P_N]);
+    // A member that must not change anything (rhs_active() false) only keeps the barriers.
+    let n = select(0u, u32(params[pb + P_N]), rhs_active());
     let inv_h = params[pb + P_INV_H];
     let pref = params[pb + P_IN_PREF];
     let tanh_h = params[pb + P_TANH];
@@ -134,7 +123,7 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
         acc = acc + (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
         rhs_dy(yb + i, acc * tables[t_inv + i]);
     }
-    let sums = workgroup_sum2(lid, sigma, production);
+    let sums = member_sum2(lid, sigma, production);
 
     // Pass 2: zeta, pump and the internal field.
     if (lid == 0u) {
@@ -155,7 +144,9 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
         }
         rhs_dy(yb + n + 2u, de2);
         // Time of the last evaluation (keeps every binding in use for auto layouts).
-        scratch[member * dims.scratch_len] = t;
+        if (rhs_active()) {
+            scratch[member * dims.scratch_len] = t;
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 // Parameter block per member (kept in sync with `PARAMS_LEN` and the `P_*` constants
 // in src/models/relaxation/mod.rs): [rate, target, c].
 //! import shared/rhs_bindings
+// No workgroup memory and no storage writes besides `rhs_dy`: members may share a workgroup.
+//! layout: packable
 
 const P_RATE: u32 = 0u;
 const P_TARGET: u32 = 1u;

@@ -4,7 +4,7 @@
 // the integrator's step loop generated from the step program is appended.
 //
 // The names a model's kernel uses (dims, params, tables, scalars, scratch, WG,
-// member_index, rhs_y, rhs_dy, loop_budget_intact, workgroup_loops_cut, runtime_nan) mean
+// member_index, rhs_y, rhs_dy, rhs_active, rhs_segment, loop_budget_intact, workgroup_loops_cut, runtime_nan) mean
 // the same as in shared/rhs_bindings; `rhs_y`/`rhs_dy` read and write the work buffer
 // at the stage vectors the step loop selects (`rhs_in`, `rhs_out`).
 //
@@ -47,10 +47,18 @@ struct FusedParams {
 @group(0) @binding(7) var<storage, read> fconsts: array<Real>;
 @group(0) @binding(8) var<uniform> fused: FusedParams;
 
-// Threads per member workgroup. The host rewrites this line for kernels written as
-// `rhs_member` on CPU adapters (GpuContext::member_workgroup_size,
-// preprocess::with_workgroup_size): any power of two from 8 to 256.
+// Threads per member and members per workgroup: as in shared/rhs_bindings (the host
+// rewrites both lines, preprocess::with_member_layout).
 const WG: u32 = 256u;
+const MPW: u32 = 1u;
+
+// As in shared/rhs_bindings; set by the step loop.
+var<private> rhs_segment: u32 = 0u;
+var<private> rhs_writes: bool = true;
+
+fn rhs_active() -> bool {
+    return MPW == 1u || rhs_writes;
+}
 
 fn member_index(wg_id: vec3<u32>, num_wg: vec3<u32>) -> u32 {
     return wg_id.x + wg_id.y * num_wg.x;
@@ -66,7 +74,9 @@ fn rhs_y(i: u32) -> Real {
 }
 
 fn rhs_dy(i: u32, v: Real) {
-    work[rhs_out + i] = v;
+    if (rhs_active()) {
+        work[rhs_out + i] = v;
+    }
 }
 
 // See shared/rhs_bindings: lavapipe's loop budget of 65535 iterations per invocation.

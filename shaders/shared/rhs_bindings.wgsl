@@ -25,10 +25,31 @@ struct RhsDims {
 @group(0) @binding(5) var<storage, read_write> dy: array<Real>;
 @group(0) @binding(6) var<storage, read_write> scratch: array<Real>;
 
-// Threads per member workgroup. The host rewrites this line for kernels written as
-// `rhs_member` on CPU adapters (GpuContext::member_workgroup_size,
-// preprocess::with_workgroup_size): any power of two from 8 to 256.
+// Threads per member (one member's segment of a workgroup). The host rewrites this line
+// for kernels written as `rhs_member` (GpuContext::member_layout,
+// preprocess::with_member_layout): any power of two from 8 to 256.
 const WG: u32 = 256u;
+
+// Members per workgroup: each runs `rhs_member` on its own segment of WG threads (the
+// workgroup has WG × MPW threads). The host rewrites this line (1 unless the model's source
+// carries the `//! layout: packable` line; see ARCHITECTURE.md, "Work layouts").
+const MPW: u32 = 1u;
+
+// Segment of the calling invocation within its workgroup (0 .. MPW), set by a packed entry
+// point before it calls `rhs_member`; workgroup-memory reductions of a packable model work
+// on their segment only (shared/member_reduce).
+var<private> rhs_segment: u32 = 0u;
+
+// False for a segment whose member must not change anything: the spare segments of the
+// last workgroup (they evaluate a copy of the batch's last member) and, in a fused kernel,
+// members that are done while others in their workgroup still step. `rhs_dy` then writes
+// nothing; a packable model guards every other storage write with `rhs_active()`. Always
+// true when MPW = 1 (the test folds away).
+var<private> rhs_writes: bool = true;
+
+fn rhs_active() -> bool {
+    return MPW == 1u || rhs_writes;
+}
 
 // State and derivative access of a model's `rhs_member` function (the body of its `rhs`
 // kernel): here the bound `y` and `dy`; in a fused step kernel (shared/fused_bindings)
@@ -38,7 +59,9 @@ fn rhs_y(i: u32) -> Real {
 }
 
 fn rhs_dy(i: u32, v: Real) {
-    dy[i] = v;
+    if (rhs_active()) {
+        dy[i] = v;
+    }
 }
 
 fn member_index(wg_id: vec3<u32>, num_wg: vec3<u32>) -> u32 {

@@ -56,6 +56,10 @@ pub struct BackendInfo {
     /// batch: the schedule records it per batch and as `dispatches_per_accepted_step`.
     #[serde(skip)]
     pub dispatches: Option<u64>,
+    /// GPU: the work layout of the model's member kernels (threads per member, members per
+    /// workgroup, workgroups per member; [`crate::engine::gpu::MemberLayout`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 /// Executes step programs over one batch problem.

@@ -696,6 +696,7 @@ impl Backend for CpuBackend {
             precision: Precision::F64,
             threads: rayon::current_num_threads(),
             dispatches: None,
+            layout: None,
         }
     }
 }

@@ -73,6 +73,13 @@ pub trait BatchProblem: Send + Sync {
     fn member_loops_per_component(&self) -> usize {
         1
     }
+    /// Items the threads of one member share out in the kernel's `rhs_member` (its
+    /// grid-strided loops run over them): the most threads per member that can have work.
+    /// The GPU backend sizes a member's share of a workgroup with it
+    /// ([`crate::engine::gpu::GpuContext::member_layout`]). Default: the state length.
+    fn member_parallel_width(&self) -> usize {
+        self.layout().state_len
+    }
     /// Upper bound of the spectral radius of the RHS Jacobian per member (used by the
     /// stabilised explicit method to pick its stage count). `None` if unknown.
     fn spectral_radius(&self) -> Option<Vec<f64>> {

@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use super::fused::{self, FusedPlan};
-use super::preprocess::{preprocess, shader, with_workgroup_size};
+use super::layout::{self, MemberLayout};
+use super::preprocess::{preprocess, shader, with_member_layout};
 use super::uniforms::*;
 use super::{wait, Access, GpuContext, Kernel, WG};
 use crate::engine::backend::{Backend, BackendInfo, Precision, ProgramId};
@@ -120,9 +121,12 @@ pub struct GpuBackend {
     dispatches: u64,
     /// Whether `compile` builds fused step kernels where it can.
     fuse: bool,
-    /// Threads per workgroup of the model's `rhs` kernel and of fused step kernels
-    /// ([`GpuContext::member_workgroup_size`] for `rhs_member` kernels, else [`WG`]).
-    member_wg: u32,
+    /// Work layout of the model's `rhs` kernel and of fused step kernels
+    /// ([`GpuContext::member_layout`] for `rhs_member` kernels, else one member per
+    /// [`WG`]-thread workgroup).
+    member_layout: MemberLayout,
+    /// Workgroup grid of the `rhs` dispatch (one workgroup per `members_per_workgroup` members).
+    rhs_grid: (u32, u32),
     /// The fused program whose work buffer holds the current values of its vectors (the
     /// vector buffers are stale until [`GpuBackend::flush`]).
     resident: Option<usize>,
@@ -132,6 +136,30 @@ impl GpuBackend {
     /// Uploads `problem`'s parameters and tables and compiles the engine and RHS kernels
     /// at `precision` (see [`GpuContext::resolve_precision`]).
     pub fn new(ctx: Arc<GpuContext>, problem: Arc<dyn BatchProblem>, precision: Precision) -> Result<Self> {
+        Self::build_backend(ctx, problem, precision, None)
+    }
+
+    /// [`GpuBackend::new`] with the member kernels in `layout` instead of the one
+    /// [`GpuContext::member_layout`] chooses (tests and benchmarks comparing layouts; the
+    /// environment overrides are process-wide). Errors when the adapter or the model cannot
+    /// run it: threads per member not a power of two, more threads per workgroup than the
+    /// adapter allows, several members per workgroup for a kernel that is not packable (or
+    /// not written as `rhs_member`), or several workgroups per member.
+    pub fn with_layout(
+        ctx: Arc<GpuContext>,
+        problem: Arc<dyn BatchProblem>,
+        precision: Precision,
+        layout: MemberLayout,
+    ) -> Result<Self> {
+        Self::build_backend(ctx, problem, precision, Some(layout))
+    }
+
+    fn build_backend(
+        ctx: Arc<GpuContext>,
+        problem: Arc<dyn BatchProblem>,
+        precision: Precision,
+        forced: Option<MemberLayout>,
+    ) -> Result<Self> {
         let precision = ctx.resolve_precision(Some(precision))?;
         problem.check_precision(precision.unit_roundoff())?;
         let layout = problem.layout();
@@ -142,17 +170,55 @@ impl GpuBackend {
         let ops = preprocess(OPS, shader(OPS).expect("ops.wgsl is embedded"), precision)?;
         let k = |entry: &str, bindings: &[(u32, Access)]| ctx.kernel(OPS, &ops, entry, bindings);
         let source = problem.kernel();
-        // Kernels written as `rhs_member` get the adapter's member workgroup size (also
-        // used by their fused step kernels); other model kernels keep WG = 256.
-        let member_wg = if source.source.contains("fn rhs_member(") {
-            ctx.member_workgroup_size(layout.state_len, problem.member_loops_per_component())
-        } else {
-            WG
-        };
-        let mut rhs_src = preprocess(&source.name, &source.source, precision)?;
-        if member_wg != WG {
-            rhs_src = with_workgroup_size(&source.name, &rhs_src, member_wg)?;
+        // Kernels written as `rhs_member` get the adapter's member layout (also used by
+        // their fused step kernels); other model kernels keep one member per WG = 256.
+        let member_kernel = source.source.contains("fn rhs_member(");
+        if let Some(l) = forced {
+            let ok = l.threads_per_member.is_power_of_two()
+                && l.members_per_workgroup >= 1
+                && l.workgroups_per_member == 1
+                && l.workgroup_threads() <= ctx.limits().max_compute_invocations_per_workgroup
+                && (l == MemberLayout::single(WG)
+                    || (member_kernel && (l.members_per_workgroup == 1 || layout::packable(&source.source))));
+            if !ok {
+                return Err(NeqkinError::invalid(
+                    "layout",
+                    format!("{} cannot run {} in the layout {l}", ctx.info().name, source.name),
+                ));
+            }
         }
+        let member_layout = if let Some(l) = forced {
+            l
+        } else if member_kernel {
+            ctx.member_layout(
+                layout::MemberShape {
+                    batch: layout.batch,
+                    state_len: layout.state_len,
+                    parallel_width: problem.member_parallel_width(),
+                    loops_per_component: problem.member_loops_per_component(),
+                    packable: layout::packable(&source.source),
+                },
+                precision,
+            )
+        } else {
+            MemberLayout::single(WG)
+        };
+        let packed = member_layout.members_per_workgroup > 1;
+        let rhs_entry = if packed { "rhs_packed" } else { "rhs" };
+        let mut rhs_src = if packed {
+            preprocess(&source.name, &format!("{}{}", source.source, layout::PACKED_RHS_ENTRY), precision)?
+        } else {
+            preprocess(&source.name, &source.source, precision)?
+        };
+        if member_layout != MemberLayout::single(WG) {
+            rhs_src = with_member_layout(
+                &source.name,
+                &rhs_src,
+                member_layout.threads_per_member,
+                member_layout.members_per_workgroup,
+            )?;
+        }
+        let rhs_grid = ctx.grid(member_layout.workgroups(layout.batch));
         let kernels = Kernels {
             begin_step: k("begin_step", BEGIN_STEP)?,
             lincomb: k("lincomb", LINCOMB)?,
@@ -161,7 +227,7 @@ impl GpuBackend {
             control: k("control", CONTROL)?,
             select: k("select", SELECT)?,
             steady_check: k("steady_check", STEADY_CHECK)?,
-            rhs: ctx.kernel(&source.name, &rhs_src, "rhs", RHS)?,
+            rhs: ctx.kernel(&source.name, &rhs_src, rhs_entry, RHS)?,
         };
         // Longer arrays are accepted (the CPU backend only slices what it needs too).
         let params_len = layout.batch * layout.params_len;
@@ -184,7 +250,8 @@ impl GpuBackend {
             programs: Vec::new(),
             dispatches: 0,
             fuse: std::env::var("NEQKIN_GPU_FUSED").map_or(true, |v| v != "0"),
-            member_wg,
+            member_layout,
+            rhs_grid,
             resident: None,
             problem,
         };
@@ -208,6 +275,11 @@ impl GpuBackend {
     /// The kernel precision.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The work layout of the model's member kernels (`rhs` and fused step kernels).
+    pub fn member_layout(&self) -> MemberLayout {
+        self.member_layout
     }
 
     /// The shared device context.
@@ -329,7 +401,7 @@ impl GpuBackend {
                         kernel: &k.rhs,
                         uniform: bytemuck::bytes_of(&p).to_vec(),
                         storage,
-                        grid: per_workgroup,
+                        grid: self.rhs_grid,
                     });
                 }
                 Op::Lincomb { out, plain, h, scaled } => {
@@ -581,8 +653,9 @@ impl GpuBackend {
         }
         let name = format!("{} (fused)", source.name);
         let mut text = preprocess(&name, &text, self.precision)?;
-        if self.member_wg != WG {
-            text = with_workgroup_size(&name, &text, self.member_wg)?;
+        let ml = self.member_layout;
+        if ml != MemberLayout::single(WG) {
+            text = with_member_layout(&name, &text, ml.threads_per_member, ml.members_per_workgroup)?;
         }
         let started = std::time::Instant::now();
         if debug_fused() {
@@ -625,7 +698,10 @@ impl GpuBackend {
             scalar_offsets: offsets,
         };
         let ctx = &*self.ctx;
-        let grid = ctx.grid(l.batch as u64);
+        // The step kernel packs members as the layout says; the unpermute kernel runs one
+        // member per workgroup.
+        let step_grid = ctx.grid(self.member_layout.workgroups(l.batch));
+        let unpermute_grid = ctx.grid(l.batch as u64);
         let (step, unpermute) = ctx.scoped(
             || format!("binding fused kernel of {}", source.name),
             || {
@@ -652,7 +728,7 @@ impl GpuBackend {
                     (7, &consts),
                     (8, &fp_buf),
                 ];
-                let bind = |k: &super::Kernel| {
+                let bind = |k: &super::Kernel, grid: (u32, u32)| {
                     let entries: Vec<wgpu::BindGroupEntry> = buffers
                         .iter()
                         .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
@@ -664,7 +740,7 @@ impl GpuBackend {
                     });
                     Dispatch { pipeline: k.pipeline.clone(), bind_group, grid }
                 };
-                (bind(&step), bind(&unpermute))
+                (bind(&step, step_grid), bind(&unpermute, unpermute_grid))
             },
         )?;
         Ok(Some(Fused {
@@ -989,6 +1065,7 @@ impl Backend for GpuBackend {
             precision: self.precision,
             threads: 0,
             dispatches: Some(self.dispatches),
+            layout: Some(self.member_layout.to_string()),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod backend;
 mod fused;
+pub mod layout;
 mod map;
 pub mod preprocess;
 pub mod testing;
@@ -20,6 +21,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 pub use backend::{GpuBackend, LINCOMB_MAX_TERMS};
+pub use layout::MemberLayout;
 pub use map::GpuMap;
 
 use crate::engine::backend::Precision;
@@ -249,16 +251,34 @@ impl GpuContext {
     /// `NEQKIN_MEMBER_WG` (a power of two up to the adapter's invocations per workgroup)
     /// overrides the choice, e.g. `NEQKIN_MEMBER_WG=256` for the GPU layout on lavapipe
     /// when comparing the two.
+    ///
+    /// This is the threads-per-member part of [`GpuContext::member_layout`] for a kernel
+    /// that is not packable.
     pub fn member_workgroup_size(&self, state_len: usize, loops_per_component: usize) -> u32 {
-        if let Some(wg) = std::env::var(MEMBER_WG_ENV).ok().and_then(|v| v.trim().parse::<u32>().ok()) {
-            if wg.is_power_of_two() && wg <= self.limits.max_compute_invocations_per_workgroup.min(WG) {
-                return wg;
-            }
-        }
-        if self.adapter_info.device_type != wgpu::DeviceType::Cpu {
-            return WG;
-        }
-        cpu_member_workgroup_size(state_len, loops_per_component)
+        let member = layout::MemberShape {
+            batch: 1,
+            state_len,
+            parallel_width: state_len,
+            loops_per_component,
+            packable: false,
+        };
+        self.member_layout(member, Precision::F32).threads_per_member
+    }
+
+    /// The work layout of a batch's member kernels (threads per member, members per
+    /// workgroup, workgroups per member): [`layout::choose`] with this adapter's type and
+    /// limits (invocations per workgroup, workgroup memory) and the overrides
+    /// `NEQKIN_MEMBER_WG` and `NEQKIN_MEMBERS_PER_WG`. The one place the layout is decided
+    /// (ARCHITECTURE.md, "Work layouts").
+    pub fn member_layout(&self, member: layout::MemberShape, precision: Precision) -> MemberLayout {
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u32>().ok());
+        let adapter = layout::AdapterShape {
+            cpu: self.adapter_info.device_type == wgpu::DeviceType::Cpu,
+            max_invocations: self.limits.max_compute_invocations_per_workgroup,
+            max_workgroup_bytes: self.limits.max_compute_workgroup_storage_size,
+            real_bytes: Self::real_size(precision),
+        };
+        layout::choose(adapter, member, env(MEMBER_WG_ENV), env(layout::MEMBERS_PER_WG_ENV))
     }
     /// Whether f64 kernels can run.
     pub fn supports_f64(&self) -> bool {

@@ -17,6 +17,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("shared/map_bindings.wgsl", include_str!("../../../shaders/shared/map_bindings.wgsl")),
     ("shared/fused_bindings.wgsl", include_str!("../../../shaders/shared/fused_bindings.wgsl")),
     ("shared/control.wgsl", include_str!("../../../shaders/shared/control.wgsl")),
+    ("shared/member_reduce.wgsl", include_str!("../../../shaders/shared/member_reduce.wgsl")),
     ("engine/ops.wgsl", include_str!("../../../shaders/engine/ops.wgsl")),
     ("engine/copy.wgsl", include_str!("../../../shaders/engine/copy.wgsl")),
 ];
@@ -83,18 +84,42 @@ fn expand(name: &str, source: &str, out: &mut String, seen: &mut Vec<String>) ->
 /// threads per member workgroup (`WG`), rewritten by [`with_workgroup_size`].
 pub const MEMBER_WG_LINE: &str = "const WG: u32 = 256u;";
 
+/// The line of shared/rhs_bindings and shared/fused_bindings that sets the members per
+/// workgroup (`MPW`), rewritten by [`with_member_layout`].
+pub const MEMBERS_PER_WG_LINE: &str = "const MPW: u32 = 1u;";
+
 /// `text` (a preprocessed member kernel: a model's `rhs` kernel or a fused step kernel)
 /// with `WG = wg` instead of 256. The kernels' loops are grid-strided and their reductions
 /// are trees over `WG`, so any power of two works. Errors when `text` does not contain
 /// [`MEMBER_WG_LINE`] exactly once.
 pub fn with_workgroup_size(name: &str, text: &str, wg: u32) -> Result<String> {
-    if !wg.is_power_of_two() || text.matches(MEMBER_WG_LINE).count() != 1 {
+    with_member_layout(name, text, wg, 1)
+}
+
+/// `text` with `WG = threads` threads per member and `MPW = members` members per
+/// workgroup (see [`crate::engine::gpu::MemberLayout`]). Errors when `threads` is not a
+/// power of two, `members` is 0, or `text` does not contain [`MEMBER_WG_LINE`] exactly
+/// once (and [`MEMBERS_PER_WG_LINE`] exactly once when `members > 1`).
+pub fn with_member_layout(name: &str, text: &str, threads: u32, members: u32) -> Result<String> {
+    let mpw_lines = text.matches(MEMBERS_PER_WG_LINE).count();
+    if !threads.is_power_of_two()
+        || members == 0
+        || text.matches(MEMBER_WG_LINE).count() != 1
+        || (members > 1 && mpw_lines != 1)
+    {
         return Err(NeqkinError::Gpu {
-            context: format!("setting the workgroup size of {name}"),
-            message: format!("need one `{MEMBER_WG_LINE}` line and a power of two, got {wg}"),
+            context: format!("setting the member layout of {name}"),
+            message: format!(
+                "need one `{MEMBER_WG_LINE}` line (and one `{MEMBERS_PER_WG_LINE}` line to pack members), a power \
+                 of two threads and at least one member per workgroup, got {threads} × {members}"
+            ),
         });
     }
-    Ok(text.replacen(MEMBER_WG_LINE, &format!("const WG: u32 = {wg}u;"), 1))
+    let mut out = text.replacen(MEMBER_WG_LINE, &format!("const WG: u32 = {threads}u;"), 1);
+    if members > 1 {
+        out = out.replacen(MEMBERS_PER_WG_LINE, &format!("const MPW: u32 = {members}u;"), 1);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -118,6 +143,9 @@ mod tests {
         assert!(small.contains("const WG: u32 = 16u;") && !small.contains(MEMBER_WG_LINE));
         assert!(with_workgroup_size("test", &out, 12).is_err());
         assert!(with_workgroup_size("test", "fn f() {}", 16).is_err());
+        let packed = with_member_layout("test", &out, 32, 8).unwrap();
+        assert!(packed.contains("const WG: u32 = 32u;") && packed.contains("const MPW: u32 = 8u;"));
+        assert!(with_member_layout("test", &out, 32, 0).is_err());
     }
 
     #[test]

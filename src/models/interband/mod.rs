@@ -468,6 +468,11 @@ impl BatchProblem for InterbandProblem {
     fn kernel(&self) -> KernelSource {
         KernelSource { name: "interband/lindblad".into(), source: KERNEL_SOURCE.into() }
     }
+    /// The kernel's threads share out the momenta (each thread writes all six components
+    /// of its momenta).
+    fn member_parallel_width(&self) -> usize {
+        self.n
+    }
     /// Populations and n21 use the user's tolerances; s21 gets its own absolute tolerance
     /// (default `1e-12·|seed|`, the smallest over the batch), so that its decay and growth
     /// from the seed are under relative error control instead of hiding below `atol`.
