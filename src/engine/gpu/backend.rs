@@ -628,12 +628,17 @@ impl GpuBackend {
         }
         let evaluations = program.ops.iter().filter(|op| matches!(op, Op::Rhs { .. })).count();
         let loops = self.problem.member_loops_per_component();
-        let fits = super::cpu_member_loops_fit(self.layout.state_len, loops, self.member_wg as usize, evaluations);
+        let fits = super::cpu_member_loops_fit(
+            self.layout.state_len,
+            loops,
+            self.member_layout.threads_per_member as usize,
+            evaluations,
+        );
         if !fits && debug_fused() {
             eprintln!(
                 "fused: one attempt ({evaluations} evaluations, {loops} loops per component, {} threads) exceeds \
                  the loop budget: op by op",
-                self.member_wg
+                self.member_layout.threads_per_member
             );
         }
         fits
