@@ -82,8 +82,15 @@ fn bench_quick_reports_every_case_with_positive_figures() {
                     assert!(d >= 1.0, "fewer than one dispatch per accepted step: {r}");
                 }
                 assert!(stdout.contains(r["adapter"].as_str().unwrap()), "adapter name not printed");
+                // The member kernels' work layout (GpuContext::member_layout), in the JSON
+                // and in the printed row.
+                let layout = r["layout"].as_str().expect("GPU cases report their work layout");
+                assert!(layout.contains("threads/member") && stdout.contains(layout), "layout {layout:?}: {r}");
             }
-            "cpu" => assert!(r["dispatches_per_accepted_step"].is_null(), "{r}"),
+            "cpu" => {
+                assert!(r["dispatches_per_accepted_step"].is_null(), "{r}");
+                assert!(r["layout"].is_null(), "{r}");
+            }
             other => panic!("unknown backend {other}"),
         }
     }
@@ -180,6 +187,7 @@ fn gpu_meta_records_dispatches_per_accepted_step() {
     for b in batches {
         assert_eq!(b["accepted_steps"], 8, "RK4 with dt = 1/8 to t = 1 takes 8 steps: {b}");
         d += b["dispatches"].as_u64().expect("dispatches per batch");
+        assert!(b["layout"].as_str().is_some_and(|l| l.contains("members/wg")), "work layout per batch: {b}");
         s += 8;
     }
     let per_step = meta["dispatches_per_accepted_step"].as_f64().expect("dispatches_per_accepted_step");

@@ -17,7 +17,9 @@
 //! Per case and device: points/s, grid-point updates/s (state length × batch × batch RHS
 //! evaluations / s), the RHS kernel's bandwidth (bytes of `y` read and `dy` written per
 //! evaluation / s, tables not counted) against a plain copy on the same device, and on the
-//! GPU dispatches per accepted step (dispatches over the most steps any member accepted).
+//! GPU dispatches per accepted step (dispatches over the most steps any member accepted) and
+//! the work layout of the member kernels (threads per member, members per workgroup,
+//! workgroups per member; `GpuContext::member_layout`).
 //! Every time is the median of `reps` runs in this process.
 
 use std::sync::Arc;
@@ -81,6 +83,10 @@ pub struct CaseResult {
     pub rhs_bandwidth_ratio: f64,
     /// GPU: compute dispatches per accepted step of the solve.
     pub dispatches_per_accepted_step: Option<f64>,
+    /// GPU: work layout of the model's member kernels
+    /// ([`crate::engine::gpu::MemberLayout`]: threads per member, members per workgroup,
+    /// workgroups per member).
+    pub layout: Option<String>,
     /// Steady-state solves (Newton): the residual tolerance it converged to, the case's
     /// or, where that is below what the precision resolves, [`steady_tol_for`]'s.
     pub steady_tol: Option<f64>,
@@ -305,7 +311,7 @@ fn measure(dev: &Device, case: &Case, reps: usize) -> Result<std::result::Result
     };
     let opts = (case.opts)(&*problem, precision);
     let mut walls = Vec::with_capacity(reps);
-    let (mut evals, mut accepted, mut dispatches) = (0u64, 0u64, None);
+    let (mut evals, mut accepted, mut dispatches, mut member_layout) = (0u64, 0u64, None, None);
     for _ in 0..reps {
         let mut backend = dev.backend(problem.clone())?;
         let mut failed = None;
@@ -333,7 +339,9 @@ fn measure(dev: &Device, case: &Case, reps: usize) -> Result<std::result::Result
             stats.rhs_evaluations
         };
         accepted = steps as u64;
-        dispatches = backend.info().dispatches;
+        let info = backend.info();
+        dispatches = info.dispatches;
+        member_layout = info.layout;
     }
     let seconds = median(walls);
     let (rhs_gbps, copy_gbps) = rhs_bandwidth(dev, &problem, reps)?;
@@ -362,6 +370,7 @@ fn measure(dev: &Device, case: &Case, reps: usize) -> Result<std::result::Result
         copy_gbps,
         rhs_bandwidth_ratio: rhs_gbps / copy_gbps,
         dispatches_per_accepted_step: dispatches.map(|d| d as f64 / accepted.max(1) as f64),
+        layout: member_layout,
         steady_tol: opts.steady_tol,
     }))
 }
@@ -417,8 +426,8 @@ fn cpu_copy_bandwidth(bytes: usize) -> f64 {
 /// The results as a Markdown table, one row per case and device.
 pub fn table(report: &BenchReport) -> String {
     let mut s = String::from(
-        "| case | backend | adapter | driver | api | prec | batch | cells | method | s (median) | points/s | grid-point updates/s | RHS GB/s | copy GB/s | RHS/copy | dispatches/step |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| case | backend | adapter | driver | api | prec | batch | cells | method | s (median) | points/s | grid-point updates/s | RHS GB/s | copy GB/s | RHS/copy | dispatches/step | layout |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &report.cases {
         s.push_str(&row(r));
@@ -429,7 +438,7 @@ pub fn table(report: &BenchReport) -> String {
 /// One row of [`table`].
 pub fn row(r: &CaseResult) -> String {
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.3e} | {:.3e} | {:.3} | {:.3} | {:.3} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.3e} | {:.3e} | {:.3} | {:.3} | {:.3} | {} | {} |\n",
         r.case,
         r.backend,
         r.adapter,
@@ -449,5 +458,6 @@ pub fn row(r: &CaseResult) -> String {
         r.copy_gbps,
         r.rhs_bandwidth_ratio,
         r.dispatches_per_accepted_step.map_or("-".into(), |d| format!("{d:.1}")),
+        r.layout.as_deref().unwrap_or("-"),
     )
 }

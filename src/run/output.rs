@@ -141,6 +141,10 @@ pub struct BatchRecord {
     pub error: Option<String>,
     /// Backend that ran it.
     pub backend: Option<String>,
+    /// Work layout of the GPU backend's member kernels for it (threads per member, members
+    /// per workgroup, workgroups per member; absent on the CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
     /// Compute dispatches the GPU backend issued for it (absent on the CPU).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatches: Option<u64>,

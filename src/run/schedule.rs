@@ -302,6 +302,7 @@ pub fn run_sweep(
             wall_s: started.elapsed().as_secs_f64(),
             failed: failed.len(),
             error: error.clone(),
+            layout: backend.as_ref().and_then(|b| b.layout.clone()),
             backend: backend.map(|b| format!("{} {} ({}, {})", b.backend, b.adapter, b.api, b.precision)),
             dispatches,
             accepted_steps: dispatches.map(|_| accepted_steps),

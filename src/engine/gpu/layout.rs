@@ -57,7 +57,7 @@ impl std::fmt::Display for MemberLayout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} threads/member, {} members/workgroup, {} workgroups/member",
+            "{} threads/member, {} members/wg, {} wg/member",
             self.threads_per_member, self.members_per_workgroup, self.workgroups_per_member
         )
     }
