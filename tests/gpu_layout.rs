@@ -255,3 +255,98 @@ fn unpackable_kernels_refuse_packed_layouts() {
     let chosen = GpuBackend::new(ctx, p, Precision::F32).unwrap().member_layout();
     assert_eq!(chosen.members_per_workgroup, 1);
 }
+
+/// Process CPU seconds, all threads (utime + stime of /proc/self/stat, 10 ms ticks): steadier
+/// than wall time on a shared machine, and on lavapipe the GPU's work is this process's.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Timing probe (ignored; docs/benchmarks.md section 16 quotes it):
+/// `NEQKIN_REQUIRE_GPU=1 cargo test --test gpu_layout -- --ignored --nocapture`.
+/// Batches of 64 (interband n = 40, DOPRI5 to t = 10; photoexcited N = 300, RK4 dt = 0.01 to
+/// t = 0.2), fused and op by op, in 1, 2, 4 and 8 members per workgroup at the threads per
+/// member the context chooses (and interband at 64 threads, the GPU choice), rounds
+/// alternated; prints the median wall and process CPU seconds of 5 rounds and checks every
+/// layout's final state against one member per workgroup (f64, 1e-12).
+#[test]
+#[ignore = "a timing probe, run by hand"]
+fn layout_probe() {
+    let Some(ctx) = gpu() else { return };
+    let interband64: Arc<dyn BatchProblem> = {
+        let model = neqkin::models::interband::Interband;
+        let points: Vec<serde_json::Value> = (0..64)
+            .map(|i| json!({"grid_step": 0.01, "phonon_velocity": 0.05 + 0.004 * i as f64, "coupling_v": 2.0 + 0.05 * i as f64, "seed_re": 1e-6}))
+            .collect();
+        model.build(&model.parse_all(&points).unwrap()).unwrap()
+    };
+    let photo64: Arc<dyn BatchProblem> = {
+        let p: Vec<PhotoexcitedParams> = (0..64)
+            .map(|i| {
+                PhotoexcitedParams::from_json(
+                    &json!({"grid_points": 300, "phonon_frequency": 0.3 + 0.004 * i as f64, "zeta": 20.0}),
+                )
+                .unwrap()
+            })
+            .collect();
+        Arc::new(PhotoexcitedBatch::new(&p).unwrap())
+    };
+    let dopri = SolveOptions {
+        method: Method::Dopri5,
+        rtol: 1e-7,
+        atol: 1e-10,
+        output_times: vec![10.0],
+        ..Default::default()
+    };
+    let rk4 = SolveOptions { method: Method::Rk4, dt: Some(0.01), output_times: vec![0.2], ..Default::default() };
+    for (label, p, opts, extra_threads) in
+        [("interband n=40 dopri5", &interband64, &dopri, Some(64u32)), ("photoexcited N=300 rk4", &photo64, &rk4, None)]
+    {
+        let chosen = GpuBackend::new(ctx.clone(), p.clone(), Precision::F64).unwrap().member_layout();
+        let mut layouts = vec![];
+        for t in std::iter::once(chosen.threads_per_member).chain(extra_threads) {
+            for m in [1, 2, 4, 8] {
+                layouts.push(MemberLayout {
+                    threads_per_member: t,
+                    members_per_workgroup: m,
+                    workgroups_per_member: 1,
+                });
+            }
+        }
+        for fused in [true, false] {
+            let mut times: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); layouts.len()];
+            let mut reference: Vec<Option<Vec<f64>>> = vec![None; 2];
+            for _round in 0..5 {
+                for (k, l) in layouts.iter().enumerate() {
+                    let mut b = GpuBackend::with_layout(ctx.clone(), p.clone(), Precision::F64, *l).unwrap();
+                    b.set_fused(fused);
+                    // Compile outside the timing (the context caches pipelines).
+                    let _ = run(
+                        &mut b,
+                        p,
+                        &SolveOptions { output_times: vec![opts.output_times[0] * 1e-3], ..opts.clone() },
+                    );
+                    let mut b = GpuBackend::with_layout(ctx.clone(), p.clone(), Precision::F64, *l).unwrap();
+                    b.set_fused(fused);
+                    let (w0, c0) = (std::time::Instant::now(), cpu_seconds());
+                    let frames = run(&mut b, p, opts);
+                    times[k].0.push(w0.elapsed().as_secs_f64());
+                    times[k].1.push(cpu_seconds() - c0);
+                    let state = frames.last().unwrap().0.clone();
+                    let slot = usize::from(l.threads_per_member != chosen.threads_per_member);
+                    match &reference[slot] {
+                        None => reference[slot] = Some(state),
+                        Some(r) => assert!(rel_diff(r, &state) <= 1e-12, "{label} {l}: differs"),
+                    }
+                }
+            }
+            for (l, (w, c)) in layouts.iter().zip(&mut times) {
+                w.sort_by(f64::total_cmp);
+                c.sort_by(f64::total_cmp);
+                eprintln!("{label}, fused {fused}, {l}: median wall {:.3} s, CPU {:.3} s", w[2], c[2]);
+            }
+        }
+    }
+}
