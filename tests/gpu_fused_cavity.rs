@@ -16,6 +16,9 @@
 //! a·b + c differently in the two kernels, so an adaptive run may take other steps). The
 //! fused runs must use at most 4 dispatches per accepted step and fewer than op by op.
 //!
+//! Packed layouts (several members per workgroup, src/engine/gpu/layout.rs) of every
+//! kernel against one member per workgroup, step for step (f64, 1e-12).
+//!
 //! A level-1 grid too large for one fused attempt within lavapipe's loop budget must run
 //! op by op (GpuBackend falls back) and agree with the CPU, not fail.
 //!
@@ -28,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use cavity_util::{base, with};
 use neqkin::engine::backend::{Backend, Precision};
 use neqkin::engine::cpu::CpuBackend;
-use neqkin::engine::gpu::{GpuBackend, GpuContext};
+use neqkin::engine::gpu::{GpuBackend, GpuContext, MemberLayout};
 use neqkin::engine::model::BatchProblem;
 use neqkin::engine::program::status;
 use neqkin::engine::solve::{integrate, Method, SolveOptions};
@@ -233,5 +236,83 @@ fn collision_too_large_for_one_fused_attempt_runs_op_by_op() {
         let (_, d_ref) = gpu_run(&ctx, &problem, precision, false, &opts);
         eprintln!("n = 7001 {precision}: vs CPU {d:.2e}; dispatches {d_fused} (op by op {d_ref})");
         assert_eq!(d_fused, d_ref, "on lavapipe the program must run op by op");
+    }
+}
+
+/// Several members per workgroup (src/engine/gpu/layout.rs; every cavity kernel carries the
+/// packable marker): three members with different couplings, so that they accept different
+/// numbers of steps and a fused workgroup holds finished and running members, in layouts of
+/// 2 and 3 members per workgroup (2: the last workgroup has a spare segment) at 32 threads
+/// per member, fused and op by op, against one member per workgroup at 32 threads (op by
+/// op): the same steps and states within 1e-12 (f64). Lavapipe picks one member per
+/// workgroup itself; a GPU packs small grids and the Riccati's single component.
+#[test]
+fn packed_layouts_match_one_member_per_workgroup() {
+    let Some(ctx) = gpu() else { return };
+    if !ctx.supports_f64() {
+        eprintln!("packed layouts: adapter without f64, skipped");
+        return;
+    }
+    let three = |p: Value| {
+        vec![
+            with(p.clone(), json!({"coupling_g": 0.2})),
+            with(p.clone(), json!({"coupling_g": 0.5, "eps_k": 0.3})),
+            with(p, json!({"coupling_g": 0.9, "eps_k": -0.4})),
+        ]
+    };
+    let riccati = SolveOptions {
+        method: Method::Dopri5,
+        rtol: 1e-7,
+        atol: 1e-10,
+        output_times: vec![1.0, 4.0],
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "collision",
+            three(with(
+                base(),
+                json!({"level": 1, "gamma_ph": 0.5, "n_omega": 101, "omega_min": -8.0, "omega_max": 8.0}),
+            )),
+            relax(vec![2.0, 40.0]),
+        ),
+        (
+            "collision_graded",
+            three(graded(json!({"level": 1, "gamma_ph": 0.5, "t_cry": 0.2, "t_mir": 4.0, "grid": "graded",
+                                "h_fine": 0.1, "h_coarse": 0.5, "omega_min": -8.0, "omega_max": 8.0}))),
+            relax(vec![2.0, 40.0]),
+        ),
+        ("shift", three(with(base(), json!({"level": 2}))), relax(vec![2.0, 40.0])),
+        ("flux", three(with(base(), json!({"level": 3}))), relax(vec![2.0, 40.0])),
+        (
+            "riccati",
+            three(with(base(), json!({"level": 3, "variant": "riccati_s71", "omega_min": -3.0, "omega_max": 3.0}))),
+            riccati,
+        ),
+    ];
+    let layout =
+        |members| MemberLayout { threads_per_member: 32, members_per_workgroup: members, workgroups_per_member: 1 };
+    let run = |p: &Arc<dyn BatchProblem>, members: u32, fused: bool, opts: &SolveOptions| {
+        let mut b = GpuBackend::with_layout(ctx.clone(), p.clone(), Precision::F64, layout(members)).unwrap();
+        b.set_fused(fused);
+        frames(&mut b, &**p, opts)
+    };
+    for (label, pts, opts) in cases {
+        let members = pts.iter().map(|p| derive(p).unwrap()).collect();
+        let p: Arc<dyn BatchProblem> = Arc::new(CavityBatch::new(members).unwrap());
+        let want = run(&p, 1, false, &opts);
+        let steps = &want.last().unwrap().2;
+        assert!(steps.iter().any(|n| *n != steps[0]), "{label}: every member took {} steps", steps[0]);
+        for members in [2, 3] {
+            for fused in [false, true] {
+                let got = run(&p, members, fused, &opts);
+                let d = check(&format!("{label} {} fused {fused}", layout(members)), &got, &want, 1e-12, 1e-12, true);
+                eprintln!(
+                    "{label}: {} fused {fused}: steps {:?}, max rel. diff {d:.1e}",
+                    layout(members),
+                    got.last().unwrap().2
+                );
+            }
+        }
     }
 }

@@ -10,6 +10,9 @@
 // 7 nb − 2) and couples to no other.
 
 //! import shared/rhs_bindings
+// No workgroup memory and no storage writes besides `rhs_dy` in `rhs_member`: members may
+// share a workgroup (src/engine/gpu/layout.rs).
+//! layout: packable
 
 const C_P_GAMMA: u32 = 0u;
 const C_P_BLOCK: u32 = 1u;

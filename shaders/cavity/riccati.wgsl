@@ -7,6 +7,9 @@
 //   Nothing here spans e^{±x}, so a window of any width in units of T_cry is exact.
 
 //! import shared/rhs_bindings
+// No workgroup memory and no storage writes besides `rhs_dy` in `rhs_member`: members may
+// share a workgroup (src/engine/gpu/layout.rs).
+//! layout: packable
 
 const R_P_OMEGA: u32 = 0u;
 const R_P_DIR: u32 = 1u;

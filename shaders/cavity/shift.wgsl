@@ -7,6 +7,9 @@
 // n_k = 1 without one); each block has its own tables (4 nb) and couples to no other.
 
 //! import shared/rhs_bindings
+// No workgroup memory and no storage writes besides `rhs_dy` in `rhs_member`: members may
+// share a workgroup (src/engine/gpu/layout.rs).
+//! layout: packable
 
 const S_P_GAMMA: u32 = 0u;
 const S_P_D: u32 = 1u;

@@ -570,6 +570,15 @@ impl BatchProblem for CavityBatch {
             _ => 1,
         }
     }
+    /// Riccati: one component, written by one invocation; the grid kernels share out all
+    /// their components.
+    fn member_parallel_width(&self) -> usize {
+        if self.scheme == Scheme::RiccatiS71 {
+            1
+        } else {
+            self.layout.state_len
+        }
+    }
     fn jacobian_band(&self) -> Option<(usize, usize)> {
         // Blocks (on-shell ε_k values) do not couple, so each block's band is the member's.
         match self.scheme {
