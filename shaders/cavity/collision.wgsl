@@ -33,7 +33,10 @@ fn rhs_member(m: u32, lid: u32, t: Real) {
     let n = u32(params[pb + C_P_BLOCK] + Real(0.5));
     let n_all = dims.state_len;
     let gamma = params[pb + C_P_GAMMA];
-    for (var ia = lid; ia < n_all; ia += WG) {
+    // A member that must not change anything (rhs_active() false: a spare or finished
+    // member of a packed workgroup) skips its loops.
+    let n_loop = select(0u, n_all, rhs_active());
+    for (var ia = lid; ia < n_loop; ia += WG) {
         let blk = ia / n;
         let i = ia - blk * n;
         let yb = m * n_all + blk * n;

@@ -25,7 +25,10 @@ fn rhs_member(mem: u32, lid: u32, t: Real) {
     let nb = u32(params[pb + F_P_BLOCK] + Real(0.5));
     let n_all = dims.state_len;
     let gamma = params[pb + F_P_GAMMA];
-    for (var ia = lid; ia < n_all; ia += WG) {
+    // A member that must not change anything (rhs_active() false: a spare or finished
+    // member of a packed workgroup) skips its loops.
+    let n_loop = select(0u, n_all, rhs_active());
+    for (var ia = lid; ia < n_loop; ia += WG) {
         let blk = ia / nb;
         let i = ia - blk * nb;
         let n = nb;

@@ -57,7 +57,7 @@ fn thermal_tanh(tb: u32, x: Real) -> Real {
 // member's workgroup; state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings;
 // in a fused step kernel shared/fused_bindings).
 fn rhs_member(m: u32, lid: u32, t: Real) {
-    if (lid == 0u) {
+    if (lid == 0u && rhs_active()) {
         let yb = m * dims.state_len;
         let pb = m * dims.params_len;
         let tb = m * dims.table_stride;

@@ -28,7 +28,10 @@ fn rhs_member(mem: u32, lid: u32, t: Real) {
     let d = params[pb + S_P_D];
     let sh = u32(params[pb + S_P_SHIFT] + Real(0.5));
     let s = params[pb + S_P_SIGN];
-    for (var ia = lid; ia < n_all; ia += WG) {
+    // A member that must not change anything (rhs_active() false: a spare or finished
+    // member of a packed workgroup) skips its loops.
+    let n_loop = select(0u, n_all, rhs_active());
+    for (var ia = lid; ia < n_loop; ia += WG) {
         let blk = ia / nb;
         let i = ia - blk * nb;
         let n = nb;
