@@ -1,5 +1,8 @@
 // Right-hand side of the Migdal-Eliashberg kinetic equation (supplement Eqs 29, 38):
-// solves (diag(1 − Σ′) + diag(f′) K) ḟ = I_ep[f] for one member per workgroup.
+// solves (diag(1 − Σ′) + diag(f′) K) ḟ = I_ep[f] for one member per workgroup, as
+// `rhs_member` (state and derivative through `rhs_y`/`rhs_dy`, so that the fused step
+// kernels of src/engine/gpu/fused.rs call it per stage) with the op-by-op `rhs` kernel a
+// thin wrapper around it.
 // CPU twin: `eliashberg_kinetic` in src/models/eliashberg/kinetic.rs (same table layout,
 // same constants; the twin solves by dense LU, this kernel by Jacobi-preconditioned
 // BiCGSTAB). Kept in sync with `PARAMS_LEN`, `table_len` and `SCRATCH_VECTORS` there.
@@ -16,6 +19,10 @@
 // the member FAILED.
 
 //! import shared/rhs_bindings
+// One `rhs_member` call site in a fused step kernel (src/engine/gpu/fused.rs, `plan`):
+// with the many barriers of the solve, six inlined copies (DOPRI5) took llvmpipe over ten
+// minutes to compile.
+//! fused: one rhs_member call site
 
 const MAX_ITER: u32 = 500u;
 // Relative residual at which BiCGSTAB stops: 1e-13 in f64, ~1e-6 in f32 (detected at
@@ -50,12 +57,12 @@ fn fext(sb: u32, l: i32, j: i32) -> Real {
         return Real(0.0);
     }
     if (j > 0) {
-        return y[sb + u32(j - 1)];
+        return rhs_y(sb + u32(j - 1));
     }
     if (-j > l) {
         return Real(1.0);
     }
-    return Real(1.0) - y[sb + u32(-j - 1)];
+    return Real(1.0) - rhs_y(sb + u32(-j - 1));
 }
 
 // Σ at node n (E = nε, n ≥ −L−1) from scratch vector 0 (nodes 1…L+1): Σ is odd, Σ_0 = 0.
@@ -83,22 +90,22 @@ fn kernel_dot16_state(tb: u32, l: u32, i: u32, j0: u32, sb: u32) -> Real {
     let t_hi = tb + 2u * l + i + j0;
     let yb = sb + j0;
     return Real(0.0)
-        + (tables[t_lo - 0u] + tables[t_hi + 0u]) * y[yb + 0u]
-        + (tables[t_lo - 1u] + tables[t_hi + 1u]) * y[yb + 1u]
-        + (tables[t_lo - 2u] + tables[t_hi + 2u]) * y[yb + 2u]
-        + (tables[t_lo - 3u] + tables[t_hi + 3u]) * y[yb + 3u]
-        + (tables[t_lo - 4u] + tables[t_hi + 4u]) * y[yb + 4u]
-        + (tables[t_lo - 5u] + tables[t_hi + 5u]) * y[yb + 5u]
-        + (tables[t_lo - 6u] + tables[t_hi + 6u]) * y[yb + 6u]
-        + (tables[t_lo - 7u] + tables[t_hi + 7u]) * y[yb + 7u]
-        + (tables[t_lo - 8u] + tables[t_hi + 8u]) * y[yb + 8u]
-        + (tables[t_lo - 9u] + tables[t_hi + 9u]) * y[yb + 9u]
-        + (tables[t_lo - 10u] + tables[t_hi + 10u]) * y[yb + 10u]
-        + (tables[t_lo - 11u] + tables[t_hi + 11u]) * y[yb + 11u]
-        + (tables[t_lo - 12u] + tables[t_hi + 12u]) * y[yb + 12u]
-        + (tables[t_lo - 13u] + tables[t_hi + 13u]) * y[yb + 13u]
-        + (tables[t_lo - 14u] + tables[t_hi + 14u]) * y[yb + 14u]
-        + (tables[t_lo - 15u] + tables[t_hi + 15u]) * y[yb + 15u];
+        + (tables[t_lo - 0u] + tables[t_hi + 0u]) * rhs_y(yb + 0u)
+        + (tables[t_lo - 1u] + tables[t_hi + 1u]) * rhs_y(yb + 1u)
+        + (tables[t_lo - 2u] + tables[t_hi + 2u]) * rhs_y(yb + 2u)
+        + (tables[t_lo - 3u] + tables[t_hi + 3u]) * rhs_y(yb + 3u)
+        + (tables[t_lo - 4u] + tables[t_hi + 4u]) * rhs_y(yb + 4u)
+        + (tables[t_lo - 5u] + tables[t_hi + 5u]) * rhs_y(yb + 5u)
+        + (tables[t_lo - 6u] + tables[t_hi + 6u]) * rhs_y(yb + 6u)
+        + (tables[t_lo - 7u] + tables[t_hi + 7u]) * rhs_y(yb + 7u)
+        + (tables[t_lo - 8u] + tables[t_hi + 8u]) * rhs_y(yb + 8u)
+        + (tables[t_lo - 9u] + tables[t_hi + 9u]) * rhs_y(yb + 9u)
+        + (tables[t_lo - 10u] + tables[t_hi + 10u]) * rhs_y(yb + 10u)
+        + (tables[t_lo - 11u] + tables[t_hi + 11u]) * rhs_y(yb + 11u)
+        + (tables[t_lo - 12u] + tables[t_hi + 12u]) * rhs_y(yb + 12u)
+        + (tables[t_lo - 13u] + tables[t_hi + 13u]) * rhs_y(yb + 13u)
+        + (tables[t_lo - 14u] + tables[t_hi + 14u]) * rhs_y(yb + 14u)
+        + (tables[t_lo - 15u] + tables[t_hi + 15u]) * rhs_y(yb + 15u);
 }
 
 // Σ_{j0 ≤ j < j0+16} K_ij z_j with z = scratch vector at `vb0` divided by the diagonal.
@@ -138,7 +145,7 @@ fn kernel_row_state(tb: u32, l: u32, i: u32, sb: u32) -> Real {
         acc = acc + kernel_dot16_state(tb, l, i, j0, sb);
     }
     for (var j = j0; j < l; j = j + 1u) {
-        acc = acc + kernel_entry(tb, l, i, j) * y[sb + j];
+        acc = acc + kernel_entry(tb, l, i, j) * rhs_y(sb + j);
     }
     return acc;
 }
@@ -162,19 +169,16 @@ fn matvec_row(tb: u32, cb: u32, st: u32, l: u32, row: u32, src: u32) -> Real {
     return scratch[cb + st + row] * zi + scratch[cb + 2u * st + row] * acc;
 }
 
-@compute @workgroup_size(WG)
-fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
-       @builtin(num_workgroups) num_wg: vec3<u32>,
-       @builtin(local_invocation_index) lid: u32) {
-    let m = member_index(wg_id, num_wg);
+// ḟ of member `m` (< dims.batch), read through `rhs_y` and written through `rhs_dy`:
+// the body of the op-by-op `rhs` kernel below and the right-hand side of the fused step
+// kernels (src/engine/gpu/fused.rs). Every invocation of the workgroup calls it from
+// uniform control flow (it contains barriers). The equation is autonomous: `t` is unused.
+// Loop iterations per invocation: `member_loops_per_component` in
+// src/models/eliashberg/kinetic.rs counts them for lavapipe's budget.
+fn rhs_member(m: u32, lid: u32, t: Real) {
     if (lid == 0u) {
-        if (m < dims.batch) {
-            uni[0] = u32(params[m * dims.params_len + 1u]);
-            uni[1] = u32(params[m * dims.params_len + 2u]);
-        } else {
-            uni[0] = 0u;
-            uni[1] = 0u;
-        }
+        uni[0] = u32(params[m * dims.params_len + 1u]);
+        uni[1] = u32(params[m * dims.params_len + 2u]);
     }
     let l = workgroupUniformLoad(&uni[0]);
     let nm = workgroupUniformLoad(&uni[1]);
@@ -314,9 +318,20 @@ fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
     let scale = params[pb];
     for (var i = lid; i < l; i = i + WG) {
         if (ok) {
-            dy[sb + i] = scale * scratch[cb + 3u * st + i] / scratch[cb + i];
+            rhs_dy(sb + i, scale * scratch[cb + 3u * st + i] / scratch[cb + i]);
         } else {
-            dy[sb + i] = zero / zero;
+            rhs_dy(sb + i, zero / zero);
         }
     }
+}
+
+@compute @workgroup_size(WG)
+fn rhs(@builtin(workgroup_id) wg_id: vec3<u32>,
+       @builtin(num_workgroups) num_wg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let m = member_index(wg_id, num_wg);
+    if (m >= dims.batch) {
+        return;
+    }
+    rhs_member(m, lid, scalars[dims.t_offset + m]);
 }

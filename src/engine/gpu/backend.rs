@@ -328,7 +328,8 @@ impl GpuBackend {
     /// Builds the dispatches of `program` against the current arena.
     fn build(&self, program: &StepProgram) -> Result<Compiled> {
         if self.fuse && self.fused_attempt_fits(program) {
-            if let Some(plan) = fused::plan(program) {
+            let one_call = self.problem.kernel().source.contains(fused::ONE_RHS_CALL_MARKER);
+            if let Some(plan) = fused::plan(program, one_call) {
                 if let Some(f) = self.build_fused(&plan)? {
                     return Ok(Compiled {
                         program: program.clone(),

@@ -109,10 +109,21 @@ impl Gen {
     }
 }
 
+/// Marks a model kernel whose fused step kernels call `rhs_member` from one call site
+/// (see [`plan`]).
+pub(crate) const ONE_RHS_CALL_MARKER: &str = "//! fused: one rhs_member call site";
+
 /// The fused kernel of `program`, or `None` when the program does not have the shape of an
 /// explicit step (BeginStep; Rhs/Lincomb/ScalarAxpy/ErrorNorm; Control; Select…;
-/// SteadyCheck?) or breaks a condition the fused loop relies on.
-pub(crate) fn plan(program: &StepProgram) -> Option<FusedPlan> {
+/// SteadyCheck?) or breaks a condition the fused loop relies on. With `one_rhs_call` the attempt's evaluations run as a loop over the stages
+/// with a single `rhs_member` call (each stage's preceding ops in a `switch` on the stage),
+/// instead of one inlined call per evaluation. Same ops in the same order, so the same
+/// arithmetic. Mesa inlines every WGSL function and llvmpipe compiles a kernel with
+/// barriers into coroutines: a right-hand side with many barriers (the Eliashberg
+/// BiCGSTAB, five workgroup reductions per iteration) copied six times into a DOPRI5
+/// kernel took llvmpipe's coroutine split over ten minutes to compile (docs/benchmarks.md
+/// section 18).
+pub(crate) fn plan(program: &StepProgram, one_rhs_call: bool) -> Option<FusedPlan> {
     let ops = &program.ops;
     let Some(Op::BeginStep { ctrl }) = ops.first() else { return None };
     let ctrl = *ctrl;
@@ -225,8 +236,17 @@ pub(crate) fn plan(program: &StepProgram) -> Option<FusedPlan> {
         code: String::new(),
     };
     let b = &mut body;
+    // With `one_rhs_call`: per evaluation, the code of the ops before it and its arguments.
+    let mut stages: Vec<String> = Vec::new();
     for op in compute {
         match op {
+            Op::Rhs { t: ts, y, dy } if one_rhs_call => {
+                let (ts, y, dy) = (b.s(*ts), b.v(*y), b.v(*dy));
+                b.line(2, &format!("rhs_in = vb[{y}];"));
+                b.line(2, &format!("rhs_out = vb[{dy}];"));
+                b.line(2, &format!("t_rhs = sc[{ts}];"));
+                stages.push(std::mem::take(&mut b.code));
+            }
             Op::Rhs { t: ts, y, dy } => {
                 let (ts, y, dy) = (b.s(*ts), b.v(*y), b.v(*dy));
                 b.line(2, &format!("rhs_in = vb[{y}];"));
@@ -324,6 +344,23 @@ pub(crate) fn plan(program: &StepProgram) -> Option<FusedPlan> {
             }
             _ => unreachable!("checked above"),
         }
+    }
+    if one_rhs_call {
+        let tail = std::mem::take(&mut b.code);
+        b.line(2, &format!("for (var stage = 0u; stage < {}u; stage = stage + 1u) {{", stages.len()));
+        b.line(3, "var t_rhs: Real = 0.0;");
+        b.line(3, "switch stage {");
+        for (k, code) in stages.iter().enumerate() {
+            b.line(4, &format!("case {k}u: {{"));
+            b.code.push_str(code);
+            b.line(4, "}");
+        }
+        b.line(4, "default: {}");
+        b.line(3, "}");
+        b.line(3, "rhs_member(member, lid, t_rhs);");
+        b.line(3, "storageBarrier();");
+        b.line(2, "}");
+        b.code.push_str(&tail);
     }
     // Control into a temporary, the swaps of the accepted Selects into a copy of the slot
     // map, and the steady-state test on the derivative the program would test.

@@ -731,6 +731,14 @@ impl BatchProblem for KineticProblem {
             source: include_str!("../../../shaders/eliashberg/kinetic.wgsl").into(),
         }
     }
+    /// Loop iterations of one invocation of `rhs_member` per row it covers, for a solve of
+    /// at most [`BUDGETED_SOLVE_ITERATIONS`] BiCGSTAB iterations ([`solve_loops_per_row`]):
+    /// O(L) per row (the Σ row sum and two matvec rows per iteration), not the O(1) of a
+    /// pass over the state. Solves that need more iterations are left to the run-time
+    /// check of lavapipe's budget (`docs/models/eliashberg.md`, *Linear solve*).
+    fn member_loops_per_component(&self) -> usize {
+        solve_loops_per_row(self.l, self.nm, BUDGETED_SOLVE_ITERATIONS)
+    }
     /// The equilibrium f0 at T0 that a deviation relaxes to (or grows from): rates of small
     /// deviations need errors relative to `f − f0`, not to f (`solver.error_scale`).
     fn reference_state(&self) -> Option<Vec<f64>> {
@@ -761,6 +769,33 @@ impl BatchProblem for KineticProblem {
             arrays: vec![("f".into(), y.to_vec()), ("delta_f".into(), dev)],
         }
     }
+}
+
+/// BiCGSTAB iterations per solve that [`BatchProblem::member_loops_per_component`] budgets
+/// for (the kernel stops at 500). Measured on lavapipe (`tests/gpu_fused_eliashberg.rs`
+/// prints them): 6 to 15 iterations per solve below λc, at L = 60 to 2048; near a
+/// singular left-hand side the count grows, and the run-time check of lavapipe's budget
+/// takes over (a fused attempt that does not fit is dropped and retried alone; one that
+/// does not fit alone fails the member, never returns a truncated solve).
+pub const BUDGETED_SOLVE_ITERATIONS: usize = 32;
+
+/// Upper bound of the loop iterations one invocation of `rhs_member` in
+/// `shaders/eliashberg/kinetic.wgsl` runs per row it covers, in one evaluation with at most
+/// `iterations` BiCGSTAB iterations, loop entries counted as iterations. A row sum over
+/// the L columns is `L/64` unrolled blocks of 64, `(L mod 64)/16` of 16 and `L mod 16`
+/// single terms. An invocation covering `c ≥ 1` of the L rows (`c + 1` of the L + 1 rows
+/// of Σ) runs per evaluation: Σ rows `(c + 1)(1 + row)`, collision `c(2 + n_modes)`, set-up
+/// `c + 1` and one workgroup reduction, and per BiCGSTAB iteration two matvec rows per
+/// row, four vector loops and five reductions (`log2 WG + 1 ≤ 9` each), then the write-out
+/// and the budget check. Terms per invocation are counted per row (`c ≥ 1`), so
+/// `c × (this + 1)` bounds the invocation's loops for any workgroup size.
+pub fn solve_loops_per_row(l: usize, n_modes: usize, iterations: usize) -> usize {
+    let row = l / 64 + (l % 64) / 16 + l % 16 + 3;
+    let reduction = 9;
+    let set_up = 2 * (1 + row) + (2 + n_modes) + 1 + 1 + reduction;
+    let per_iteration = 1 + 2 * (1 + row) + 4 + 6 + 5 * reduction;
+    let write_out = 1 + 1 + 2;
+    set_up + iterations * per_iteration + write_out
 }
 
 /// Scratch vectors per member used by the WGSL BiCGSTAB.
