@@ -178,6 +178,7 @@ impl GpuBackend {
                 && l.members_per_workgroup >= 1
                 && l.workgroups_per_member == 1
                 && l.workgroup_threads() <= ctx.limits().max_compute_invocations_per_workgroup
+                && l.workgroup_threads() <= ctx.limits().max_compute_workgroup_size_x
                 && (l == MemberLayout::single(WG)
                     || (member_kernel && (l.members_per_workgroup == 1 || layout::packable(&source.source))));
             if !ok {

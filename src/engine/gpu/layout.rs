@@ -68,7 +68,8 @@ impl std::fmt::Display for MemberLayout {
 pub struct AdapterShape {
     /// A CPU adapter (llvmpipe/lavapipe).
     pub cpu: bool,
-    /// `max_compute_invocations_per_workgroup`.
+    /// Threads one (1-D) workgroup may have: `max_compute_invocations_per_workgroup` and
+    /// `max_compute_workgroup_size_x`, the smaller.
     pub max_invocations: u32,
     /// `max_compute_workgroup_storage_size`, bytes.
     pub max_workgroup_bytes: u32,

@@ -274,7 +274,11 @@ impl GpuContext {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u32>().ok());
         let adapter = layout::AdapterShape {
             cpu: self.adapter_info.device_type == wgpu::DeviceType::Cpu,
-            max_invocations: self.limits.max_compute_invocations_per_workgroup,
+            // Workgroups are 1-D (x): both limits bound their threads.
+            max_invocations: self
+                .limits
+                .max_compute_invocations_per_workgroup
+                .min(self.limits.max_compute_workgroup_size_x),
             max_workgroup_bytes: self.limits.max_compute_workgroup_storage_size,
             real_bytes: Self::real_size(precision),
         };
