@@ -27,7 +27,7 @@
 //! when the matrix must be refactorised and `J` is [`JAC_MAX_AGE`] accepted steps old; the
 //! matrix `I − cJ` is refactorised only when `c` has moved by more than [`REFACTOR_CHANGE`]
 //! (30 %) from the `c` of its factors (the correction is then scaled by `2/(1 + c/c_LU)`, as
-//! CVODE does) or after [`LU_MAX_AGE`] steps. The iteration stops when the estimated
+//! CVODE does) or after [`LU_MAX_AGE`] steps at a different `c`. The iteration stops when the estimated
 //! remaining error `‖δ‖·min(1, rate)`, in the local-error norm times the order's error
 //! constant, is below [`NEWTON_TOL`]; the convergence rate is carried from step to step, so
 //! a well-converging Newton takes one RHS evaluation per step. A failure (divergence, more
@@ -76,6 +76,14 @@ const MIN_FACTOR: f64 = 0.2;
 const MAX_FACTOR: f64 = 10.0;
 /// NDF coefficients κ_k (Shampine & Reichelt 1997; κ_5 = 0: BDF5).
 const KAPPA: [f64; MAX_ORDER + 1] = [0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0];
+
+/// Whether `I − cJ` must be refactorised for `c`: none yet, `c` moved by more than
+/// [`REFACTOR_CHANGE`] from the factors' `c`, or the factors are [`LU_MAX_AGE`] steps old
+/// and `c` differs from theirs (with the same `c` and the same `J` the factors would be the
+/// same bits: the age alone is no reason).
+fn stale_factors(nw: &Newton, c: f64) -> bool {
+    !(nw.c_lu.is_finite() && (c / nw.c_lu - 1.0).abs() <= REFACTOR_CHANGE) || (nw.lu_age >= LU_MAX_AGE && c != nw.c_lu)
+}
 
 /// `γ_k = Σ_{j ≤ k} 1/j`.
 fn gamma(k: usize) -> f64 {
@@ -223,6 +231,65 @@ struct Ctx<'a> {
     /// The tolerance blocks do not overlap: norms from precomputed inverse weights (one
     /// division per component per step, not per norm); else [`error_norm`] each time.
     disjoint: bool,
+    /// Disjoint blocks and no reference state: the step's vector work runs in the fused
+    /// passes below (prediction with its weights, Newton update with its norm, error test
+    /// with its weights, difference update), each one loop over the state.
+    fused: bool,
+    /// Per component: the tolerances of its block (`atol = ∞` outside every block, so that
+    /// its inverse weight is 0).
+    atol_c: Vec<f64>,
+    rtol_c: Vec<f64>,
+    /// `0..n` cut into `(start, end, block)` runs (`block = usize::MAX` between blocks).
+    segments: Vec<(usize, usize, usize)>,
+}
+
+/// `y⁽⁰⁾ = Σ_{k < K} D[k]`, `ψ = Σ_{1 ≤ k < K} g_k D[k]` and the inverse weights
+/// `1/(atol + rtol·|y⁽⁰⁾|)` in one pass (`K = order + 1`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn predict_fused<const K: usize>(
+    d: &[Vec<f64>],
+    g: &[f64; MAX_ORDER + 1],
+    atol: &[f64],
+    rtol: &[f64],
+    y_pred: &mut [f64],
+    psi: &mut [f64],
+    iw: &mut [f64],
+) {
+    let n = y_pred.len();
+    let dk: [&[f64]; K] = std::array::from_fn(|k| &d[k][..n]);
+    let (atol, rtol, psi, iw) = (&atol[..n], &rtol[..n], &mut psi[..n], &mut iw[..n]);
+    for i in 0..n {
+        let mut yp = dk[0][i];
+        let mut ps = 0.0;
+        for k in 1..K {
+            yp += dk[k][i];
+            ps += g[k] * dk[k][i];
+        }
+        y_pred[i] = yp;
+        psi[i] = ps;
+        iw[i] = 1.0 / (atol[i] + rtol[i] * yp.abs());
+    }
+}
+
+/// After an accepted step of order `K − 3` with correction `corr`: `D[K−1] = corr − D[K−2]`,
+/// `D[K−2] = corr`, then `D[k] += D[k+1]` downwards, in one pass (`K = order + 3`).
+#[inline(always)]
+fn update_d_fused<const K: usize>(d: &mut [Vec<f64>], corr: &[f64]) {
+    let n = corr.len();
+    let mut it = d.iter_mut();
+    let rows: [&mut [f64]; K] = std::array::from_fn(|_| &mut it.next().unwrap()[..n]);
+    for i in 0..n {
+        let c = corr[i];
+        let dk1 = rows[K - 2][i];
+        rows[K - 1][i] = c - dk1;
+        rows[K - 2][i] = c;
+        let mut acc = c;
+        for k in (0..K - 2).rev() {
+            acc += rows[k][i];
+            rows[k][i] = acc;
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -274,6 +341,37 @@ impl Ctx<'_> {
             norm = norm.max(block);
         }
         norm
+    }
+
+    /// The norm from per-block sums of squared weighted components (NaN when one is not
+    /// finite), as [`Self::norm`] forms it.
+    fn norm_from_sums(&self, sums: &[f64]) -> f64 {
+        let mut norm: f64 = 0.0;
+        for (b, &sum) in self.blocks.iter().zip(sums) {
+            let block = (sum / ((b.end - b.start).max(1) as f64)).sqrt();
+            if !block.is_finite() {
+                return f64::NAN;
+            }
+            norm = norm.max(block);
+        }
+        norm
+    }
+
+    /// `‖scale·x‖` with the inverse weights `iw` (fused path), one pass.
+    fn norm_scaled(&self, x: &[f64], scale: f64, iw: &[f64]) -> f64 {
+        let mut sums = [0.0; 8];
+        let mut big = vec![];
+        let sums: &mut [f64] = if self.blocks.len() <= 8 {
+            &mut sums[..self.blocks.len()]
+        } else {
+            big.resize(self.blocks.len(), 0.0);
+            &mut big
+        };
+        for (b, sum) in self.blocks.iter().zip(sums.iter_mut()) {
+            *sum =
+                x[b.start..b.end].iter().zip(&iw[b.start..b.end]).map(|(x, w)| (scale * x * w) * (scale * x * w)).sum();
+        }
+        self.norm_from_sums(sums)
     }
 
     fn rhs(&self, m: usize, t: f64, y: &[f64], out: &mut [f64], scratch: &mut [f64]) {
@@ -351,7 +449,7 @@ impl Ctx<'_> {
         ok
     }
 
-    fn solve(&self, m: usize, nw: &Newton, b: &mut [f64], work: &mut [f64]) {
+    fn solve(&self, m: usize, nw: &Newton, b: &mut [f64], work: &mut Vec<f64>) {
         match self.prepared(m) {
             Some(p) => nw.lin.solve(p, b, work),
             None => nw.dense_lu.as_ref().unwrap().solve_in_place(b),
@@ -372,8 +470,11 @@ impl Ctx<'_> {
     ) -> Option<usize> {
         let n = self.n;
         let tol = NEWTON_TOL / error_const(mem.order);
-        self.inv_weights(m, &w.y_pred, &w.y_pred, &mut w.iw_pred);
         let scale = if mem.newton.c_lu == c { 1.0 } else { 2.0 / (1.0 + c / mem.newton.c_lu) };
+        if self.fused {
+            return self.newton_fused(m, mem, t_new, c, scale, tol, w, f_pred_valid);
+        }
+        self.inv_weights(m, &w.y_pred, &w.y_pred, &mut w.iw_pred);
         w.y.copy_from_slice(&w.y_pred);
         w.corr.iter_mut().for_each(|x| *x = 0.0);
         let mut dy_old = f64::NAN;
@@ -414,10 +515,96 @@ impl Ctx<'_> {
         None
     }
 
+    /// [`Self::newton`] on the fused path: the first iteration starts from `y⁽⁰⁾` and a zero
+    /// correction without copying them, each iteration is one pass for the residual, the
+    /// solve, and one pass that updates `y` and the correction and sums the norm (a
+    /// non-finite residual shows as a non-finite norm). `w.iw_pred` holds the predictor's
+    /// inverse weights ([`predict_fused`]).
+    #[allow(clippy::too_many_arguments)]
+    fn newton_fused(
+        &self,
+        m: usize,
+        mem: &mut Member,
+        t_new: f64,
+        c: f64,
+        scale: f64,
+        tol: f64,
+        w: &mut Work,
+        f_pred_valid: bool,
+    ) -> Option<usize> {
+        let n = self.n;
+        let mut dy_old = f64::NAN;
+        let mut sums = vec![0.0; self.blocks.len()];
+        for k in 0..NEWTON_MAXITER {
+            if !(k == 0 && f_pred_valid) {
+                let mut f = std::mem::take(&mut w.f);
+                let y = if k == 0 { &w.y_pred } else { &w.y };
+                self.rhs(m, t_new, y, &mut f, &mut w.scratch);
+                w.f = f;
+                mem.report.rhs_evaluations += 1;
+            }
+            let (f, psi, dy) = (&w.f[..n], &w.psi[..n], &mut w.dy[..n]);
+            if k == 0 {
+                for i in 0..n {
+                    dy[i] = c * f[i] - psi[i];
+                }
+            } else {
+                let corr = &w.corr[..n];
+                for i in 0..n {
+                    dy[i] = c * f[i] - psi[i] - corr[i];
+                }
+            }
+            self.solve(m, &mem.newton, &mut w.dy, &mut w.solve);
+            let mut gaps = 0.0;
+            for &(lo, hi, b) in &self.segments {
+                let dy = &w.dy[lo..hi];
+                let iw = &w.iw_pred[lo..hi];
+                let (y, corr) = (&mut w.y[lo..hi], &mut w.corr[lo..hi]);
+                let mut sum = 0.0;
+                if k == 0 {
+                    let yp = &w.y_pred[lo..hi];
+                    for i in 0..hi - lo {
+                        let d = dy[i] * scale;
+                        y[i] = yp[i] + d;
+                        corr[i] = d;
+                        sum += (d * iw[i]) * (d * iw[i]);
+                    }
+                } else {
+                    for i in 0..hi - lo {
+                        let d = dy[i] * scale;
+                        y[i] += d;
+                        corr[i] += d;
+                        sum += (d * iw[i]) * (d * iw[i]);
+                    }
+                }
+                if b == usize::MAX {
+                    // Outside the blocks: weighs nothing, but must be finite.
+                    gaps += dy.iter().map(|d| d * 0.0).sum::<f64>();
+                } else {
+                    sums[b] = sum;
+                }
+            }
+            let dy_norm = if gaps == 0.0 { self.norm_from_sums(&sums) } else { f64::NAN };
+            if !dy_norm.is_finite() {
+                return None;
+            }
+            if k > 0 {
+                mem.newton.rate = (0.3 * mem.newton.rate).max(dy_norm / dy_old);
+            }
+            if dy_norm * mem.newton.rate.min(1.0) <= tol || dy_norm == 0.0 {
+                return Some(k + 1);
+            }
+            if k > 0 && dy_norm > 2.0 * dy_old {
+                return None;
+            }
+            dy_old = dy_norm;
+        }
+        None
+    }
+
     /// One accepted step (with as many attempts as it takes) towards `t_bound`; false when
     /// the member stopped.
     fn step(&self, m: usize, mem: &mut Member, t_bound: f64, span: f64, w: &mut Work) -> bool {
-        let n = self.n;
         loop {
             let h_min = 1e-12 * (mem.t.abs() + span);
             if !(mem.h >= h_min) {
@@ -437,20 +624,32 @@ impl Ctx<'_> {
             }
             // y⁽⁰⁾ = Σ_{k ≤ order} D[k], ψ = Σ_{k=1..order} (γ_k/α_order) D[k], in one pass.
             let g: [f64; MAX_ORDER + 1] = std::array::from_fn(|k| gamma(k) / alpha(order));
-            w.y_pred.copy_from_slice(&mem.d[0]);
-            w.psi.iter_mut().for_each(|x| *x = 0.0);
-            for k in 1..=order {
-                for ((yp, ps), dk) in w.y_pred.iter_mut().zip(w.psi.iter_mut()).zip(&mem.d[k]) {
-                    *yp += dk;
-                    *ps += g[k] * dk;
+            if self.fused {
+                // …and the predictor's inverse weights (Newton's norm).
+                let (a, r) = (&self.atol_c, &self.rtol_c);
+                let (yp, ps, iw) = (&mut w.y_pred, &mut w.psi, &mut w.iw_pred);
+                match order {
+                    1 => predict_fused::<2>(&mem.d, &g, a, r, yp, ps, iw),
+                    2 => predict_fused::<3>(&mem.d, &g, a, r, yp, ps, iw),
+                    3 => predict_fused::<4>(&mem.d, &g, a, r, yp, ps, iw),
+                    4 => predict_fused::<5>(&mem.d, &g, a, r, yp, ps, iw),
+                    _ => predict_fused::<6>(&mem.d, &g, a, r, yp, ps, iw),
+                }
+            } else {
+                w.y_pred.copy_from_slice(&mem.d[0]);
+                w.psi.iter_mut().for_each(|x| *x = 0.0);
+                for k in 1..=order {
+                    for ((yp, ps), dk) in w.y_pred.iter_mut().zip(w.psi.iter_mut()).zip(&mem.d[k]) {
+                        *yp += dk;
+                        *ps += g[k] * dk;
+                    }
                 }
             }
             let c = h / alpha(order);
             let mut result = None;
             loop {
                 let nw = &mem.newton;
-                let stale_lu =
-                    !(nw.c_lu.is_finite() && (c / nw.c_lu - 1.0).abs() <= REFACTOR_CHANGE) || nw.lu_age >= LU_MAX_AGE;
+                let stale_lu = stale_factors(nw, c);
                 let mut f_pred_valid = false;
                 if nw.jac_age == u64::MAX || (stale_lu && nw.jac_age >= JAC_MAX_AGE && !nw.current) {
                     let mut f = std::mem::take(&mut w.f);
@@ -465,8 +664,7 @@ impl Ctx<'_> {
                     w.f = f;
                 }
                 let nw = &mem.newton;
-                let stale_lu =
-                    !(nw.c_lu.is_finite() && (c / nw.c_lu - 1.0).abs() <= REFACTOR_CHANGE) || nw.lu_age >= LU_MAX_AGE;
+                let stale_lu = stale_factors(nw, c);
                 if (stale_lu || nw.c_lu.is_nan()) && mem.newton.jac_age != u64::MAX && !self.factor(m, mem, c) {
                     break;
                 }
@@ -489,11 +687,31 @@ impl Ctx<'_> {
             };
             let safety = 0.9 * (2 * NEWTON_MAXITER + 1) as f64 / (2 * NEWTON_MAXITER + n_iter) as f64;
             let ec = error_const(order);
-            for (e, c) in w.e.iter_mut().zip(&w.corr) {
-                *e = ec * c;
-            }
-            self.inv_weights(m, &mem.d[0], &w.y, &mut w.iw_step);
-            let err = self.norm(m, &w.e, &mem.d[0], &w.y, &w.iw_step);
+            let err = if self.fused {
+                // Weights of (y_n, y_{n+1}) and the norm of ec·d in one pass.
+                let mut sums = vec![0.0; self.blocks.len()];
+                for &(lo, hi, b) in &self.segments {
+                    let (y0, y1, corr) = (&mem.d[0][lo..hi], &w.y[lo..hi], &w.corr[lo..hi]);
+                    let (a, r, iw) = (&self.atol_c[lo..hi], &self.rtol_c[lo..hi], &mut w.iw_step[lo..hi]);
+                    let mut sum = 0.0;
+                    for i in 0..hi - lo {
+                        let wi = 1.0 / (a[i] + r[i] * y0[i].abs().max(y1[i].abs()));
+                        iw[i] = wi;
+                        let e = ec * corr[i];
+                        sum += (e * wi) * (e * wi);
+                    }
+                    if b != usize::MAX {
+                        sums[b] = sum;
+                    }
+                }
+                self.norm_from_sums(&sums)
+            } else {
+                for (e, c) in w.e.iter_mut().zip(&w.corr) {
+                    *e = ec * c;
+                }
+                self.inv_weights(m, &mem.d[0], &w.y, &mut w.iw_step);
+                self.norm(m, &w.e, &mem.d[0], &w.y, &w.iw_step)
+            };
             let err = if err.is_finite() { err } else { f64::INFINITY };
             if err > 1.0 {
                 mem.report.rejected += 1;
@@ -512,22 +730,20 @@ impl Ctx<'_> {
             mem.n_equal_steps += 1;
             mem.t = t_new;
             // D[order+2] = d − D[order+1]; D[order+1] = d; D[i] += D[i+1] downwards.
-            for i in 0..n {
-                let dk1 = mem.d[order + 1][i];
-                mem.d[order + 2][i] = w.corr[i] - dk1;
-                mem.d[order + 1][i] = w.corr[i];
-            }
-            for k in (0..=order).rev() {
-                let (lo, hi) = mem.d.split_at_mut(k + 1);
-                for (a, b) in lo[k].iter_mut().zip(&hi[0]) {
-                    *a += b;
-                }
+            match order {
+                1 => update_d_fused::<4>(&mut mem.d, &w.corr),
+                2 => update_d_fused::<5>(&mut mem.d, &w.corr),
+                3 => update_d_fused::<6>(&mut mem.d, &w.corr),
+                4 => update_d_fused::<7>(&mut mem.d, &w.corr),
+                _ => update_d_fused::<8>(&mut mem.d, &w.corr),
             }
             if mem.n_equal_steps < order + 1 {
                 return true;
             }
             // Order and step selection from the neighbouring orders' error estimates.
-            let err_m = if order > 1 {
+            let err_m = if order > 1 && self.fused {
+                self.norm_scaled(&mem.d[order], error_const(order - 1), &w.iw_step)
+            } else if order > 1 {
                 let ec = error_const(order - 1);
                 for (e, dk) in w.e.iter_mut().zip(&mem.d[order]) {
                     *e = ec * dk;
@@ -536,7 +752,9 @@ impl Ctx<'_> {
             } else {
                 f64::INFINITY
             };
-            let err_p = if order < self.max_order {
+            let err_p = if order < self.max_order && self.fused {
+                self.norm_scaled(&mem.d[order + 2], error_const(order + 1), &w.iw_step)
+            } else if order < self.max_order {
                 let ec = error_const(order + 1);
                 for (e, dk) in w.e.iter_mut().zip(&mem.d[order + 2]) {
                     *e = ec * dk;
@@ -668,7 +886,45 @@ pub fn integrate_host_up_to(
         sorted.sort_unstable();
         sorted.windows(2).all(|p| p[0].1 <= p[1].0)
     };
-    let ctx = Ctx { problem, prepared, opts, blocks, fd_floor, reference, n, max_order, disjoint };
+    let fused = disjoint && reference.is_none();
+    let (mut atol_c, mut rtol_c) = (vec![f64::INFINITY; n], vec![0.0; n]);
+    let mut segments = Vec::new();
+    if fused {
+        let mut order: Vec<usize> = (0..blocks.len()).collect();
+        order.sort_by_key(|&b| blocks[b].start);
+        let mut at = 0;
+        for b in order {
+            let (lo, hi) = (blocks[b].start.min(n), blocks[b].end.min(n));
+            if lo >= hi {
+                continue;
+            }
+            if at < lo {
+                segments.push((at, lo, usize::MAX));
+            }
+            atol_c[lo..hi].iter_mut().for_each(|x| *x = blocks[b].atol);
+            rtol_c[lo..hi].iter_mut().for_each(|x| *x = blocks[b].rtol);
+            segments.push((lo, hi, b));
+            at = hi;
+        }
+        if at < n {
+            segments.push((at, n, usize::MAX));
+        }
+    }
+    let ctx = Ctx {
+        problem,
+        prepared,
+        opts,
+        blocks,
+        fd_floor,
+        reference,
+        n,
+        max_order,
+        disjoint,
+        fused,
+        atol_c,
+        rtol_c,
+        segments,
+    };
     let span = *opts.output_times.last().unwrap();
     let y0 = problem.initial_state();
     let mut members: Vec<Member> = (0..batch)
