@@ -24,10 +24,11 @@ fn collision_term(t_a: u32, t_b: u32, t_bd: u32, yb: u32, kb: u32, j: u32, fi: R
     return tables[t_a + j] * (tables[t_b + k] * (Real(1.0) - fi * fj) - tables[t_bd + k] * (fi - fj));
 }
 
-// Member `m`'s derivative by the WG invocations of its workgroup (`lid` = local index),
-// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
-// kernel shared/fused_bindings). Autonomous (`t` unused). Loop iterations per component and
-// evaluation: 1 + ⌊n/16⌋ + n mod 16 (`CavityBatch::member_loops_per_component`).
+// Member `m`'s derivative by the WG invocations of its segment of the workgroup
+// (`lid` = index in the segment), state and derivative through `rhs_y`/`rhs_dy`
+// (shared/rhs_bindings; in a fused step kernel shared/fused_bindings). Autonomous (`t`
+// unused). Loop iterations per component and evaluation: 1 + ⌊n/16⌋ + n mod 16
+// (`CavityBatch::member_loops_per_component`).
 fn rhs_member(m: u32, lid: u32, t: Real) {
     let pb = m * dims.params_len;
     let n = u32(params[pb + C_P_BLOCK] + Real(0.5));

@@ -63,10 +63,11 @@ fn graded_term(j: u32, i: u32, yb: u32, t_aw: u32, t_omega: u32, t_ep: u32, t_em
     return tables[t_aw + j] * b * ((Real(1.0) - fi * fj) - coth * (fi - fj));
 }
 
-// Member `m`'s derivative by the WG invocations of its workgroup (`lid` = local index),
-// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
-// kernel shared/fused_bindings). Autonomous (`t` unused). Loop iterations per component and
-// evaluation: 1 + ⌊n/16⌋ + n mod 16 (`CavityBatch::member_loops_per_component`).
+// Member `m`'s derivative by the WG invocations of its segment of the workgroup
+// (`lid` = index in the segment), state and derivative through `rhs_y`/`rhs_dy`
+// (shared/rhs_bindings; in a fused step kernel shared/fused_bindings). Autonomous (`t`
+// unused). Loop iterations per component and evaluation: 1 + ⌊n/16⌋ + n mod 16
+// (`CavityBatch::member_loops_per_component`).
 fn rhs_member(m: u32, lid: u32, t: Real) {
     let pb = m * dims.params_len;
     let n = u32(params[pb + G_P_BLOCK] + Real(0.5));

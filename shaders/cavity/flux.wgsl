@@ -17,9 +17,9 @@
 const F_P_GAMMA: u32 = 0u;
 const F_P_BLOCK: u32 = 1u;
 
-// Member `mem`'s derivative by the WG invocations of its workgroup (`lid` = local index),
-// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
-// kernel shared/fused_bindings). Autonomous (`t` unused).
+// Member `mem`'s derivative by the WG invocations of its segment of the workgroup
+// (`lid` = index in the segment), state and derivative through `rhs_y`/`rhs_dy`
+// (shared/rhs_bindings; in a fused step kernel shared/fused_bindings). Autonomous (`t` unused).
 fn rhs_member(mem: u32, lid: u32, t: Real) {
     let pb = mem * dims.params_len;
     let nb = u32(params[pb + F_P_BLOCK] + Real(0.5));

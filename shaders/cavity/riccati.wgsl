@@ -54,8 +54,8 @@ fn thermal_tanh(tb: u32, x: Real) -> Real {
 }
 
 // Member `m`'s derivative at time `t`: one component, written by invocation 0 of the
-// member's workgroup; state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings;
-// in a fused step kernel shared/fused_bindings).
+// member's segment of the workgroup; state and derivative through `rhs_y`/`rhs_dy`
+// (shared/rhs_bindings; in a fused step kernel shared/fused_bindings).
 fn rhs_member(m: u32, lid: u32, t: Real) {
     if (lid == 0u && rhs_active()) {
         let yb = m * dims.state_len;

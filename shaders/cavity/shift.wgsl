@@ -17,9 +17,9 @@ const S_P_SHIFT: u32 = 2u;
 const S_P_SIGN: u32 = 3u;
 const S_P_BLOCK: u32 = 4u;
 
-// Member `mem`'s derivative by the WG invocations of its workgroup (`lid` = local index),
-// state and derivative through `rhs_y`/`rhs_dy` (shared/rhs_bindings; in a fused step
-// kernel shared/fused_bindings). Autonomous (`t` unused).
+// Member `mem`'s derivative by the WG invocations of its segment of the workgroup
+// (`lid` = index in the segment), state and derivative through `rhs_y`/`rhs_dy`
+// (shared/rhs_bindings; in a fused step kernel shared/fused_bindings). Autonomous (`t` unused).
 fn rhs_member(mem: u32, lid: u32, t: Real) {
     let pb = mem * dims.params_len;
     let nb = u32(params[pb + S_P_BLOCK] + Real(0.5));
