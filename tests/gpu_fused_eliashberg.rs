@@ -246,3 +246,46 @@ fn over_the_loop_budget_dopri5_falls_back_to_op_by_op_rk4_still_fuses() {
     compare("eliashberg L=769 dopri5", p.clone(), &dopri5(0.01), false);
     compare("eliashberg L=769 rk4", p, &rk4(2e-3, 0.004), true);
 }
+
+/// Timing probe for docs/benchmarks.md section 18 (ignored: a minute or more on lavapipe):
+/// DOPRI5 (the options of the tests above, f64 where available) op by op and fused, one
+/// warm-up run of each (compiles the pipelines), then `NEQKIN_PROBE_REPS` (default 3)
+/// interleaved runs of each; prints the median wall time and the dispatches per accepted
+/// step. `NEQKIN_MEMBER_WG=256` gives both paths the member workgroup of the kernel before
+/// it was an `rhs_member` (256 threads at every L).
+#[test]
+#[ignore = "timing probe; run with --ignored --nocapture"]
+fn timing_probe() {
+    let Some(ctx) = gpu() else { return };
+    let prec = if ctx.supports_f64() { Precision::F64 } else { Precision::F32 };
+    let reps: usize = std::env::var("NEQKIN_PROBE_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    for (l, opts) in [(60, dopri5(0.05)), (260, dopri5(0.05)), (769, rk4(2e-3, 0.004))] {
+        let p = problem(l, [0.8, 1.2]);
+        let wg = ctx.member_workgroup_size(l, p.member_loops_per_component());
+        let mut walls = [vec![], vec![]];
+        let mut per_step = [0.0; 2];
+        for rep in 0..=reps {
+            for (k, fused) in [false, true].into_iter().enumerate() {
+                let (frames, dispatches, wall) = gpu_run(&ctx, &p, prec, fused, &opts);
+                let steps = frames.last().unwrap().2.iter().fold(0.0f64, |a, x| a.max(*x));
+                per_step[k] = dispatches as f64 / steps.max(1.0);
+                if rep > 0 {
+                    walls[k].push(wall);
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (a, b) = (median(&mut walls[0]), median(&mut walls[1]));
+        println!(
+            "probe L = {l} {:?} {prec} (member workgroup {wg}, {reps} reps): op by op {a:.3} s ({:.1} dispatches per \
+             accepted step), fused {b:.3} s ({:.2}); op by op / fused {:.2}",
+            opts.method,
+            per_step[0],
+            per_step[1],
+            a / b
+        );
+    }
+}

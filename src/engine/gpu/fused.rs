@@ -10,7 +10,10 @@
 //! arithmetic (same coefficients from a constant buffer, the same summation order in each
 //! `Lincomb` and in the error norm's strided and tree sums, the same `control_member` from
 //! shared/control.wgsl), so a fused run takes the same steps as the op-by-op run. Its CPU
-//! twin is therefore the step program on the CPU backend.
+//! twin is therefore the step program on the CPU backend. A model whose kernel carries
+//! [`ONE_RHS_CALL_MARKER`] gets its evaluations as a loop over the stages with one
+//! `rhs_member` call site instead of one inlined call per evaluation (compile time of
+//! barrier-heavy right-hand sides on llvmpipe; see [`plan`]).
 //!
 //! Differences from the op-by-op execution, none visible to the driver:
 //! - each invocation keeps the member's scalars in private memory and writes them back

@@ -772,11 +772,12 @@ impl BatchProblem for KineticProblem {
 }
 
 /// BiCGSTAB iterations per solve that [`BatchProblem::member_loops_per_component`] budgets
-/// for (the kernel stops at 500). Measured on lavapipe (`tests/gpu_fused_eliashberg.rs`
-/// prints them): 6 to 15 iterations per solve below λc, at L = 60 to 2048; near a
-/// singular left-hand side the count grows, and the run-time check of lavapipe's budget
-/// takes over (a fused attempt that does not fit is dropped and retried alone; one that
-/// does not fit alone fails the member, never returns a truncated solve).
+/// for (the kernel stops at 500). A replica of the kernel's solve in
+/// `tests/gpu_fused_eliashberg.rs` counts 9–10 iterations at the states of its runs (L = 60,
+/// 260, 769; 6 at the Table I initial state, docs/models/eliashberg.md); near a singular
+/// left-hand side the count grows, and the run-time check of lavapipe's budget takes over
+/// (a fused attempt that does not fit is dropped and retried alone; one that does not fit
+/// alone fails the member, never returns a truncated solve).
 pub const BUDGETED_SOLVE_ITERATIONS: usize = 32;
 
 /// Upper bound of the loop iterations one invocation of `rhs_member` in
