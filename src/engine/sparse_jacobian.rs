@@ -415,22 +415,20 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
-/// Solves `L U x = b[perm]` with the factors of [`band_factor_impl`] and writes `x` to
-/// `b[perm]` (`perm[new] = old`); the gather is fused into the forward sweep, the scatter
+/// Solves `L U x = b[perm]` (`shape = (n, kl, ku)`) with the factors of
+/// [`band_factor_impl`] and writes `x` to `b[perm]` (`perm[new] = old`); the gather is fused into the forward sweep, the scatter
 /// into the back sweep. `xp` holds `n + kl + ku` reals (`x_j` at `xp[kl + j]`, zeros around
 /// it, so that every row's dot product has its full length).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn band_solve_impl(
-    n: usize,
-    kl: usize,
-    ku: usize,
+    shape: (usize, usize, usize),
     a: &[f64],
     inv_diag: &[f64],
     perm: &[usize],
     b: &mut [f64],
     xp: &mut [f64],
 ) {
+    let (n, kl, ku) = shape;
     let w = band_stride(kl, ku);
     let (a, inv_diag, perm, xp) = (&a[..n * w], &inv_diag[..n], &perm[..n], &mut xp[..n + kl + ku]);
     if n == 0 {
@@ -485,8 +483,7 @@ crate::multiversion! {
 
 crate::multiversion! {
     /// [`band_solve_impl`], runtime-dispatched to the widest vectors the CPU has.
-    #[allow(clippy::too_many_arguments)]
-    fn band_solve / band_solve_portable (n: usize, kl: usize, ku: usize, a: &[f64], inv_diag: &[f64], perm: &[usize], b: &mut [f64], xp: &mut [f64]) => band_solve_impl
+    fn band_solve / band_solve_portable (shape: (usize, usize, usize), a: &[f64], inv_diag: &[f64], perm: &[usize], b: &mut [f64], xp: &mut [f64]) => band_solve_impl
 }
 
 impl Band {
@@ -511,7 +508,7 @@ impl Band {
         if work.len() < n + kl + ku {
             work.resize(n + kl + ku, 0.0);
         }
-        band_solve(n, kl, ku, &self.a, &self.inv_diag, perm, b, work)
+        band_solve((n, kl, ku), &self.a, &self.inv_diag, perm, b, work)
     }
 }
 
@@ -750,7 +747,7 @@ mod tests {
             assert!(band_factor_portable(n, kl, ku, &mut portable.a, &mut portable.inv_diag));
             assert_eq!(portable.a, band.a);
             let mut bp = rhs.clone();
-            band_solve_portable(n, kl, ku, &portable.a, &portable.inv_diag, &perm, &mut bp, &mut work);
+            band_solve_portable((n, kl, ku), &portable.a, &portable.inv_diag, &perm, &mut bp, &mut work);
             assert_eq!(bp, b);
         }
     }
