@@ -178,6 +178,40 @@ fn dry_run_prints_points_batches_memory_output_and_backend() {
     assert!(!out.exists(), "the dry run created the output folder");
 }
 
+/// The bytes of `memory: largest batch ≈ …` a dry run of `toml` prints.
+fn dry_run_batch_bytes(toml: &str) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let out = dir.path().join("out");
+    let o =
+        Command::new(BIN).args(["run", "--dry-run", "--backend", "cpu", "--out"]).arg(&out).arg(&cfg).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = String::from_utf8_lossy(&o.stdout).to_string();
+    let line = s.lines().find(|l| l.starts_with("memory: largest batch ≈ ")).unwrap_or_else(|| panic!("{s}"));
+    let mut words = line["memory: largest batch ≈ ".len()..].split_whitespace();
+    let x: f64 = words.next().unwrap().parse().unwrap();
+    let unit = words.next().unwrap();
+    let unit = ["B", "KiB", "MiB", "GiB"].iter().position(|u| *u == unit).unwrap();
+    x * 1024f64.powi(unit as i32)
+}
+
+#[test]
+fn bdf_memory_estimate_is_band_storage_for_a_sparse_pattern() {
+    // Photoexcited declares a sparse Jacobian pattern: bdf stores band factors, O(N·band)
+    // (≈ 1 MiB at N = 2048, band ≈ 20 after reordering), not the dense N² × 3 reals
+    // (≈ 96 MiB) of the dense path, nor the natural-order band (a phonon shift ≈ N/2: 65 MiB).
+    let toml = |method: &str| {
+        format!(
+            "model = \"photoexcited\"\n[solver]\nmethod = \"{method}\"\nt_end = 1.0\noutput_times = [1.0]\n\
+             [params]\nfilling = 0.5\nzeta = 5.0\ngrid_points = 2048\n[output]\nbatch_size = 1\narrays = false\n"
+        )
+    };
+    let (bdf, dopri5) = (dry_run_batch_bytes(&toml("bdf")), dry_run_batch_bytes(&toml("dopri5")));
+    assert!(bdf > dopri5, "bdf {bdf} B, dopri5 {dopri5} B: the band storage is counted");
+    assert!(bdf < 4.0 * 1024.0 * 1024.0, "bdf {bdf} B: sized as dense or by the natural-order band");
+}
+
 /// The `message` of the last row of a one-point relaxation run.
 fn failure_message(solver: &str, params: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();

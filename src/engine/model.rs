@@ -324,6 +324,11 @@ pub struct Footprint {
     /// Band `(lower, upper)` of the RHS Jacobian ([`BatchProblem::jacobian_band`]);
     /// `None`: dense (the Newton and BDF memory estimates use it).
     pub jacobian_band: Option<(u64, u64)>,
+    /// Band `(lower, upper)` of the core of the declared sparse Jacobian pattern
+    /// ([`BatchProblem::jacobian_pattern`]) after reverse Cuthill–McKee, as the band LU of
+    /// `bdf` and `rosenbrock` stores it (the memory estimate uses it). `None`: no pattern
+    /// declared (they fall back to `jacobian_band`, else dense).
+    pub jacobian_pattern_band: Option<(u64, u64)>,
 }
 
 impl Footprint {
@@ -339,6 +344,10 @@ impl Footprint {
             array_reals: self.array_reals.max(o.array_reals),
             static_array_reals: self.static_array_reals.max(o.static_array_reals),
             jacobian_band: match (self.jacobian_band, o.jacobian_band) {
+                (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
+                _ => None,
+            },
+            jacobian_pattern_band: match (self.jacobian_pattern_band, o.jacobian_pattern_band) {
                 (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
                 _ => None,
             },

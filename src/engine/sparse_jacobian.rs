@@ -594,7 +594,13 @@ impl Linear {
         let m = n - core;
         if m > 0 {
             self.dlu.as_ref().unwrap().solve_in_place(&mut b[core..n]);
-            let xb = &b[core..n].to_vec();
+            // The border's solution, copied to `work` (no allocation per solve; the band
+            // solve below overwrites all of it before reading).
+            if work.len() < m {
+                work.resize(m, 0.0);
+            }
+            work[..m].copy_from_slice(&b[core..n]);
+            let xb = &work[..m];
             for c in 0..m {
                 let xc = self.gh * xb[c];
                 if xc != 0.0 {

@@ -147,6 +147,7 @@ impl Model for Cavity {
                 Scheme::ShiftConsistent | Scheme::ShiftS71Reading => Some((d.shift as u64, d.shift as u64)),
                 _ => None,
             },
+            jacobian_pattern_band: None,
         }))
     }
     fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {

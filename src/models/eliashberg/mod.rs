@@ -502,6 +502,7 @@ impl Model for Eliashberg {
                 array_reals: 2 * l,
                 static_array_reals: 0,
                 jacobian_band: None,
+                jacobian_pattern_band: None,
             },
             // Dense L×L matrices of the eigenproblem (two operators, factors, vectors).
             Task::Stability => Footprint {

@@ -357,6 +357,7 @@ impl Model for Interband {
             // k.
             static_array_reals: n as u64,
             jacobian_band: None,
+            jacobian_pattern_band: None,
         }))
     }
     fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {

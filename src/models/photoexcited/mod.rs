@@ -522,7 +522,17 @@ impl Model for Photoexcited {
     fn footprint(&self, params: &ParsedParams) -> Result<Option<crate::engine::model::Footprint>> {
         let p = params.downcast::<PhotoexcitedParams>()?;
         let n = p.grid_points as u64;
-        let lines = PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width()).shift.len() as u64;
+        let shifts = PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width()).shift;
+        let lines = shifts.len() as u64;
+        // The cells couple at the phonon shifts (and ±1 through the face fluxes), as
+        // `jacobian_pattern` declares.
+        let fluxes = p.inelastic_rate != 0.0 || p.electric_field != 0.0 || p.self_consistent_field;
+        let mut offsets: Vec<isize> = shifts.iter().flat_map(|&k| [k as isize, -(k as isize)]).collect();
+        if fluxes {
+            offsets.extend([1, -1]);
+        }
+        let coupled = !p.zeta_fixed() || p.self_consistent_field;
+        let band = reordered_band(p.grid_points, offsets, coupled);
         // The p band samples k_points³ momenta, OUTPUTS reals each, while the batch is built.
         let k = p.k_points as u64;
         let work = if p.dos == DosKind::PBand { k * k * k * p_band::OUTPUTS as u64 * 8 } else { 0 };
@@ -537,6 +547,7 @@ impl Model for Photoexcited {
             // energy_grid and dos.
             static_array_reals: 2 * n,
             jacobian_band: None,
+            jacobian_pattern_band: Some(band),
         }))
     }
     fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
@@ -547,4 +558,27 @@ impl Model for Photoexcited {
             downcast_all::<PhotoexcitedParams>(points)?.into_iter().cloned().collect();
         Ok(Arc::new(PhotoexcitedBatch::new_with(&parsed, device)?))
     }
+}
+
+/// Band `(lower, upper)` of the cells' stencil pattern (`offsets`) after reverse
+/// Cuthill–McKee, as `bdf` and `rosenbrock` store its LU: far narrower than the largest
+/// offset (a phonon shift ≈ N/2 couples cells that the reordering puts side by side).
+/// Remembered per pattern: sweeps ask once per point.
+fn reordered_band(cells: usize, mut offsets: Vec<isize>, coupled: bool) -> (u64, u64) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (usize, Vec<isize>, bool);
+    static BANDS: OnceLock<Mutex<HashMap<Key, (u64, u64)>>> = OnceLock::new();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let key = (cells, offsets, coupled);
+    let bands = BANDS.get_or_init(Default::default);
+    if let Some(&b) = bands.lock().unwrap().get(&key) {
+        return b;
+    }
+    let pattern = crate::engine::rosenbrock::JacobianPattern::stencil(cells, &key.1, coupled, true);
+    let prepared = crate::engine::sparse_jacobian::Prepared::new(&pattern, cells + 3);
+    let band = (prepared.kl as u64, prepared.ku as u64);
+    bands.lock().unwrap().insert(key, band);
+    band
 }

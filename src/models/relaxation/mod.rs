@@ -194,6 +194,7 @@ impl Model for Relaxation {
             // grid_x.
             static_array_reals: n,
             jacobian_band: Some((1, 1)),
+            jacobian_pattern_band: None,
         }))
     }
     fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
