@@ -3,12 +3,13 @@
 //! output belongs with the GPU backend's tests.
 
 use neqkin::models::photoexcited::{collision, KERNEL_SOURCE};
+use neqkin::engine::backend::Precision;
 
-/// Minimal preprocessor: `alias Real = ..;` + inlined `//! import shared/rhs_bindings`.
+/// The engine's own preprocessor (prelude with `alias Real`, every `//! import shared/..`
+/// inlined), so the test validates exactly what the backend compiles.
 fn preprocess(real: &str) -> String {
-    let bindings =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared/rhs_bindings.wgsl")).unwrap();
-    format!("alias Real = {real};\n{}", KERNEL_SOURCE.replace("//! import shared/rhs_bindings", &bindings))
+    let precision = if real == "f64" { Precision::F64 } else { Precision::F32 };
+    neqkin::engine::gpu::preprocess::preprocess("photoexcited/collision.wgsl", KERNEL_SOURCE, precision).unwrap()
 }
 
 #[test]
