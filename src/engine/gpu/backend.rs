@@ -331,7 +331,7 @@ impl GpuBackend {
         if self.fuse && self.fused_attempt_fits(program) {
             let one_call = self.problem.kernel().source.contains(fused::ONE_RHS_CALL_MARKER);
             if let Some(plan) = fused::plan(program, one_call) {
-                if let Some(f) = self.build_fused(&plan)? {
+                if let Some(f) = self.build_fused(&plan, self.fused_attempts_per_dispatch(program))? {
                     return Ok(Compiled {
                         program: program.clone(),
                         generation: self.generation,
@@ -646,9 +646,30 @@ impl GpuBackend {
         fits
     }
 
+    /// Most attempts one fused dispatch of `program` makes: [`FUSED_MAX_ATTEMPTS`], except
+    /// with several members per workgroup on a CPU adapter, where a dispatch makes no more
+    /// attempts than lavapipe's loop budget holds. There a cut must not happen at all: the
+    /// budget is spent per 8-lane group, so the segments of a packed workgroup run out at
+    /// different attempts (a member that is done skips its loops), the cut segments then
+    /// leave their reduction loops early and the workgroup's barriers no longer pair up;
+    /// the neighbours of the cut member came back with wrong states
+    /// (tests/gpu_layout_hostile.rs). One member per workgroup resumes after a cut as before.
+    fn fused_attempts_per_dispatch(&self, program: &StepProgram) -> usize {
+        if self.ctx.adapter_info.device_type != wgpu::DeviceType::Cpu || self.member_layout.members_per_workgroup == 1 {
+            return FUSED_MAX_ATTEMPTS;
+        }
+        let evaluations = program.ops.iter().filter(|op| matches!(op, Op::Rhs { .. })).count().max(1);
+        let per_invocation = self.layout.state_len.div_ceil(self.member_layout.threads_per_member as usize);
+        let loops = self.problem.member_loops_per_component();
+        // As `cpu_member_loops_fit`, plus the attempt's own passes (error norm, steady-state
+        // test, budget check) and their reduction trees.
+        let per_attempt = evaluations * (per_invocation * (loops + 1) + 64) + 4 * per_invocation + 64;
+        (super::LAVAPIPE_LOOP_BUDGET / per_attempt).clamp(1, FUSED_MAX_ATTEMPTS)
+    }
+
     /// The fused kernel of `plan` with its buffers and bind groups, or `None` when the
     /// model has no `rhs_member` function or the work buffer would not fit one binding.
-    fn build_fused(&self, plan: &FusedPlan) -> Result<Option<Fused>> {
+    fn build_fused(&self, plan: &FusedPlan, max_attempts: usize) -> Result<Option<Fused>> {
         let source = self.problem.kernel();
         let Some(text) = fused::kernel_source(&source.source, plan) else { return Ok(None) };
         let l = self.layout;
@@ -700,7 +721,7 @@ impl GpuBackend {
         let fp = FusedParams {
             slot_len: slot_len as u32,
             n_vectors: nv as u32,
-            max_attempts: FUSED_MAX_ATTEMPTS as u32,
+            max_attempts: max_attempts as u32,
             _pad: 0,
             scalar_offsets: offsets,
         };
@@ -757,7 +778,7 @@ impl GpuBackend {
             unpermute,
             work,
             fstate,
-            attempts_per_dispatch: FUSED_MAX_ATTEMPTS,
+            attempts_per_dispatch: max_attempts,
         }))
     }
 
