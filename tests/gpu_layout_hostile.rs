@@ -267,8 +267,10 @@ fn failing_member_fails_alone_in_packed_workgroups() {
 }
 
 #[test]
-#[ignore = "not finished: in f32 the run with the poisoned member did not end within 5 minutes on lavapipe \
-            (one member per workgroup, op by op, before any packed layout ran); not investigated"]
+#[ignore = "known, not layout-specific: in f32 the run with a member whose derivative turns NaN at t = 0.3 does \
+            not end (>5 min; one member per workgroup, op by op; the clean f32 run takes 6 steps). Likely cause: \
+            h_min = 1e-14 t_final is far below f32's ulp of t, so accepted steps with t + h == t repeat below the \
+            NaN onset instead of failing the member"]
 fn failing_member_fails_alone_in_packed_workgroups_f32() {
     failing_member_fails_alone(Precision::F32);
 }

@@ -2,8 +2,8 @@
 //! of its layout constants with the CPU twin. The GPU-vs-CPU comparison of the kernel's
 //! output belongs with the GPU backend's tests.
 
-use neqkin::models::photoexcited::{collision, KERNEL_SOURCE};
 use neqkin::engine::backend::Precision;
+use neqkin::models::photoexcited::{collision, KERNEL_SOURCE};
 
 /// The engine's own preprocessor (prelude with `alias Real`, every `//! import shared/..`
 /// inlined), so the test validates exactly what the backend compiles.
