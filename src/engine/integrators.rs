@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use crate::engine::backend::{Backend, ProgramId};
+use crate::engine::backend::{Backend, Precision, ProgramId};
 use crate::engine::model::BatchProblem;
 use crate::engine::program::{status, ControlIds, ControlLaw, Op, ScalarId, StepProgram, ToleranceBlock, VecId};
 use crate::engine::solve::{ErrorScale, Method, OutputFrame, SolveOptions, SolveStats};
@@ -293,6 +293,17 @@ pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &Sol
     }
 }
 
+/// Smallest adaptive step before a member fails: 1e-14 · max(t_final, 1) in f64 (about 45
+/// units of roundoff of t), the same multiple of the unit roundoff in f32 (≈ 5.4e-6 ·
+/// max(t_final, 1)). Why precision-aware: in f32 a step below the spacing of representable
+/// times leaves `t + h == t`; a member whose right-hand side turns non-finite at some time
+/// then shrinks its step below that spacing, evaluates its stages at the old `t`, has them
+/// accepted without advancing, grows `h` into the bad time again, and repeats for ever instead
+/// of failing (seen on lavapipe, tests/gpu_layout_hostile.rs).
+pub(crate) fn min_step(precision: Precision, t_final: f64) -> f64 {
+    1e-14 * (precision.unit_roundoff() / Precision::F64.unit_roundoff()) * t_final.max(1.0)
+}
+
 /// Drives an integration; see [`crate::engine::solve::integrate`].
 pub fn drive(
     backend: &mut dyn Backend,
@@ -310,7 +321,7 @@ pub fn drive(
     for b in &mut blocks {
         b.end = b.end.min(n);
     }
-    let h_min = 1e-14 * t_final.max(1.0);
+    let h_min = min_step(backend.info().precision, t_final);
     let n_scratch = match opts.method {
         Method::Rk4 => 5,
         Method::Dopri5 => 9,
