@@ -102,3 +102,34 @@ fn uniform_blocks_match_wgsl_sizes() {
         }
     }
 }
+
+/// Every model kernel that carries `//! layout: splittable` validates with the split entry
+/// points appended (`rhs_split`, `rhs_finish`: src/engine/gpu/layout.rs) at 3 workgroups per
+/// member and 16 threads, so a model that declares the capability without `rhs_cells` and
+/// `rhs_totals` of the right shape fails here, on any machine.
+#[test]
+fn splittable_kernels_validate_with_the_split_entry_points() {
+    use neqkin::engine::gpu::layout::{splittable, SPLIT_RHS_ENTRIES};
+    use neqkin::engine::gpu::preprocess::{with_member_layout, with_workgroups_per_member};
+    let mut files = Vec::new();
+    wgsl_files(&shaders_dir(), &mut files);
+    files.sort();
+    let mut split = vec![];
+    for file in files.iter().filter(|f| !f.starts_with("shared/") && !f.starts_with("engine/")) {
+        let text = std::fs::read_to_string(shaders_dir().join(file)).expect("readable shader");
+        if !splittable(&text) {
+            continue;
+        }
+        for precision in PRECISIONS {
+            let source = preprocess(file, &format!("{text}{SPLIT_RHS_ENTRIES}"), precision).expect("preprocess");
+            let source = with_member_layout(file, &source, 16, 1).expect("WG line");
+            let source = with_workgroups_per_member(file, &source, 3).expect("WPM line");
+            let module = validate(file, &source, precision);
+            for entry in ["rhs_split", "rhs_finish"] {
+                assert!(module.entry_points.iter().any(|e| e.name == entry), "{file}: no {entry}");
+            }
+        }
+        split.push(file.clone());
+    }
+    assert_eq!(split, ["photoexcited/collision.wgsl", "relaxation/rhs.wgsl"], "the splittable kernels");
+}

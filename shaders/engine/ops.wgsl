@@ -16,7 +16,9 @@
 // tests/shaders_validate.rs). `Real` and `REAL_MAX` come from the host preprocessor.
 //
 // Dispatch: element-wise and per-member kernels use WG threads per workgroup over a
-// 2-D grid of workgroups (x first); reductions use one workgroup per member.
+// 2-D grid of workgroups (x first); reductions use one workgroup per member, or, for
+// members split over several workgroups, a `*_partial` dispatch of `groups` workgroups
+// per member and a `*_finish` dispatch of one invocation per member.
 
 const WG: u32 = 256u;
 
@@ -195,7 +197,8 @@ struct ErrorNormParams {
     // 1: weights from the deviation from the reference state `error_norm_ref`; 0: from the
     // state (the reference binding is then not read).
     deviation: u32,
-    _pad1: u32,
+    // Workgroups per member of `error_norm_partial` (1 for `error_norm`).
+    groups: u32,
     _pad2: u32,
 }
 
@@ -204,6 +207,24 @@ struct ErrorNormParams {
 @group(0) @binding(4) var<storage, read> error_norm_y0: array<Real>;
 @group(0) @binding(5) var<storage, read> error_norm_y1: array<Real>;
 @group(0) @binding(6) var<storage, read> error_norm_ref: array<Real>;
+
+// Per-workgroup partial sums of the two-level reductions (members split over `groups`
+// workgroups, ARCHITECTURE.md "Work layouts"): written by `*_partial`, summed by
+// `*_finish` in the next dispatch. Entry (m · groups + g) · n_sums + k: sum k of workgroup
+// g of member m.
+@group(0) @binding(9) var<storage, read_write> reduce_partials: array<Real>;
+
+// The squared weighted error of the component at `k` (member base + index), weight
+// atol + rtol·max(|y0 − r|, |y1 − r|) (r = the reference state when `deviation`, else 0).
+fn error_norm_term(k: u32, atol: Real, rtol: Real, deviation: bool) -> Real {
+    var ref_i: Real = 0.0;
+    if deviation {
+        ref_i = error_norm_ref[k];
+    }
+    let w = atol + rtol * max(abs(error_norm_y0[k] - ref_i), abs(error_norm_y1[k] - ref_i));
+    let r = error_norm_e[k] / w;
+    return r * r;
+}
 
 // Max over tolerance blocks of each block's weighted RMS, one workgroup per member, with
 // weights atol + rtol·max(|y0 − r|, |y1 − r|) (r = the reference state, or 0);
@@ -231,13 +252,7 @@ fn error_norm(
         let rtol = consts[k + 3u];
         var sum: Real = 0.0;
         for (var i = start + lid; i < end; i += WG) {
-            var ref_i: Real = 0.0;
-            if p.deviation != 0u {
-                ref_i = error_norm_ref[base + i];
-            }
-            let w = atol + rtol * max(abs(error_norm_y0[base + i] - ref_i), abs(error_norm_y1[base + i] - ref_i));
-            let r = error_norm_e[base + i] / w;
-            sum += r * r;
+            sum += error_norm_term(base + i, atol, rtol, p.deviation != 0u);
         }
         sum = workgroup_sum(lid, sum);
         let block = sqrt(sum / Real(max(end - start, 1u)));
@@ -253,6 +268,77 @@ fn error_norm(
         } else {
             scalars[p.out + m] = consts[NAN_INDEX];
         }
+    }
+}
+
+// `error_norm` for members split over `groups` workgroups, first level: workgroup g of
+// member m sums the squared weighted errors of its share of each block (components
+// start + g·WG + lid, strided by WG·groups) and writes the block sums to
+// `reduce_partials` (n_blocks per workgroup).
+@compute @workgroup_size(WG)
+fn error_norm_partial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = error_norm_params;
+    let flat = member_of(wg, num_wg);
+    let m = flat / p.groups;
+    if m >= p.batch {
+        return;
+    }
+    let g = flat % p.groups;
+    let base = m * p.state_len;
+    for (var b = 0u; b < p.n_blocks; b++) {
+        let k = p.blocks + 4u * b;
+        let start = u32(consts[k]);
+        let end = u32(consts[k + 1u]);
+        let atol = consts[k + 2u];
+        let rtol = consts[k + 3u];
+        var sum: Real = 0.0;
+        for (var i = start + g * WG + lid; i < end; i += WG * p.groups) {
+            sum += error_norm_term(base + i, atol, rtol, p.deviation != 0u);
+        }
+        sum = workgroup_sum(lid, sum);
+        if lid == 0u {
+            reduce_partials[flat * p.n_blocks + b] = sum;
+        }
+    }
+}
+
+// Second level, one invocation per member: each block's sum over the member's workgroups
+// (in workgroup order), then the norm as `error_norm`.
+@compute @workgroup_size(WG)
+fn error_norm_finish(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = error_norm_params;
+    let m = flat_index(wg, num_wg, lid);
+    if m >= p.batch {
+        return;
+    }
+    var norm: Real = 0.0;
+    var finite = true;
+    for (var b = 0u; b < p.n_blocks; b++) {
+        let k = p.blocks + 4u * b;
+        let start = u32(consts[k]);
+        let end = u32(consts[k + 1u]);
+        var sum: Real = 0.0;
+        for (var g = 0u; g < p.groups; g++) {
+            sum += reduce_partials[(m * p.groups + g) * p.n_blocks + b];
+        }
+        let block = sqrt(sum / Real(max(end - start, 1u)));
+        if !is_finite(block) {
+            finite = false;
+        }
+        norm = max(norm, block);
+    }
+    if finite {
+        scalars[p.out + m] = norm;
+    } else {
+        scalars[p.out + m] = consts[NAN_INDEX];
     }
 }
 
@@ -361,7 +447,8 @@ struct SteadyCheckParams {
     status: u32,
     accept: u32,
     tol: u32,
-    _pad: u32,
+    // Workgroups per member of `steady_check_partial` (1 for `steady_check`).
+    groups: u32,
 }
 
 @group(0) @binding(0) var<uniform> steady_check_params: SteadyCheckParams;
@@ -396,4 +483,53 @@ fn steady_check(
             consts[p.tol],
         );
     }
+}
+
+// `steady_check` for members split over `groups` workgroups, first level: workgroup g of
+// member m writes the sum of dy² over its share of the range (components
+// range_start + g·WG + lid, strided by WG·groups) to `reduce_partials`.
+@compute @workgroup_size(WG)
+fn steady_check_partial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = steady_check_params;
+    let flat = member_of(wg, num_wg);
+    let m = flat / p.groups;
+    if m >= p.batch {
+        return;
+    }
+    let g = flat % p.groups;
+    let base = m * p.state_len;
+    var sum: Real = 0.0;
+    for (var i = p.range_start + g * WG + lid; i < p.range_end; i += WG * p.groups) {
+        let d = steady_check_dy[base + i];
+        sum += d * d;
+    }
+    sum = workgroup_sum(lid, sum);
+    if lid == 0u {
+        reduce_partials[flat] = sum;
+    }
+}
+
+// Second level, one invocation per member: the sum over the member's workgroups (in
+// workgroup order), then the test as `steady_check`.
+@compute @workgroup_size(WG)
+fn steady_check_finish(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = steady_check_params;
+    let m = flat_index(wg, num_wg, lid);
+    if m >= p.batch {
+        return;
+    }
+    var sum: Real = 0.0;
+    for (var g = 0u; g < p.groups; g++) {
+        sum += reduce_partials[m * p.groups + g];
+    }
+    let rms = sqrt(sum / Real(max(p.range_end - p.range_start, 1u)));
+    scalars[p.status + m] = steady_check_member(scalars[p.status + m], scalars[p.accept + m], rms, consts[p.tol]);
 }

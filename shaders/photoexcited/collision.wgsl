@@ -1,6 +1,6 @@
 // Right-hand side of the photoexcited-metal model (Eqs (2)-(7) of Chiriacò, Millis,
 // Aleiner) on the energy grid. One segment of WG threads per member (its own
-// workgroup, or a share of one), grid-strided loops over cells.
+// workgroup, or a share of one) or WPM workgroups per member, grid-strided loops over cells.
 // CPU twin: src/models/photoexcited/collision.rs (same constants, same two passes).
 //
 // State per member: [f_0 .. f_{N-1}, zeta, pump_rate, E*^2].
@@ -8,8 +8,9 @@
 //         with the same expression in both cells' threads, so number is conserved to
 //         rounding), inelastic and field fluxes (applied field plus internal E*^2).
 //         Partial sums of sigma and of the phonon production are reduced over the member's
-//         threads (shared/member_reduce).
-// Pass 2: thread 0 writes the zeta, pump-rate and E*^2 derivatives.
+//         threads (shared/member_reduce; split over workgroups: per workgroup, then in a
+//         finishing dispatch, src/engine/gpu/layout.rs).
+// Pass 2: one thread writes the zeta, pump-rate and E*^2 derivatives from the totals.
 // No transcendental functions: the host supplies Bose factors, tanh(h/2T), 1/D, ...
 // scratch[0] of each member receives the time of the last evaluation (diagnostic only).
 
@@ -19,6 +20,9 @@
 // workgroup memory is shared/member_reduce's, and the one storage write besides `rhs_dy`
 // is guarded by `rhs_active()`.
 //! layout: packable
+// A member may also be split over several workgroups (op by op): pass 1 is `rhs_cells`,
+// returning the invocation's share of the two sums, pass 2 is `rhs_totals`.
+//! layout: splittable
 
 // Parameter offsets. Kept in sync with src/models/photoexcited/collision.rs.
 const P_N: u32 = 0u;
@@ -58,11 +62,13 @@ fn inelastic_flux(pref: Real, tanh_h: Real, d2: Real, f_lo: Real, f_up: Real) ->
     return pref * d2 * ((1.0 + tanh_h) * f_up * (1.0 - f_lo) - (1.0 - tanh_h) * f_lo * (1.0 - f_up));
 }
 
-// The right-hand side of member `member` at time `t`, evaluated by the WG invocations of
-// its segment of a workgroup (`lid` = index within the segment): reads the state through `rhs_y`, writes the
-// derivative through `rhs_dy` (shared/rhs_bindings; in a fused step kernel
-// shared/fused_bindings). Contains workgroup barriers: call from uniform control flow.
-fn rhs_member(member: u32, lid: u32, t: Real) {
+// Pass 1 of member `member`'s right-hand side at time `t` over the calling invocation's
+// share of the cells (`member_thread(lid)`, strided by MEMBER_THREADS: the member's threads
+// in one workgroup segment, or over its WPM workgroups when it is split): reads the state
+// through `rhs_y`, writes the cells' derivatives through `rhs_dy` (shared/rhs_bindings; in
+// a fused step kernel shared/fused_bindings) and returns the invocation's contributions to
+// (σ sum, phonon production). No barriers.
+fn rhs_cells(member: u32, lid: u32, t: Real) -> vec2<Real> {
     let pb = member * dims.params_len;
     let tb = member * dims.table_stride;
     let yb = member * dims.state_len;
@@ -73,19 +79,16 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
     let tanh_h = params[pb + P_TANH];
     let n_lines = u32(params[pb + P_N_LINES]);
     let zeta = rhs_y(yb + n);
-    let pump = rhs_y(yb + n + 1u);
-    let e2_raw = rhs_y(yb + n + 2u);
-    let e2_star = max(e2_raw, 0.0);
+    let e2_star = max(rhs_y(yb + n + 2u), 0.0);
     let field = params[pb + P_FIELD] + params[pb + P_SELF_CONSISTENT] * e2_star * params[pb + P_FIELD_UNIT];
     let t_dos = tb + T_DOS * n;
     let t_inv = tb + T_INV_DOS * n;
     let t_d2f = tb + T_DOS2_FACE * n;
     let t_sgf = tb + T_SIGMA_FACE * n;
 
-    // Pass 1: per cell.
     var sigma: Real = 0.0;
     var production: Real = 0.0;
-    for (var i: u32 = lid; i < n; i = i + WG) {
+    for (var i: u32 = member_thread(lid); i < n; i = i + MEMBER_THREADS) {
         let fi = rhs_y(yb + i);
         var acc: Real = 0.0;
         for (var l: u32 = 0u; l < n_lines; l = l + 1u) {
@@ -123,30 +126,52 @@ fn rhs_member(member: u32, lid: u32, t: Real) {
         acc = acc + (flux_up - flux_dn) * inv_h + field * (grad_up - grad_dn) * inv_h;
         rhs_dy(yb + i, acc * tables[t_inv + i]);
     }
-    let sums = member_sum2(lid, sigma, production);
+    return vec2<Real>(sigma, production);
+}
 
-    // Pass 2: zeta, pump and the internal field.
+// Pass 2 of member `member`'s right-hand side, by one invocation: the zeta, pump-rate and
+// E*^2 derivatives from the member's totals `sums` = (σ sum, phonon production) over all
+// its cells. No barriers.
+fn rhs_totals(member: u32, t: Real, sums: vec2<Real>) {
+    let pb = member * dims.params_len;
+    let yb = member * dims.state_len;
+    let n = select(0u, u32(params[pb + P_N]), rhs_active());
+    let zeta = rhs_y(yb + n);
+    let pump = rhs_y(yb + n + 1u);
+    let e2_raw = rhs_y(yb + n + 2u);
+    let e2_star = max(e2_raw, 0.0);
+    let zf = params[pb + P_ZETA_FREE];
+    let prod = sums.y * params[pb + P_ZETA_SCALE];
+    rhs_dy(yb + n, zf * (prod + pump - zeta * params[pb + P_INV_TAU_PH]));
+    rhs_dy(yb + n + 1u, -zf * pump * params[pb + P_INV_TAU_PULSE]);
+    let s = sums.x * params[pb + P_INV_SIGMA0];
+    let kappa = params[pb + P_KAPPA];
+    var de2: Real = 0.0;
+    if (params[pb + P_SELF_CONSISTENT] != 0.0) {
+        if (e2_raw < 0.0) {
+            de2 = -2.0 * kappa * e2_raw;
+        } else if (s < 0.0 || e2_star > 0.0) {
+            // Maxwell: dE/dt = -4 pi sigma E, kappa = 4 pi sigma0.
+            de2 = -2.0 * kappa * s * (e2_star + params[pb + P_FIELD_SEED]);
+        }
+    }
+    rhs_dy(yb + n + 2u, de2);
+    // Time of the last evaluation (keeps every binding in use for auto layouts).
+    if (rhs_active()) {
+        scratch[member * dims.scratch_len] = t;
+    }
+}
+
+// The right-hand side of member `member` at time `t`, evaluated by the WG invocations of
+// its segment of a workgroup (`lid` = index within the segment): pass 1, the sums over the
+// member's threads (shared/member_reduce), pass 2 by thread 0. Contains workgroup
+// barriers: call from uniform control flow. (A member split over several workgroups runs
+// `rhs_cells` and `rhs_totals` from the split entry points instead.)
+fn rhs_member(member: u32, lid: u32, t: Real) {
+    let partial = rhs_cells(member, lid, t);
+    let sums = member_sum2(lid, partial.x, partial.y);
     if (lid == 0u) {
-        let zf = params[pb + P_ZETA_FREE];
-        let prod = sums.y * params[pb + P_ZETA_SCALE];
-        rhs_dy(yb + n, zf * (prod + pump - zeta * params[pb + P_INV_TAU_PH]));
-        rhs_dy(yb + n + 1u, -zf * pump * params[pb + P_INV_TAU_PULSE]);
-        let s = sums.x * params[pb + P_INV_SIGMA0];
-        let kappa = params[pb + P_KAPPA];
-        var de2: Real = 0.0;
-        if (params[pb + P_SELF_CONSISTENT] != 0.0) {
-            if (e2_raw < 0.0) {
-                de2 = -2.0 * kappa * e2_raw;
-            } else if (s < 0.0 || e2_star > 0.0) {
-                // Maxwell: dE/dt = -4 pi sigma E, kappa = 4 pi sigma0.
-                de2 = -2.0 * kappa * s * (e2_star + params[pb + P_FIELD_SEED]);
-            }
-        }
-        rhs_dy(yb + n + 2u, de2);
-        // Time of the last evaluation (keeps every binding in use for auto layouts).
-        if (rhs_active()) {
-            scratch[member * dims.scratch_len] = t;
-        }
+        rhs_totals(member, t, sums);
     }
 }
 

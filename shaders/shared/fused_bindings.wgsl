@@ -4,7 +4,8 @@
 // the integrator's step loop generated from the step program is appended.
 //
 // The names a model's kernel uses (dims, params, tables, scalars, scratch, WG,
-// member_index, rhs_y, rhs_dy, rhs_active, rhs_segment, loop_budget_intact, workgroup_loops_cut, runtime_nan) mean
+// member_index, rhs_y, rhs_dy, rhs_active, rhs_segment, WPM, MEMBER_THREADS,
+// member_thread, loop_budget_intact, workgroup_loops_cut, runtime_nan) mean
 // the same as in shared/rhs_bindings; `rhs_y`/`rhs_dy` read and write the work buffer
 // at the stage vectors the step loop selects (`rhs_in`, `rhs_out`).
 //
@@ -55,6 +56,15 @@ const MPW: u32 = 1u;
 // As in shared/rhs_bindings; set by the step loop.
 var<private> rhs_segment: u32 = 0u;
 var<private> rhs_writes: bool = true;
+
+// As in shared/rhs_bindings; a fused step kernel runs each member inside one workgroup
+// segment (a member split over several workgroups runs op by op).
+const WPM: u32 = 1u;
+const MEMBER_THREADS: u32 = WG;
+
+fn member_thread(lid: u32) -> u32 {
+    return lid;
+}
 
 fn rhs_active() -> bool {
     return MPW == 1u || rhs_writes;

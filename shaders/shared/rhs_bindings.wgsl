@@ -40,6 +40,25 @@ const MPW: u32 = 1u;
 // on their segment only (shared/member_reduce).
 var<private> rhs_segment: u32 = 0u;
 
+// Workgroups per member: a member split over WPM workgroups (ARCHITECTURE.md, "Work
+// layouts") runs its `rhs_cells` in all of them and its `rhs_totals` in a finishing
+// dispatch. The host rewrites this line (1 unless the model's source carries the
+// `//! layout: splittable` line; preprocess::with_workgroups_per_member).
+const WPM: u32 = 1u;
+
+// Workgroup of the calling invocation among its member's WPM workgroups (0 .. WPM), set by
+// the split entry point (src/engine/gpu/layout.rs) before it calls `rhs_cells`.
+var<private> rhs_group: u32 = 0u;
+
+// Threads working on one member's grid-strided loops: WG per workgroup, WPM workgroups.
+const MEMBER_THREADS: u32 = WG * WPM;
+
+// Index of the calling invocation among its member's MEMBER_THREADS threads: the first
+// item of its grid-strided loops (`lid` = index within its segment or workgroup).
+fn member_thread(lid: u32) -> u32 {
+    return rhs_group * WG + lid;
+}
+
 // False for a segment whose member must not change anything: the spare segments of the
 // last workgroup (they evaluate a copy of the batch's last member) and, in a fused kernel,
 // members that are done while others in their workgroup still step. `rhs_dy` then writes

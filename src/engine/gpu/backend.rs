@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::fused::{self, FusedPlan};
 use super::layout::{self, MemberLayout};
-use super::preprocess::{preprocess, shader, with_member_layout};
+use super::preprocess::{preprocess, shader, with_member_layout, with_workgroups_per_member};
 use super::uniforms::*;
 use super::{wait, Access, GpuContext, Kernel, WG};
 use crate::engine::backend::{Backend, BackendInfo, Precision, ProgramId};
@@ -48,8 +48,15 @@ const ERROR_NORM: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), 
 const CONTROL: &[(u32, Access)] = &[(0, U), (1, RW), (2, R)];
 const SELECT: &[(u32, Access)] = &[(0, U), (1, RW), (3, RW), (4, R)];
 const STEADY_CHECK: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R)];
+/// Bindings of the two-level reductions for split members (`*_partial`, `*_finish`):
+/// their single kernel's, plus the partial sums at binding 9.
+const ERROR_NORM_SPLIT: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (4, R), (5, R), (6, R), (9, RW)];
+const STEADY_CHECK_SPLIT: &[(u32, Access)] = &[(0, U), (1, RW), (2, R), (3, R), (9, RW)];
 /// Bindings of a model RHS kernel (shaders/shared/rhs_bindings.wgsl).
 const RHS: &[(u32, Access)] = &[(0, U), (1, R), (2, R), (3, R), (4, R), (5, RW), (6, RW)];
+/// Bindings of the split entry points `rhs_split` and `rhs_finish` (layout::SPLIT_RHS_ENTRIES):
+/// a model RHS kernel's plus the partial sums at binding 7.
+const RHS_SPLIT: &[(u32, Access)] = &[(0, U), (1, R), (2, R), (3, R), (4, R), (5, RW), (6, RW), (7, RW)];
 /// Bindings of a fused step kernel (shaders/shared/fused_bindings.wgsl).
 const FUSED: &[(u32, Access)] = &[(0, U), (1, R), (2, R), (3, RW), (4, RW), (5, RW), (6, RW), (7, R), (8, U)];
 
@@ -65,7 +72,21 @@ struct Kernels {
     control: Kernel,
     select: Kernel,
     steady_check: Kernel,
+    /// The model's `rhs` (or `rhs_packed`; with members split over workgroups `rhs_split`).
     rhs: Kernel,
+    /// The second-level kernels of members split over several workgroups.
+    split: Option<SplitKernels>,
+}
+
+/// Kernels of the layout with several workgroups per member: the engine's reductions in two
+/// levels (per-workgroup partial sums, then one invocation per member) and the RHS's
+/// finishing step (`rhs_finish`, the member totals).
+struct SplitKernels {
+    error_norm_partial: Kernel,
+    error_norm_finish: Kernel,
+    steady_check_partial: Kernel,
+    steady_check_finish: Kernel,
+    rhs_finish: Kernel,
 }
 
 /// One recorded dispatch of a compiled program.
@@ -144,7 +165,9 @@ impl GpuBackend {
     /// environment overrides are process-wide). Errors when the adapter or the model cannot
     /// run it: threads per member not a power of two, more threads per workgroup than the
     /// adapter allows, several members per workgroup for a kernel that is not packable (or
-    /// not written as `rhs_member`), or several workgroups per member.
+    /// not written as `rhs_member`), several workgroups per member for a kernel that is
+    /// not splittable, together with several members per workgroup, or more than
+    /// [`layout::MAX_WGS_PER_MEMBER`].
     pub fn with_layout(
         ctx: Arc<GpuContext>,
         problem: Arc<dyn BatchProblem>,
@@ -173,10 +196,16 @@ impl GpuBackend {
         // Kernels written as `rhs_member` get the adapter's member layout (also used by
         // their fused step kernels); other model kernels keep one member per WG = 256.
         let member_kernel = source.source.contains("fn rhs_member(");
+        let splittable = member_kernel && layout::splittable(&source.source);
         if let Some(l) = forced {
+            let groups_ok = l.workgroups_per_member == 1
+                || (splittable
+                    && l.members_per_workgroup == 1
+                    && l.workgroups_per_member <= layout::MAX_WGS_PER_MEMBER);
             let ok = l.threads_per_member.is_power_of_two()
                 && l.members_per_workgroup >= 1
-                && l.workgroups_per_member == 1
+                && l.workgroups_per_member >= 1
+                && groups_ok
                 && l.workgroup_threads() <= ctx.limits().max_compute_invocations_per_workgroup
                 && l.workgroup_threads() <= ctx.limits().max_compute_workgroup_size_x
                 && (l == MemberLayout::single(WG)
@@ -198,6 +227,7 @@ impl GpuBackend {
                     parallel_width: problem.member_parallel_width(),
                     loops_per_component: problem.member_loops_per_component(),
                     packable: layout::packable(&source.source),
+                    splittable,
                 },
                 precision,
             )
@@ -205,12 +235,15 @@ impl GpuBackend {
             MemberLayout::single(WG)
         };
         let packed = member_layout.members_per_workgroup > 1;
-        let rhs_entry = if packed { "rhs_packed" } else { "rhs" };
-        let mut rhs_src = if packed {
-            preprocess(&source.name, &format!("{}{}", source.source, layout::PACKED_RHS_ENTRY), precision)?
+        let split = member_layout.workgroups_per_member > 1;
+        let (rhs_entry, appended) = if split {
+            ("rhs_split", layout::SPLIT_RHS_ENTRIES)
+        } else if packed {
+            ("rhs_packed", layout::PACKED_RHS_ENTRY)
         } else {
-            preprocess(&source.name, &source.source, precision)?
+            ("rhs", "")
         };
+        let mut rhs_src = preprocess(&source.name, &format!("{}{appended}", source.source), precision)?;
         if member_layout != MemberLayout::single(WG) {
             rhs_src = with_member_layout(
                 &source.name,
@@ -219,6 +252,21 @@ impl GpuBackend {
                 member_layout.members_per_workgroup,
             )?;
         }
+        if split {
+            rhs_src = with_workgroups_per_member(&source.name, &rhs_src, member_layout.workgroups_per_member)?;
+        }
+        let split_kernels = if split {
+            Some(SplitKernels {
+                error_norm_partial: k("error_norm_partial", ERROR_NORM_SPLIT)?,
+                error_norm_finish: k("error_norm_finish", ERROR_NORM_SPLIT)?,
+                steady_check_partial: k("steady_check_partial", STEADY_CHECK_SPLIT)?,
+                steady_check_finish: k("steady_check_finish", STEADY_CHECK_SPLIT)?,
+                rhs_finish: ctx.kernel(&source.name, &rhs_src, "rhs_finish", RHS_SPLIT)?,
+            })
+        } else {
+            None
+        };
+        let rhs_bindings = if split { RHS_SPLIT } else { RHS };
         let rhs_grid = ctx.grid(member_layout.workgroups(layout.batch));
         let kernels = Kernels {
             begin_step: k("begin_step", BEGIN_STEP)?,
@@ -228,7 +276,8 @@ impl GpuBackend {
             control: k("control", CONTROL)?,
             select: k("select", SELECT)?,
             steady_check: k("steady_check", STEADY_CHECK)?,
-            rhs: ctx.kernel(&source.name, &rhs_src, rhs_entry, RHS)?,
+            rhs: ctx.kernel(&source.name, &rhs_src, rhs_entry, rhs_bindings)?,
+            split: split_kernels,
         };
         // Longer arrays are accepted (the CPU backend only slices what it needs too).
         let params_len = layout.batch * layout.params_len;
@@ -328,7 +377,10 @@ impl GpuBackend {
 
     /// Builds the dispatches of `program` against the current arena.
     fn build(&self, program: &StepProgram) -> Result<Compiled> {
-        if self.fuse && self.fused_attempt_fits(program) {
+        // A member split over several workgroups cannot run a fused step kernel (no barrier
+        // spans workgroups inside one dispatch): such a layout runs op by op.
+        let split = self.kernels.split.as_ref();
+        if self.fuse && split.is_none() && self.fused_attempt_fits(program) {
             let one_call = self.problem.kernel().source.contains(fused::ONE_RHS_CALL_MARKER);
             if let Some(plan) = fused::plan(program, one_call) {
                 if let Some(f) = self.build_fused(&plan, self.fused_attempts_per_dispatch(program))? {
@@ -348,6 +400,28 @@ impl GpuBackend {
         let per_member = self.ctx.grid(u64::from(batch).div_ceil(u64::from(WG)));
         let per_element = self.ctx.grid(u64::from(n).div_ceil(u64::from(WG)));
         let per_workgroup = self.ctx.grid(u64::from(batch));
+        let groups = self.member_layout.workgroups_per_member;
+        // Split members: one workgroup per (member, group) for the first level of the
+        // reductions, and the partial sums of every two-level reduction in one buffer
+        // (the dispatches run in order, so they can share it): two per workgroup for the
+        // RHS, one per tolerance block for the error norm.
+        let per_split_workgroup = self.ctx.grid(u64::from(batch) * u64::from(groups));
+        let rhs_finish_grid =
+            self.ctx.grid(u64::from(batch).div_ceil(u64::from(self.member_layout.threads_per_member)));
+        let partials = match split {
+            Some(_) => {
+                let sums = program
+                    .ops
+                    .iter()
+                    .map(|op| match op {
+                        Op::ErrorNorm { blocks, .. } => blocks.len(),
+                        _ => 0,
+                    })
+                    .fold(2, usize::max);
+                Some(storage(&self.ctx, self.precision, "partial sums", l.batch * groups as usize * sums)?)
+            }
+            None => None,
+        };
 
         // Constants first (their buffer is bound by every op), uniforms recorded as bytes.
         let mut consts: Vec<f64> = vec![f64::NAN];
@@ -399,12 +473,30 @@ impl GpuBackend {
                         (5, Some(self.vector(*dy)?)),
                         (6, Some(&self.scratch)),
                     ];
-                    planned.push(Planned {
-                        kernel: &k.rhs,
-                        uniform: bytemuck::bytes_of(&p).to_vec(),
-                        storage,
-                        grid: self.rhs_grid,
-                    });
+                    match split {
+                        None => planned.push(Planned {
+                            kernel: &k.rhs,
+                            uniform: bytemuck::bytes_of(&p).to_vec(),
+                            storage,
+                            grid: self.rhs_grid,
+                        }),
+                        Some(sk) => {
+                            let mut storage = storage;
+                            storage.push((7, partials.as_ref()));
+                            planned.push(Planned {
+                                kernel: &k.rhs,
+                                uniform: bytemuck::bytes_of(&p).to_vec(),
+                                storage: storage.clone(),
+                                grid: self.rhs_grid,
+                            });
+                            planned.push(Planned {
+                                kernel: &sk.rhs_finish,
+                                uniform: bytemuck::bytes_of(&p).to_vec(),
+                                storage,
+                                grid: rhs_finish_grid,
+                            });
+                        }
+                    }
                 }
                 Op::Lincomb { out, plain, h, scaled } => {
                     if plain.iter().chain(scaled).any(|(_, v)| v == out) {
@@ -481,6 +573,7 @@ impl GpuBackend {
                         n_blocks: blocks.len() as u32,
                         blocks: push(&values),
                         deviation: u32::from(reference.is_some()),
+                        groups,
                         ..Default::default()
                     };
                     // Without a reference the kernel never reads binding 6: bind y there.
@@ -492,12 +585,30 @@ impl GpuBackend {
                         (5, Some(self.vector(*y_new)?)),
                         (6, Some(self.vector(reference.unwrap_or(*y))?)),
                     ];
-                    planned.push(Planned {
-                        kernel: &k.error_norm,
-                        uniform: bytemuck::bytes_of(&p).to_vec(),
-                        storage,
-                        grid: per_workgroup,
-                    });
+                    match split {
+                        None => planned.push(Planned {
+                            kernel: &k.error_norm,
+                            uniform: bytemuck::bytes_of(&p).to_vec(),
+                            storage,
+                            grid: per_workgroup,
+                        }),
+                        Some(sk) => {
+                            let mut storage = storage;
+                            storage.push((9, partials.as_ref()));
+                            planned.push(Planned {
+                                kernel: &sk.error_norm_partial,
+                                uniform: bytemuck::bytes_of(&p).to_vec(),
+                                storage: storage.clone(),
+                                grid: per_split_workgroup,
+                            });
+                            planned.push(Planned {
+                                kernel: &sk.error_norm_finish,
+                                uniform: bytemuck::bytes_of(&p).to_vec(),
+                                storage,
+                                grid: per_member,
+                            });
+                        }
+                    }
                 }
                 Op::Control { ctrl, law } => {
                     let [t, h, t_end, status, accept, n_accept, n_reject, h_used, err, _] = self.ctrl_offsets(ctrl)?;
@@ -559,15 +670,33 @@ impl GpuBackend {
                         status: self.scalar_offset(ctrl.status)?,
                         accept: self.scalar_offset(ctrl.accept)?,
                         tol: push(&[*tol]),
-                        _pad: 0,
+                        groups,
                     };
                     let storage = vec![(1, arena), (2, None), (3, Some(self.vector(*dy)?))];
-                    planned.push(Planned {
-                        kernel: &k.steady_check,
-                        uniform: bytemuck::bytes_of(&p).to_vec(),
-                        storage,
-                        grid: per_workgroup,
-                    });
+                    match split {
+                        None => planned.push(Planned {
+                            kernel: &k.steady_check,
+                            uniform: bytemuck::bytes_of(&p).to_vec(),
+                            storage,
+                            grid: per_workgroup,
+                        }),
+                        Some(sk) => {
+                            let mut storage = storage;
+                            storage.push((9, partials.as_ref()));
+                            planned.push(Planned {
+                                kernel: &sk.steady_check_partial,
+                                uniform: bytemuck::bytes_of(&p).to_vec(),
+                                storage: storage.clone(),
+                                grid: per_split_workgroup,
+                            });
+                            planned.push(Planned {
+                                kernel: &sk.steady_check_finish,
+                                uniform: bytemuck::bytes_of(&p).to_vec(),
+                                storage,
+                                grid: per_member,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -607,6 +736,7 @@ impl GpuBackend {
                     buffers.push(uniform);
                 }
                 buffers.push(consts_buf);
+                buffers.extend(partials.clone());
                 Compiled {
                     program: program.clone(),
                     generation: self.generation,

@@ -261,6 +261,7 @@ impl GpuContext {
             parallel_width: state_len,
             loops_per_component,
             packable: false,
+            splittable: false,
         };
         self.member_layout(member, Precision::F32).threads_per_member
     }
@@ -268,7 +269,8 @@ impl GpuContext {
     /// The work layout of a batch's member kernels (threads per member, members per
     /// workgroup, workgroups per member): [`layout::choose`] with this adapter's type and
     /// limits (invocations per workgroup, workgroup memory) and the overrides
-    /// `NEQKIN_MEMBER_WG` and `NEQKIN_MEMBERS_PER_WG`. The one place the layout is decided
+    /// `NEQKIN_MEMBER_WG`, `NEQKIN_MEMBERS_PER_WG` and `NEQKIN_WGS_PER_MEMBER`. The one
+    /// place the layout is decided
     /// (ARCHITECTURE.md, "Work layouts").
     pub fn member_layout(&self, member: layout::MemberShape, precision: Precision) -> MemberLayout {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u32>().ok());
@@ -282,7 +284,13 @@ impl GpuContext {
             max_workgroup_bytes: self.limits.max_compute_workgroup_storage_size,
             real_bytes: Self::real_size(precision),
         };
-        layout::choose(adapter, member, env(MEMBER_WG_ENV), env(layout::MEMBERS_PER_WG_ENV))
+        layout::choose(
+            adapter,
+            member,
+            env(MEMBER_WG_ENV),
+            env(layout::MEMBERS_PER_WG_ENV),
+            env(layout::WGS_PER_MEMBER_ENV),
+        )
     }
     /// Whether f64 kernels can run.
     pub fn supports_f64(&self) -> bool {

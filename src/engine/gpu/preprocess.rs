@@ -122,6 +122,24 @@ pub fn with_member_layout(name: &str, text: &str, threads: u32, members: u32) ->
     Ok(out)
 }
 
+/// The line of shared/rhs_bindings that sets the workgroups per member (`WPM`), rewritten by
+/// [`with_workgroups_per_member`].
+pub const WGS_PER_MEMBER_LINE: &str = "const WPM: u32 = 1u;";
+
+/// `text` (a preprocessed `rhs` kernel of a splittable model with the split entry points,
+/// [`crate::engine::gpu::layout::SPLIT_RHS_ENTRIES`]) with `WPM = groups` workgroups per
+/// member. Errors when `groups` is 0 or `text` does not contain [`WGS_PER_MEMBER_LINE`]
+/// exactly once.
+pub fn with_workgroups_per_member(name: &str, text: &str, groups: u32) -> Result<String> {
+    if groups == 0 || text.matches(WGS_PER_MEMBER_LINE).count() != 1 {
+        return Err(NeqkinError::Gpu {
+            context: format!("setting the workgroups per member of {name}"),
+            message: format!("need one `{WGS_PER_MEMBER_LINE}` line and at least one workgroup, got {groups}"),
+        });
+    }
+    Ok(text.replacen(WGS_PER_MEMBER_LINE, &format!("const WPM: u32 = {groups}u;"), 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +164,10 @@ mod tests {
         let packed = with_member_layout("test", &out, 32, 8).unwrap();
         assert!(packed.contains("const WG: u32 = 32u;") && packed.contains("const MPW: u32 = 8u;"));
         assert!(with_member_layout("test", &out, 32, 0).is_err());
+        let split = with_workgroups_per_member("test", &out, 3).unwrap();
+        assert!(split.contains("const WPM: u32 = 3u;") && !split.contains(WGS_PER_MEMBER_LINE));
+        assert!(with_workgroups_per_member("test", &out, 0).is_err());
+        assert!(with_workgroups_per_member("test", "fn f() {}", 3).is_err());
     }
 
     #[test]

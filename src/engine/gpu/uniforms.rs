@@ -91,8 +91,8 @@ pub struct ErrorNormParams {
     pub blocks: u32,
     /// 1: weights from the deviation from the reference state (binding 6); 0: from the state.
     pub deviation: u32,
-    /// Padding.
-    pub _pad1: u32,
+    /// Workgroups per member of `error_norm_partial` (1 for `error_norm`).
+    pub groups: u32,
     /// Padding.
     pub _pad2: u32,
 }
@@ -167,8 +167,8 @@ pub struct SteadyCheckParams {
     pub accept: u32,
     /// Offset in `consts` of the tolerance.
     pub tol: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Workgroups per member of `steady_check_partial` (1 for `steady_check`).
+    pub groups: u32,
 }
 
 /// Uniform of `copy`. Kept in sync with `CopyParams` in shaders/engine/copy.wgsl.
