@@ -344,3 +344,134 @@ fn unsplittable_kernels_refuse_split_layouts() {
     let packed_split = MemberLayout { threads_per_member: 16, members_per_workgroup: 2, workgroups_per_member: 2 };
     assert!(GpuBackend::with_layout(ctx, photoexcited(), Precision::F32, packed_split).is_err());
 }
+
+/// `NEQKIN_WGS_PER_MEMBER` through the real binary: a GPU run of the relaxation fixture
+/// (RK4, 8 steps, two batches of 2) reports 3 workgroups per member in meta.json's
+/// `backend.layout` and per batch, runs op by op (more dispatches per accepted step than
+/// the fused kernel's at most 4), and writes the results of the default layout.
+#[test]
+fn wgs_per_member_override_is_taken_and_reported() {
+    use std::process::Command;
+    if !neqkin::engine::gpu::testing::gpu_available("wgs_per_member_override_is_taken_and_reported") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rk4.toml");
+    std::fs::write(
+        &cfg,
+        "model = \"relaxation\"\ntitle = \"split\"\n[solver]\nmethod = \"rk4\"\ndt = 0.125\nt_end = 1.0\n\
+         n_outputs = 1\n[params]\ngrid_points = 40\ninitial = 2.0\ndiffusion = 0.001\n[[sweep]]\nname = \"rate\"\n\
+         linspace = [0.1, 2.0, 4]\n[output]\nbatch_size = 2\n",
+    )
+    .unwrap();
+    let run = |name: &str, groups: Option<&str>| -> (serde_json::Value, String) {
+        let out_dir = dir.path().join(name);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_neqkin"));
+        cmd.args(["run", "--backend", "gpu", "--out"]).arg(&out_dir).arg(&cfg);
+        cmd.env_remove("NEQKIN_TEST_ABORT_AFTER_BATCHES").env_remove("NEQKIN_WGS_PER_MEMBER");
+        if let Some(g) = groups {
+            cmd.env("NEQKIN_WGS_PER_MEMBER", g);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+        let meta = serde_json::from_str(&std::fs::read_to_string(out_dir.join("meta.json")).unwrap()).unwrap();
+        (meta, std::fs::read_to_string(out_dir.join("results.csv")).unwrap())
+    };
+    let (whole, whole_csv) = run("whole", None);
+    let (split, split_csv) = run("split", Some("3"));
+    let layout = |m: &serde_json::Value| m["backend"]["layout"].as_str().unwrap_or_default().to_string();
+    assert!(layout(&whole).contains("1 wg/member"), "{whole}");
+    assert!(layout(&split).contains("3 wg/member"), "{split}");
+    for b in split["batches"].as_array().unwrap() {
+        assert!(b["layout"].as_str().is_some_and(|l| l.contains("3 wg/member")), "{b}");
+    }
+    let per_step = |m: &serde_json::Value| m["dispatches_per_accepted_step"].as_f64().unwrap();
+    assert!(per_step(&whole) <= 4.0 && per_step(&split) > 4.0, "{} vs {}", per_step(&whole), per_step(&split));
+    eprintln!("dispatches per accepted step: whole {}, split {}", per_step(&whole), per_step(&split));
+    // Same rows and columns; numbers within 1e-12 relative (fused against op by op).
+    let numbers = |csv: &str| -> Vec<f64> { csv.split([',', '\n']).filter_map(|f| f.trim().parse().ok()).collect() };
+    let (a, b) = (numbers(&whole_csv), numbers(&split_csv));
+    assert_eq!(a.len(), b.len());
+    assert!(!a.is_empty());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "results differ: {x} vs {y}");
+    }
+}
+
+/// Process CPU seconds, all threads (utime + stime of /proc/self/stat, 10 ms ticks): on
+/// lavapipe the device's work is this process's.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Timing probe (ignored; docs/benchmarks.md section 19 quotes it):
+/// `NEQKIN_REQUIRE_GPU=1 cargo test --test gpu_split_member -- --ignored --nocapture`.
+/// Photoexcited N = 2048, ζ = 5, f64, RK4 dt = 0.005 to t = 0.5 (100 steps), batches of 1
+/// and 4: the fused kernel with whole members (the default layout), op by op with whole
+/// members, and op by op with 2 and 4 workgroups per member, at the threads per member the
+/// context chooses; rounds alternated, median wall and process CPU seconds of 5 rounds;
+/// every layout's final state checked against whole members op by op (1e-12).
+#[test]
+#[ignore = "a timing probe, run by hand"]
+fn split_probe() {
+    let Some(ctx) = gpu() else { return };
+    let precision = if ctx.supports_f64() { Precision::F64 } else { Precision::F32 };
+    let opts = SolveOptions { method: Method::Rk4, dt: Some(0.005), output_times: vec![0.5], ..Default::default() };
+    for batch in [1usize, 4] {
+        let params: Vec<PhotoexcitedParams> = (0..batch)
+            .map(|i| {
+                PhotoexcitedParams::from_json(
+                    &json!({"grid_points": 2048, "phonon_frequency": 0.3 + 0.01 * i as f64, "zeta": 5.0}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let p: Arc<dyn BatchProblem> = Arc::new(PhotoexcitedBatch::new(&params).unwrap());
+        let threads = chosen_threads(&ctx, &p);
+        let cases: Vec<(MemberLayout, bool)> = vec![
+            (layout(threads, 1), true),
+            (layout(threads, 1), false),
+            (layout(threads, 2), false),
+            (layout(threads, 4), false),
+        ];
+        let mut times: Vec<(Vec<f64>, Vec<f64>, u64)> = vec![(vec![], vec![], 0); cases.len()];
+        let mut reference: Option<Vec<f64>> = None;
+        for _round in 0..5 {
+            for (k, (l, fused)) in cases.iter().enumerate() {
+                // Compile outside the timing (the context caches pipelines).
+                let mut warm = GpuBackend::with_layout(ctx.clone(), p.clone(), precision, *l).unwrap();
+                warm.set_fused(*fused);
+                let _ = run(&mut warm, &p, &SolveOptions { output_times: vec![0.005], ..opts.clone() });
+                let mut b = GpuBackend::with_layout(ctx.clone(), p.clone(), precision, *l).unwrap();
+                b.set_fused(*fused);
+                let (w0, c0) = (std::time::Instant::now(), cpu_seconds());
+                let frames = run(&mut b, &p, &opts);
+                times[k].0.push(w0.elapsed().as_secs_f64());
+                times[k].1.push(cpu_seconds() - c0);
+                times[k].2 = b.info().dispatches.unwrap();
+                let state = frames.last().unwrap().0.clone();
+                if k == 1 && reference.is_none() {
+                    reference = Some(state.clone());
+                }
+                if let Some(r) = &reference {
+                    let d = rel_diff(r, &state);
+                    assert!(d <= 1e-12 || precision == Precision::F32, "{l} fused {fused}: {d:e}");
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for (k, (l, fused)) in cases.iter().enumerate() {
+            let (w, c, d) = &mut times[k];
+            println!(
+                "split_probe N=2048 batch {batch} {precision} {l} fused {fused}: wall {:.3} s, cpu {:.3} s, {d} dispatches",
+                median(w),
+                median(c)
+            );
+        }
+    }
+}
