@@ -315,6 +315,17 @@ fn photoexcited_zeta20_agrees_with_dopri5() {
     }
     eprintln!("RHS evaluations per point: dopri5 {d_evals:.0}, bdf {b_evals:.0}");
     assert!(b_evals < d_evals / 3.0, "{b_evals} vs {d_evals}");
+    // The early transient's Newton systems are solved by Jacobi sweeps (no factorisation);
+    // every Newton iteration is one counted solve.
+    let opts =
+        SolveOptions { method: Method::Bdf, rtol: 1e-6, atol: 1e-9, output_times: vec![10.0], ..Default::default() };
+    let (_, reports) = integrate_host(&*b, &opts, &mut |_| Ok(())).unwrap();
+    for (r, w) in reports.iter().zip(omegas) {
+        eprintln!("ω_p {w}: {r:?}");
+        assert!(r.jacobi_solves > 0 && r.jacobi_sweeps >= r.jacobi_solves, "{r:?}");
+        assert!(r.factorisations < r.accepted / 4, "{r:?}");
+        assert!(r.jacobi_solves + r.lu_solves >= r.accepted + r.rejected, "{r:?}");
+    }
 }
 
 #[test]

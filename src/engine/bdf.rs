@@ -55,7 +55,7 @@ use crate::engine::dense::Lu;
 use crate::engine::model::BatchProblem;
 use crate::engine::program::{status, ToleranceBlock};
 use crate::engine::solve::{OutputFrame, SolveOptions, SolveStats};
-use crate::engine::sparse_jacobian::{declared_pattern, Linear, Prepared};
+use crate::engine::sparse_jacobian::{declared_pattern, Linear, Prepared, SplitJacobian};
 use crate::{NeqkinError, Result};
 
 /// Highest order.
@@ -93,6 +93,22 @@ const INITIAL_ERROR: f64 = 0.1;
 const INITIAL_CAP: f64 = 1e4;
 const MIN_FACTOR: f64 = 0.2;
 const MAX_FACTOR: f64 = 10.0;
+/// The Newton systems `(I − cJ) δ = r` are solved by Jacobi iteration (no factorisation,
+/// [`SplitJacobian`]) while the ∞-norm `q` of the Jacobi iteration matrix
+/// `c·(I − c·diag J)⁻¹ (J − diag J)` is at most this: in the early transient, where `h` (and
+/// `c`) is small and each step would otherwise cost a latency-bound band solve and every few
+/// steps a factorisation (docs/benchmarks.md §15.2).
+pub const JACOBI_Q_MAX: f64 = 0.6;
+/// A Jacobi solve is abandoned (the band LU solves that system) when the ratio of
+/// successive increments exceeds this.
+pub const JACOBI_THETA_MAX: f64 = 0.5;
+/// Most Jacobi sweeps per linear solve.
+pub const JACOBI_MAX_SWEEPS: usize = 12;
+/// A Jacobi solve stops when its estimated remaining error, in the max-norm weighted as the
+/// Newton norm, is below this fraction of the Newton tolerance (so the linear error left in
+/// the accepted solution is at most 1 % of the local-error tolerance: the Newton
+/// convergence test and the error estimate stay what they are with an exact solve).
+pub const JACOBI_TOL: f64 = 0.01;
 /// NDF coefficients κ_k (Shampine & Reichelt 1997; κ_5 = 0: BDF5).
 const KAPPA: [f64; MAX_ORDER + 1] = [0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0];
 
@@ -185,6 +201,14 @@ pub struct MemberReport {
     pub jacobian_reals: usize,
     /// Lower and upper band of the (reordered) sparse core (0 on the dense path).
     pub band: (usize, usize),
+    /// Newton linear systems solved by Jacobi iteration (no factorisation).
+    pub jacobi_solves: u64,
+    /// Jacobi sweeps over all those solves.
+    pub jacobi_sweeps: u64,
+    /// Jacobi solves abandoned for the band LU (slow contraction).
+    pub jacobi_fallbacks: u64,
+    /// Linear systems solved with the LU factors.
+    pub lu_solves: u64,
 }
 
 /// `J` and the factors of `I − cJ` of one member.
@@ -204,6 +228,14 @@ struct Newton {
     current: bool,
     /// Newton convergence rate estimate, carried across steps (1 after a refactorisation).
     rate: f64,
+    /// Diagonal/off-diagonal split of `J` for the Jacobi solves (built on first use for the
+    /// present `J`; None when not applicable).
+    split: Option<SplitJacobian>,
+    /// `split` has been built (or found not applicable) for the present `J`.
+    split_built: bool,
+    /// Jacobi solves are tried only for `c` below this (a failed one at `c` sets it to `c`;
+    /// reset with `J`).
+    jacobi_c_max: f64,
 }
 
 struct Member {
@@ -235,6 +267,9 @@ struct Work {
     /// Inverse weights of the predictor (Newton norm) and of the step (error norms).
     iw_pred: Vec<f64>,
     iw_step: Vec<f64>,
+    /// Iterates of the Jacobi solves.
+    jx: Vec<f64>,
+    jx_new: Vec<f64>,
 }
 
 struct Ctx<'a> {
@@ -431,6 +466,9 @@ impl Ctx<'_> {
         nw.c_lu = f64::NAN;
         nw.jac_age = 0;
         nw.current = true;
+        nw.split = None;
+        nw.split_built = false;
+        nw.jacobi_c_max = f64::INFINITY;
         mem.report.jacobians += 1;
     }
 
@@ -469,6 +507,34 @@ impl Ctx<'_> {
         ok
     }
 
+    /// Whether this attempt's linear systems are solved by Jacobi iteration at `c`: the fused
+    /// sparse path, a split of the present `J` (built here on first use), `c` below the last
+    /// `c` where the iteration did not pay, and the iteration matrix's ∞-norm `q(c)` at most
+    /// [`JACOBI_Q_MAX`] (the split is rescaled to `c`, one pass over `J`). `q` grows with `c`
+    /// (for `J_ii ≤ 0`), so a `q` above the bound also bars every larger `c` until `J` is
+    /// re-evaluated.
+    fn jacobi_ready(&self, m: usize, nw: &mut Newton, c: f64) -> bool {
+        if !self.fused || nw.jac_age == u64::MAX || !(c < nw.jacobi_c_max) {
+            return false;
+        }
+        let Some(p) = self.prepared(m) else {
+            return false;
+        };
+        if !nw.split_built {
+            nw.split = SplitJacobian::new(p, &nw.lin);
+            nw.split_built = true;
+        }
+        let Some(split) = nw.split.as_mut() else {
+            return false;
+        };
+        if split.rescale(c) <= JACOBI_Q_MAX {
+            true
+        } else {
+            nw.jacobi_c_max = c;
+            false
+        }
+    }
+
     fn solve(&self, m: usize, nw: &Newton, b: &mut [f64], work: &mut Vec<f64>) {
         match self.prepared(m) {
             Some(p) => nw.lin.solve(p, b, work),
@@ -487,12 +553,14 @@ impl Ctx<'_> {
         c: f64,
         w: &mut Work,
         f_pred_valid: bool,
+        jacobi: bool,
     ) -> Option<usize> {
         let n = self.n;
         let tol = NEWTON_TOL / error_const(mem.order);
-        let scale = if mem.newton.c_lu == c { 1.0 } else { 2.0 / (1.0 + c / mem.newton.c_lu) };
+        // The Jacobi solves are at the step's own c.
+        let scale = if jacobi || mem.newton.c_lu == c { 1.0 } else { 2.0 / (1.0 + c / mem.newton.c_lu) };
         if self.fused {
-            return self.newton_fused(m, mem, t_new, c, scale, tol, w, f_pred_valid);
+            return self.newton_fused(m, mem, t_new, c, scale, tol, w, f_pred_valid, jacobi);
         }
         self.inv_weights(m, &w.y_pred, &w.y_pred, &mut w.iw_pred);
         w.y.copy_from_slice(&w.y_pred);
@@ -512,6 +580,7 @@ impl Ctx<'_> {
                 w.dy[i] = c * w.f[i] - w.psi[i] - w.corr[i];
             }
             self.solve(m, &mem.newton, &mut w.dy, &mut w.solve);
+            mem.report.lu_solves += 1;
             for ((dy, y), corr) in w.dy.iter_mut().zip(w.y.iter_mut()).zip(w.corr.iter_mut()) {
                 *dy *= scale;
                 *y += *dy;
@@ -539,7 +608,10 @@ impl Ctx<'_> {
     /// correction without copying them, each iteration is one pass for the residual, the
     /// solve, and one pass that updates `y` and the correction and sums the norm (a
     /// non-finite residual shows as a non-finite norm). `w.iw_pred` holds the predictor's
-    /// inverse weights ([`predict_fused`]).
+    /// inverse weights ([`predict_fused`]). With `jacobi` the systems are solved by Jacobi
+    /// iteration ([`SplitJacobian::solve`]) to [`JACOBI_TOL`] of the Newton tolerance; one
+    /// that contracts too slowly is solved with the band LU factorised at `c` instead (and
+    /// the rest of the attempt with it).
     #[allow(clippy::too_many_arguments)]
     fn newton_fused(
         &self,
@@ -551,6 +623,7 @@ impl Ctx<'_> {
         tol: f64,
         w: &mut Work,
         f_pred_valid: bool,
+        mut jacobi: bool,
     ) -> Option<usize> {
         let n = self.n;
         let mut dy_old = f64::NAN;
@@ -574,7 +647,33 @@ impl Ctx<'_> {
                     dy[i] = c * f[i] - psi[i] - corr[i];
                 }
             }
-            self.solve(m, &mem.newton, &mut w.dy, &mut w.solve);
+            let mut solved = false;
+            if jacobi {
+                let split = mem.newton.split.as_ref().unwrap();
+                let lin_tol = JACOBI_TOL * tol;
+                let (jx, jx_new) = (&mut w.jx, &mut w.jx_new);
+                match split.solve(&mut w.dy, &w.iw_pred, lin_tol, JACOBI_THETA_MAX, JACOBI_MAX_SWEEPS, jx, jx_new) {
+                    Some(sweeps) => {
+                        mem.report.jacobi_solves += 1;
+                        mem.report.jacobi_sweeps += sweeps as u64;
+                        solved = true;
+                    }
+                    None => {
+                        // Contracts too slowly at this c: the band LU at exactly c (scale
+                        // stays 1), for this attempt and every c at least this large.
+                        mem.report.jacobi_fallbacks += 1;
+                        mem.newton.jacobi_c_max = c;
+                        jacobi = false;
+                        if mem.newton.c_lu != c && !self.factor(m, mem, c) {
+                            return None;
+                        }
+                    }
+                }
+            }
+            if !solved {
+                self.solve(m, &mem.newton, &mut w.dy, &mut w.solve);
+                mem.report.lu_solves += 1;
+            }
             let mut gaps = 0.0;
             for &(lo, hi, b) in &self.segments {
                 let dy = &w.dy[lo..hi];
@@ -683,15 +782,20 @@ impl Ctx<'_> {
                     }
                     w.f = f;
                 }
+                let jacobi = self.jacobi_ready(m, &mut mem.newton, c);
                 let nw = &mem.newton;
                 let stale_lu = stale_factors(nw, c);
-                if (stale_lu || nw.c_lu.is_nan()) && mem.newton.jac_age != u64::MAX && !self.factor(m, mem, c) {
+                if !jacobi
+                    && (stale_lu || nw.c_lu.is_nan())
+                    && mem.newton.jac_age != u64::MAX
+                    && !self.factor(m, mem, c)
+                {
                     break;
                 }
                 if mem.newton.jac_age == u64::MAX {
                     break;
                 }
-                result = self.newton(m, mem, t_new, c, w, f_pred_valid);
+                result = self.newton(m, mem, t_new, c, w, f_pred_valid, jacobi);
                 if result.is_some() || mem.newton.current {
                     break;
                 }
@@ -833,6 +937,8 @@ impl Ctx<'_> {
                 tmp: (0..=MAX_ORDER).map(|_| Vec::with_capacity(n)).collect(),
                 iw_pred: v(),
                 iw_step: v(),
+                jx: v(),
+                jx_new: v(),
             };
             let mut steps = 0u64;
             while mem.t < t_out {
@@ -1006,6 +1112,9 @@ pub fn integrate_host_up_to(
                     lu_age: 0,
                     current: false,
                     rate: 1.0,
+                    split: None,
+                    split_built: false,
+                    jacobi_c_max: f64::INFINITY,
                 },
                 report,
             }
