@@ -14,7 +14,10 @@
 //!   tolerances (f64 1e-8, f32 1e-5 absolute); f32 RK4 within 1e-5 of whole members in f32
 //!   (relative to the largest component) and no further from the CPU than they are, plus 1e-5.
 //! - Relaxation with a steady-state tolerance (the two-level `steady_check`): members go
-//!   steady at different times, the same steps and status codes as whole members.
+//!   steady at different times, the same steps and status codes as whole members; and with
+//!   the deviation error scale (the error norm's reference state).
+//! - A split member over lavapipe's loop budget fails alone; `NEQKIN_WGS_PER_MEMBER` through
+//!   the binary is taken and reported in meta.json.
 //! - Kernels without the `//! layout: splittable` line refuse the layout.
 //!
 //! Layouts are forced with `GpuBackend::with_layout` (`NEQKIN_WGS_PER_MEMBER` is
@@ -328,6 +331,19 @@ fn relaxation_split_steady_check_matches_whole_members() {
         let worst = same_steps(&format!("relaxation {l}"), &want, &got, tol);
         eprintln!("relaxation {l}: steps {:?}, status {:?}, max rel. diff {worst:.1e}", got[0].2, got[0].1);
     }
+    // Error weights from the deviation from the reference state (the error norm's fourth
+    // input vector), no steady-state test.
+    let opts = SolveOptions {
+        error_scale: neqkin::engine::solve::ErrorScale::Deviation,
+        steady_tol: None,
+        output_times: vec![2.0],
+        ..opts
+    };
+    let (want, _) = gpu_run(&ctx, &p, layout(threads, 1), precision, &opts);
+    let l = layout(threads, 3);
+    let (got, _) = gpu_run(&ctx, &p, l, precision, &opts);
+    let worst = same_steps(&format!("relaxation {l}, deviation"), &want, &got, tol);
+    eprintln!("relaxation {l}, deviation error scale: steps {:?}, max rel. diff {worst:.1e}", got[0].2);
 }
 
 /// A model without the `//! layout: splittable` line (interband) refuses several workgroups
