@@ -327,6 +327,141 @@ fn predict_fused<const K: usize>(
     }
 }
 
+/// Lanes of the sums of squares below: independent partial sums, so that a pass is not one
+/// chain of dependent additions (one add latency per component) and vectorises.
+const LANES: usize = 8;
+
+/// Sum of `LANES` partial sums, pairwise.
+#[inline(always)]
+fn reduce_lanes(acc: [f64; LANES]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// The error test's pass over one block: `iw = 1/(atol + rtol·max(|y0|, |y1|))` stored, and
+/// `Σ (ec·corr·iw)²` returned.
+#[inline(always)]
+fn error_weights_impl(
+    y0: &[f64],
+    y1: &[f64],
+    corr: &[f64],
+    atol: &[f64],
+    rtol: &[f64],
+    iw: &mut [f64],
+    ec: f64,
+) -> f64 {
+    let n = iw.len().min(y0.len()).min(y1.len()).min(corr.len()).min(atol.len()).min(rtol.len());
+    let (y0, y1, corr, atol, rtol, iw) = (&y0[..n], &y1[..n], &corr[..n], &atol[..n], &rtol[..n], &mut iw[..n]);
+    let mut acc = [0.0; LANES];
+    let body = n / LANES * LANES;
+    for c in (0..body).step_by(LANES) {
+        for q in 0..LANES {
+            let i = c + q;
+            let wi = 1.0 / (atol[i] + rtol[i] * y0[i].abs().max(y1[i].abs()));
+            iw[i] = wi;
+            let e = ec * corr[i] * wi;
+            acc[q] += e * e;
+        }
+    }
+    let mut sum = reduce_lanes(acc);
+    for i in body..n {
+        let wi = 1.0 / (atol[i] + rtol[i] * y0[i].abs().max(y1[i].abs()));
+        iw[i] = wi;
+        let e = ec * corr[i] * wi;
+        sum += e * e;
+    }
+    sum
+}
+
+/// The Newton update's pass over one block: `d = scale·dy`, `y = base + d`, `corr = corr0 + d`
+/// (`first`: `base = y⁽⁰⁾`, `corr0 = 0`; else `base = y`, `corr0 = corr`), returning
+/// `Σ (d·iw)²`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn newton_update_impl(
+    first: bool,
+    dy: &[f64],
+    iw: &[f64],
+    y_pred: &[f64],
+    y: &mut [f64],
+    corr: &mut [f64],
+    scale: f64,
+) -> f64 {
+    let n = dy.len().min(iw.len()).min(y_pred.len()).min(y.len()).min(corr.len());
+    let (dy, iw, y_pred, y, corr) = (&dy[..n], &iw[..n], &y_pred[..n], &mut y[..n], &mut corr[..n]);
+    let mut acc = [0.0; LANES];
+    let body = n / LANES * LANES;
+    if first {
+        for c in (0..body).step_by(LANES) {
+            for q in 0..LANES {
+                let i = c + q;
+                let d = dy[i] * scale;
+                y[i] = y_pred[i] + d;
+                corr[i] = d;
+                acc[q] += (d * iw[i]) * (d * iw[i]);
+            }
+        }
+    } else {
+        for c in (0..body).step_by(LANES) {
+            for q in 0..LANES {
+                let i = c + q;
+                let d = dy[i] * scale;
+                y[i] += d;
+                corr[i] += d;
+                acc[q] += (d * iw[i]) * (d * iw[i]);
+            }
+        }
+    }
+    let mut sum = reduce_lanes(acc);
+    for i in body..n {
+        let d = dy[i] * scale;
+        if first {
+            y[i] = y_pred[i] + d;
+            corr[i] = d;
+        } else {
+            y[i] += d;
+            corr[i] += d;
+        }
+        sum += (d * iw[i]) * (d * iw[i]);
+    }
+    sum
+}
+
+/// `Σ (scale·x·iw)²`.
+#[inline(always)]
+fn sum_sq_scaled_impl(x: &[f64], iw: &[f64], scale: f64) -> f64 {
+    let n = x.len().min(iw.len());
+    let (x, iw) = (&x[..n], &iw[..n]);
+    let mut acc = [0.0; LANES];
+    let body = n / LANES * LANES;
+    for c in (0..body).step_by(LANES) {
+        for q in 0..LANES {
+            let e = scale * x[c + q] * iw[c + q];
+            acc[q] += e * e;
+        }
+    }
+    let mut sum = reduce_lanes(acc);
+    for i in body..n {
+        let e = scale * x[i] * iw[i];
+        sum += e * e;
+    }
+    sum
+}
+
+crate::multiversion! {
+    /// [`error_weights_impl`], runtime-dispatched.
+    fn error_weights / error_weights_portable (y0: &[f64], y1: &[f64], corr: &[f64], atol: &[f64], rtol: &[f64], iw: &mut [f64], ec: f64) -> f64 => error_weights_impl
+}
+
+crate::multiversion! {
+    /// [`newton_update_impl`], runtime-dispatched.
+    fn newton_update / newton_update_portable (first: bool, dy: &[f64], iw: &[f64], y_pred: &[f64], y: &mut [f64], corr: &mut [f64], scale: f64) -> f64 => newton_update_impl
+}
+
+crate::multiversion! {
+    /// [`sum_sq_scaled_impl`], runtime-dispatched.
+    fn sum_sq_scaled / sum_sq_scaled_portable (x: &[f64], iw: &[f64], scale: f64) -> f64 => sum_sq_scaled_impl
+}
+
 /// After an accepted step of order `K − 3` with correction `corr`: `D[K−1] = corr − D[K−2]`,
 /// `D[K−2] = corr`, then `D[k] += D[k+1]` downwards, in one pass (`K = order + 3`).
 #[inline(always)]
@@ -423,8 +558,7 @@ impl Ctx<'_> {
             &mut big
         };
         for (b, sum) in self.blocks.iter().zip(sums.iter_mut()) {
-            *sum =
-                x[b.start..b.end].iter().zip(&iw[b.start..b.end]).map(|(x, w)| (scale * x * w) * (scale * x * w)).sum();
+            *sum = sum_sq_scaled(&x[b.start..b.end], &iw[b.start..b.end], scale);
         }
         self.norm_from_sums(sums)
     }
@@ -679,23 +813,7 @@ impl Ctx<'_> {
                 let dy = &w.dy[lo..hi];
                 let iw = &w.iw_pred[lo..hi];
                 let (y, corr) = (&mut w.y[lo..hi], &mut w.corr[lo..hi]);
-                let mut sum = 0.0;
-                if k == 0 {
-                    let yp = &w.y_pred[lo..hi];
-                    for i in 0..hi - lo {
-                        let d = dy[i] * scale;
-                        y[i] = yp[i] + d;
-                        corr[i] = d;
-                        sum += (d * iw[i]) * (d * iw[i]);
-                    }
-                } else {
-                    for i in 0..hi - lo {
-                        let d = dy[i] * scale;
-                        y[i] += d;
-                        corr[i] += d;
-                        sum += (d * iw[i]) * (d * iw[i]);
-                    }
-                }
+                let sum = newton_update(k == 0, dy, iw, &w.y_pred[lo..hi], y, corr, scale);
                 if b == usize::MAX {
                     // Outside the blocks: weighs nothing, but must be finite.
                     gaps += dy.iter().map(|d| d * 0.0).sum::<f64>();
@@ -817,13 +935,7 @@ impl Ctx<'_> {
                 for &(lo, hi, b) in &self.segments {
                     let (y0, y1, corr) = (&mem.d[0][lo..hi], &w.y[lo..hi], &w.corr[lo..hi]);
                     let (a, r, iw) = (&self.atol_c[lo..hi], &self.rtol_c[lo..hi], &mut w.iw_step[lo..hi]);
-                    let mut sum = 0.0;
-                    for i in 0..hi - lo {
-                        let wi = 1.0 / (a[i] + r[i] * y0[i].abs().max(y1[i].abs()));
-                        iw[i] = wi;
-                        let e = ec * corr[i];
-                        sum += (e * wi) * (e * wi);
-                    }
+                    let sum = error_weights(y0, y1, corr, a, r, iw, ec);
                     if b != usize::MAX {
                         sums[b] = sum;
                     }
@@ -1163,4 +1275,56 @@ pub fn integrate_host_up_to(
         }
     }
     Ok((stats, reports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lane-summed passes of the step agree with the plain sums to rounding, and the
+    /// dispatched builds with the portable ones bit for bit (lengths not a multiple of the
+    /// lanes included).
+    #[test]
+    fn lane_sums_agree_with_plain_sums() {
+        let mut seed = 7u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for n in [0usize, 1, 7, 8, 9, 2051] {
+            let v = |r: &mut dyn FnMut() -> f64| (0..n).map(|_| r()).collect::<Vec<f64>>();
+            let (y0, y1, corr, dy) = (v(&mut rnd), v(&mut rnd), v(&mut rnd), v(&mut rnd));
+            let atol = vec![1e-9; n];
+            let rtol = vec![1e-6; n];
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-300);
+            let (mut iw, mut iw_p) = (vec![0.0; n], vec![0.0; n]);
+            let s = error_weights(&y0, &y1, &corr, &atol, &rtol, &mut iw, 0.3);
+            let sp = error_weights_portable(&y0, &y1, &corr, &atol, &rtol, &mut iw_p, 0.3);
+            let plain: f64 = (0..n)
+                .map(|i| {
+                    let w = 1.0 / (atol[i] + rtol[i] * y0[i].abs().max(y1[i].abs()));
+                    (0.3 * corr[i] * w).powi(2)
+                })
+                .sum();
+            assert!(close(s, plain), "n {n}: {s} vs {plain}");
+            assert_eq!((s, &iw), (sp, &iw_p));
+            let ss = sum_sq_scaled(&dy, &iw, 0.7);
+            let plain: f64 = (0..n).map(|i| (0.7 * dy[i] * iw[i]).powi(2)).sum();
+            assert!(close(ss, plain) && ss == sum_sq_scaled_portable(&dy, &iw, 0.7));
+            for first in [true, false] {
+                let (mut y, mut c) = (y1.clone(), corr.clone());
+                let (mut yp, mut cp) = (y1.clone(), corr.clone());
+                let s = newton_update(first, &dy, &iw, &y0, &mut y, &mut c, 0.9);
+                let sp = newton_update_portable(first, &dy, &iw, &y0, &mut yp, &mut cp, 0.9);
+                assert_eq!((s, &y, &c), (sp, &yp, &cp));
+                let plain: f64 = (0..n).map(|i| (0.9 * dy[i] * iw[i]).powi(2)).sum();
+                assert!(close(s, plain), "n {n}: {s} vs {plain}");
+                for i in 0..n {
+                    let d = 0.9 * dy[i];
+                    let (ye, ce) = if first { (y0[i] + d, d) } else { (y1[i] + d, corr[i] + d) };
+                    assert_eq!((y[i], c[i]), (ye, ce));
+                }
+            }
+        }
+    }
 }

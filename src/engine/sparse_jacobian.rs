@@ -808,50 +808,53 @@ fn jacobi_sweep_impl(
     }
 }
 
-/// `x = binv ∘ b`, returning `max_i |x_i·w_i|` (NaN when one is NaN).
+/// `x = binv ∘ b`, returning `max_i |x_i·w_i|` (NaN when one is not finite).
 #[inline(always)]
 fn jacobi_first_sweep_impl(binv: &[f64], b: &[f64], x: &mut [f64], w: &[f64]) -> f64 {
     let n = x.len().min(b.len()).min(w.len()).min(binv.len());
     let (binv, b, x, w) = (&binv[..n], &b[..n], &mut x[..n], &w[..n]);
-    let mut acc = [0.0f64; 4];
-    let chunks = n / 4;
-    for c in 0..chunks {
-        for q in 0..4 {
-            let i = 4 * c + q;
-            x[i] = binv[i] * b[i];
-            let d = (x[i] * w[i]).abs();
-            acc[q] = if d > acc[q] || d.is_nan() { d } else { acc[q] };
-        }
-    }
-    let mut m = acc.iter().fold(0.0f64, |m, &x| if x > m || x.is_nan() { x } else { m });
-    for i in 4 * chunks..n {
+    for i in 0..n {
         x[i] = binv[i] * b[i];
-        let d = (x[i] * w[i]).abs();
-        m = if d > m || d.is_nan() { d } else { m };
     }
-    m
+    max_abs_of(n, |i| x[i] * w[i])
 }
 
-/// `max_i |(a_i − b_i)·w_i|`.
+/// `max_{i < n} |diff(i)|`, NaN when one is not finite: eight
+/// independent running maxima (a compare and a select each, which vectorise; `f64::max`
+/// would drop NaN), the non-finite ones caught by a sum of `d·0`.
+#[inline(always)]
+fn max_abs_of(n: usize, diff: impl Fn(usize) -> f64) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0.0f64; L];
+    let mut bad = [0.0f64; L];
+    let body = n / L * L;
+    for c in (0..body).step_by(L) {
+        for q in 0..L {
+            let d = diff(c + q).abs();
+            acc[q] = if d > acc[q] { d } else { acc[q] };
+            bad[q] += d * 0.0;
+        }
+    }
+    let mut m = acc.iter().fold(0.0f64, |m, &x| m.max(x));
+    let mut nonfinite = bad.iter().sum::<f64>();
+    for i in body..n {
+        let d = diff(i).abs();
+        m = m.max(d);
+        nonfinite += d * 0.0;
+    }
+    if nonfinite == 0.0 {
+        m
+    } else {
+        f64::NAN
+    }
+}
+
+/// `max_i |(a_i − b_i)·w_i|`, NaN when one is not finite.
 #[inline(always)]
 fn max_weighted_diff_impl(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
     let n = a.len().min(b.len()).min(w.len());
     let (a, b, w) = (&a[..n], &b[..n], &w[..n]);
-    let mut acc = [0.0f64; 4];
-    let chunks = n / 4;
-    for c in 0..chunks {
-        for q in 0..4 {
-            let d = ((a[4 * c + q] - b[4 * c + q]) * w[4 * c + q]).abs();
-            // NaN propagates (`max` would drop it).
-            acc[q] = if d > acc[q] || d.is_nan() { d } else { acc[q] };
-        }
-    }
-    let mut m = acc.iter().fold(0.0f64, |m, &x| if x > m || x.is_nan() { x } else { m });
-    for i in 4 * chunks..n {
-        let d = ((a[i] - b[i]) * w[i]).abs();
-        m = if d > m || d.is_nan() { d } else { m };
-    }
-    m
+    max_abs_of(n, |i| (a[i] - b[i]) * w[i])
 }
 
 crate::multiversion! {
@@ -1083,6 +1086,31 @@ mod tests {
         let p = Prepared::new(&JacobianPattern::dense(40), 40);
         let lin = Linear { vals: vec![0.0; p.cols.len()], ..Linear::empty() };
         assert!(SplitJacobian::new(&p, &lin).is_none());
+    }
+
+    /// The weighted max-norm passes of the Jacobi solve: the largest `|Δ·w|`, NaN when a
+    /// component is NaN or infinite (a plain `f64::max` would drop a NaN), dispatched and
+    /// portable builds alike.
+    #[test]
+    fn weighted_max_norms_see_non_finite_components() {
+        for n in [1usize, 5, 8, 17, 2048] {
+            let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let w: Vec<f64> = (0..n).map(|i| 1.0 + (i % 3) as f64).collect();
+            let plain = (0..n).map(|i| ((a[i] - b[i]) * w[i]).abs()).fold(0.0, f64::max);
+            assert_eq!(max_weighted_diff(&a, &b, &w), plain);
+            assert_eq!(max_weighted_diff_portable(&a, &b, &w), plain);
+            let mut x = vec![0.0; n];
+            let first = jacobi_first_sweep(&b, &a, &mut x, &w);
+            assert_eq!(first, (0..n).map(|i| (b[i] * a[i] * w[i]).abs()).fold(0.0, f64::max));
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut a2 = a.clone();
+                a2[n / 2] = bad;
+                assert!(max_weighted_diff(&a2, &b, &w).is_nan(), "n {n}: {bad}");
+                assert!(max_weighted_diff_portable(&a2, &b, &w).is_nan());
+                assert!(jacobi_first_sweep(&b, &a2, &mut x, &w).is_nan());
+            }
+        }
     }
 
     #[test]
