@@ -164,20 +164,52 @@ fn change_d(d: &mut [Vec<f64>], order: usize, factor: f64, tmp: &mut [Vec<f64>])
             ru[i][j] = (0..=order).map(|k| r[i][k] * u[k][j]).sum();
         }
     }
-    for j in 0..=order {
-        let t = &mut tmp[j];
-        t.clear();
-        t.extend(d[0].iter().map(|x| ru[0][j] * x));
-        for k in 1..=order {
-            let c = ru[k][j];
-            for (a, x) in t.iter_mut().zip(&d[k]) {
-                *a += c * x;
-            }
-        }
+    let n = d[0].len();
+    for t in tmp[..=order].iter_mut() {
+        t.resize(n, 0.0);
     }
+    rescale_d(order, d, &ru, tmp);
     for j in 0..=order {
         std::mem::swap(&mut d[j], &mut tmp[j]);
     }
+}
+
+/// `tmp[j] = Σ_{k < K} ru[k][j]·D[k]` for `j < K`, in one pass over the components (the
+/// same operations per component, in the same order, as one pass per row).
+#[inline(always)]
+fn rescale_d_fused<const K: usize>(d: &[Vec<f64>], ru: &[[f64; MAX_ORDER + 1]; MAX_ORDER + 1], tmp: &mut [Vec<f64>]) {
+    let n = d[0].len();
+    let rows: [&[f64]; K] = std::array::from_fn(|k| &d[k][..n]);
+    let mut it = tmp.iter_mut();
+    let out: [&mut [f64]; K] = std::array::from_fn(|_| &mut it.next().unwrap()[..n]);
+    for i in 0..n {
+        let x: [f64; K] = std::array::from_fn(|k| rows[k][i]);
+        for j in 0..K {
+            let mut a = ru[0][j] * x[0];
+            for k in 1..K {
+                a += ru[k][j] * x[k];
+            }
+            out[j][i] = a;
+        }
+    }
+}
+
+/// [`rescale_d_fused`] for an order known at run time.
+#[inline(always)]
+fn rescale_d_impl(order: usize, d: &[Vec<f64>], ru: &[[f64; MAX_ORDER + 1]; MAX_ORDER + 1], tmp: &mut [Vec<f64>]) {
+    match order {
+        0 => rescale_d_fused::<1>(d, ru, tmp),
+        1 => rescale_d_fused::<2>(d, ru, tmp),
+        2 => rescale_d_fused::<3>(d, ru, tmp),
+        3 => rescale_d_fused::<4>(d, ru, tmp),
+        4 => rescale_d_fused::<5>(d, ru, tmp),
+        _ => rescale_d_fused::<6>(d, ru, tmp),
+    }
+}
+
+crate::multiversion! {
+    /// [`rescale_d_impl`], runtime-dispatched.
+    fn rescale_d / rescale_d_portable (order: usize, d: &[Vec<f64>], ru: &[[f64; MAX_ORDER + 1]; MAX_ORDER + 1], tmp: &mut [Vec<f64>]) => rescale_d_impl
 }
 
 /// Per-member counts of one BDF run.
@@ -325,6 +357,50 @@ fn predict_fused<const K: usize>(
         psi[i] = ps;
         iw[i] = 1.0 / (atol[i] + rtol[i] * yp.abs());
     }
+}
+
+/// [`predict_fused`] for an order known at run time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn predict_impl(
+    order: usize,
+    d: &[Vec<f64>],
+    g: &[f64; MAX_ORDER + 1],
+    atol: &[f64],
+    rtol: &[f64],
+    y_pred: &mut [f64],
+    psi: &mut [f64],
+    iw: &mut [f64],
+) {
+    match order {
+        1 => predict_fused::<2>(d, g, atol, rtol, y_pred, psi, iw),
+        2 => predict_fused::<3>(d, g, atol, rtol, y_pred, psi, iw),
+        3 => predict_fused::<4>(d, g, atol, rtol, y_pred, psi, iw),
+        4 => predict_fused::<5>(d, g, atol, rtol, y_pred, psi, iw),
+        _ => predict_fused::<6>(d, g, atol, rtol, y_pred, psi, iw),
+    }
+}
+
+/// [`update_d_fused`] for an order known at run time.
+#[inline(always)]
+fn update_d_impl(order: usize, d: &mut [Vec<f64>], corr: &[f64]) {
+    match order {
+        1 => update_d_fused::<4>(d, corr),
+        2 => update_d_fused::<5>(d, corr),
+        3 => update_d_fused::<6>(d, corr),
+        4 => update_d_fused::<7>(d, corr),
+        _ => update_d_fused::<8>(d, corr),
+    }
+}
+
+crate::multiversion! {
+    /// [`predict_impl`], runtime-dispatched to the widest vectors the CPU has.
+    fn predict / predict_portable (order: usize, d: &[Vec<f64>], g: &[f64; MAX_ORDER + 1], atol: &[f64], rtol: &[f64], y_pred: &mut [f64], psi: &mut [f64], iw: &mut [f64]) => predict_impl
+}
+
+crate::multiversion! {
+    /// [`update_d_impl`], runtime-dispatched.
+    fn update_d / update_d_portable (order: usize, d: &mut [Vec<f64>], corr: &[f64]) => update_d_impl
 }
 
 /// Lanes of the sums of squares below: independent partial sums, so that a pass is not one
@@ -865,13 +941,7 @@ impl Ctx<'_> {
                 // …and the predictor's inverse weights (Newton's norm).
                 let (a, r) = (&self.atol_c, &self.rtol_c);
                 let (yp, ps, iw) = (&mut w.y_pred, &mut w.psi, &mut w.iw_pred);
-                match order {
-                    1 => predict_fused::<2>(&mem.d, &g, a, r, yp, ps, iw),
-                    2 => predict_fused::<3>(&mem.d, &g, a, r, yp, ps, iw),
-                    3 => predict_fused::<4>(&mem.d, &g, a, r, yp, ps, iw),
-                    4 => predict_fused::<5>(&mem.d, &g, a, r, yp, ps, iw),
-                    _ => predict_fused::<6>(&mem.d, &g, a, r, yp, ps, iw),
-                }
+                predict(order, &mem.d, &g, a, r, yp, ps, iw);
             } else {
                 w.y_pred.copy_from_slice(&mem.d[0]);
                 w.psi.iter_mut().for_each(|x| *x = 0.0);
@@ -966,13 +1036,7 @@ impl Ctx<'_> {
             mem.n_equal_steps += 1;
             mem.t = t_new;
             // D[order+2] = d − D[order+1]; D[order+1] = d; D[i] += D[i+1] downwards.
-            match order {
-                1 => update_d_fused::<4>(&mut mem.d, &w.corr),
-                2 => update_d_fused::<5>(&mut mem.d, &w.corr),
-                3 => update_d_fused::<6>(&mut mem.d, &w.corr),
-                4 => update_d_fused::<7>(&mut mem.d, &w.corr),
-                _ => update_d_fused::<8>(&mut mem.d, &w.corr),
-            }
+            update_d(order, &mut mem.d, &w.corr);
             if mem.n_equal_steps < order + 1 {
                 return true;
             }
@@ -1280,6 +1344,46 @@ pub fn integrate_host_up_to(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass rescaling of the differences gives the bits of the row-by-row formula
+    /// `D[j] ← Σ_k (RU)[k][j]·D[k]`, and the dispatched predictor and difference update those
+    /// of their portable builds, at every order.
+    #[test]
+    fn fused_difference_passes_match_the_row_formulas() {
+        let n = 37;
+        let rows = |seed: f64| -> Vec<Vec<f64>> {
+            (0..MAX_ORDER + 3).map(|k| (0..n).map(|i| ((i * 7 + k) as f64 * seed).sin()).collect()).collect()
+        };
+        for order in 1..=MAX_ORDER {
+            let factor = 1.7;
+            let mut d = rows(0.3);
+            let d0 = d.clone();
+            let mut tmp: Vec<Vec<f64>> = (0..=MAX_ORDER).map(|_| Vec::new()).collect();
+            change_d(&mut d, order, factor, &mut tmp);
+            let (r, u) = (compute_r(order, factor), compute_r(order, 1.0));
+            for j in 0..=order {
+                let ru: Vec<f64> = (0..=order).map(|k| (0..=order).map(|q| r[k][q] * u[q][j]).sum::<f64>()).collect();
+                for i in 0..n {
+                    let mut a = ru[0] * d0[0][i];
+                    for k in 1..=order {
+                        a += ru[k] * d0[k][i];
+                    }
+                    assert_eq!(d[j][i], a, "order {order} row {j} component {i}");
+                }
+            }
+            let g: [f64; MAX_ORDER + 1] = std::array::from_fn(|k| gamma(k) / alpha(order));
+            let (atol, rtol) = (vec![1e-9; n], vec![1e-6; n]);
+            let mut a = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let mut b = a.clone();
+            predict(order, &d0, &g, &atol, &rtol, &mut a.0, &mut a.1, &mut a.2);
+            predict_portable(order, &d0, &g, &atol, &rtol, &mut b.0, &mut b.1, &mut b.2);
+            assert_eq!(a, b);
+            let (mut da, mut db) = (d0.clone(), d0.clone());
+            update_d(order, &mut da, &d0[7]);
+            update_d_portable(order, &mut db, &d0[7]);
+            assert_eq!(da, db);
+        }
+    }
 
     /// The lane-summed passes of the step agree with the plain sums to rounding, and the
     /// dispatched builds with the portable ones bit for bit (lengths not a multiple of the
