@@ -293,12 +293,20 @@ fn photoexcited_zeta20_agrees_with_dopri5_at_a_fraction_of_the_work() {
     assert!(r_evals < 0.5 * d_evals, "{r_evals} vs {d_evals}");
 }
 
+/// `auto` on the photoexcited sweep (docs/benchmarks.md §15.2): `bdf` at ζ = 20 from
+/// N = 512 below N = 4096, `rosenbrock` from N = 4096, DOPRI5 at ζ = 1 and 5 and at small N.
 #[test]
-fn auto_picks_rosenbrock_where_it_pays() {
+fn auto_picks_an_implicit_method_where_it_pays() {
     use neqkin::engine::integrators::auto_method;
     let opts = SolveOptions { output_times: vec![10.0], ..Default::default() };
-    for (n, zeta, want) in [(2048, 20.0, Method::Rosenbrock), (2048, 1.0, Method::Dopri5), (512, 20.0, Method::Dopri5)]
-    {
+    for (n, zeta, want) in [
+        (2048, 20.0, Method::Bdf),
+        (512, 20.0, Method::Bdf),
+        (4096, 20.0, Method::Rosenbrock),
+        (2048, 1.0, Method::Dopri5),
+        (2048, 5.0, Method::Dopri5),
+        (256, 20.0, Method::Dopri5),
+    ] {
         let b = photo(n, zeta, &[0.5]);
         let got = auto_method(&CpuBackend::new(b.clone()), &*b, &opts);
         assert_eq!(got, want, "N = {n}, ζ = {zeta}");

@@ -265,28 +265,48 @@ fn weighted_rms(v: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
 }
 
 /// Stiffness `ρ·t_end` (the model's bound on the Jacobian's spectral radius times the
-/// integration span, largest member) from which `solver.method = "auto"` picks `rosenbrock`
-/// on the CPU backend. Measured on the photoexcited Fig 2a sweep (docs/benchmarks.md §10):
-/// ρ·t_end ≈ 100 / 310 / 1070 at ζ = 1 / 5 / 20, where `rosenbrock` needs about as many /
-/// 1.6× fewer but twice the time / 3.8× fewer RHS evaluations and less time (N ≥ 2048) than
-/// DOPRI5.
+/// integration span, largest member) from which `solver.method = "auto"` picks an implicit
+/// method on the CPU backend. Measured on the photoexcited Fig 2a sweep (docs/benchmarks.md
+/// §10, §15.2): ρ·t_end ≈ 100 / 310 / 1070 at ζ = 1 / 5 / 20; at ζ = 5 both implicit methods
+/// need fewer RHS evaluations than DOPRI5 but more time, at ζ = 20 they need 4–8× fewer and
+/// less time.
 pub const AUTO_STIFFNESS: f64 = 500.0;
-/// Smallest state length for which `auto` picks `rosenbrock`: below it the per-step linear
-/// algebra and host passes cost more than the saved evaluations (docs/benchmarks.md §10:
-/// slower at N = 512, faster at N = 2048 and 8192 for ζ = 20).
-pub const AUTO_MIN_STATE: usize = 1024;
+/// Smallest state length for which `auto` picks `bdf`: below it the per-step vector passes
+/// cost more than the saved evaluations (docs/benchmarks.md §15.2, ζ = 20: `bdf` as fast as
+/// DOPRI5 in CPU time at N = 256, 1.5× faster at N = 512).
+pub const AUTO_MIN_STATE: usize = 512;
+/// State length from which `auto` picks `rosenbrock` instead of `bdf` (docs/benchmarks.md
+/// §15.2, ζ = 20: `bdf` 1.5× DOPRI5's speed at N = 512 where `rosenbrock` is 1.0×, the two
+/// level at N = 2048, `rosenbrock` ahead at N = 4096 (1.44× against 1.35×) and 8192 (1.42×
+/// against 1.21×): BDF's step does ~12 passes over its `k + 3` difference rows and work
+/// vectors where a ROS34PW2 step does ~4 band solves, and the passes' share grows once the
+/// rows leave the core's cache).
+pub const AUTO_ROSENBROCK_STATE: usize = 4096;
+/// Smallest state length for which `auto` picks `rosenbrock` for a problem that `bdf` runs
+/// only on its dense path (a linearly-implicit form `A(y) y′ = f`): below it the linear
+/// algebra costs more than the saved evaluations (docs/benchmarks.md §10).
+pub const AUTO_MIN_STATE_ROSENBROCK: usize = 1024;
 
-/// The method `solver.method = "auto"` runs: `rosenbrock` on the CPU backend when the model
-/// bounds the spectral radius ρ of its Jacobian and declares a Jacobian pattern for every
-/// member ([`BatchProblem::jacobian_pattern`]), and `ρ·t_end ≥` [`AUTO_STIFFNESS`] for some
-/// member (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone),
-/// and the state has at least [`AUTO_MIN_STATE`] components; else `dopri5`.
+/// The method `solver.method = "auto"` runs. On the CPU backend, when the model bounds the
+/// spectral radius ρ of its Jacobian, declares a Jacobian pattern for every member
+/// ([`BatchProblem::jacobian_pattern`]) and `ρ·t_end ≥` [`AUTO_STIFFNESS`] for some member
+/// (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone): `bdf` for
+/// `y′ = f` problems with [`AUTO_MIN_STATE`] ≤ N < [`AUTO_ROSENBROCK_STATE`] (its Newton
+/// systems by Jacobi sweeps while `h` is small, the band LU after), `rosenbrock` for larger
+/// states, and for linearly-implicit problems from [`AUTO_MIN_STATE_ROSENBROCK`]; else
+/// `dopri5`.
 pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &SolveOptions) -> Method {
     let t_end = opts.output_times.last().copied().unwrap_or(0.0);
     let batch = problem.layout().batch;
+    let n = problem.layout().state_len;
     let stiff = problem.spectral_radius().is_some_and(|r| r.iter().any(|&r| r * t_end >= AUTO_STIFFNESS));
-    let large = problem.layout().state_len >= AUTO_MIN_STATE;
-    if backend.info().backend == "cpu" && stiff && large && (0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
+    if backend.info().backend != "cpu" || !stiff || !(0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
+        return Method::Dopri5;
+    }
+    let explicit_form = problem.linearly_implicit().is_none();
+    if explicit_form && (AUTO_MIN_STATE..AUTO_ROSENBROCK_STATE).contains(&n) {
+        Method::Bdf
+    } else if n >= AUTO_ROSENBROCK_STATE || (!explicit_form && n >= AUTO_MIN_STATE_ROSENBROCK) {
         Method::Rosenbrock
     } else {
         Method::Dopri5

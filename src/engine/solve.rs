@@ -29,8 +29,8 @@ pub enum Method {
     /// difference Jacobian on the model's pattern and a band LU, on the host; CPU backend
     /// only (see [`crate::engine::rosenbrock`]).
     Rosenbrock,
-    /// `rosenbrock` on the CPU backend where the problem is stiff enough for it to pay
-    /// (see [`crate::engine::integrators::auto_method`]), else `dopri5`.
+    /// `bdf` or `rosenbrock` on the CPU backend where the problem is stiff enough for an
+    /// implicit method to pay (see [`crate::engine::integrators::auto_method`]), else `dopri5`.
     Auto,
 }
 

@@ -210,19 +210,20 @@ fn member_bytes(plan: &Plan, f: &Footprint, outputs: u64) -> (u64, u64) {
     let method_bytes = match &plan.solver {
         SolverPlan::Direct => 0,
         SolverPlan::Integrate(o) => match o.method {
-            // BDF and Rosenbrock (and auto, which may pick it) with a declared sparsity:
+            // BDF and Rosenbrock (and auto, which may pick either) with a declared sparsity:
             // the coloured Jacobian (≤ one band row per component), the band LU of `I − cJ`
-            // (lower + upper + 1 reals per row, padded to 8) and the method's own vectors
-            // (BDF: 8 difference rows, 12 work vectors, 6 rescaling rows; Rosenbrock: stages
-            // and work), all O(N·band). Without one: a dense J, its LU and A(y), N² each.
+            // (lower + upper + 1 reals per row, padded to 8), BDF's Jacobi split of `J`
+            // (diagonal, reciprocal pivots, each off-diagonal and its scaled copy: ≤ 2·band
+            // + 2 reals per row) and the method's own vectors (BDF: 8 difference rows, 14
+            // work vectors, 6 rescaling rows; Rosenbrock: stages and work), all O(N·band). Without one: a dense J, its LU and A(y), N² each.
             Method::Bdf | Method::Rosenbrock | Method::Auto => {
-                // `auto` picks rosenbrock only for a declared pattern, else dopri5.
+                // `auto` picks bdf or rosenbrock only for a declared pattern, else dopri5.
                 let band = match o.method {
                     Method::Auto => f.jacobian_pattern_band,
                     _ => f.jacobian_pattern_band.or(f.jacobian_band),
                 };
                 match (band, o.method) {
-                    (Some((l, u)), _) => m(n, m(2 * (l + u + 1 + 8) + 32, 8)),
+                    (Some((l, u)), _) => m(n, m(2 * (l + u + 1 + 8) + 2 * (l + u + 1) + 32, 8)),
                     (None, Method::Bdf) => m(m(n, n), 8 * 3),
                     (None, Method::Rosenbrock) => m(m(n, n), 8 * 2),
                     (None, _) => 0,
