@@ -774,7 +774,9 @@ impl Ctx<'_> {
 
     /// Solves the corrector equation of an order-`order` step to `t_new` (`c`, predictor
     /// and `ψ` in `w`); the correction ends in `w.corr`, the solution in `w.y`. Returns the
-    /// iterations, or None when Newton failed. `f_pred` holds `f(t_new, y⁽⁰⁾)` when valid.
+    /// iterations, or None when Newton failed. `f_pred` holds `f(t_new, y⁽⁰⁾)` when valid;
+    /// `jacobi`: the systems by Jacobi sweeps (see [`Self::newton_fused`]).
+    #[allow(clippy::too_many_arguments)]
     fn newton(
         &self,
         m: usize,
