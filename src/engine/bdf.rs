@@ -450,11 +450,17 @@ fn error_weights_impl(
     let mut acc = [0.0; LANES];
     let body = n / LANES * LANES;
     for c in (0..body).step_by(LANES) {
+        // Fixed-size chunks: one bounds check per chunk, and the lanes vectorise.
+        let r = c..c + LANES;
+        let (y0, y1, corr): (&[f64; LANES], &[f64; LANES], &[f64; LANES]) =
+            (y0[r.clone()].try_into().unwrap(), y1[r.clone()].try_into().unwrap(), corr[r.clone()].try_into().unwrap());
+        let (atol, rtol): (&[f64; LANES], &[f64; LANES]) =
+            (atol[r.clone()].try_into().unwrap(), rtol[r.clone()].try_into().unwrap());
+        let iw: &mut [f64; LANES] = (&mut iw[r]).try_into().unwrap();
         for q in 0..LANES {
-            let i = c + q;
-            let wi = 1.0 / (atol[i] + rtol[i] * y0[i].abs().max(y1[i].abs()));
-            iw[i] = wi;
-            let e = ec * corr[i] * wi;
+            let wi = 1.0 / (atol[q] + rtol[q] * y0[q].abs().max(y1[q].abs()));
+            iw[q] = wi;
+            let e = ec * corr[q] * wi;
             acc[q] += e * e;
         }
     }
@@ -486,24 +492,29 @@ fn newton_update_impl(
     let (dy, iw, y_pred, y, corr) = (&dy[..n], &iw[..n], &y_pred[..n], &mut y[..n], &mut corr[..n]);
     let mut acc = [0.0; LANES];
     let body = n / LANES * LANES;
-    if first {
-        for c in (0..body).step_by(LANES) {
+    for c in (0..body).step_by(LANES) {
+        // Fixed-size chunks: one bounds check per chunk, and the lanes vectorise.
+        let r = c..c + LANES;
+        let (dy, iw, yp): (&[f64; LANES], &[f64; LANES], &[f64; LANES]) = (
+            dy[r.clone()].try_into().unwrap(),
+            iw[r.clone()].try_into().unwrap(),
+            y_pred[r.clone()].try_into().unwrap(),
+        );
+        let y: &mut [f64; LANES] = (&mut y[r.clone()]).try_into().unwrap();
+        let corr: &mut [f64; LANES] = (&mut corr[r]).try_into().unwrap();
+        if first {
             for q in 0..LANES {
-                let i = c + q;
-                let d = dy[i] * scale;
-                y[i] = y_pred[i] + d;
-                corr[i] = d;
-                acc[q] += (d * iw[i]) * (d * iw[i]);
+                let d = dy[q] * scale;
+                y[q] = yp[q] + d;
+                corr[q] = d;
+                acc[q] += (d * iw[q]) * (d * iw[q]);
             }
-        }
-    } else {
-        for c in (0..body).step_by(LANES) {
+        } else {
             for q in 0..LANES {
-                let i = c + q;
-                let d = dy[i] * scale;
-                y[i] += d;
-                corr[i] += d;
-                acc[q] += (d * iw[i]) * (d * iw[i]);
+                let d = dy[q] * scale;
+                y[q] += d;
+                corr[q] += d;
+                acc[q] += (d * iw[q]) * (d * iw[q]);
             }
         }
     }
@@ -530,8 +541,10 @@ fn sum_sq_scaled_impl(x: &[f64], iw: &[f64], scale: f64) -> f64 {
     let mut acc = [0.0; LANES];
     let body = n / LANES * LANES;
     for c in (0..body).step_by(LANES) {
+        let r = c..c + LANES;
+        let (x, iw): (&[f64; LANES], &[f64; LANES]) = (x[r.clone()].try_into().unwrap(), iw[r].try_into().unwrap());
         for q in 0..LANES {
-            let e = scale * x[c + q] * iw[c + q];
+            let e = scale * x[q] * iw[q];
             acc[q] += e * e;
         }
     }

@@ -815,7 +815,7 @@ fn jacobi_sweep_impl(
             }
         }
         let (xn, xo, wb) = (&x_new[lo..hi], &x[lo..hi], &w[lo..hi]);
-        let m = max_abs_of(hi - lo, |i| (xn[i] - xo[i]) * wb[i]);
+        let m = max_abs_weighted::<true>(xn, xo, wb);
         // NaN, once seen, stays.
         if !inc.is_nan() && (m > inc || m.is_nan()) {
             inc = m;
@@ -833,21 +833,26 @@ fn jacobi_first_sweep_impl(binv: &[f64], b: &[f64], x: &mut [f64], w: &[f64]) ->
     for i in 0..n {
         x[i] = binv[i] * b[i];
     }
-    max_abs_of(n, |i| x[i] * w[i])
+    max_abs_weighted::<false>(x, x, w)
 }
 
-/// `max_{i < n} |diff(i)|`, NaN when one is not finite: eight
-/// independent running maxima (a compare and a select each, which vectorise; `f64::max`
-/// would drop NaN), the non-finite ones caught by a sum of `d·0`.
+/// `max_i |(a_i − b_i)·w_i|` (`SUB = false`: `max_i |a_i·w_i|`, `b` unused), NaN when one is
+/// not finite: eight independent running maxima (a compare and a select each, which vectorise;
+/// `f64::max` would drop NaN), the non-finite ones caught by a sum of `d·0`.
 #[inline(always)]
-fn max_abs_of(n: usize, diff: impl Fn(usize) -> f64) -> f64 {
+fn max_abs_weighted<const SUB: bool>(a: &[f64], b: &[f64], w: &[f64]) -> f64 {
     const L: usize = 8;
+    let n = a.len().min(w.len()).min(if SUB { b.len() } else { usize::MAX });
     let mut acc = [0.0f64; L];
     let mut bad = [0.0f64; L];
     let body = n / L * L;
     for c in (0..body).step_by(L) {
+        // Fixed-size chunks: one bounds check per chunk, and the lanes vectorise.
+        let r = c..c + L;
+        let (ac, wc): (&[f64; L], &[f64; L]) = (a[r.clone()].try_into().unwrap(), w[r.clone()].try_into().unwrap());
+        let bc: &[f64; L] = if SUB { b[r].try_into().unwrap() } else { ac };
         for q in 0..L {
-            let d = diff(c + q).abs();
+            let d = ((ac[q] - if SUB { bc[q] } else { 0.0 }) * wc[q]).abs();
             acc[q] = if d > acc[q] { d } else { acc[q] };
             bad[q] += d * 0.0;
         }
@@ -855,7 +860,7 @@ fn max_abs_of(n: usize, diff: impl Fn(usize) -> f64) -> f64 {
     let mut m = acc.iter().fold(0.0f64, |m, &x| m.max(x));
     let mut nonfinite = bad.iter().sum::<f64>();
     for i in body..n {
-        let d = diff(i).abs();
+        let d = ((a[i] - if SUB { b[i] } else { 0.0 }) * w[i]).abs();
         m = m.max(d);
         nonfinite += d * 0.0;
     }
