@@ -202,12 +202,27 @@ fn rescale_d_fused<const K: usize>(d: &[Vec<f64>], ru: &[[f64; MAX_ORDER + 1]; M
     let rows: [&[f64]; K] = std::array::from_fn(|k| &d[k][..n]);
     let mut it = tmp.iter_mut();
     let out: [&mut [f64]; K] = std::array::from_fn(|_| &mut it.next().unwrap()[..n]);
-    for i in 0..n {
-        let x: [f64; K] = std::array::from_fn(|k| rows[k][i]);
+    let body = n / LANES * LANES;
+    for c in (0..body).step_by(LANES) {
+        // Fixed-size chunks of every row: the lanes vectorise (component by component the
+        // rows' slices kept it scalar).
+        let x: [[f64; LANES]; K] = std::array::from_fn(|k| rows[k][c..c + LANES].try_into().unwrap());
         for j in 0..K {
-            let mut a = ru[0][j] * x[0];
+            let o: &mut [f64; LANES] = (&mut out[j][c..c + LANES]).try_into().unwrap();
+            for q in 0..LANES {
+                let mut a = ru[0][j] * x[0][q];
+                for k in 1..K {
+                    a += ru[k][j] * x[k][q];
+                }
+                o[q] = a;
+            }
+        }
+    }
+    for i in body..n {
+        for j in 0..K {
+            let mut a = ru[0][j] * rows[0][i];
             for k in 1..K {
-                a += ru[k][j] * x[k];
+                a += ru[k][j] * rows[k][i];
             }
             out[j][i] = a;
         }
