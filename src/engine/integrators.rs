@@ -273,15 +273,9 @@ fn weighted_rms(v: &[f64], y: &[f64], atol: f64, rtol: f64) -> f64 {
 pub const AUTO_STIFFNESS: f64 = 500.0;
 /// Smallest state length for which `auto` picks `bdf`: below it the per-step vector passes
 /// cost more than the saved evaluations (docs/benchmarks.md §15.2, ζ = 20: `bdf` as fast as
-/// DOPRI5 in CPU time at N = 256, 1.5× faster at N = 512).
+/// DOPRI5 in CPU time at N = 256, 1.5× faster at N = 512, and at N = 2048–8192 1.45–1.6×,
+/// as fast as or faster than `rosenbrock`).
 pub const AUTO_MIN_STATE: usize = 512;
-/// State length from which `auto` picks `rosenbrock` instead of `bdf` (docs/benchmarks.md
-/// §15.2, ζ = 20: `bdf` 1.5× DOPRI5's speed at N = 512 where `rosenbrock` is 1.0×, the two
-/// level at N = 2048, `rosenbrock` ahead at N = 4096 (1.44× against 1.35×) and 8192 (1.42×
-/// against 1.21×): BDF's step does ~12 passes over its `k + 3` difference rows and work
-/// vectors where a ROS34PW2 step does ~4 band solves, and the passes' share grows once the
-/// rows leave the core's cache).
-pub const AUTO_ROSENBROCK_STATE: usize = 4096;
 /// Smallest state length for which `auto` picks `rosenbrock` for a problem that `bdf` runs
 /// only on its dense path (a linearly-implicit form `A(y) y′ = f`): below it the linear
 /// algebra costs more than the saved evaluations (docs/benchmarks.md §10).
@@ -291,10 +285,9 @@ pub const AUTO_MIN_STATE_ROSENBROCK: usize = 1024;
 /// spectral radius ρ of its Jacobian, declares a Jacobian pattern for every member
 /// ([`BatchProblem::jacobian_pattern`]) and `ρ·t_end ≥` [`AUTO_STIFFNESS`] for some member
 /// (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone): `bdf` for
-/// `y′ = f` problems with [`AUTO_MIN_STATE`] ≤ N < [`AUTO_ROSENBROCK_STATE`] (its Newton
-/// systems by Jacobi sweeps while `h` is small, the band LU after), `rosenbrock` for larger
-/// states, and for linearly-implicit problems from [`AUTO_MIN_STATE_ROSENBROCK`]; else
-/// `dopri5`.
+/// `y′ = f` problems with at least [`AUTO_MIN_STATE`] components (its Newton systems by
+/// Jacobi sweeps while `h` is small, the band LU after), `rosenbrock` for linearly-implicit
+/// problems from [`AUTO_MIN_STATE_ROSENBROCK`]; else `dopri5`.
 pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &SolveOptions) -> Method {
     let t_end = opts.output_times.last().copied().unwrap_or(0.0);
     let batch = problem.layout().batch;
@@ -303,10 +296,13 @@ pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &Sol
     if backend.info().backend != "cpu" || !stiff || !(0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
         return Method::Dopri5;
     }
-    let explicit_form = problem.linearly_implicit().is_none();
-    if explicit_form && (AUTO_MIN_STATE..AUTO_ROSENBROCK_STATE).contains(&n) {
-        Method::Bdf
-    } else if n >= AUTO_ROSENBROCK_STATE || (!explicit_form && n >= AUTO_MIN_STATE_ROSENBROCK) {
+    if problem.linearly_implicit().is_none() {
+        if n >= AUTO_MIN_STATE {
+            Method::Bdf
+        } else {
+            Method::Dopri5
+        }
+    } else if n >= AUTO_MIN_STATE_ROSENBROCK {
         Method::Rosenbrock
     } else {
         Method::Dopri5
