@@ -256,6 +256,9 @@ fn large_banded_chain_runs_on_the_sparse_path() {
     assert!(r.sparse);
     // Band (1, 1): J holds 3N values, the band LU 3N: well under 10 N.
     assert!(r.jacobian_reals <= 10 * n, "{} reals for N = {n}", r.jacobian_reals);
+    // The Jacobi split of J: diagonal, 2 off-diagonals and their scaled copies, reciprocal
+    // pivots: 6 N.
+    assert!(r.split_reals <= 6 * n, "{} split reals for N = {n}", r.split_reals);
     // Every Jacobian costs its 3 colours, and each is counted.
     assert!(r.rhs_evaluations >= r.accepted + 3 * r.jacobians, "{r:?}");
 }

@@ -276,6 +276,9 @@ pub struct MemberReport {
     pub jacobi_fallbacks: u64,
     /// Linear systems solved with the LU factors.
     pub lu_solves: u64,
+    /// Largest number of reals held for the Jacobi split of `J` (diagonal, off-diagonals,
+    /// their scaled copies, reciprocal pivots; 0 when never built).
+    pub split_reals: usize,
 }
 
 /// `J` and the factors of `I − cJ` of one member.
@@ -771,7 +774,8 @@ impl Ctx<'_> {
     /// [`JACOBI_Q_MAX`] (the split is rescaled to `c`, one pass over `J`). `q` grows with `c`
     /// (for `J_ii ≤ 0`), so a `q` above the bound also bars every larger `c` until `J` is
     /// re-evaluated.
-    fn jacobi_ready(&self, m: usize, nw: &mut Newton, c: f64) -> bool {
+    fn jacobi_ready(&self, m: usize, mem: &mut Member, c: f64) -> bool {
+        let nw = &mut mem.newton;
         if !self.fused || nw.jac_age == u64::MAX || !(c < nw.jacobi_c_max) {
             return false;
         }
@@ -781,6 +785,8 @@ impl Ctx<'_> {
         if !nw.split_built {
             nw.split = SplitJacobian::new(p, &nw.lin);
             nw.split_built = true;
+            let reals = nw.split.as_ref().map_or(0, |s| s.stored_reals());
+            mem.report.split_reals = mem.report.split_reals.max(reals);
         }
         let Some(split) = nw.split.as_mut() else {
             return false;
@@ -1020,7 +1026,7 @@ impl Ctx<'_> {
                     }
                     w.f = f;
                 }
-                let jacobi = self.jacobi_ready(m, &mut mem.newton, c);
+                let jacobi = self.jacobi_ready(m, mem, c);
                 let nw = &mem.newton;
                 let stale_lu = stale_factors(nw, c);
                 if !jacobi

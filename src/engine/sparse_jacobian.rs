@@ -691,6 +691,11 @@ impl SplitJacobian {
         })
     }
 
+    /// Reals held (O(N·diagonals)).
+    pub(crate) fn stored_reals(&self) -> usize {
+        self.diag.len() + self.vals.len() + self.binv.len() + self.scaled.len()
+    }
+
     /// Scales the splitting for `c` (nothing when it already is); returns the ∞-norm bound
     /// `q` of the iteration matrix (the sweeps contract at least by `q` in the max-norm; ∞
     /// when a diagonal of `W` is not positive).
