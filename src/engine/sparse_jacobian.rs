@@ -1167,6 +1167,28 @@ mod tests {
         }
     }
 
+    /// Time of one Jacobi sweep (with its increment norm) at N = 2048 on the photoexcited
+    /// pattern `{±k, ±(k+1)}` (4 off-diagonals), next to `band_solve_speed`.
+    #[test]
+    #[ignore]
+    fn jacobi_sweep_speed() {
+        let core = 2048;
+        let offsets: Vec<isize> = vec![-101, -100, 100, 101];
+        let scaled = vec![0.01; offsets.len() * core];
+        let (binv, b, x, w) = (vec![0.9; core], vec![1.0; core], vec![0.5; core], vec![1e6; core]);
+        let mut x_new = vec![0.0; core];
+        let mut best = std::time::Duration::MAX;
+        let mut sink = 0.0;
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            for _ in 0..200 {
+                sink += jacobi_sweep(core, &offsets, &scaled, &binv, &b, &x, &mut x_new, &w);
+            }
+            best = best.min(t0.elapsed() / 200);
+        }
+        eprintln!("Jacobi sweep, 4 off-diagonals, N = {core}: {best:?} (minimum; {sink:e})");
+    }
+
     #[test]
     #[ignore]
     fn band_solve_speed() {
