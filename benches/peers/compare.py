@@ -11,7 +11,7 @@ Gamma_in = 0, E = 0, t = 10, rtol 1e-6, atol 1e-9, omega_p = linspace(0.1, 0.9, 
 For every (N, zeta) and every repetition the three codes run interleaved, on the same machine:
 
 * neqkin: the release binary, `neqkin run CONFIG --backend cpu` (`solver.method` from
-  --method, default `auto`: DOPRI5, or `rosenbrock` where the run is stability-limited; all
+  --method, default `auto`: DOPRI5, or `bdf` where the run is stability-limited; all
   cores), timed as a whole process (start-up, tables, integration, results.csv); RHS
   evaluations per point from meta.json's `rhs_evaluations_per_point` (every evaluation of the
   method that ran, Jacobian columns included; the observables' RHS call is not counted).
@@ -108,7 +108,7 @@ def main():
     ap.add_argument("--neqkin", default=None, help="binary (default: $CARGO_TARGET_DIR or target/release/neqkin)")
     ap.add_argument("--peers", default="scipy,jax")
     ap.add_argument("--method", default="auto",
-                    help="neqkin's solver.method (auto: DOPRI5, or rosenbrock in the stability-limited regime)")
+                    help="neqkin's solver.method (auto: DOPRI5, or bdf in the stability-limited regime)")
     ap.add_argument("--quick", action="store_true", help="N = 512, 16 points, 1 rep")
     a = ap.parse_args()
     if a.quick:
