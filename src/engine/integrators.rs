@@ -285,9 +285,10 @@ pub const AUTO_MIN_STATE_ROSENBROCK: usize = 1024;
 /// spectral radius ρ of its Jacobian, declares a Jacobian pattern for every member
 /// ([`BatchProblem::jacobian_pattern`]) and `ρ·t_end ≥` [`AUTO_STIFFNESS`] for some member
 /// (DOPRI5 would then need about `6·ρ·t_end/3.3` evaluations for stability alone): `bdf` for
-/// `y′ = f` problems with at least [`AUTO_MIN_STATE`] components (its Newton systems by
-/// Jacobi sweeps while `h` is small, the band LU after), `rosenbrock` for linearly-implicit
-/// problems from [`AUTO_MIN_STATE_ROSENBROCK`]; else `dopri5`.
+/// `y′ = f` problems with at least [`AUTO_MIN_STATE`] components whose pattern has no border
+/// or a constant one (its Newton systems by Jacobi sweeps while `h` is small, the band LU
+/// after), `rosenbrock` for linearly-implicit problems and those with a coupled border from
+/// [`AUTO_MIN_STATE_ROSENBROCK`]; else `dopri5`.
 pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &SolveOptions) -> Method {
     let t_end = opts.output_times.last().copied().unwrap_or(0.0);
     let batch = problem.layout().batch;
@@ -296,7 +297,14 @@ pub fn auto_method(backend: &dyn Backend, problem: &dyn BatchProblem, opts: &Sol
     if backend.info().backend != "cpu" || !stiff || !(0..batch).all(|m| problem.jacobian_pattern(m).is_some()) {
         return Method::Dopri5;
     }
-    if problem.linearly_implicit().is_none() {
+    // `bdf` only where its border is absent or constant (the regime measured, §15.2): with a
+    // coupled border (photoexcited with ζ evolving or the self-consistent field) the border
+    // rows' dependence on the core is not in `J`, and with the self-consistent field
+    // `bdf`'s Newton iteration can accept a wrong E*² without failing (tests/bdf_hostile.rs).
+    let border_constant = (0..batch).all(|m| {
+        problem.jacobian_pattern(m).is_some_and(|p| p.core >= n || p.border_constant || !p.border_rows_coupled)
+    });
+    if problem.linearly_implicit().is_none() && border_constant {
         if n >= AUTO_MIN_STATE {
             Method::Bdf
         } else {
