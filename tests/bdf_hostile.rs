@@ -363,3 +363,56 @@ fn nan_in_the_rhs_mid_run_fails_the_member() {
         }
     }
 }
+
+/// The relaxation fixture (declares the band (1, 1): the sparse path) in a batch of
+/// members with different stiffness, diffusion on and off, a state length not a power of two:
+/// `bdf` against DOPRI5 at rtol 1e-11, within 20·rtol of the largest component.
+#[test]
+fn relaxation_batch_under_bdf_agrees_with_tight_dopri5() {
+    use neqkin::engine::model::Model;
+    use neqkin::models::relaxation::Relaxation;
+    let n = 301;
+    let initial: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.05).sin() * 3.0).collect();
+    let points = [
+        json!({"grid_points": n, "rate": 200.0, "target": 1.0, "initial": initial.clone(), "diffusion": 2e-3}),
+        json!({"grid_points": n, "rate": 0.5, "target": -1.0, "initial": initial.clone(), "diffusion": 5e-3}),
+        json!({"grid_points": n, "rate": 50.0, "target": 0.5, "initial": initial}),
+    ];
+    let problem = Relaxation.build(&Relaxation.parse_all(&points).unwrap()).unwrap();
+    let run = |method: Method, rtol: f64| {
+        let opts =
+            SolveOptions { method, rtol, atol: rtol * 1e-3, output_times: vec![0.05, 3.0], ..Default::default() };
+        let mut backend = CpuBackend::new(problem.clone());
+        let mut out = vec![];
+        integrate(&mut backend, &*problem, &opts, &mut |f| {
+            for m in 0..points.len() {
+                assert_eq!(f.status[m], status::REACHED, "{method:?} member {m}: {:?}", f.messages.get(m));
+            }
+            out.push(f.state.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        out
+    };
+    let reference = run(Method::Dopri5, 1e-11);
+    let rtol = 1e-6;
+    let got = run(Method::Bdf, rtol);
+    for (k, (a, b)) in got.iter().zip(&reference).enumerate() {
+        for m in 0..points.len() {
+            let (a, b) = (&a[m * n..(m + 1) * n], &b[m * n..(m + 1) * n]);
+            let err = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+            let scale = b.iter().fold(0.0f64, |s, y| s.max(y.abs()));
+            eprintln!("output {k}, member {m}: max error {err:.2e} ({:.2}·rtol·max|y|)", err / (rtol * scale));
+            assert!(err <= 20.0 * rtol * scale, "output {k}, member {m}: {err:e}");
+        }
+    }
+    let opts =
+        SolveOptions { method: Method::Bdf, rtol, atol: rtol * 1e-3, output_times: vec![3.0], ..Default::default() };
+    let (_, reports) = integrate_host(&*problem, &opts, &mut |_| Ok(())).unwrap();
+    for r in &reports {
+        eprintln!("{r:?}");
+        // The band the footprint counts (it had run dense: N² reals for J and its LU).
+        assert!(r.sparse && r.band == (1, 1) && r.jacobian_reals <= 10 * n, "{r:?}");
+        assert!(r.jacobi_solves > 0, "{r:?}");
+    }
+}
