@@ -416,3 +416,52 @@ fn relaxation_batch_under_bdf_agrees_with_tight_dopri5() {
         assert!(r.jacobi_solves > 0, "{r:?}");
     }
 }
+
+/// The cavity grid levels that declare a band (Fokker–Planck, level 3: (1, 1); the shifted
+/// scheme, level 2: (shift, shift)) under `bdf`, in pseudo-time to t = 20: the state equals
+/// DOPRI5's at rtol 1e-11 within 20·rtol of its largest component.
+#[test]
+fn cavity_band_levels_under_bdf_agree_with_tight_dopri5() {
+    use neqkin::models::cavity::{derive, CavityBatch};
+    let base = json!({
+        "coupling_g": 0.3, "t_cry": 1.0, "t_mir": 2.0, "nu0": 0.5,
+        "gamma": 1.0, "mu0": 0.0, "n_omega": 401, "omega_min": -25.0, "omega_max": 25.0
+    });
+    for level in [2, 3] {
+        let mut p = base.clone();
+        p["level"] = json!(level);
+        let batch = Arc::new(CavityBatch::new(vec![derive(&p).unwrap()]).unwrap());
+        let band = batch.jacobian_band();
+        let run = |method: Method, rtol: f64| {
+            let opts = SolveOptions { method, rtol, atol: rtol * 1e-3, output_times: vec![20.0], ..Default::default() };
+            let mut backend = CpuBackend::new(batch.clone());
+            let mut out = vec![];
+            integrate(&mut backend, &*batch, &opts, &mut |f| {
+                assert_eq!(f.status[0], status::REACHED, "level {level} {method:?}: {:?}", f.messages.first());
+                out = f.state.to_vec();
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let reference = run(Method::Dopri5, 1e-11);
+        let rtol = 1e-6;
+        let got = run(Method::Bdf, rtol);
+        let err = got.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let scale = reference.iter().fold(0.0f64, |s, y| s.max(y.abs()));
+        let opts = SolveOptions {
+            method: Method::Bdf,
+            rtol,
+            atol: rtol * 1e-3,
+            output_times: vec![20.0],
+            ..Default::default()
+        };
+        let (_, reports) = integrate_host(&*batch, &opts, &mut |_| Ok(())).unwrap();
+        eprintln!(
+            "cavity level {level}, band {band:?}: max error {err:.2e} ({:.2}·rtol·max|F|); {:?}",
+            err / (rtol * scale),
+            reports[0]
+        );
+        assert!(err <= 20.0 * rtol * scale, "level {level}: {err:e}");
+    }
+}
