@@ -137,20 +137,15 @@ fn photoexcited_off_benchmark_parameters_agree_with_tight_dopri5() {
     assert!(fallbacks > 0, "no case took the band-LU fallback");
 }
 
-/// BUG (found here, not fixed): with the self-consistent field (`self_consistent_field`,
-/// ζ = 50, N = 256) `bdf` reaches t = 4 with E*² 2.4 % (atol 1e-9) to 12 % (atol 1e-15) below
-/// DOPRI5's at rtol 1e-11 and ROS34PW2's (0.03 %), worse as atol shrinks; at t = 10 σ/σ0 is
-/// off by 5.9e-6 at rtol 1e-8 (590·rtol) and f by 7.5e-5, and the member reports success.
-/// Cause: d(E*²)/dt switches at E*² = 0 (0 at E*² = 0 while σ > 0, −2κ(σ/σ0)·seed just above),
-/// so the finite-difference column of E*² (step 1e-8·atol/rtol) taken before σ changes sign
-/// holds ∂ġ/∂E*² ≈ −2κ(σ/σ0)·seed/δ (up to ~1e11), and that `J`, kept after the sign change,
-/// makes every Newton update of E*² tiny; the Newton test (update norm, carried rate) then
-/// accepts E*² barely moved while the seed should drive it. A right-hand side continuous in
-/// E*² (−2κ(σ/σ0)E*² − 2κ·min(σ/σ0, 0)·seed, tried: E*² within 1e-4 of the reference) removes
-/// it; that changes the model (host and WGSL) and is left to its owner. `auto` no longer
-/// picks `bdf` for a coupled border (`integrators::auto_method`).
+/// With the self-consistent field (`self_consistent_field`, ζ = 50, N = 256) `bdf` must reach
+/// DOPRI5's E*² at t = 4. Found by the review: when d(E*²)/dt switched at E*² = 0 (0 at
+/// E*² = 0 while σ > 0, −2κ(σ/σ0)·seed just above), the finite-difference column of E*² taken
+/// before σ changed sign held ∂ġ/∂E*² up to ~1e11, and that `J`, kept after the sign change,
+/// made every Newton update of E*² tiny: `bdf` reported success with E*² 2.4 % (atol 1e-9) to
+/// 12 % (atol 1e-15) low. The model's right-hand side is now continuous in E*²
+/// (docs/models/photoexcited.md, "Internal field"); `auto` still does not pick `bdf` for a
+/// coupled border (`integrators::auto_method`).
 #[test]
-#[ignore]
 fn self_consistent_field_growth_under_bdf() {
     let b = photo(256, json!({"self_consistent_field": true, "zeta": 50.0}));
     let ns = b.layout().state_len;

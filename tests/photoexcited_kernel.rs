@@ -109,11 +109,11 @@ fn reference_rhs(params: &[f64], tables: &[f64], y: &[f64]) -> (Vec<f64>, f64) {
     dy[n + 1] = -zf * pump * params[P_INV_TAU_PULSE];
     let s = sigma * params[P_INV_SIGMA0];
     if params[P_SELF_CONSISTENT] != 0.0 {
-        if y[n + 2] < 0.0 {
-            dy[n + 2] = -2.0 * params[P_KAPPA] * y[n + 2];
-        } else if s < 0.0 || e2 > 0.0 {
-            dy[n + 2] = -2.0 * params[P_KAPPA] * s * (e2 + params[P_FIELD_SEED]);
-        }
+        // docs/models/photoexcited.md, "Internal field": Maxwell's −2κ(σ/σ0)E*² (an overshoot
+        // below 0 relaxes at rate 2κ) plus the seed, which feeds only growth (σ < 0).
+        let seed_source = if s < 0.0 { -2.0 * params[P_KAPPA] * s * params[P_FIELD_SEED] } else { 0.0 };
+        let maxwell = if y[n + 2] < 0.0 { -2.0 * params[P_KAPPA] * y[n + 2] } else { -2.0 * params[P_KAPPA] * s * e2 };
+        dy[n + 2] = maxwell + seed_source;
     }
     (dy, sigma)
 }

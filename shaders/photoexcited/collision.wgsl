@@ -148,12 +148,14 @@ fn rhs_totals(member: u32, t: Real, sums: vec2<Real>) {
     let kappa = params[pb + P_KAPPA];
     var de2: Real = 0.0;
     if (params[pb + P_SELF_CONSISTENT] != 0.0) {
+        // Maxwell: dE/dt = -4 pi sigma E, kappa = 4 pi sigma0; the seed feeds only growth
+        // (sigma < 0), an overshoot below 0 relaxes back at rate 2 kappa: continuous at
+        // E*^2 = 0 (CPU twin: collision.rs).
+        var growth: Real = -s * e2_star;
         if (e2_raw < 0.0) {
-            de2 = -2.0 * kappa * e2_raw;
-        } else if (s < 0.0 || e2_star > 0.0) {
-            // Maxwell: dE/dt = -4 pi sigma E, kappa = 4 pi sigma0.
-            de2 = -2.0 * kappa * s * (e2_star + params[pb + P_FIELD_SEED]);
+            growth = -e2_raw;
         }
+        de2 = 2.0 * kappa * (growth - min(s, 0.0) * params[pb + P_FIELD_SEED]);
     }
     rhs_dy(yb + n + 2u, de2);
     // Time of the last evaluation (keeps every binding in use for auto layouts).

@@ -286,13 +286,12 @@ fn rhs_impl(params: &[f64], tables: &[f64], t: f64, y: &[f64], dy: &mut [f64], s
     let kappa = params[P_KAPPA];
     let mut de2 = 0.0;
     if params[P_SELF_CONSISTENT] != 0.0 {
-        if y[n + 2] < 0.0 {
-            // An integration step overshot below 0: relax back to 0.
-            de2 = -2.0 * kappa * y[n + 2];
-        } else if s < 0.0 || e2_star > 0.0 {
-            // Maxwell: dE/dt = -4π σ E  ⇒  d(E²)/dt = -2κ (σ/σ0) (E² + seed), κ = 4π σ0.
-            de2 = -2.0 * kappa * s * (e2_star + params[P_FIELD_SEED]);
-        }
+        // Maxwell: dE/dt = -4π σ E  ⇒  d(E²)/dt = -2κ (σ/σ0) E², κ = 4π σ0; the seed (charge
+        // fluctuations) feeds only growth (σ < 0); a step that overshot below 0 relaxes back at
+        // rate 2κ. Continuous at E² = 0 for either sign of σ: a switch there left bdf a stale
+        // Jacobian column and a silently low E*² (docs/models/photoexcited.md, "Internal field").
+        let growth = if y[n + 2] < 0.0 { -y[n + 2] } else { -s * e2_star };
+        de2 = 2.0 * kappa * (growth - s.min(0.0) * params[P_FIELD_SEED]);
     }
     tail[2] = de2;
     scratch[0] = t;
