@@ -267,6 +267,14 @@ pub trait Model: Send + Sync {
         let _ = params;
         Ok(None)
     }
+    /// [`Footprint::jacobian_pattern_band`] of this point: the band of the declared sparse
+    /// Jacobian pattern after reverse Cuthill–McKee. Asked only when the planned method can
+    /// use it (`bdf`, `rosenbrock`, `auto`): it is the costly part of a footprint (a
+    /// reordering per point), so explicit runs do not pay for it. Default: none declared.
+    fn jacobian_pattern_band(&self, params: &ParsedParams) -> Result<Option<(u64, u64)>> {
+        let _ = params;
+        Ok(None)
+    }
     /// Builds one batch from parsed parameter sets (all with the same
     /// [`Model::batch_key`]).
     fn build(&self, points: &[ParsedParams]) -> Result<std::sync::Arc<dyn BatchProblem>>;
@@ -327,7 +335,8 @@ pub struct Footprint {
     /// Band `(lower, upper)` of the core of the declared sparse Jacobian pattern
     /// ([`BatchProblem::jacobian_pattern`]) after reverse Cuthill–McKee, as the band LU of
     /// `bdf` and `rosenbrock` stores it (the memory estimate uses it). `None`: no pattern
-    /// declared (they fall back to `jacobian_band`, else dense).
+    /// declared (they fall back to `jacobian_band`, else dense). Filled by the run layer from
+    /// [`Model::jacobian_pattern_band`] when the planned method is implicit.
     pub jacobian_pattern_band: Option<(u64, u64)>,
 }
 

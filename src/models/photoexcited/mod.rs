@@ -524,15 +524,6 @@ impl Model for Photoexcited {
         let n = p.grid_points as u64;
         let shifts = PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width()).shift;
         let lines = shifts.len() as u64;
-        // The cells couple at the phonon shifts (and ±1 through the face fluxes), as
-        // `jacobian_pattern` declares.
-        let fluxes = p.inelastic_rate != 0.0 || p.electric_field != 0.0 || p.self_consistent_field;
-        let mut offsets: Vec<isize> = shifts.iter().flat_map(|&k| [k as isize, -(k as isize)]).collect();
-        if fluxes {
-            offsets.extend([1, -1]);
-        }
-        let coupled = !p.zeta_fixed() || p.self_consistent_field;
-        let band = reordered_band(p.grid_points, offsets, coupled);
         // The p band samples k_points³ momenta, OUTPUTS reals each, while the batch is built.
         let k = p.k_points as u64;
         let work = if p.dos == DosKind::PBand { k * k * k * p_band::OUTPUTS as u64 * 8 } else { 0 };
@@ -547,8 +538,22 @@ impl Model for Photoexcited {
             // energy_grid and dos.
             static_array_reals: 2 * n,
             jacobian_band: None,
-            jacobian_pattern_band: Some(band),
+            // Filled from `jacobian_pattern_band` when the method is implicit.
+            jacobian_pattern_band: None,
         }))
+    }
+    fn jacobian_pattern_band(&self, params: &ParsedParams) -> Result<Option<(u64, u64)>> {
+        let p = params.downcast::<PhotoexcitedParams>()?;
+        let shifts = PhononLines::project(p.phonon_frequency, p.phonon_width, p.cell_width()).shift;
+        // The cells couple at the phonon shifts (and ±1 through the face fluxes), as
+        // `jacobian_pattern` declares.
+        let fluxes = p.inelastic_rate != 0.0 || p.electric_field != 0.0 || p.self_consistent_field;
+        let mut offsets: Vec<isize> = shifts.iter().flat_map(|&k| [k as isize, -(k as isize)]).collect();
+        if fluxes {
+            offsets.extend([1, -1]);
+        }
+        let coupled = !p.zeta_fixed() || p.self_consistent_field;
+        Ok(Some(reordered_band(p.grid_points, offsets, coupled)))
     }
     fn build(&self, points: &[ParsedParams]) -> Result<Arc<dyn BatchProblem>> {
         self.build_with(points, &crate::engine::model::CpuMap)
