@@ -104,15 +104,7 @@ impl Prepared {
     /// Prepares `p` for a state of length `n`.
     pub fn new(p: &JacobianPattern, n: usize) -> Prepared {
         let core = p.core.min(n);
-        let mut row_ptr = vec![0usize];
-        let mut cols = Vec::new();
-        for i in 0..core {
-            let mut r: Vec<usize> = p.rows[i].iter().copied().filter(|&j| j < core).chain(std::iter::once(i)).collect();
-            r.sort_unstable();
-            r.dedup();
-            cols.extend(r);
-            row_ptr.push(cols.len());
-        }
+        let (row_ptr, cols) = core_rows(p, core);
         // CSC.
         let mut count = vec![0usize; core + 1];
         for &j in &cols {
@@ -158,36 +150,7 @@ impl Prepared {
         for (j, &c) in colour.iter().enumerate() {
             colours[c].push(j);
         }
-        // Reverse Cuthill–McKee on the symmetrised pattern.
-        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); core];
-        for i in 0..core {
-            for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
-                if j != i {
-                    adj[i].push(j);
-                    adj[j].push(i);
-                }
-            }
-        }
-        for a in &mut adj {
-            a.sort_unstable();
-            a.dedup();
-        }
-        let perm = rcm(&adj);
-        let mut inv = vec![0; core];
-        for (new, &old) in perm.iter().enumerate() {
-            inv[old] = new;
-        }
-        let (mut kl, mut ku) = (0usize, 0usize);
-        for i in 0..core {
-            for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
-                let (a, b) = (inv[i], inv[j]);
-                if b < a {
-                    kl = kl.max(a - b);
-                } else {
-                    ku = ku.max(b - a);
-                }
-            }
-        }
+        let (perm, inv, kl, ku) = reorder(core, &row_ptr, &cols);
         Prepared {
             n,
             core,
@@ -206,6 +169,16 @@ impl Prepared {
         }
     }
 
+    /// The band `(lower, upper)` [`Prepared::new`] would give `p` for a state of length `n`,
+    /// without the colouring and column structure it also builds (the run layer's memory
+    /// estimate asks for it once per sweep point).
+    pub fn band(p: &JacobianPattern, n: usize) -> (usize, usize) {
+        let core = p.core.min(n);
+        let (row_ptr, cols) = core_rows(p, core);
+        let (_, _, kl, ku) = reorder(core, &row_ptr, &cols);
+        (kl, ku)
+    }
+
     /// Number of colours of the core columns.
     pub fn n_colours(&self) -> usize {
         self.colours.len()
@@ -216,6 +189,56 @@ impl Prepared {
         let border = if self.border_constant { 0 } else { self.n - self.core };
         self.colours.len() + border + usize::from(!self.autonomous)
     }
+}
+
+/// The core rows of `p` (columns inside the core, the diagonal added, sorted) in CSR form.
+fn core_rows(p: &JacobianPattern, core: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut row_ptr = vec![0usize];
+    let mut cols = Vec::new();
+    for i in 0..core {
+        let mut r: Vec<usize> = p.rows[i].iter().copied().filter(|&j| j < core).chain(std::iter::once(i)).collect();
+        r.sort_unstable();
+        r.dedup();
+        cols.extend(r);
+        row_ptr.push(cols.len());
+    }
+    (row_ptr, cols)
+}
+
+/// Reverse Cuthill–McKee of the symmetrised core pattern: the permutation, its inverse and
+/// the band `(lower, upper)` of the reordered pattern.
+fn reorder(core: usize, row_ptr: &[usize], cols: &[usize]) -> (Vec<usize>, Vec<usize>, usize, usize) {
+    // Reverse Cuthill–McKee on the symmetrised pattern.
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); core];
+    for i in 0..core {
+        for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+            if j != i {
+                adj[i].push(j);
+                adj[j].push(i);
+            }
+        }
+    }
+    for a in &mut adj {
+        a.sort_unstable();
+        a.dedup();
+    }
+    let perm = rcm(&adj);
+    let mut inv = vec![0; core];
+    for (new, &old) in perm.iter().enumerate() {
+        inv[old] = new;
+    }
+    let (mut kl, mut ku) = (0usize, 0usize);
+    for i in 0..core {
+        for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+            let (a, b) = (inv[i], inv[j]);
+            if b < a {
+                kl = kl.max(a - b);
+            } else {
+                ku = ku.max(b - a);
+            }
+        }
+    }
+    (perm, inv, kl, ku)
 }
 
 /// Reverse Cuthill–McKee ordering of an undirected graph (each component from a
@@ -982,6 +1005,33 @@ pub fn declared_pattern(problem: &dyn crate::engine::model::BatchProblem, m: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Prepared::band` (the run layer's memory estimate) gives the band `Prepared::new`
+    /// stores, for phonon-shift stencils of several widths with and without the flux
+    /// neighbours and a coupled border.
+    #[test]
+    fn band_alone_equals_the_prepared_band() {
+        for (cells, shifts, fluxes, coupled) in [
+            (64usize, vec![3isize], false, false),
+            (300, vec![17, 18], true, false),
+            (2048, vec![93, 94], false, false),
+            (2048, vec![455, 456], true, true),
+            (997, vec![1, 2, 40], true, true),
+        ] {
+            let mut offsets: Vec<isize> = shifts.iter().flat_map(|&k| [k, -k]).collect();
+            if fluxes {
+                offsets.extend([1, -1]);
+            }
+            let pattern = JacobianPattern::stencil(cells, &offsets, coupled, true);
+            let prepared = Prepared::new(&pattern, cells + 3);
+            assert_eq!(
+                Prepared::band(&pattern, cells + 3),
+                (prepared.kl, prepared.ku),
+                "cells {cells} shifts {shifts:?}"
+            );
+            assert!(prepared.kl + prepared.ku > 0);
+        }
+    }
 
     /// The band LU solves `A x = b` (in a permuted order) for every band shape the solver
     /// meets, including the tridiagonal fast path and bands wider than the matrix; the

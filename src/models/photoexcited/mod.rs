@@ -582,8 +582,8 @@ fn reordered_band(cells: usize, mut offsets: Vec<isize>, coupled: bool) -> (u64,
         return b;
     }
     let pattern = crate::engine::rosenbrock::JacobianPattern::stencil(cells, &key.1, coupled, true);
-    let prepared = crate::engine::sparse_jacobian::Prepared::new(&pattern, cells + 3);
-    let band = (prepared.kl as u64, prepared.ku as u64);
+    let (kl, ku) = crate::engine::sparse_jacobian::Prepared::band(&pattern, cells + 3);
+    let band = (kl as u64, ku as u64);
     bands.lock().unwrap().insert(key, band);
     band
 }
