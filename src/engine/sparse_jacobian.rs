@@ -195,11 +195,13 @@ impl Prepared {
 fn core_rows(p: &JacobianPattern, core: usize) -> (Vec<usize>, Vec<usize>) {
     let mut row_ptr = vec![0usize];
     let mut cols = Vec::new();
+    let mut r: Vec<usize> = Vec::new();
     for i in 0..core {
-        let mut r: Vec<usize> = p.rows[i].iter().copied().filter(|&j| j < core).chain(std::iter::once(i)).collect();
+        r.clear();
+        r.extend(p.rows[i].iter().copied().filter(|&j| j < core).chain(std::iter::once(i)));
         r.sort_unstable();
         r.dedup();
-        cols.extend(r);
+        cols.extend_from_slice(&r);
         row_ptr.push(cols.len());
     }
     (row_ptr, cols)
@@ -209,20 +211,47 @@ fn core_rows(p: &JacobianPattern, core: usize) -> (Vec<usize>, Vec<usize>) {
 /// the band `(lower, upper)` of the reordered pattern.
 fn reorder(core: usize, row_ptr: &[usize], cols: &[usize]) -> (Vec<usize>, Vec<usize>, usize, usize) {
     // Reverse Cuthill–McKee on the symmetrised pattern.
-    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); core];
+    // Flat (CSR) adjacency lists, each sorted and without repeats: one allocation instead of
+    // one per node (the memory estimate reorders once per sweep point).
+    let mut fill = vec![0usize; core + 1];
     for i in 0..core {
         for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
             if j != i {
-                adj[i].push(j);
-                adj[j].push(i);
+                fill[i + 1] += 1;
+                fill[j + 1] += 1;
             }
         }
     }
-    for a in &mut adj {
-        a.sort_unstable();
-        a.dedup();
+    for u in 0..core {
+        fill[u + 1] += fill[u];
     }
-    let perm = rcm(&adj);
+    let mut raw = vec![0usize; fill[core]];
+    let mut next = fill.clone();
+    for i in 0..core {
+        for &j in &cols[row_ptr[i]..row_ptr[i + 1]] {
+            if j != i {
+                raw[next[i]] = j;
+                next[i] += 1;
+                raw[next[j]] = i;
+                next[j] += 1;
+            }
+        }
+    }
+    let mut adj_ptr = Vec::with_capacity(core + 1);
+    adj_ptr.push(0usize);
+    let mut adj_idx = Vec::with_capacity(raw.len());
+    for u in 0..core {
+        let list = &mut raw[fill[u]..fill[u + 1]];
+        list.sort_unstable();
+        let start = adj_idx.len();
+        for &v in list.iter() {
+            if adj_idx.len() == start || *adj_idx.last().unwrap() != v {
+                adj_idx.push(v);
+            }
+        }
+        adj_ptr.push(adj_idx.len());
+    }
+    let perm = rcm(&Adjacency { ptr: &adj_ptr, idx: &adj_idx });
     let mut inv = vec![0; core];
     for (new, &old) in perm.iter().enumerate() {
         inv[old] = new;
@@ -241,15 +270,35 @@ fn reorder(core: usize, row_ptr: &[usize], cols: &[usize]) -> (Vec<usize>, Vec<u
     (perm, inv, kl, ku)
 }
 
+/// Adjacency lists of an undirected graph in CSR form: node `u`'s neighbours are
+/// `idx[ptr[u]..ptr[u + 1]]`, sorted.
+struct Adjacency<'a> {
+    ptr: &'a [usize],
+    idx: &'a [usize],
+}
+
+impl Adjacency<'_> {
+    fn len(&self) -> usize {
+        self.ptr.len() - 1
+    }
+    fn of(&self, u: usize) -> &[usize] {
+        &self.idx[self.ptr[u]..self.ptr[u + 1]]
+    }
+    fn degree(&self, u: usize) -> usize {
+        self.ptr[u + 1] - self.ptr[u]
+    }
+}
+
 /// Reverse Cuthill–McKee ordering of an undirected graph (each component from a
 /// pseudo-peripheral node found from its least-degree node). O(edges) per BFS.
-fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
+fn rcm(adj: &Adjacency) -> Vec<usize> {
     let n = adj.len();
     let mut seen = vec![false; n];
     let mut order = Vec::with_capacity(n);
     let mut by_degree: Vec<usize> = (0..n).collect();
-    by_degree.sort_by_key(|&u| adj[u].len());
+    by_degree.sort_by_key(|&u| adj.degree(u));
     let mut stamp = vec![0u32; n];
+    let mut nb: Vec<usize> = Vec::new();
     let mut generation = 0u32;
     // Farthest least-degree node from `start` within its component, and the depth.
     let mut bfs_last = |start: usize, stamp: &mut [u32]| -> (usize, usize) {
@@ -260,7 +309,7 @@ fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
         loop {
             let mut next = Vec::new();
             for &u in &level {
-                for &v in &adj[u] {
+                for &v in adj.of(u) {
                     if stamp[v] != generation {
                         stamp[v] = generation;
                         next.push(v);
@@ -268,7 +317,7 @@ fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
                 }
             }
             if next.is_empty() {
-                let far = *level.iter().min_by_key(|&&u| adj[u].len()).unwrap();
+                let far = *level.iter().min_by_key(|&&u| adj.degree(u)).unwrap();
                 return (far, depth);
             }
             depth += 1;
@@ -280,7 +329,7 @@ fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
             continue;
         }
         let mut start = cand;
-        if !adj[cand].is_empty() {
+        if adj.degree(cand) != 0 {
             let (mut far, mut depth) = bfs_last(start, &mut stamp);
             for _ in 0..4 {
                 let (f2, d2) = bfs_last(far, &mut stamp);
@@ -299,9 +348,10 @@ fn rcm(adj: &[Vec<usize>]) -> Vec<usize> {
         while head < order.len() {
             let u = order[head];
             head += 1;
-            let mut nb: Vec<usize> = adj[u].iter().copied().filter(|&v| !seen[v]).collect();
-            nb.sort_by_key(|&v| adj[v].len());
-            for v in nb {
+            nb.clear();
+            nb.extend(adj.of(u).iter().copied().filter(|&v| !seen[v]));
+            nb.sort_by_key(|&v| adj.degree(v));
+            for &v in &nb {
                 seen[v] = true;
                 order.push(v);
             }
